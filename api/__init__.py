@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): journeys, events, customers, deliveries, inbox, enrollments."""

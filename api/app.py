@@ -1,0 +1,34 @@
+"""The FastAPI application, assembled around stores, a Temporal client and the router."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api import errors
+from api.routes import customers, enrollments, events, journeys, templates
+from api.routing import EventRouter
+from schemas.settings import Settings
+from storage.stores import Stores
+
+
+def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
+    app = FastAPI(
+        title="Journeys",
+        version="1",
+        description="A durable customer-journey runner on Temporal. Publish journeys, send "
+        "customer events, read what each customer received and where their enrollment is.",
+    )
+    app.state.settings = settings
+    app.state.stores = stores
+    app.state.client = client
+    app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
+    errors.install(app)
+    for module in (journeys, events, customers, templates, enrollments):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,100 @@
+"""Request and response bodies of the HTTP API (the tables live in `storage/`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from pydantic import BaseModel, Field, field_validator
+
+from schemas.events import CustomerEvent
+from schemas.journey import Channel, JourneySpec
+
+_ZONES = available_timezones()
+
+
+class EventIn(BaseModel):
+    """One event. `message_id` makes retries safe; it is generated when missing."""
+
+    customer_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime | None = None
+    message_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    def to_event(self) -> CustomerEvent:
+        stamp = self.timestamp or datetime.now(UTC)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return CustomerEvent(
+            customer_id=self.customer_id,
+            name=self.name,
+            properties=self.properties,
+            timestamp=stamp,
+            message_id=self.message_id or str(uuid.uuid4()),
+        )
+
+
+class EventBatchIn(BaseModel):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class RoutedOut(BaseModel):
+    message_id: str
+    entered: list[str]
+    signalled: list[str]
+    not_reentered: list[str]
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    results: list[RoutedOut]
+
+
+class Published(BaseModel):
+    id: str
+    version: int
+
+
+class JourneySummary(BaseModel):
+    id: str
+    name: str
+    version: int
+    entry_event: str
+    steps: int
+
+
+class JourneyVersionOut(BaseModel):
+    id: str
+    version: int
+    versions: list[int]
+    spec: JourneySpec
+
+
+class ProfileIn(BaseModel):
+    """A profile as written over the API; the path names the customer."""
+
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    timezone: str = "UTC"
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=32)
+    push_tokens: list[str] = Field(default_factory=list)
+    consent: dict[Channel, bool] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in _ZONES and value != "UTC":
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        ZoneInfo(value)
+        return value
+
+
+class TemplateIn(BaseModel):
+    subject: str | None = None
+    title: str | None = None
+    body: str
+    html: str | None = None
+    url: str | None = None

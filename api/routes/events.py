@@ -1,0 +1,22 @@
+"""Event ingestion: one event or a batch, routed to enrollments before the 202 returns."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import RouterDep
+from api.models import EventBatchIn, EventIn, EventsAccepted, RoutedOut
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def ingest(body: EventIn | EventBatchIn, events: RouterDep) -> EventsAccepted:
+    """Accept `{"customer_id", "name", ...}` or `{"events": [...]}`. The answer comes once
+    every event is durably with Temporal: each lists the journeys it entered and the
+    enrollments it signalled. Repeating a `message_id` changes nothing."""
+    batch = body.events if isinstance(body, EventBatchIn) else [body]
+    routed = await events.route_many([e.to_event() for e in batch])
+    return EventsAccepted(
+        accepted=len(batch), results=[RoutedOut(**vars(r)) for r in routed]
+    )

@@ -1,0 +1,55 @@
+"""Publishing and reading journey versions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import RouterDep, StoresDep
+from api.errors import problem
+from api.models import JourneySummary, JourneyVersionOut, Published
+from schemas.journey import JourneySpec
+
+router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def publish(spec: JourneySpec, stores: StoresDep, events: RouterDep) -> Published:
+    """Validate and publish `spec` as the journey's next version. Running enrollments keep
+    the version they entered with."""
+    version, _ = await stores.journeys.publish(spec)
+    events.invalidate()
+    return Published(id=spec.id, version=version)
+
+
+@router.get("")
+async def list_journeys(stores: StoresDep) -> list[JourneySummary]:
+    return [
+        JourneySummary(
+            id=spec.id, name=spec.name, version=version, entry_event=spec.entry.event,
+            steps=len(spec.steps),
+        )
+        for spec, version, _ in await stores.journeys.latest()
+    ]
+
+
+async def _version_out(stores: StoresDep, journey_id: str, version: int | None) -> JourneyVersionOut:
+    found = await stores.journeys.get(journey_id, version)
+    if found is None:
+        what = f"journey '{journey_id}'" + (f" version {version}" if version else "")
+        raise problem(404, f"{what} not found", "path", "id")
+    spec, number = found
+    return JourneyVersionOut(
+        id=journey_id, version=number, versions=await stores.journeys.versions(journey_id),
+        spec=spec,
+    )
+
+
+@router.get("/{journey_id}")
+async def get_journey(journey_id: str, stores: StoresDep) -> JourneyVersionOut:
+    """The latest version of a journey."""
+    return await _version_out(stores, journey_id, None)
+
+
+@router.get("/{journey_id}/versions/{version}")
+async def get_version(journey_id: str, version: int, stores: StoresDep) -> JourneyVersionOut:
+    return await _version_out(stores, journey_id, version)

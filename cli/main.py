@@ -1,0 +1,145 @@
+"""`journeys`: run the embedded default, a worker or the API, and check journeys."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.panel import Panel
+
+from schemas.journey import JourneySpec
+from schemas.settings import Settings
+from schemas.validation import check_journey
+
+app = typer.Typer(
+    help="A durable customer-journey runner on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="Where Temporal, the database and the mailbox keep their files.")] = Path(".journeys"),
+    api_port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+    temporal_port: Annotated[int, typer.Option(help="Port of the Temporal frontend (gRPC).")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Port of the Temporal UI.")] = 8233,
+    smtp_port: Annotated[int, typer.Option(help="Port of the built-in SMTP mailbox.")] = 1025,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data folder.")] = None,
+) -> None:
+    """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
+    journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
+    from cli.embedded import (
+        dev_server,
+        dev_server_command,
+        free_port_or_fail,
+        mailbox_for,
+        run_until_stopped,
+    )
+    from services.mailbox import start_smtp
+
+    settings = Settings(
+        data_dir=data_dir, api_port=api_port, temporal_address=f"127.0.0.1:{temporal_port}",
+        temporal_ui_port=ui_port, smtp_port=smtp_port, database_url=database_url,
+    )
+    for port, what in ((api_port, "API"), (temporal_port, "Temporal"), (ui_port, "Temporal UI"), (smtp_port, "SMTP")):
+        free_port_or_fail("127.0.0.1", port, what)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = dev_server_command(port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db")
+
+    def ready(published: list[tuple[str, int, bool]]) -> None:
+        journeys = "\n".join(
+            f"  {jid} v{version}{' (new)' if created else ''}" for jid, version, created in published
+        )
+        console.print(Panel.fit(
+            f"[bold]API[/]          http://127.0.0.1:{api_port}  (docs: http://127.0.0.1:{api_port}/docs)\n"
+            f"[bold]Temporal UI[/]  http://127.0.0.1:{ui_port}/namespaces/default/workflows\n"
+            f"[bold]Temporal[/]     127.0.0.1:{temporal_port}\n"
+            f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, messages in {data_dir / 'mailbox'}\n"
+            f"[bold]Data[/]         {data_dir.resolve()}\n"
+            f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
+            title="journeys is running",
+        ))
+
+    smtp = start_smtp(mailbox_for(settings), port=smtp_port)
+    try:
+        with dev_server(command, log=data_dir / "temporal.log"):
+            console.print("starting Temporal, worker and API...")
+            asyncio.run(run_until_stopped(settings, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        smtp.stop()
+    console.print("stopped; run `journeys up` again to resume.")
+
+
+@app.command()
+def worker() -> None:
+    """Run a journey worker against JOURNEYS_TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL."""
+    from cli.embedded import run_until_stopped
+
+    asyncio.run(run_until_stopped(Settings(), api=False, examples=False))
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API against JOURNEYS_TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL."""
+    from cli.embedded import run_until_stopped
+
+    asyncio.run(run_until_stopped(Settings(), worker=False, examples=False))
+
+
+def load_spec(source: str) -> JourneySpec:
+    """A journey from a .json/.yaml file or a Python `module:ATTRIBUTE`."""
+    path = Path(source)
+    if path.suffix in (".json", ".yaml", ".yml") or path.exists():
+        return JourneySpec.model_validate(yaml.safe_load(path.read_text()))
+    module, _, attribute = source.partition(":")
+    return getattr(importlib.import_module(module), attribute or "JOURNEY")
+
+
+@app.command()
+def validate(source: Annotated[str, typer.Argument(help="file.json / file.yaml / module:ATTR")]) -> None:
+    """Check a journey's structure and graph; exit 1 listing every problem."""
+    try:
+        spec = load_spec(source)
+    except ValidationError as err:
+        for e in err.errors():
+            console.print(f"[red]{'.'.join(map(str, e['loc']))}[/]: {e['msg']}")
+        raise typer.Exit(1) from err
+    problems = check_journey(spec)
+    for p in problems:
+        console.print(f"[red]{'.'.join(map(str, p.loc))}[/]: {p.msg}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: {spec.id} ({len(spec.steps)} steps)")
+
+
+@app.command()
+def export(source: Annotated[str, typer.Argument(help="module:ATTR, e.g. examples.onboarding_nudge:JOURNEY")]) -> None:
+    """Print a Python-authored journey as the JSON the API accepts."""
+    console.print_json(load_spec(source).model_dump_json(exclude_none=True))
+
+
+@app.command()
+def publish(
+    source: Annotated[str, typer.Argument(help="file.json / file.yaml / module:ATTR")],
+    api_url: Annotated[str, typer.Option(envvar="JOURNEYS_API_URL")] = "http://127.0.0.1:8000",
+) -> None:
+    """Publish a journey as a new version through the API."""
+    spec = load_spec(source)
+    response = httpx.post(f"{api_url}/v1/journeys", content=spec.model_dump_json(), headers={"content-type": "application/json"})
+    if response.status_code != 201:
+        console.print_json(json.dumps(response.json()))
+        raise typer.Exit(1)
+    console.print(f"published {spec.id} v{response.json()['version']}")

@@ -1,0 +1,83 @@
+"""What a journey enrollment workflow takes, carries across continue-as-new, and reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.events import CustomerEvent
+from schemas.journey import JourneySpec
+
+Status = Literal["active", "converted", "exited", "completed"]
+ENDED: tuple[str, ...] = ("converted", "exited", "completed")
+
+
+def enrollment_workflow_id(journey_id: str, customer_id: str) -> str:
+    """One enrollment per customer per journey at a time, addressable from any event."""
+    return f"journey/{journey_id}/{customer_id}"
+
+
+class EnrollmentOptions(BaseModel):
+    """Per-enrollment knobs. `send_timeout` bounds one delivery attempt (seconds)."""
+
+    dry_run: bool = False
+    send_timeout: float = 30.0
+
+
+class PathEntry(BaseModel):
+    step: str
+    at: datetime
+    outcome: str | None = None
+
+
+class Carry(BaseModel):
+    """Everything a continued-as-new run needs to pick up exactly where the last one was."""
+
+    enrollment_id: str
+    entered_at: datetime
+    step: str
+    path: list[PathEntry]
+    context: dict[str, Any]
+    visits: dict[str, int]
+    seen: list[str]
+    last_event: CustomerEvent | None
+    steps_taken: int
+
+
+class EnrollmentInput(BaseModel):
+    """The pinned journey version this enrollment runs, for its whole life."""
+
+    journey: JourneySpec
+    version: int
+    customer_id: str
+    trigger: CustomerEvent
+    options: EnrollmentOptions = Field(default_factory=EnrollmentOptions)
+    carry: Carry | None = None
+
+
+class Waiting(BaseModel):
+    """What the enrollment is waiting for (None = time alone) and until when."""
+
+    event: str | None = None
+    until: datetime
+
+
+class EnrollmentState(BaseModel):
+    """The answer to the `state` query and the enrollment API."""
+
+    journey_id: str
+    version: int
+    customer_id: str
+    status: Status
+    step: str | None
+    waiting: Waiting | None
+    entered_at: datetime
+    ended_reason: str | None = None
+    path: list[PathEntry]
+    context: dict[str, Any]
+
+
+class ExitRequest(BaseModel):
+    reason: str = Field(default="operator", max_length=200)

@@ -1,0 +1,188 @@
+"""`JourneySpec`: a journey as versioned, validated data.
+
+Engineers build it in Python with these typed classes (each step kind is a class), and it
+serialises to exactly the JSON of the public contract, so the same journey can be published
+over the API, diffed and linted. Graph checks live in `schemas.validation`.
+"""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.predicates import Predicate
+
+Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
+CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "whatsapp", "webhook")
+SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
+StepId = Annotated[str, Field(pattern=SLUG)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventCondition(_Model):
+    """An event name plus an optional filter over its properties (`event.*`)."""
+
+    event: str = Field(min_length=1)
+    where: Predicate | None = None
+
+
+class Entry(EventCondition):
+    """Event-triggered entry: the event starts an enrollment when the filter holds."""
+
+
+class MessageContent(_Model):
+    """Inline message content; each channel uses the fields it needs."""
+
+    subject: str | None = None
+    title: str | None = None
+    body: str = ""
+    html: str | None = None
+    url: str | None = None
+
+
+class WaitStep(_Model):
+    """Wait a duration, or until a local time of day in the customer's time zone."""
+
+    id: StepId
+    type: Literal["wait"] = "wait"
+    duration: timedelta | None = None
+    until_local_time: time | None = None
+    next: StepId
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitStep:
+        if (self.duration is None) == (self.until_local_time is None):
+            raise ValueError("a wait needs exactly one of 'duration' or 'until_local_time'")
+        if self.duration is not None and self.duration.total_seconds() < 0:
+            raise ValueError("'duration' must not be negative")
+        return self
+
+
+class WaitForEventStep(_Model):
+    """Wait for an event (with a property filter) up to a timeout; absence is the timeout."""
+
+    id: StepId
+    type: Literal["wait_for_event"] = "wait_for_event"
+    event: str = Field(min_length=1)
+    where: Predicate | None = None
+    timeout: timedelta
+    on_event: StepId
+    on_timeout: StepId
+
+
+class BranchCase(_Model):
+    when: Predicate
+    next: StepId
+
+
+class BranchStep(_Model):
+    """The first case whose predicate holds wins; otherwise `default`."""
+
+    id: StepId
+    type: Literal["branch"] = "branch"
+    cases: list[BranchCase] = Field(min_length=1)
+    default: StepId
+
+
+class SplitPath(_Model):
+    name: str = Field(min_length=1)
+    weight: float = Field(gt=0)
+    next: StepId
+
+
+class SplitStep(_Model):
+    """Weighted paths (experiments, holdouts), assigned by a stable hash of
+    (journey, step, customer) so assignment is reproducible."""
+
+    id: StepId
+    type: Literal["split"] = "split"
+    paths: list[SplitPath] = Field(min_length=1)
+
+
+class SendStep(_Model):
+    """Send one message. `next` is taken when sent; `on_suppressed` / `on_failed` default
+    to `next` so a journey continues unless it says otherwise."""
+
+    id: StepId
+    type: Literal["send"] = "send"
+    channel: Channel
+    template: str | None = None
+    content: MessageContent | None = None
+    next: StepId
+    on_suppressed: StepId | None = None
+    on_failed: StepId | None = None
+
+    @model_validator(mode="after")
+    def _template_or_content(self) -> SendStep:
+        if (self.template is None) == (self.content is None):
+            raise ValueError("a send needs exactly one of 'template' or 'content'")
+        return self
+
+
+class ExitStep(_Model):
+    id: StepId
+    type: Literal["exit"] = "exit"
+
+
+Step = Annotated[
+    WaitStep | WaitForEventStep | BranchStep | SplitStep | SendStep | ExitStep,
+    Field(discriminator="type"),
+]
+WAITING_STEPS = ("wait", "wait_for_event")
+Reentry = Literal["never", "after_exit"]
+
+
+class JourneySpec(_Model):
+    """A whole journey. The first step listed is where an enrollment starts."""
+
+    id: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    entry: Entry
+    goal: EventCondition | None = None
+    exit_when: list[EventCondition] = Field(default_factory=list)
+    reentry: Reentry = "never"
+    priority: int = 0
+    time_scale: float = Field(default=1.0, gt=0)
+    steps: list[Step] = Field(min_length=1)
+
+    def step(self, step_id: str) -> Any:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def listens_for(self) -> set[str]:
+        """Event names an enrollment of this journey reacts to after entry."""
+        names = {c.event for c in self.exit_when}
+        if self.goal:
+            names.add(self.goal.event)
+        names.update(s.event for s in self.steps if isinstance(s, WaitForEventStep))
+        return names
+
+    def scaled(self, duration: timedelta) -> timedelta:
+        """A duration as this journey runs it (test mode divides by `time_scale`)."""
+        return duration / self.time_scale
+
+
+def edges(step: Any) -> list[tuple[str, str]]:
+    """(field, target step id) for every outgoing edge of a step."""
+    if isinstance(step, WaitStep):
+        return [("next", step.next)]
+    if isinstance(step, WaitForEventStep):
+        return [("on_event", step.on_event), ("on_timeout", step.on_timeout)]
+    if isinstance(step, BranchStep):
+        found = [(f"cases.{i}.next", c.next) for i, c in enumerate(step.cases)]
+        return [*found, ("default", step.default)]
+    if isinstance(step, SplitStep):
+        return [(f"paths.{i}.next", p.next) for i, p in enumerate(step.paths)]
+    if isinstance(step, SendStep):
+        found = [("next", step.next)]
+        if step.on_suppressed:
+            found.append(("on_suppressed", step.on_suppressed))
+        if step.on_failed:
+            found.append(("on_failed", step.on_failed))
+        return found
+    return []

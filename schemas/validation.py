@@ -1,0 +1,138 @@
+"""Graph checks run when a journey is published: errors name the step and field.
+
+Structure (types, required fields, unknown step kinds) is checked by pydantic while parsing;
+this module checks what only the whole graph shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from schemas.journey import WAITING_STEPS, JourneySpec, SendStep, edges
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error, located like a pydantic error: ("steps", 2, "next")."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+    def as_detail(self, prefix: tuple[str, ...] = ("body",)) -> dict[str, object]:
+        return {"loc": [*prefix, *self.loc], "msg": self.msg, "type": "journey_invalid"}
+
+
+class JourneyInvalid(ValueError):
+    """Raised by `ensure_valid`; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{'.'.join(map(str, p.loc))}: {p.msg}" for p in problems))
+
+
+def _loc(index: int, field: str) -> tuple[str | int, ...]:
+    return ("steps", index, *(int(p) if p.isdigit() else p for p in field.split(".")))
+
+
+def check_journey(
+    spec: JourneySpec,
+    *,
+    channels: Iterable[str] | None = None,
+    templates: Iterable[str] | None = None,
+) -> list[Problem]:
+    """Every graph problem in `spec`. `channels`/`templates`, when given, are what the
+    running system can deliver and render; sends naming others are errors."""
+    problems: list[Problem] = []
+    index: dict[str, int] = {}
+    for i, step in enumerate(spec.steps):
+        if step.id in index:
+            problems.append(Problem(("steps", i, "id"), f"step id '{step.id}' is used twice"))
+        index.setdefault(step.id, i)
+
+    for i, step in enumerate(spec.steps):
+        for field, target in edges(step):
+            if target not in index:
+                problems.append(
+                    Problem(_loc(i, field), f"step '{step.id}': unknown step id '{target}'")
+                )
+
+    problems += _unreachable(spec, index)
+    problems += _loops_without_wait(spec, index)
+
+    known_channels = set(channels) if channels is not None else None
+    known_templates = set(templates) if templates is not None else None
+    for i, step in enumerate(spec.steps):
+        if not isinstance(step, SendStep):
+            continue
+        if known_channels is not None and step.channel not in known_channels:
+            problems.append(
+                Problem(
+                    ("steps", i, "channel"),
+                    f"step '{step.id}': channel '{step.channel}' is not configured "
+                    f"(available: {', '.join(sorted(known_channels))})",
+                )
+            )
+        if step.template and known_templates is not None and step.template not in known_templates:
+            problems.append(
+                Problem(
+                    ("steps", i, "template"),
+                    f"step '{step.id}': template '{step.template}' does not exist",
+                )
+            )
+    return problems
+
+
+def _unreachable(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
+    seen: set[str] = set()
+    stack = [spec.steps[0].id]
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in index:
+            continue
+        seen.add(current)
+        stack.extend(target for _, target in edges(spec.steps[index[current]]))
+    return [
+        Problem(("steps", i, "id"), f"step '{s.id}' is unreachable from the first step")
+        for i, s in enumerate(spec.steps)
+        if s.id not in seen and index.get(s.id) == i
+    ]
+
+
+def _loops_without_wait(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
+    """A cycle through non-waiting steps would spin forever without durable time passing."""
+    instant = {s.id: s for s in spec.steps if s.type not in WAITING_STEPS}
+    graph = {sid: [t for _, t in edges(s) if t in instant] for sid, s in instant.items()}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    problems: list[Problem] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in graph[node]:
+            if state.get(target) == 1:
+                cycle = [*path[path.index(target) :], node, target] if target in path else [
+                    node,
+                    target,
+                ]
+                problems.append(
+                    Problem(
+                        ("steps", index[target], "id"),
+                        "loop without a wait: " + " -> ".join(dict.fromkeys(cycle)) + f" -> {target}",
+                    )
+                )
+            elif target not in state:
+                visit(target, [*path, node])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])
+    return problems
+
+
+def ensure_valid(spec: JourneySpec, **known: Iterable[str] | None) -> JourneySpec:
+    """Return `spec` unchanged, or raise `JourneyInvalid` listing every problem."""
+    problems = check_journey(spec, **known)
+    if problems:
+        raise JourneyInvalid(problems)
+    return spec

@@ -1,0 +1,66 @@
+"""A real SMTP server (aiosmtpd) that keeps what it receives: the embedded default's email
+provider, and the SMTP server the tests deliver to."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass(frozen=True)
+class Received:
+    sender: str
+    recipients: tuple[str, ...]
+    message: EmailMessage
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"] or "")
+
+    def text(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+
+
+class Mailbox:
+    """aiosmtpd handler: records every accepted message, and writes it as .eml to `folder`
+    when given. `on_data` lets a test hold or inspect a delivery in flight."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder
+        self.received: list[Received] = []
+        self.on_data: Callable[[Any], None] | None = None
+        self._lock = threading.Lock()
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.on_data is not None:
+            self.on_data(envelope)
+        raw: bytes = envelope.original_content or envelope.content
+        message = message_from_bytes(raw, policy=policy.default)
+        entry = Received(envelope.mail_from, tuple(envelope.rcpt_tos), message)  # type: ignore[arg-type]
+        with self._lock:
+            self.received.append(entry)
+            count = len(self.received)
+        if self.folder:
+            (self.folder / f"{count:06d}.eml").write_bytes(raw)
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if address in r.recipients]
+
+
+def start_smtp(mailbox: Mailbox, host: str = "127.0.0.1", port: int = 1025) -> Controller:
+    """Start the SMTP server in its own thread; call `.stop()` on the result to end it."""
+    controller = Controller(mailbox, hostname=host, port=port)
+    controller.start()
+    return controller

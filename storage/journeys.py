@@ -1,0 +1,87 @@
+"""Published journey versions. A version is immutable once written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from schemas.journey import JourneySpec
+from schemas.validation import ensure_valid
+from storage.tables import JourneyVersionRow, TemplateRow
+
+
+class JourneyStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Iterable[str]):
+        self._sessions = sessions
+        self._channels = tuple(channels)
+
+    async def publish(self, spec: JourneySpec, *, only_if_changed: bool = False) -> tuple[int, bool]:
+        """Validate and store `spec` as the next version: (version, created). With
+        `only_if_changed`, an identical latest version is returned instead of a new one."""
+        async with self._sessions() as session:
+            templates = (await session.exec(select(TemplateRow.id))).all()
+            ensure_valid(spec, channels=self._channels, templates=templates)
+            body = spec.model_dump(mode="json")
+            for _ in range(5):
+                latest = await self._latest_row(session, spec.id)
+                if only_if_changed and latest is not None and latest.spec == body:
+                    return latest.version, False
+                version = (latest.version if latest else 0) + 1
+                session.add(JourneyVersionRow(journey_id=spec.id, version=version, spec=body))
+                try:
+                    await session.commit()
+                    return version, True
+                except IntegrityError:  # a concurrent publish took this number
+                    await session.rollback()
+            raise RuntimeError(f"could not allocate a version for journey {spec.id}")
+
+    @staticmethod
+    async def _latest_row(session: AsyncSession, journey_id: str) -> JourneyVersionRow | None:
+        query = (
+            select(JourneyVersionRow)
+            .where(JourneyVersionRow.journey_id == journey_id)
+            .order_by(col(JourneyVersionRow.version).desc())
+            .limit(1)
+        )
+        return (await session.exec(query)).first()
+
+    async def get(self, journey_id: str, version: int | None = None) -> tuple[JourneySpec, int] | None:
+        async with self._sessions() as session:
+            if version is None:
+                row = await self._latest_row(session, journey_id)
+            else:
+                row = await session.get(JourneyVersionRow, (journey_id, version))
+            return (JourneySpec.model_validate(row.spec), row.version) if row else None
+
+    async def versions(self, journey_id: str) -> list[int]:
+        async with self._sessions() as session:
+            query = (
+                select(JourneyVersionRow.version)
+                .where(JourneyVersionRow.journey_id == journey_id)
+                .order_by(col(JourneyVersionRow.version))
+            )
+            return list((await session.exec(query)).all())
+
+    async def latest(self) -> list[tuple[JourneySpec, int, set[str]]]:
+        """Every journey's latest version, with the event names any of its versions
+        listens for (running enrollments may be on older versions)."""
+        async with self._sessions() as session:
+            newest = (
+                select(JourneyVersionRow.journey_id, func.max(JourneyVersionRow.version))
+                .group_by(JourneyVersionRow.journey_id)
+            )
+            heads = {jid: v for jid, v in (await session.exec(newest)).all()}
+            rows = (await session.exec(select(JourneyVersionRow))).all()
+        listening: dict[str, set[str]] = {}
+        specs: dict[str, JourneySpec] = {}
+        for row in rows:
+            spec = JourneySpec.model_validate(row.spec)
+            listening.setdefault(row.journey_id, set()).update(spec.listens_for())
+            if heads[row.journey_id] == row.version:
+                specs[row.journey_id] = spec
+        return [(specs[jid], heads[jid], listening[jid]) for jid in sorted(specs)]

@@ -1,0 +1,71 @@
+"""SQLModel tables. API and workflow payloads are the pydantic models in `schemas/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JourneyVersionRow(SQLModel, table=True):
+    __tablename__ = "journey_versions"
+    journey_id: str = Field(primary_key=True, max_length=80)
+    version: int = Field(primary_key=True)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published_at: datetime = Field(default_factory=utcnow)
+
+
+class TemplateRow(SQLModel, table=True):
+    __tablename__ = "templates"
+    id: str = Field(primary_key=True, max_length=80)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProfileRow(SQLModel, table=True):
+    __tablename__ = "profiles"
+    customer_id: str = Field(primary_key=True, max_length=200)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The delivery ledger: the unique idempotency key is what makes sends exactly-once."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_deliveries_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=600)
+    customer_id: str = Field(index=True, max_length=200)
+    journey_id: str = Field(max_length=80)
+    version: int
+    step_id: str = Field(max_length=80)
+    channel: str = Field(max_length=20)
+    status: str = Field(max_length=20)
+    reason: str | None = None
+    content: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboxRow(SQLModel, table=True):
+    """In-app messages; `delivery_key` ties each to exactly one ledger entry."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("delivery_key", name="uq_inbox_delivery"),)
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_key: str = Field(max_length=600)
+    customer_id: str = Field(index=True, max_length=200)
+    journey_id: str = Field(max_length=80)
+    step_id: str = Field(max_length=80)
+    title: str | None = None
+    body: str = ""
+    url: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)

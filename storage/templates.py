@@ -1,0 +1,36 @@
+"""Stored message templates, addressed by id from `send` steps."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from schemas.delivery import Template
+from storage.tables import TemplateRow, utcnow
+
+
+class TemplateStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+
+    async def put(self, template: Template) -> None:
+        async with self._sessions() as session:
+            row = await session.get(TemplateRow, template.id)
+            content = template.model_dump(mode="json", exclude={"id"})
+            if row is None:
+                session.add(TemplateRow(id=template.id, content=content))
+            else:
+                row.content, row.updated_at = content, utcnow()
+                session.add(row)
+            await session.commit()
+
+    async def get(self, template_id: str) -> Template | None:
+        async with self._sessions() as session:
+            row = await session.get(TemplateRow, template_id)
+            return Template(id=row.id, **row.content) if row else None
+
+    async def all(self) -> list[Template]:
+        async with self._sessions() as session:
+            rows = (await session.exec(select(TemplateRow).order_by(TemplateRow.id))).all()
+            return [Template(id=r.id, **r.content) for r in rows]

@@ -1,0 +1,47 @@
+"""Connecting to Temporal with the converter every part of the system must share."""
+
+from __future__ import annotations
+
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from schemas.settings import Settings
+from workflows import search_attributes as sa
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def search_attribute_flags() -> list[str]:
+    """`--search-attribute` arguments for `temporal server start-dev`."""
+    flags: list[str] = []
+    for key in sa.ALL:
+        kind = "Int" if key.indexed_value_type == SearchAttributeIndexedValueType.INT else "Keyword"
+        flags += ["--search-attribute", f"{key.name}={kind}"]
+    return flags
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register the journey search attributes on a cluster that lacks them."""
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: int(key.indexed_value_type)
+        for key in sa.ALL
+        if key.name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )

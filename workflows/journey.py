@@ -1,0 +1,322 @@
+"""`JourneyWorkflow`: one generic interpreter of `JourneySpec`, one run per enrollment.
+
+The enrollment runs the spec version it was started with (it is in its own input), so
+publishing a new version never changes a running enrollment's history. Goal and exit events
+end it from any step; continue-as-new carries its position when the server suggests it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from schemas import activities as names
+    from schemas.activities import LocalTimeRequest
+    from schemas.delivery import SendRequest, SendResult
+    from schemas.enrollment import (
+        ENDED,
+        Carry,
+        EnrollmentInput,
+        EnrollmentState,
+        ExitRequest,
+        PathEntry,
+        Status,
+        Waiting,
+    )
+    from schemas.events import CustomerEvent
+    from schemas.journey import (
+        BranchStep,
+        EventCondition,
+        ExitStep,
+        SendStep,
+        SplitStep,
+        WaitForEventStep,
+        WaitStep,
+    )
+    from schemas.predicates import evaluate, fields
+    from schemas.profile import Profile
+    from workflows import search_attributes as sa
+    from workflows.split import bucket, choose
+
+DEDUP_WINDOW = 1000
+PATH_KEPT = 200
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=8,
+    non_retryable_error_types=["TemplateError", "InvalidRequest"],
+)
+LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=20)
+
+
+@workflow.defn(name="Journey")
+class JourneyWorkflow:
+    @workflow.init
+    def __init__(self, input: EnrollmentInput) -> None:
+        self._input = input
+        self._spec = input.journey
+        self._steps: dict[str, Any] = {s.id: s for s in input.journey.steps}
+        carry = input.carry or Carry(
+            enrollment_id=workflow.info().first_execution_run_id,
+            entered_at=workflow.now(),
+            step=input.journey.steps[0].id,
+            path=[],
+            context={},
+            visits={},
+            seen=[input.trigger.message_id],
+            last_event=None,
+            steps_taken=0,
+        )
+        self._carry = carry
+        self._seen = set(carry.seen)
+        self._status: Status = "active"
+        self._ended_reason: str | None = None
+        self._ending: tuple[Status, str] | None = None
+        self._waiting: Waiting | None = None
+        self._inbox: list[CustomerEvent] = []
+
+    # -- handlers -------------------------------------------------------------------------
+
+    @workflow.signal(name="event")
+    def event(self, event: CustomerEvent) -> None:
+        """A customer event. Duplicates (same message_id) are ignored."""
+        if event.message_id in self._seen:
+            return
+        self._seen.add(event.message_id)
+        self._carry.seen.append(event.message_id)
+        del self._carry.seen[:-DEDUP_WINDOW]
+        if self._ending or self._status != "active":
+            return
+        if self._matches(self._spec.goal, event):
+            self._ending = ("converted", f"goal {event.name}")
+        elif any(self._matches(c, event) for c in self._spec.exit_when):
+            self._ending = ("exited", f"exit event {event.name}")
+        else:
+            self._inbox.append(event)
+
+    @workflow.query(name="state")
+    def state(self) -> EnrollmentState:
+        c = self._carry
+        return EnrollmentState(
+            journey_id=self._spec.id,
+            version=self._input.version,
+            customer_id=self._input.customer_id,
+            status=self._status,
+            step=None if self._status in ENDED else c.step,
+            waiting=self._waiting,
+            entered_at=c.entered_at,
+            ended_reason=self._ended_reason,
+            path=c.path,
+            context=c.context,
+        )
+
+    @workflow.update(name="exit")
+    async def exit(self, request: ExitRequest) -> EnrollmentState:
+        """Operator exit: ends the enrollment after any send in flight completes."""
+        self._ending = ("exited", f"operator: {request.reason}")
+        await workflow.wait_condition(lambda: self._status != "active")
+        return self.state()
+
+    @exit.validator
+    def _validate_exit(self, request: ExitRequest) -> None:
+        if self._status != "active" or self._ending:
+            raise ValueError(f"enrollment already {self._ending[0] if self._ending else self._status}")
+
+    # -- the interpreter ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: EnrollmentInput) -> EnrollmentState:
+        while self._ending is None:
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._input.model_copy(update={"carry": self._carry}))
+            step = self._steps[self._carry.step]
+            self._enter(step)
+            following = await self._execute(step)
+            if self._ending is None and following is None:
+                self._ending = ("completed", f"exit step {step.id}")
+            elif following is not None:
+                self._carry.step = following
+        self._status, self._ended_reason = self._ending
+        self._waiting = None
+        workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
+        workflow.set_current_details(f"{self._status}: {self._ended_reason}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    def _enter(self, step: Any) -> None:
+        c = self._carry
+        c.visits[step.id] = c.visits.get(step.id, 0) + 1
+        c.steps_taken += 1
+        c.path.append(PathEntry(step=step.id, at=workflow.now()))
+        del c.path[:-PATH_KEPT]
+        workflow.upsert_search_attributes([sa.JOURNEY_STEP.value_set(step.id)])
+        workflow.set_current_details(f"step {step.id} ({step.type})")
+
+    def _record(self, outcome: str) -> None:
+        self._carry.path[-1].outcome = outcome
+
+    async def _execute(self, step: Any) -> str | None:
+        if isinstance(step, WaitStep):
+            return await self._wait(step)
+        if isinstance(step, WaitForEventStep):
+            return await self._wait_for_event(step)
+        if isinstance(step, BranchStep):
+            return await self._branch(step)
+        if isinstance(step, SplitStep):
+            return self._split(step)
+        if isinstance(step, SendStep):
+            return await self._send(step)
+        if isinstance(step, ExitStep):
+            self._record("exit")
+            return None
+        raise workflow.NondeterminismError(f"unknown step type {step!r}")  # pragma: no cover
+
+    async def _wait(self, step: WaitStep) -> str:
+        now = workflow.now()
+        if step.duration is not None:
+            until = now + self._spec.scaled(step.duration)
+        else:
+            assert step.until_local_time is not None
+            target: datetime = await workflow.execute_activity(
+                names.NEXT_LOCAL_TIME,
+                LocalTimeRequest(
+                    customer_id=self._input.customer_id, at=step.until_local_time, after=now
+                ),
+                result_type=datetime,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=LOOKUP_RETRY,
+                summary=f"{step.id}: customer's local {step.until_local_time.isoformat('minutes')}",
+            )
+            until = now + self._spec.scaled(target - now)
+        await self._until(Waiting(event=None, until=until), lambda: False)
+        self._record("waited")
+        return step.next
+
+    async def _wait_for_event(self, step: WaitForEventStep) -> str | None:
+        until = workflow.now() + self._spec.scaled(step.timeout)
+        self._inbox.clear()  # only events after the wait began count
+        condition = EventCondition(event=step.event, where=step.where)
+        matched: list[CustomerEvent] = []
+
+        def arrived() -> bool:
+            for event in self._inbox:
+                if self._matches(condition, event):
+                    matched.append(event)
+                    return True
+            self._inbox.clear()
+            return False
+
+        if await self._until(Waiting(event=step.event, until=until), arrived):
+            self._carry.last_event = matched[0]
+            self._record(f"event {step.event}")
+            return step.on_event
+        self._record("timeout")
+        return None if self._ending else step.on_timeout
+
+    async def _until(self, waiting: Waiting, done: Any) -> bool:
+        """Wait durably until `done()` holds, the enrollment ends, or `waiting.until`.
+        True when `done()` held."""
+        self._waiting = waiting
+        what = f"waiting for {waiting.event}" if waiting.event else "waiting"
+        workflow.set_current_details(
+            f"step {self._carry.step}, {what} until {waiting.until:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        remaining = max(waiting.until - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(
+                lambda: self._ending is not None or done(),
+                timeout=remaining,
+                timeout_summary=f"{self._carry.step}: {what}",
+            )
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._waiting = None
+        return self._ending is None
+
+    async def _branch(self, step: BranchStep) -> str:
+        needs_profile = any(f.startswith("profile") for c in step.cases for f in fields(c.when))
+        scope = self._scope(await self._profile() if needs_profile else None)
+        for i, case in enumerate(step.cases):
+            if evaluate(case.when, scope):
+                self._record(f"case {i}")
+                return case.next
+        self._record("default")
+        return step.default
+
+    def _split(self, step: SplitStep) -> str:
+        path = choose(step.paths, bucket(self._spec.id, step.id, self._input.customer_id))
+        self._carry.context.setdefault("splits", {})[step.id] = path.name
+        self._record(f"path {path.name}")
+        return path.next
+
+    async def _send(self, step: SendStep) -> str:
+        info = workflow.info()
+        visit = self._carry.visits[step.id]
+        request = SendRequest(
+            idempotency_key=f"{info.workflow_id}/{self._carry.enrollment_id}/{step.id}/{visit}",
+            journey_id=self._spec.id,
+            version=self._input.version,
+            step_id=step.id,
+            customer_id=self._input.customer_id,
+            channel=step.channel,
+            template=step.template,
+            content=step.content,
+            event=self._input.trigger,
+            last_event=self._carry.last_event,
+            context=self._carry.context,
+            dry_run=self._input.options.dry_run,
+        )
+        try:
+            result: SendResult = await workflow.execute_activity(
+                names.SEND,
+                request,
+                result_type=SendResult,
+                start_to_close_timeout=timedelta(seconds=self._input.options.send_timeout),
+                retry_policy=SEND_RETRY,
+                summary=f"{step.id}: {step.channel}",
+            )
+        except ActivityError as err:
+            result = SendResult(status="failed", reason=str(err.cause or err))
+        self._carry.context.setdefault("steps", {})[step.id] = result.model_dump(mode="json")
+        self._record(result.status)
+        if result.status == "sent":
+            return step.next
+        if result.status == "suppressed":
+            return step.on_suppressed or step.next
+        return step.on_failed or step.next
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _profile(self) -> Profile:
+        profile: Profile = await workflow.execute_activity(
+            names.GET_PROFILE,
+            self._input.customer_id,
+            result_type=Profile,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LOOKUP_RETRY,
+            summary=f"{self._carry.step}: profile",
+        )
+        return profile
+
+    def _scope(self, profile: Profile | None) -> dict[str, Any]:
+        last = self._carry.last_event
+        return {
+            "profile": profile.scope() if profile else {},
+            "event": self._input.trigger.scope(),
+            "last_event": last.scope() if last else None,
+            "context": self._carry.context,
+        }
+
+    def _matches(self, condition: EventCondition | None, event: CustomerEvent) -> bool:
+        if condition is None or condition.event != event.name:
+            return False
+        return evaluate(condition.where, {"event": event.scope()})

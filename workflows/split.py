@@ -1,0 +1,24 @@
+"""Stable split assignment: the same (journey, step, customer) always takes the same path."""
+
+from __future__ import annotations
+
+import hashlib
+
+from schemas.journey import SplitPath
+
+
+def bucket(journey_id: str, step_id: str, customer_id: str) -> float:
+    """A number in [0, 1) derived only from its inputs, uniform across customers."""
+    digest = hashlib.sha256(f"{journey_id}\x1f{step_id}\x1f{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def choose(paths: list[SplitPath], point: float) -> SplitPath:
+    total = sum(p.weight for p in paths)
+    mark = point * total
+    running = 0.0
+    for path in paths:
+        running += path.weight
+        if mark < running:
+            return path
+    return paths[-1]
