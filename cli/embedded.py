@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -98,15 +99,24 @@ async def load_examples(stores: Stores) -> list[tuple[str, int, bool]]:
     return published
 
 
+@dataclass
+class Stack:
+    settings: Settings
+    stores: Stores
+    client: Client
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     settings: Settings, *, api: bool = True, worker: bool = True, examples: bool = True,
     ready: Callable[[list[tuple[str, int, bool]]], None] | None = None,
-) -> AsyncIterator[Stores]:
+) -> AsyncIterator[Stack]:
     """Worker and API against an already running Temporal, until the block exits."""
     client = await wait_for_temporal(settings)
     await ensure_search_attributes(client)
-    stores = await Stores.open(settings.db_url(), channels=CHANNEL_NAMES)
+    stores = await Stores.open(
+        settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
+    )
     published = await load_examples(stores) if examples else []
     tasks: list[asyncio.Task[None]] = []
     server: _EmbeddedServer | None = None
@@ -127,7 +137,7 @@ async def running_stack(
                 tasks[-1].result()
         if ready:
             ready(published)
-        yield stores
+        yield Stack(settings, stores, client)
     finally:
         if server:
             server.should_exit = True

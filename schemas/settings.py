@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     """SQLAlchemy async URL; default is a SQLite file in `data_dir`. PostgreSQL:
     `postgresql+psycopg://user@host:5432/db`."""
 
+    database_schema: str | None = None
+    """PostgreSQL schema to use (search_path); default is the server's."""
+
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "journeys"

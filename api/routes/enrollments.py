@@ -44,13 +44,16 @@ async def exit_enrollment(
     journey_id: str, customer_id: str, client: ClientDep, body: ExitRequest | None = None
 ) -> EnrollmentState:
     """End the enrollment now (after any send in flight)."""
+    handle = _handle(client, journey_id, customer_id)
     try:
-        return await _handle(client, journey_id, customer_id).execute_update(
-            "exit", body or ExitRequest(), result_type=EnrollmentState
-        )
+        return await handle.execute_update("exit", body or ExitRequest(), result_type=EnrollmentState)
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        try:  # a closed enrollment is "already ended", not "missing"
+            closed = await handle.query("state", result_type=EnrollmentState)
+        except RPCError:
             raise _not_found(journey_id, customer_id) from err
-        raise
+        raise problem(409, f"cannot exit: enrollment already {closed.status}") from err
     except WorkflowUpdateFailedError as err:
         raise problem(409, f"cannot exit: {err.cause or err}") from err

@@ -1,0 +1,137 @@
+"""Shared servers for the whole session: one Temporal dev server, one SMTP server, and one
+stack (worker + API) per database (SQLite and PostgreSQL). Tests stay independent through
+unique journey and customer ids, never by restarting servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import TimeSkipper
+
+from cli.embedded import Stack, dev_server, dev_server_command, running_stack
+from schemas.settings import Settings
+from services.mailbox import Mailbox, start_smtp
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def temporal_address() -> Iterator[str]:
+    """One dev server for the session, with per-workflow time skipping and an early
+    continue-as-new suggestion (every ~50 events) so long journeys exercise it."""
+    port = free_port()
+    command = dev_server_command(
+        port=port, ui_port=None, db_file=None,
+        extra=[
+            "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
+            "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=50",
+        ],
+    )
+    with dev_server(command):
+        yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = start_smtp(box, port=port)
+    yield box, port
+    controller.stop()
+
+
+def _postgres_schema() -> Iterator[str]:
+    schema = f"journeys_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield schema
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def settings(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    temporal_address: str,
+    mailbox: tuple[Mailbox, int],
+) -> Iterator[Settings]:
+    """Settings of one stack; every test that uses it runs on SQLite and on PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
+    common: dict[str, Any] = dict(
+        data_dir=data_dir, temporal_address=temporal_address,
+        task_queue=f"journeys-{request.param}-{uuid.uuid4().hex[:6]}",
+        api_port=free_port(), smtp_port=mailbox[1],
+    )
+    if request.param == "sqlite":
+        yield Settings(**common)
+    else:
+        schemas = _postgres_schema()
+        schema = next(schemas)
+        yield Settings(**common, database_url=POSTGRES_URL, database_schema=schema)
+        next(schemas, None)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    async with running_stack(settings) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    s = stack.settings
+    async with httpx.AsyncClient(base_url=f"http://{s.api_host}:{s.api_port}", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def skipper(stack: Stack) -> TimeSkipper:
+    """A client whose workflows run in virtual time (`fast_forward`)."""
+    return TimeSkipper(stack.client)
+
+
+@pytest.fixture
+def client(stack: Stack) -> Client:
+    return stack.client
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, timeout: float = 30.0
+) -> T:
+    """Poll `probe` until `check` holds on its result; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(0.1)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,60 @@
+"""Small helpers for driving the API like a backend would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from schemas.journey import JourneySpec
+from tests.conftest import eventually, unique
+
+
+@dataclass(frozen=True)
+class Copy:
+    id: str
+    entry: str
+
+
+async def publish_copy(api: httpx.AsyncClient, spec: JourneySpec, **changes: Any) -> Copy:
+    """Publish `spec` under a fresh id and a fresh entry event name (so journeys published
+    by other tests never enter on this test's events), plus `changes`."""
+    body = spec.model_dump(mode="json")
+    entry = unique(spec.entry.event)
+    body.update(id=unique(spec.id[:40]), entry={**body["entry"], "event": entry}, **changes)
+    response = await api.post("/v1/journeys", json=body)
+    assert response.status_code == 201, response.text
+    return Copy(str(body["id"]), entry)
+
+
+async def event(api: httpx.AsyncClient, customer_id: str, name: str, **kw: Any) -> dict[str, Any]:
+    response = await api.post("/v1/events", json={"customer_id": customer_id, "name": name, **kw})
+    assert response.status_code == 202, response.text
+    return response.json()["results"][0]
+
+
+async def state(api: httpx.AsyncClient, journey_id: str, customer_id: str) -> dict[str, Any]:
+    response = await api.get(f"/v1/journeys/{journey_id}/enrollments/{customer_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def ended(api: httpx.AsyncClient, journey_id: str, customer_id: str) -> dict[str, Any]:
+    return await eventually(
+        lambda: state(api, journey_id, customer_id), lambda s: s["status"] != "active"
+    )
+
+
+async def deliveries(api: httpx.AsyncClient, customer_id: str) -> list[dict[str, Any]]:
+    response = await api.get(f"/v1/customers/{customer_id}/deliveries")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def customer(api: httpx.AsyncClient, **profile: Any) -> str:
+    customer_id = unique("cust")
+    profile.setdefault("email", f"{customer_id}@test.example")
+    response = await api.put(f"/v1/customers/{customer_id}", json=profile)
+    assert response.status_code == 200, response.text
+    return customer_id
