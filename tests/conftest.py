@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.testing import TimeSkipper
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from cli.embedded import Stack, dev_server, dev_server_command, running_stack
 from schemas.settings import Settings
@@ -106,8 +106,9 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 def skipper(stack: Stack) -> TimeSkipper:
-    """A client whose workflows run in virtual time (`fast_forward`)."""
-    return TimeSkipper(stack.client)
+    """A client whose workflows run in virtual time: their clocks stand still unless a test
+    moves one with `fast_forward`."""
+    return TimeSkipper(stack.client, config=TimeSkippingConfig(enabled=False))
 
 
 @pytest.fixture
