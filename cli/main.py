@@ -143,3 +143,7 @@ def publish(
         console.print_json(json.dumps(response.json()))
         raise typer.Exit(1)
     console.print(f"published {spec.id} v{response.json()['version']}")
+
+
+if __name__ == "__main__":
+    app()

@@ -62,6 +62,7 @@ class Delivery(BaseModel):
     channel: Channel
     status: DeliveryStatus
     reason: str | None
+    attempts: int
     content: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime

@@ -1,0 +1,131 @@
+"""Each message is delivered once: across activity retries, replays, and a worker killed
+in the middle of a send."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.channels import channels_for
+from activities.delivery import DeliveryActivities
+from cli.embedded import Stack
+from schemas.delivery import SendRequest
+from schemas.enrollment import EnrollmentInput, EnrollmentOptions, enrollment_workflow_id
+from schemas.events import CustomerEvent
+from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
+from schemas.profile import Profile
+from services.mailbox import Mailbox, start_smtp
+from tests.conftest import free_port, repo_root, unique
+from workflows.journey import JourneyWorkflow
+
+
+def trigger(cid: str) -> CustomerEvent:
+    return CustomerEvent(customer_id=cid, name="go", timestamp=datetime.now(UTC), message_id=unique("m"))
+
+
+async def test_retried_send_returns_the_first_outcome(stack: Stack, mailbox: tuple[Mailbox, int]) -> None:
+    cid = unique("once")
+    await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
+    s = stack.stores
+    activities = DeliveryActivities(
+        ledger=s.ledger, profiles=s.profiles, templates=s.templates,
+        channels=channels_for(stack.settings),
+    )
+    request = SendRequest(
+        idempotency_key=f"test/{cid}/step/1", journey_id="j", version=1, step_id="step",
+        customer_id=cid, channel="email", content=MessageContent(subject="Hi", body="once"),
+        event=trigger(cid),
+    )
+    env = ActivityEnvironment()
+    first = await env.run(activities.send, request)
+    second = await env.run(activities.send, request)
+    assert first.status == second.status == "sent"
+    assert first.delivery_id == second.delivery_id
+    assert len(mailbox[0].to(f"{cid}@test.example")) == 1
+    ledger = await s.ledger.for_customer(cid)
+    assert len(ledger) == 1 and ledger[0].attempts == 1
+
+
+class HoldingMailbox(Mailbox):
+    """Holds the first delivery after RCPT, before any message data has been sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if not self.release.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return "451 try again"  # the client is gone by now; nothing was accepted
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def start_worker(stack: Stack, task_queue: str, smtp_port: int) -> subprocess.Popen[bytes]:
+    s = stack.settings
+    env = {
+        **os.environ,
+        "JOURNEYS_TEMPORAL_ADDRESS": s.temporal_address,
+        "JOURNEYS_TASK_QUEUE": task_queue,
+        "JOURNEYS_DATABASE_URL": s.db_url(),
+        "JOURNEYS_DATABASE_SCHEMA": s.database_schema or "",
+        "JOURNEYS_SMTP_PORT": str(smtp_port),
+        "JOURNEYS_DATA_DIR": str(s.data_dir),
+    }
+    if not s.database_schema:
+        env.pop("JOURNEYS_DATABASE_SCHEMA")
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=repo_root())
+
+
+@pytest.mark.slow
+async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
+    box = HoldingMailbox()
+    port = free_port()
+    smtp = start_smtp(box, port=port)
+    task_queue = unique("crash")
+    cid = unique("crash")
+    await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
+    spec = JourneySpec(
+        id=unique("crash"), name="Crash", entry=Entry(event="go"),
+        steps=[
+            SendStep(id="mail", channel="email", content=MessageContent(subject="Once", body="b"), next="end"),
+            ExitStep(id="end"),
+        ],
+    )
+    worker = start_worker(stack, task_queue, port)
+    try:
+        handle = await stack.client.start_workflow(
+            JourneyWorkflow.run,
+            EnrollmentInput(
+                journey=spec, version=1, customer_id=cid, trigger=trigger(cid),
+                options=EnrollmentOptions(send_timeout=4),
+            ),
+            id=enrollment_workflow_id(spec.id, cid), task_queue=task_queue,
+        )
+        assert await asyncio.to_thread(box.holding.wait, 60), "the send never reached SMTP"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        box.release.set()
+
+        worker = start_worker(stack, task_queue, port)
+        final = await asyncio.wait_for(handle.result(), 90)
+        assert final.status == "completed"
+        assert len(box.to(f"{cid}@test.example")) == 1
+        [delivery] = await stack.stores.ledger.for_customer(cid)
+        assert (delivery.status, delivery.attempts) == ("sent", 2)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+        smtp.stop()
