@@ -55,10 +55,14 @@ class DeliveryActivities:
             )
         profile = await self._profiles.get_or_default(request.customer_id)
         if not profile.allows(request.channel):
-            return await self._ledger.settle(key, SendResult(status="suppressed", reason="no_consent"))
+            return await self._ledger.settle(
+                key, SendResult(status="suppressed", reason="no_consent")
+            )
         address = channel.address(profile)
         if not address:
-            return await self._ledger.settle(key, SendResult(status="suppressed", reason="no_address"))
+            return await self._ledger.settle(
+                key, SendResult(status="suppressed", reason="no_address")
+            )
 
         content = await self._content(request)
         if content is None:

@@ -3,6 +3,8 @@ bad input."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
@@ -16,7 +18,7 @@ def problem(status: int, msg: str, *loc: str | int) -> HTTPException:
 def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail
+        detail: Any = exc.detail
         if not isinstance(detail, list):
             detail = [{"loc": [], "msg": str(detail)}]
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)

@@ -17,11 +17,11 @@ from pathlib import Path
 import uvicorn
 from temporalio.client import Client
 
-from api.app import create_app
 from activities.channels import CHANNEL_NAMES
+from api.app import create_app
 from examples import JOURNEYS, TEMPLATES
 from schemas.settings import Settings
-from services.mailbox import Mailbox, start_smtp
+from services.mailbox import Mailbox
 from storage.stores import Stores
 from workers.temporal import connect, ensure_search_attributes, search_attribute_flags
 from workers.worker import build_worker
@@ -37,12 +37,24 @@ def temporal_binary() -> str:
 
 
 def dev_server_command(
-    *, port: int, ui_port: int | None, db_file: Path | None, extra: list[str] = ()  # type: ignore[assignment]
+    *,
+    port: int,
+    ui_port: int | None,
+    db_file: Path | None,
+    extra: list[str] = (),  # type: ignore[assignment]
 ) -> list[str]:
     command = [
-        temporal_binary(), "server", "start-dev",
-        "--ip", "127.0.0.1", "--port", str(port), "--log-level", "warn",
-        *search_attribute_flags(), *extra,
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warn",
+        *search_attribute_flags(),
+        *extra,
     ]
     command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
     if db_file:
@@ -108,7 +120,11 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    settings: Settings, *, api: bool = True, worker: bool = True, examples: bool = True,
+    settings: Settings,
+    *,
+    api: bool = True,
+    worker: bool = True,
+    examples: bool = True,
     ready: Callable[[list[tuple[str, int, bool]]], None] | None = None,
 ) -> AsyncIterator[Stack]:
     """Worker and API against an already running Temporal, until the block exits."""
@@ -126,8 +142,11 @@ async def running_stack(
             tasks.append(asyncio.create_task(temporal_worker.run()))
         if api:
             config = uvicorn.Config(
-                create_app(settings, stores, client), host=settings.api_host,
-                port=settings.api_port, log_level="warning", lifespan="off",
+                create_app(settings, stores, client),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+                lifespan="off",
             )
             server = _EmbeddedServer(config)
             tasks.append(asyncio.create_task(server.serve()))
@@ -170,4 +189,3 @@ def free_port_or_fail(host: str, port: int, what: str) -> None:
                 f"port {port} ({what}) is already in use: stop the other process or pick "
                 "another port (see `journeys up --help`)."
             )
-

@@ -30,12 +30,18 @@ console = Console()
 
 @app.command()
 def up(
-    data_dir: Annotated[Path, typer.Option(help="Where Temporal, the database and the mailbox keep their files.")] = Path(".journeys"),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where Temporal, the database and the mailbox keep their files.")
+    ] = Path(".journeys"),
     api_port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
-    temporal_port: Annotated[int, typer.Option(help="Port of the Temporal frontend (gRPC).")] = 7233,
+    temporal_port: Annotated[
+        int, typer.Option(help="Port of the Temporal frontend (gRPC).")
+    ] = 7233,
     ui_port: Annotated[int, typer.Option(help="Port of the Temporal UI.")] = 8233,
     smtp_port: Annotated[int, typer.Option(help="Port of the built-in SMTP mailbox.")] = 1025,
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data folder.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data folder.")
+    ] = None,
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
@@ -49,27 +55,43 @@ def up(
     from services.mailbox import start_smtp
 
     settings = Settings(
-        data_dir=data_dir, api_port=api_port, temporal_address=f"127.0.0.1:{temporal_port}",
-        temporal_ui_port=ui_port, smtp_port=smtp_port, database_url=database_url,
+        data_dir=data_dir,
+        api_port=api_port,
+        temporal_address=f"127.0.0.1:{temporal_port}",
+        temporal_ui_port=ui_port,
+        smtp_port=smtp_port,
+        database_url=database_url,
     )
-    for port, what in ((api_port, "API"), (temporal_port, "Temporal"), (ui_port, "Temporal UI"), (smtp_port, "SMTP")):
+    for port, what in (
+        (api_port, "API"),
+        (temporal_port, "Temporal"),
+        (ui_port, "Temporal UI"),
+        (smtp_port, "SMTP"),
+    ):
         free_port_or_fail("127.0.0.1", port, what)
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = dev_server_command(port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db")
+    command = dev_server_command(
+        port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db"
+    )
 
     def ready(published: list[tuple[str, int, bool]]) -> None:
         journeys = "\n".join(
-            f"  {jid} v{version}{' (new)' if created else ''}" for jid, version, created in published
+            f"  {jid} v{version}{' (new)' if created else ''}"
+            for jid, version, created in published
         )
-        console.print(Panel.fit(
-            f"[bold]API[/]          http://127.0.0.1:{api_port}  (docs: http://127.0.0.1:{api_port}/docs)\n"
-            f"[bold]Temporal UI[/]  http://127.0.0.1:{ui_port}/namespaces/default/workflows\n"
-            f"[bold]Temporal[/]     127.0.0.1:{temporal_port}\n"
-            f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, messages in {data_dir / 'mailbox'}\n"
-            f"[bold]Data[/]         {data_dir.resolve()}\n"
-            f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
-            title="journeys is running",
-        ))
+        console.print(
+            Panel.fit(
+                f"[bold]API[/]          http://127.0.0.1:{api_port}"
+                f"  (docs: http://127.0.0.1:{api_port}/docs)\n"
+                f"[bold]Temporal UI[/]  http://127.0.0.1:{ui_port}/namespaces/default/workflows\n"
+                f"[bold]Temporal[/]     127.0.0.1:{temporal_port}\n"
+                f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, "
+                f"messages in {data_dir / 'mailbox'}\n"
+                f"[bold]Data[/]         {data_dir.resolve()}\n"
+                f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
+                title="journeys is running",
+            )
+        )
 
     smtp = start_smtp(mailbox_for(settings), port=smtp_port)
     try:
@@ -109,7 +131,9 @@ def load_spec(source: str) -> JourneySpec:
 
 
 @app.command()
-def validate(source: Annotated[str, typer.Argument(help="file.json / file.yaml / module:ATTR")]) -> None:
+def validate(
+    source: Annotated[str, typer.Argument(help="file.json / file.yaml / module:ATTR")],
+) -> None:
     """Check a journey's structure and graph; exit 1 listing every problem."""
     try:
         spec = load_spec(source)
@@ -126,7 +150,11 @@ def validate(source: Annotated[str, typer.Argument(help="file.json / file.yaml /
 
 
 @app.command()
-def export(source: Annotated[str, typer.Argument(help="module:ATTR, e.g. examples.onboarding_nudge:JOURNEY")]) -> None:
+def export(
+    source: Annotated[
+        str, typer.Argument(help="module:ATTR, e.g. examples.onboarding_nudge:JOURNEY")
+    ],
+) -> None:
     """Print a Python-authored journey as the JSON the API accepts."""
     console.print_json(load_spec(source).model_dump_json(exclude_none=True))
 
@@ -138,7 +166,11 @@ def publish(
 ) -> None:
     """Publish a journey as a new version through the API."""
     spec = load_spec(source)
-    response = httpx.post(f"{api_url}/v1/journeys", content=spec.model_dump_json(), headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{api_url}/v1/journeys",
+        content=spec.model_dump_json(),
+        headers={"content-type": "application/json"},
+    )
     if response.status_code != 201:
         console.print_json(json.dumps(response.json()))
         raise typer.Exit(1)

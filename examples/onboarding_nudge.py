@@ -26,13 +26,19 @@ JOURNEY = JourneySpec(
     reentry="never",
     steps=[
         WaitForEventStep(
-            id="wait-club", event="bag.club_added", timeout=timedelta(days=1),
-            on_event="done", on_timeout="push",
+            id="wait-club",
+            event="bag.club_added",
+            timeout=timedelta(days=1),
+            on_event="done",
+            on_timeout="push",
         ),
         SendStep(id="push", channel="in_app", template="come-back", next="wait-more"),
         WaitForEventStep(
-            id="wait-more", event="bag.club_added", timeout=timedelta(days=2),
-            on_event="done", on_timeout="email",
+            id="wait-more",
+            event="bag.club_added",
+            timeout=timedelta(days=2),
+            on_event="done",
+            on_timeout="email",
         ),
         SendStep(id="email", channel="email", template="add-your-clubs", next="done"),
         ExitStep(id="done"),
@@ -53,6 +59,6 @@ TEMPLATES = [
         body="You registered {{ event.timestamp[:10] }} but have not added any clubs yet.\n"
         "Add them in the app to unlock shot tracking.",
         html="<p>You registered on {{ event.timestamp[:10] }} but have not added any clubs "
-        "yet.</p><p><a href=\"https://golf.example/bag\">Add your clubs</a></p>",
+        'yet.</p><p><a href="https://golf.example/bag">Add your clubs</a></p>',
     ),
 ]

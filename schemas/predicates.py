@@ -64,7 +64,7 @@ def resolve(scope: dict[str, Any], path: str) -> Any:
     return current
 
 
-def _ordered(actual: Any, op: str, expected: Any) -> bool:
+def _ordered(actual: Any, op: str, expected: Any) -> bool:  # values are JSON, so Any
     # Numbers compare with numbers, strings with strings; anything else is simply false,
     # so a typo in a profile attribute never crashes an enrollment.
     numeric = (int, float)
@@ -75,13 +75,15 @@ def _ordered(actual: Any, op: str, expected: Any) -> bool:
         or (isinstance(actual, str) and isinstance(expected, str))
     ):
         return False
+    a: Any = actual
+    b: Any = expected
     if op == "gt":
-        return actual > expected
+        return bool(a > b)
     if op == "gte":
-        return actual >= expected
+        return bool(a >= b)
     if op == "lt":
-        return actual < expected
-    return actual <= expected
+        return bool(a < b)
+    return bool(a <= b)
 
 
 def compare(actual: Any, op: str, expected: Any) -> bool:

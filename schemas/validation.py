@@ -110,14 +110,20 @@ def _loops_without_wait(spec: JourneySpec, index: dict[str, int]) -> list[Proble
         state[node] = 1
         for target in graph[node]:
             if state.get(target) == 1:
-                cycle = [*path[path.index(target) :], node, target] if target in path else [
-                    node,
-                    target,
-                ]
+                cycle = (
+                    [*path[path.index(target) :], node, target]
+                    if target in path
+                    else [
+                        node,
+                        target,
+                    ]
+                )
                 problems.append(
                     Problem(
                         ("steps", index[target], "id"),
-                        "loop without a wait: " + " -> ".join(dict.fromkeys(cycle)) + f" -> {target}",
+                        "loop without a wait: "
+                        + " -> ".join(dict.fromkeys(cycle))
+                        + f" -> {target}",
                     )
                 )
             elif target not in state:

@@ -20,7 +20,9 @@ class JourneyStore:
         self._sessions = sessions
         self._channels = tuple(channels)
 
-    async def publish(self, spec: JourneySpec, *, only_if_changed: bool = False) -> tuple[int, bool]:
+    async def publish(
+        self, spec: JourneySpec, *, only_if_changed: bool = False
+    ) -> tuple[int, bool]:
         """Validate and store `spec` as the next version: (version, created). With
         `only_if_changed`, an identical latest version is returned instead of a new one."""
         async with self._sessions() as session:
@@ -50,7 +52,9 @@ class JourneyStore:
         )
         return (await session.exec(query)).first()
 
-    async def get(self, journey_id: str, version: int | None = None) -> tuple[JourneySpec, int] | None:
+    async def get(
+        self, journey_id: str, version: int | None = None
+    ) -> tuple[JourneySpec, int] | None:
         async with self._sessions() as session:
             if version is None:
                 row = await self._latest_row(session, journey_id)
@@ -71,10 +75,9 @@ class JourneyStore:
         """Every journey's latest version, with the event names any of its versions
         listens for (running enrollments may be on older versions)."""
         async with self._sessions() as session:
-            newest = (
-                select(JourneyVersionRow.journey_id, func.max(JourneyVersionRow.version))
-                .group_by(JourneyVersionRow.journey_id)
-            )
+            newest = select(
+                JourneyVersionRow.journey_id, func.max(JourneyVersionRow.version)
+            ).group_by(JourneyVersionRow.journey_id)
             heads = {jid: v for jid, v in (await session.exec(newest)).all()}
             rows = (await session.exec(select(JourneyVersionRow))).all()
         listening: dict[str, set[str]] = {}

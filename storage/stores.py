@@ -25,9 +25,7 @@ class Stores:
     inbox: Inbox
 
     @classmethod
-    async def open(
-        cls, url: str, *, channels: Iterable[str], schema: str | None = None
-    ) -> Stores:
+    async def open(cls, url: str, *, channels: Iterable[str], schema: str | None = None) -> Stores:
         """Connect and create missing tables. `channels` are those sends may name."""
         engine = make_engine(url, schema=schema)
         await create_tables(engine)

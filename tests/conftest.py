@@ -39,10 +39,14 @@ def temporal_address() -> Iterator[str]:
     continue-as-new suggestion (every ~50 events) so long journeys exercise it."""
     port = free_port()
     command = dev_server_command(
-        port=port, ui_port=None, db_file=None,
+        port=port,
+        ui_port=None,
+        db_file=None,
         extra=[
-            "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
-            "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=50",
+            "--dynamic-config-value",
+            "frontend.WorkflowTimeSkippingEnabled=true",
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=50",
         ],
     )
     with dev_server(command):
@@ -78,9 +82,11 @@ def settings(
     """Settings of one stack; every test that uses it runs on SQLite and on PostgreSQL."""
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     common: dict[str, Any] = dict(
-        data_dir=data_dir, temporal_address=temporal_address,
+        data_dir=data_dir,
+        temporal_address=temporal_address,
         task_queue=f"journeys-{request.param}-{uuid.uuid4().hex[:6]}",
-        api_port=free_port(), smtp_port=mailbox[1],
+        api_port=free_port(),
+        smtp_port=mailbox[1],
     )
     if request.param == "sqlite":
         yield Settings(**common)
@@ -100,7 +106,9 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
 @pytest_asyncio.fixture(scope="session")
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     s = stack.settings
-    async with httpx.AsyncClient(base_url=f"http://{s.api_host}:{s.api_port}", timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://{s.api_host}:{s.api_port}", timeout=30
+    ) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ import httpx
 from temporalio.client import Client
 
 from schemas.enrollment import enrollment_workflow_id
-from schemas.journey import Entry, JourneySpec, MessageContent, SendStep, WaitForEventStep, ExitStep
+from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
 from tests.conftest import eventually
 from tests.helpers import customer, event, publish_copy, state
 
@@ -19,14 +19,27 @@ LOOP = JourneySpec(
     name="Reply to every ping",
     entry=Entry(event="loop.start"),
     steps=[
-        WaitForEventStep(id="listen", event="ping", timeout=timedelta(days=30), on_event="reply", on_timeout="end"),
-        SendStep(id="reply", channel="in_app", content=MessageContent(body="pong {{ last_event.n }}"), next="listen"),
+        WaitForEventStep(
+            id="listen",
+            event="ping",
+            timeout=timedelta(days=30),
+            on_event="reply",
+            on_timeout="end",
+        ),
+        SendStep(
+            id="reply",
+            channel="in_app",
+            content=MessageContent(body="pong {{ last_event.n }}"),
+            next="listen",
+        ),
         ExitStep(id="end"),
     ],
 )
 
 
-async def test_long_loop_continues_as_new_without_losing_anything(api: httpx.AsyncClient, client: Client) -> None:
+async def test_long_loop_continues_as_new_without_losing_anything(
+    api: httpx.AsyncClient, client: Client
+) -> None:
     journey = await publish_copy(api, LOOP)
     cid = await customer(api)
     await event(api, cid, journey.entry)
@@ -37,7 +50,10 @@ async def test_long_loop_continues_as_new_without_losing_anything(api: httpx.Asy
         return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
 
     for n in range(1, 13):
-        await eventually(lambda: state(api, journey.id, cid), lambda s: s["step"] == "listen" and s["waiting"] is not None)
+        await eventually(
+            lambda: state(api, journey.id, cid),
+            lambda s: s["step"] == "listen" and s["waiting"] is not None,
+        )
         await event(api, cid, "ping", message_id=f"ping-{n}", properties={"n": n})
         await eventually(inbox, lambda got, n=n: len(got) == n)
 

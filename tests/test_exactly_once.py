@@ -29,20 +29,31 @@ from workflows.journey import JourneyWorkflow
 
 
 def trigger(cid: str) -> CustomerEvent:
-    return CustomerEvent(customer_id=cid, name="go", timestamp=datetime.now(UTC), message_id=unique("m"))
+    return CustomerEvent(
+        customer_id=cid, name="go", timestamp=datetime.now(UTC), message_id=unique("m")
+    )
 
 
-async def test_retried_send_returns_the_first_outcome(stack: Stack, mailbox: tuple[Mailbox, int]) -> None:
+async def test_retried_send_returns_the_first_outcome(
+    stack: Stack, mailbox: tuple[Mailbox, int]
+) -> None:
     cid = unique("once")
     await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
     s = stack.stores
     activities = DeliveryActivities(
-        ledger=s.ledger, profiles=s.profiles, templates=s.templates,
+        ledger=s.ledger,
+        profiles=s.profiles,
+        templates=s.templates,
         channels=channels_for(stack.settings),
     )
     request = SendRequest(
-        idempotency_key=f"test/{cid}/step/1", journey_id="j", version=1, step_id="step",
-        customer_id=cid, channel="email", content=MessageContent(subject="Hi", body="once"),
+        idempotency_key=f"test/{cid}/step/1",
+        journey_id="j",
+        version=1,
+        step_id="step",
+        customer_id=cid,
+        channel="email",
+        content=MessageContent(subject="Hi", body="once"),
         event=trigger(cid),
     )
     env = ActivityEnvironment()
@@ -63,7 +74,9 @@ class HoldingMailbox(Mailbox):
         self.holding = threading.Event()
         self.release = threading.Event()
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         if not self.release.is_set():
             self.holding.set()
             while not self.release.is_set():
@@ -98,9 +111,16 @@ async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
     cid = unique("crash")
     await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
     spec = JourneySpec(
-        id=unique("crash"), name="Crash", entry=Entry(event="go"),
+        id=unique("crash"),
+        name="Crash",
+        entry=Entry(event="go"),
         steps=[
-            SendStep(id="mail", channel="email", content=MessageContent(subject="Once", body="b"), next="end"),
+            SendStep(
+                id="mail",
+                channel="email",
+                content=MessageContent(subject="Once", body="b"),
+                next="end",
+            ),
             ExitStep(id="end"),
         ],
     )
@@ -109,10 +129,14 @@ async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
         handle = await stack.client.start_workflow(
             JourneyWorkflow.run,
             EnrollmentInput(
-                journey=spec, version=1, customer_id=cid, trigger=trigger(cid),
+                journey=spec,
+                version=1,
+                customer_id=cid,
+                trigger=trigger(cid),
                 options=EnrollmentOptions(send_timeout=4),
             ),
-            id=enrollment_workflow_id(spec.id, cid), task_queue=task_queue,
+            id=enrollment_workflow_id(spec.id, cid),
+            task_queue=task_queue,
         )
         assert await asyncio.to_thread(box.holding.wait, 60), "the send never reached SMTP"
         worker.send_signal(signal.SIGKILL)

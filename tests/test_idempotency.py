@@ -18,9 +18,13 @@ PINGS = JourneySpec(
     name="Two pings",
     entry=Entry(event="pings.start"),
     steps=[
-        WaitForEventStep(id="first", event="ping", timeout=timedelta(days=1), on_event="one", on_timeout="bye"),
+        WaitForEventStep(
+            id="first", event="ping", timeout=timedelta(days=1), on_event="one", on_timeout="bye"
+        ),
         SendStep(id="one", channel="in_app", content=MessageContent(body="one"), next="second"),
-        WaitForEventStep(id="second", event="ping", timeout=timedelta(days=1), on_event="two", on_timeout="bye"),
+        WaitForEventStep(
+            id="second", event="ping", timeout=timedelta(days=1), on_event="two", on_timeout="bye"
+        ),
         SendStep(id="two", channel="in_app", content=MessageContent(body="two"), next="bye"),
         ExitStep(id="bye"),
     ],
@@ -31,7 +35,9 @@ async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
     return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
 
 
-async def test_repeated_entry_event_keeps_one_enrollment(api: httpx.AsyncClient, client: Client) -> None:
+async def test_repeated_entry_event_keeps_one_enrollment(
+    api: httpx.AsyncClient, client: Client
+) -> None:
     journey = await publish_copy(api, PINGS)
     cid = await customer(api)
     await event(api, cid, journey.entry, message_id="entry-1")
@@ -53,10 +59,15 @@ async def test_duplicate_message_id_is_ignored(api: httpx.AsyncClient) -> None:
     await event(api, cid, "ping", message_id="p1")
     await eventually(lambda: state(api, journey.id, cid), lambda s: s["step"] == "second")
     await event(api, cid, "ping", message_id="p1")  # a client retry of the same event
-    batch = await api.post("/v1/events", json={"events": [
-        {"customer_id": cid, "name": "ping", "message_id": "p1"},
-        {"customer_id": cid, "name": "ping", "message_id": "p1"},
-    ]})
+    batch = await api.post(
+        "/v1/events",
+        json={
+            "events": [
+                {"customer_id": cid, "name": "ping", "message_id": "p1"},
+                {"customer_id": cid, "name": "ping", "message_id": "p1"},
+            ]
+        },
+    )
     assert batch.status_code == 202
     assert (await state(api, journey.id, cid))["step"] == "second"
     assert await inbox(api, cid) == ["one"]
@@ -88,4 +99,9 @@ async def test_reentry_never_and_after_exit(api: httpx.AsyncClient) -> None:
 
 async def test_events_for_nobody_are_accepted(api: httpx.AsyncClient) -> None:
     routed = await event(api, "someone-without-journeys", "page.viewed")
-    assert routed == {"message_id": routed["message_id"], "entered": [], "signalled": [], "not_reentered": []}
+    assert routed == {
+        "message_id": routed["message_id"],
+        "entered": [],
+        "signalled": [],
+        "not_reentered": [],
+    }

@@ -27,7 +27,8 @@ async def test_reminder_then_email(api: httpx.AsyncClient, mailbox: tuple[Mailbo
 
     sent = await deliveries(api, cid)
     assert [(d["step_id"], d["channel"], d["status"]) for d in sent] == [
-        ("push", "in_app", "sent"), ("email", "email", "sent"),
+        ("push", "in_app", "sent"),
+        ("email", "email", "sent"),
     ]
     inbox = (await api.get(f"/v1/customers/{cid}/inbox")).json()
     assert len(inbox) == 1 and inbox[0]["body"].startswith("Ana, add your clubs")
@@ -72,7 +73,9 @@ async def test_operator_exit(api: httpx.AsyncClient) -> None:
     journey = await publish_copy(api, JOURNEY)  # real-time: it sits in its first wait
     cid = await customer(api)
     await event(api, cid, journey.entry)
-    response = await api.post(f"/v1/journeys/{journey.id}/enrollments/{cid}/exit", json={"reason": "test"})
+    response = await api.post(
+        f"/v1/journeys/{journey.id}/enrollments/{cid}/exit", json={"reason": "test"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "exited"
     assert response.json()["ended_reason"] == "operator: test"

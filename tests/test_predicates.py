@@ -12,12 +12,19 @@ from pydantic import TypeAdapter
 from schemas.predicates import AllOf, AnyOf, Comparison, Not, Predicate, compare, evaluate, resolve
 
 OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+)
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
 keys = st.sampled_from(["a", "b", "c"])
 documents = st.dictionaries(keys, values | st.dictionaries(keys, values, max_size=3), max_size=3)
 scopes = st.fixed_dictionaries(
-    {"profile": documents, "event": documents, "last_event": documents | st.none(), "context": documents}
+    {
+        "profile": documents,
+        "event": documents,
+        "last_event": documents | st.none(),
+        "context": documents,
+    }
 )
 paths = st.builds(
     lambda root, parts: ".".join([root, *parts]),
@@ -27,9 +34,11 @@ paths = st.builds(
 comparisons = st.builds(Comparison, field=paths, op=st.sampled_from(OPS), value=values)
 predicates = st.recursive(
     comparisons,
-    lambda inner: st.builds(AllOf, all=st.lists(inner, max_size=3))
-    | st.builds(AnyOf, any=st.lists(inner, max_size=3))
-    | st.builds(lambda p: Not(**{"not": p}), inner),
+    lambda inner: (
+        st.builds(AllOf, all=st.lists(inner, max_size=3))
+        | st.builds(AnyOf, any=st.lists(inner, max_size=3))
+        | st.builds(lambda p: Not(**{"not": p}), inner)
+    ),
     max_leaves=8,
 )
 adapter: TypeAdapter[Any] = TypeAdapter(Predicate)
@@ -73,7 +82,10 @@ def test_exists_matches_resolution(doc: dict[str, Any]) -> None:
     for key in ("a", "b", "zzz"):
         present = resolve({"event": doc}, f"event.{key}") is not None
         assert evaluate(Comparison(field=f"event.{key}", op="exists"), {"event": doc}) is present
-        assert evaluate(Comparison(field=f"event.{key}", op="exists", value=False), {"event": doc}) is not present
+        assert (
+            evaluate(Comparison(field=f"event.{key}", op="exists", value=False), {"event": doc})
+            is not present
+        )
 
 
 def test_examples_of_each_operator() -> None:

@@ -24,12 +24,36 @@ DESIGN_EXAMPLE = {
     "exit_when": [{"event": "unsubscribed"}],
     "reentry": "never",
     "steps": [
-        {"id": "wait-club", "type": "wait_for_event", "event": "bag.club_added",
-         "timeout": "P1D", "on_event": "done", "on_timeout": "push"},
-        {"id": "push", "type": "send", "channel": "push", "template": "come-back", "next": "wait-more"},
-        {"id": "wait-more", "type": "wait_for_event", "event": "bag.club_added",
-         "timeout": "P2D", "on_event": "done", "on_timeout": "email"},
-        {"id": "email", "type": "send", "channel": "email", "template": "add-your-clubs", "next": "done"},
+        {
+            "id": "wait-club",
+            "type": "wait_for_event",
+            "event": "bag.club_added",
+            "timeout": "P1D",
+            "on_event": "done",
+            "on_timeout": "push",
+        },
+        {
+            "id": "push",
+            "type": "send",
+            "channel": "push",
+            "template": "come-back",
+            "next": "wait-more",
+        },
+        {
+            "id": "wait-more",
+            "type": "wait_for_event",
+            "event": "bag.club_added",
+            "timeout": "P2D",
+            "on_event": "done",
+            "on_timeout": "email",
+        },
+        {
+            "id": "email",
+            "type": "send",
+            "channel": "email",
+            "template": "add-your-clubs",
+            "next": "done",
+        },
         {"id": "done", "type": "exit"},
     ],
 }
@@ -78,7 +102,12 @@ def test_unreachable_step() -> None:
 
 def test_loop_without_a_wait_and_loop_with_one() -> None:
     looping = spec(
-        {"id": "b", "type": "branch", "cases": [{"when": {"field": "event.x", "op": "eq", "value": 1}, "next": "end"}], "default": "s"},
+        {
+            "id": "b",
+            "type": "branch",
+            "cases": [{"when": {"field": "event.x", "op": "eq", "value": 1}, "next": "end"}],
+            "default": "s",
+        },
         {"id": "s", "type": "send", "channel": "in_app", "content": {"body": "hi"}, "next": "b"},
         {"id": "end", "type": "exit"},
     )
@@ -100,7 +129,11 @@ def test_duplicate_ids_channels_and_templates() -> None:
         {"id": "a2", "type": "exit"},
     )
     problems = check_journey(journey, channels=["email", "in_app"], templates=["other"])
-    assert set(locs(problems)) == {("steps", 2, "id"), ("steps", 0, "channel"), ("steps", 0, "template")}
+    assert set(locs(problems)) == {
+        ("steps", 2, "id"),
+        ("steps", 0, "channel"),
+        ("steps", 0, "template"),
+    }
     with pytest.raises(JourneyInvalid) as raised:
         ensure_valid(journey, channels=["email", "in_app"], templates=["other"])
     assert "channel 'push' is not configured" in str(raised.value)
@@ -109,12 +142,23 @@ def test_duplicate_ids_channels_and_templates() -> None:
 @pytest.mark.parametrize(
     ("step", "loc_tail"),
     [
-        ({"id": "a", "type": "send", "channel": "fax", "content": {"body": "x"}, "next": "a"}, "channel"),
+        (
+            {"id": "a", "type": "send", "channel": "fax", "content": {"body": "x"}, "next": "a"},
+            "channel",
+        ),
         ({"id": "a", "type": "send", "channel": "email", "next": "a"}, None),
         ({"id": "a", "type": "wait", "next": "a"}, None),
         ({"id": "a", "type": "teleport"}, None),
         ({"id": "Bad Id", "type": "exit"}, "id"),
-        ({"id": "a", "type": "branch", "cases": [{"when": {"field": "secrets.x", "op": "eq"}, "next": "a"}], "default": "a"}, "field"),
+        (
+            {
+                "id": "a",
+                "type": "branch",
+                "cases": [{"when": {"field": "secrets.x", "op": "eq"}, "next": "a"}],
+                "default": "a",
+            },
+            "field",
+        ),
     ],
 )
 def test_structural_errors_name_the_field(step: dict[str, Any], loc_tail: str | None) -> None:
@@ -140,11 +184,15 @@ async def test_publish_over_api_reports_step_and_field(api: httpx.AsyncClient) -
     assert response.status_code == 422
     assert [d["loc"] for d in response.json()["detail"]] == [["body", "steps", 3, "next"]]
 
-    structural = await api.post("/v1/journeys", json={**body, "steps": [{"id": "x", "type": "send"}]})
+    structural = await api.post(
+        "/v1/journeys", json={**body, "steps": [{"id": "x", "type": "send"}]}
+    )
     assert structural.status_code == 422
     assert structural.json()["detail"][0]["loc"][:3] == ["body", "steps", 0]
 
-    garbage = await api.post("/v1/journeys", content=b"{not json", headers={"content-type": "application/json"})
+    garbage = await api.post(
+        "/v1/journeys", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert garbage.status_code == 422
 
 

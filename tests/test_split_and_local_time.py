@@ -10,8 +10,11 @@ from schemas.activities import LocalTimeRequest
 from schemas.journey import SplitPath
 from workflows.split import bucket, choose
 
-PATHS = [SplitPath(name="a", weight=45, next="x"), SplitPath(name="b", weight=45, next="y"),
-         SplitPath(name="holdout", weight=10, next="z")]
+PATHS = [
+    SplitPath(name="a", weight=45, next="x"),
+    SplitPath(name="b", weight=45, next="y"),
+    SplitPath(name="holdout", weight=10, next="z"),
+]
 
 
 def test_split_is_stable_and_follows_weights() -> None:
@@ -38,14 +41,20 @@ def test_next_local_time_same_day_and_next_day() -> None:
 def test_next_local_time_across_dst_changes() -> None:
     # Europe/Berlin springs forward on 2026-03-29 02:00 -> 03:00 and falls back on 10-25.
     before_spring = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
-    assert at("09:00", after=before_spring, zone="Europe/Berlin") == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+    assert at("09:00", after=before_spring, zone="Europe/Berlin") == datetime(
+        2026, 3, 29, 7, 0, tzinfo=UTC
+    )
     skipped = at("02:30", after=before_spring, zone="Europe/Berlin")
     assert skipped == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST, just after the gap
     before_fall = datetime(2026, 10, 24, 12, 0, tzinfo=UTC)
-    assert at("09:00", after=before_fall, zone="Europe/Berlin") == datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
+    assert at("09:00", after=before_fall, zone="Europe/Berlin") == datetime(
+        2026, 10, 25, 8, 0, tzinfo=UTC
+    )
     # New York falls back on 2026-11-01: 09:00 is 13:00 UTC on Saturday, 14:00 on Sunday.
     saturday_10am = datetime(2026, 10, 31, 14, 0, tzinfo=UTC)
-    assert at("09:00", after=saturday_10am, zone="America/New_York") == datetime(2026, 11, 1, 14, 0, tzinfo=UTC)
+    assert at("09:00", after=saturday_10am, zone="America/New_York") == datetime(
+        2026, 11, 1, 14, 0, tzinfo=UTC
+    )
 
 
 def test_unknown_zone_falls_back_to_utc() -> None:

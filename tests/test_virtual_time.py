@@ -30,7 +30,10 @@ HISTORIES = Path(__file__).parent / "histories"
 
 def event(customer_id: str, name: str) -> CustomerEvent:
     return CustomerEvent(
-        customer_id=customer_id, name=name, timestamp=datetime.now(UTC), message_id=str(uuid.uuid4())
+        customer_id=customer_id,
+        name=name,
+        timestamp=datetime.now(UTC),
+        message_id=str(uuid.uuid4()),
     )
 
 
@@ -80,7 +83,9 @@ async def test_reminder_and_email_at_real_durations(
     await keep_history(handle, "onboarding-reminder-email")
 
 
-async def test_clubs_added_in_the_middle_of_the_second_wait(stack: Stack, skipper: TimeSkipper) -> None:
+async def test_clubs_added_in_the_middle_of_the_second_wait(
+    stack: Stack, skipper: TimeSkipper
+) -> None:
     cid = unique("vt")
     handle = await enroll(stack, skipper, ONBOARDING, cid)
     await skipper.fast_forward(handle, timedelta(days=1, hours=1))
@@ -98,7 +103,9 @@ async def test_clubs_added_in_the_middle_of_the_second_wait(stack: Stack, skippe
 
 async def test_branch_and_split(stack: Stack, skipper: TimeSkipper) -> None:
     pro, free = unique("pro"), unique("free")
-    await stack.stores.profiles.put(Profile(customer_id=pro, email=f"{pro}@test.example", attributes={"plan": "pro"}))
+    await stack.stores.profiles.put(
+        Profile(customer_id=pro, email=f"{pro}@test.example", attributes={"plan": "pro"})
+    )
     await stack.stores.profiles.put(Profile(customer_id=free, email=f"{free}@test.example"))
     handles = {cid: await enroll(stack, skipper, WELCOME, cid) for cid in (pro, free)}
     for handle in handles.values():
@@ -110,6 +117,10 @@ async def test_branch_and_split(stack: Stack, skipper: TimeSkipper) -> None:
 
     arm = choose(WELCOME.step("channel-test").paths, bucket(WELCOME.id, "channel-test", free))
     assert results[free].context["splits"] == {"channel-test": arm.name}
-    expected = {"in-app": [("free-in-app", "sent")], "email": [("free-email", "sent")], "holdout": []}
+    expected = {
+        "in-app": [("free-in-app", "sent")],
+        "email": [("free-email", "sent")],
+        "holdout": [],
+    }
     assert await sends(stack, free) == expected[arm.name]
     await keep_history(handles[free], "welcome-split")

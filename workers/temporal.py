@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
@@ -37,7 +38,7 @@ async def ensure_search_attributes(client: Client) -> None:
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
-        key.name: int(key.indexed_value_type)
+        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
         for key in sa.ALL
         if key.name not in listed.custom_attributes
     }

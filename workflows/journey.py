@@ -7,7 +7,6 @@ end it from any step; continue-as-new carries its position when the server sugge
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,7 +126,9 @@ class JourneyWorkflow:
     @exit.validator
     def _validate_exit(self, request: ExitRequest) -> None:
         if self._status != "active" or self._ending:
-            raise ValueError(f"enrollment already {self._ending[0] if self._ending else self._status}")
+            raise ValueError(
+                f"enrollment already {self._ending[0] if self._ending else self._status}"
+            )
 
     # -- the interpreter ------------------------------------------------------------------
 
@@ -236,7 +237,7 @@ class JourneyWorkflow:
                 timeout=remaining,
                 timeout_summary=f"{self._carry.step}: {what}",
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self._waiting = None

@@ -19,8 +19,10 @@ def _handle(client: ClientDep, journey_id: str, customer_id: str) -> WorkflowHan
 
 def _not_found(journey_id: str, customer_id: str) -> Exception:
     return problem(
-        404, f"customer '{customer_id}' has no enrollment in journey '{journey_id}'",
-        "path", "customer_id",
+        404,
+        f"customer '{customer_id}' has no enrollment in journey '{journey_id}'",
+        "path",
+        "customer_id",
     )
 
 
@@ -46,7 +48,9 @@ async def exit_enrollment(
     """End the enrollment now (after any send in flight)."""
     handle = _handle(client, journey_id, customer_id)
     try:
-        return await handle.execute_update("exit", body or ExitRequest(), result_type=EnrollmentState)
+        return await handle.execute_update(
+            "exit", body or ExitRequest(), result_type=EnrollmentState
+        )
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise

@@ -17,6 +17,4 @@ async def ingest(body: EventIn | EventBatchIn, events: RouterDep) -> EventsAccep
     enrollments it signalled. Repeating a `message_id` changes nothing."""
     batch = body.events if isinstance(body, EventBatchIn) else [body]
     routed = await events.route_many([e.to_event() for e in batch])
-    return EventsAccepted(
-        accepted=len(batch), results=[RoutedOut(**vars(r)) for r in routed]
-    )
+    return EventsAccepted(accepted=len(batch), results=[RoutedOut(**vars(r)) for r in routed])

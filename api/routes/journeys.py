@@ -25,21 +25,28 @@ async def publish(spec: JourneySpec, stores: StoresDep, events: RouterDep) -> Pu
 async def list_journeys(stores: StoresDep) -> list[JourneySummary]:
     return [
         JourneySummary(
-            id=spec.id, name=spec.name, version=version, entry_event=spec.entry.event,
+            id=spec.id,
+            name=spec.name,
+            version=version,
+            entry_event=spec.entry.event,
             steps=len(spec.steps),
         )
         for spec, version, _ in await stores.journeys.latest()
     ]
 
 
-async def _version_out(stores: StoresDep, journey_id: str, version: int | None) -> JourneyVersionOut:
+async def _version_out(
+    stores: StoresDep, journey_id: str, version: int | None
+) -> JourneyVersionOut:
     found = await stores.journeys.get(journey_id, version)
     if found is None:
         what = f"journey '{journey_id}'" + (f" version {version}" if version else "")
         raise problem(404, f"{what} not found", "path", "id")
     spec, number = found
     return JourneyVersionOut(
-        id=journey_id, version=number, versions=await stores.journeys.versions(journey_id),
+        id=journey_id,
+        version=number,
+        versions=await stores.journeys.versions(journey_id),
         spec=spec,
     )
 

@@ -21,7 +21,9 @@ async def put_template(template_id: str, body: TemplateIn, stores: StoresDep) ->
         try:
             _env.parse(source)
         except TemplateSyntaxError as err:
-            raise problem(422, f"template syntax: {err.message} (line {err.lineno})", "body", field) from err
+            raise problem(
+                422, f"template syntax: {err.message} (line {err.lineno})", "body", field
+            ) from err
     try:
         template = Template(id=template_id, **body.model_dump())
     except ValueError as err:
