@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "journeys"
     temporal_ui_port: int = 8233
+    strict_sandbox: bool = False
+    """Re-import and police `workflows/` in the sandbox on every run (tests do)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

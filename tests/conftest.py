@@ -87,6 +87,7 @@ def settings(
         task_queue=f"journeys-{request.param}-{uuid.uuid4().hex[:6]}",
         api_port=free_port(),
         smtp_port=mailbox[1],
+        strict_sandbox=True,  # police workflows/ on every run (production passes it through)
     )
     if request.param == "sqlite":
         yield Settings(**common)

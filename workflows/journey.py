@@ -158,7 +158,10 @@ class JourneyWorkflow:
         c.steps_taken += 1
         c.path.append(PathEntry(step=step.id, at=workflow.now()))
         del c.path[:-PATH_KEPT]
-        workflow.upsert_search_attributes([sa.JOURNEY_STEP.value_set(step.id)])
+        # The start (and a continue-as-new) already carries the step; re-writing an
+        # unchanged value would cost a history event and a visibility write.
+        if workflow.info().typed_search_attributes.get(sa.JOURNEY_STEP) != step.id:
+            workflow.upsert_search_attributes([sa.JOURNEY_STEP.value_set(step.id)])
         workflow.set_current_details(f"step {step.id} ({step.type})")
 
     def _record(self, outcome: str) -> None:

@@ -1,0 +1,300 @@
+"""`./dev bench`: scenario 1 enrollment throughput and event-to-delivery latency, each
+beside a raw Temporal baseline on the same dev server in the same run.
+
+- entry throughput: scenario 1 enrollments/s through the event router (signal-with-start
+  of the pinned spec, search attributes, summary) vs signal-with-starts of a trivial
+  workflow; rounds alternate so neither side always meets the emptier server;
+- completion throughput: enrollments that send one in-app message and finish, vs trivial
+  workflows that run one trivial activity and finish;
+- event-to-delivery latency: HTTP event -> in-app message settled in the ledger for
+  scenario 1's first send, vs a trivial workflow's signal-to-completion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from api.routing import EventRouter
+from bench.baseline import TrivialWorkflow, noop
+from cli.embedded import Stack, dev_server, dev_server_command, running_stack
+from examples.onboarding_nudge import JOURNEY as ONBOARDING
+from schemas.events import CustomerEvent
+from schemas.journey import Entry, ExitStep, JourneySpec, SendStep
+from schemas.settings import Settings
+from services.mailbox import Mailbox, start_smtp
+from workflows import search_attributes as sa
+
+console = Console()
+RAW_QUEUE = "bench-raw"
+Row = tuple[str, float, float, str]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def event(customer_id: str, name: str) -> CustomerEvent:
+    return CustomerEvent(
+        customer_id=customer_id,
+        name=name,
+        timestamp=datetime.now(UTC),
+        message_id=str(uuid.uuid4()),
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Run `one(i)` for i < n with at most `concurrency` in flight; wall seconds."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def drain() -> None:
+        while not queue.empty():
+            await one(queue.get_nowait())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drain() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def alternate(
+    n: int, concurrency: int, sides: dict[str, Callable[[int], Awaitable[None]]]
+) -> dict[str, float]:
+    """Run every side twice on half of n, interleaved, so no side always meets the
+    emptier (or busier) server; items per second for each side."""
+    seconds = dict.fromkeys(sides, 0.0)
+    half = n // 2
+    for offset in (0, half):
+        for name, one in sides.items():
+
+            async def shifted(
+                i: int, one: Callable[[int], Awaitable[None]] = one, at: int = offset
+            ) -> None:
+                await one(i + at)
+
+            seconds[name] += await bounded(half, concurrency, shifted)
+    return {name: 2 * half / spent for name, spent in seconds.items()}
+
+
+async def publish(stack: Stack, router: EventRouter, spec: JourneySpec) -> JourneySpec:
+    """Publish under a fresh id and entry event, so only this journey enters."""
+    t = tag()
+    spec = spec.model_copy(update={"id": f"bench-{t}", "entry": Entry(event=f"bench.{t}")})
+    await stack.stores.journeys.publish(spec)
+    router.invalidate()
+    return spec
+
+
+async def raw_start(
+    stack: Stack, run: str, i: int, *, with_activity: bool, indexed: bool = False
+) -> Any:
+    """A trivial signal-with-start; `indexed` adds the five search attributes an
+    enrollment carries, to show what visibility indexing alone costs."""
+    attributes = None
+    if indexed:
+        values = ("bench", 1, f"c{i}", "first", "active")
+        attributes = TypedSearchAttributes(
+            [SearchAttributePair(k, v) for k, v in zip(sa.ALL, values, strict=True)]  # type: ignore[arg-type,misc]
+        )
+    return await stack.client.start_workflow(
+        TrivialWorkflow.run,
+        with_activity,
+        id=f"bench-raw/{run}/{i}",
+        task_queue=RAW_QUEUE,
+        start_signal="event",
+        start_signal_args=["go"],
+        search_attributes=attributes,
+    )
+
+
+async def entry_throughput(stack: Stack, router: EventRouter, n: int, c: int) -> list[Row]:
+    spec = await publish(stack, router, ONBOARDING)
+    run = tag()
+
+    async def ours(i: int) -> None:
+        routed = await router.route(event(f"e{run}-{i}", spec.entry.event))
+        assert routed.entered == [spec.id], routed
+
+    async def raw(i: int) -> None:
+        await raw_start(stack, run, i, with_activity=False)
+
+    async def raw_indexed(i: int) -> None:
+        await raw_start(stack, f"{run}-sa", i, with_activity=False, indexed=True)
+
+    rate = await alternate(n, c, {"raw": raw, "ours": ours, "indexed": raw_indexed})
+    return [
+        ("entry throughput (enrollments/s)", rate["ours"], rate["raw"], ">= 0.8x"),
+        ("  vs raw + the same 5 search attributes", rate["ours"], rate["indexed"], "-"),
+    ]
+
+
+async def completion_throughput(stack: Stack, router: EventRouter, n: int, c: int) -> Row:
+    one_send = JourneySpec(
+        id="one-send",
+        name="Bench: one send",
+        entry=Entry(event="unused"),
+        steps=[
+            SendStep(id="push", channel="in_app", template="come-back", next="end"),
+            ExitStep(id="end"),
+        ],
+    )
+    spec = await publish(stack, router, one_send)
+    run = tag()
+
+    async def ours(i: int) -> None:
+        cid = f"d{run}-{i}"
+        await router.route(event(cid, spec.entry.event))
+        await stack.client.get_workflow_handle(f"journey/{spec.id}/{cid}").result()
+
+    async def raw(i: int) -> None:
+        await (await raw_start(stack, run, i, with_activity=True)).result()
+
+    rate = await alternate(n, c, {"raw": raw, "ours": ours})
+    return ("completion throughput, one send (/s)", rate["ours"], rate["raw"], "-")
+
+
+async def latency(
+    stack: Stack, router: EventRouter, api: httpx.AsyncClient, n: int, c: int
+) -> list[Row]:
+    """Scenario 1's first send, entered directly (its first wait removed). Delivery time is
+    taken where the ledger settles (the worker runs in this process), so measuring adds no
+    polling load to the database under test."""
+    spec = await publish(
+        stack, router, ONBOARDING.model_copy(update={"steps": ONBOARDING.steps[1:]})
+    )
+    run = tag()
+    settled: dict[str, asyncio.Future[float]] = {}
+    ledger = stack.stores.ledger
+    settle = ledger.settle
+
+    async def timed_settle(key: str, *args: Any, **kwargs: Any) -> Any:
+        result = await settle(key, *args, **kwargs)
+        waiter = settled.get(key.split("/")[2])  # journey/{journey}/{customer}/...
+        if waiter is not None and not waiter.done():
+            waiter.set_result(time.perf_counter())
+        return result
+
+    ledger.settle = timed_settle  # type: ignore[method-assign]
+    ours_ms: list[float] = []
+    raw_ms: list[float] = []
+
+    async def ours(i: int) -> None:
+        cid = f"l{run}-{i}"
+        delivered = settled[cid] = asyncio.get_running_loop().create_future()
+        started = time.perf_counter()
+        response = await api.post("/v1/events", json={"customer_id": cid, "name": spec.entry.event})
+        assert response.status_code == 202, response.text
+        ours_ms.append((await asyncio.wait_for(delivered, 60) - started) * 1000)
+
+    async def raw(i: int) -> None:
+        started = time.perf_counter()
+        await (await raw_start(stack, run, i, with_activity=True)).result()
+        raw_ms.append((time.perf_counter() - started) * 1000)
+
+    await alternate(n, c, {"raw": raw, "ours": ours})
+    ledger.settle = settle  # type: ignore[method-assign]
+    return [
+        ("event-to-delivery p50 (ms)", statistics.median(ours_ms), statistics.median(raw_ms), "-"),
+        ("event-to-delivery p99 (ms)", pct(ours_ms, 0.99), pct(raw_ms, 0.99), "<= 2x"),
+    ]
+
+
+async def measure(n: int, concurrency: int) -> list[Row]:
+    port = free_port()
+    smtp = start_smtp(Mailbox(), port=free_port())
+    command = dev_server_command(port=port, ui_port=None, db_file=None)
+    try:
+        with tempfile.TemporaryDirectory() as data, dev_server(command):
+            settings = Settings(
+                data_dir=Path(data),
+                temporal_address=f"127.0.0.1:{port}",
+                api_port=free_port(),
+                smtp_port=smtp.port,
+                task_queue="bench-journeys",
+            )
+            async with running_stack(settings) as stack:
+                router = EventRouter(
+                    stack.client, stack.stores.journeys, task_queue=settings.task_queue
+                )
+                base = f"http://127.0.0.1:{settings.api_port}"
+                # Tuned like the journey worker (workers/worker.py), so only the work differs.
+                worker = Worker(
+                    stack.client,
+                    task_queue=RAW_QUEUE,
+                    workflows=[TrivialWorkflow],
+                    activities=[noop],
+                    max_concurrent_activities=200,
+                    workflow_runner=SandboxedWorkflowRunner(
+                        restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
+                    ),
+                )
+                async with worker, httpx.AsyncClient(base_url=base, timeout=60) as api:
+                    await entry_throughput(stack, router, 40, 10)  # warm both paths up
+                    console.print(f"n={n}, concurrency={concurrency}: entry throughput ...")
+                    rows = await entry_throughput(stack, router, n, concurrency)
+                    console.print("completion throughput ...")
+                    rows.append(await completion_throughput(stack, router, n, concurrency))
+                    console.print("event-to-delivery latency ...")
+                    rows += await latency(stack, router, api, n, 10)
+                    return rows
+    finally:
+        smtp.stop()
+
+
+def report(rows: list[Row], markdown: Path | None) -> None:
+    header = ("figure", "journeys", "raw Temporal", "ratio", "target")
+    cells = [(f, f"{ours:.0f}", f"{raw:.0f}", f"{ours / raw:.2f}x", t) for f, ours, raw, t in rows]
+    table = Table(title="journeys vs raw Temporal (same dev server, same run)")
+    for name in header:
+        table.add_column(name)
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|---|---|---|---|"]
+        markdown.write_text("\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="./dev bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-n", type=int, default=400, help="enrollments per figure (default 400)")
+    parser.add_argument("-c", "--concurrency", type=int, default=50, help="requests in flight")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    args = parser.parse_args()
+    report(asyncio.run(measure(args.n, args.concurrency)), args.markdown)
+
+
+if __name__ == "__main__":
+    main()
