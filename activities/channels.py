@@ -13,7 +13,6 @@ from typing import Protocol
 
 from sqlmodel import SQLModel
 
-from schemas.profile import Profile
 from schemas.settings import Settings
 from storage.tables import InboxRow
 
@@ -28,6 +27,9 @@ class Outbound:
     step_id: str
     address: str
     content: dict[str, str]
+    topic: str = "marketing"
+    unsubscribe_url: str | None = None
+    """Set for marketing messages: email puts it in List-Unsubscribe (RFC 8058)."""
 
 
 class PermanentDeliveryError(Exception):
@@ -37,9 +39,6 @@ class PermanentDeliveryError(Exception):
 class Channel(Protocol):
     name: str
 
-    def address(self, profile: Profile) -> str | None:
-        """Where this customer is reached on this channel, or None."""
-
     async def deliver(self, message: Outbound) -> list[SQLModel]: ...
 
 
@@ -47,9 +46,6 @@ class InAppChannel:
     """Messages land in the inbox table, in the same transaction as the ledger entry."""
 
     name = "in_app"
-
-    def address(self, profile: Profile) -> str | None:
-        return profile.customer_id
 
     async def deliver(self, message: Outbound) -> list[SQLModel]:
         c = message.content
@@ -75,9 +71,6 @@ class EmailChannel:
     def __init__(self, settings: Settings):
         self._settings = settings
 
-    def address(self, profile: Profile) -> str | None:
-        return profile.email
-
     def compose(self, message: Outbound) -> EmailMessage:
         c = message.content
         email = EmailMessage()
@@ -88,6 +81,9 @@ class EmailChannel:
         digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
         email["Message-ID"] = f"<{digest}@journeys>"
         email["X-Journey"] = f"{message.journey_id}/{message.step_id}"
+        if message.unsubscribe_url:
+            email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email.set_content(c.get("body", ""))
         if c.get("html"):
             email.add_alternative(c["html"], subtype="html")

@@ -1,24 +1,29 @@
-"""The one send path: ledger claim, consent, address, render, deliver, settle.
+"""The one send path: reserve (consent, channel, quiet hours, caps), render, deliver, settle.
 
 A send is one activity. Its idempotency key makes it exactly-once across retries and
 replays: a settled key returns its first outcome, and the in-app inbox row is written in the
-same transaction as the ledger entry.
+same transaction as the ledger entry. Everything that may stop a send is decided in one
+atomic reservation (storage/ledger.py); a send contending for a customer's last cap slots
+waits the arbitration window inside this activity, then is decided by journey priority.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import unsubscribe
 from activities.channels import Channel, Outbound, PermanentDeliveryError
 from activities.templates import RenderError, render
 from schemas import activities as names
 from schemas.delivery import SendRequest, SendResult
 from schemas.journey import MessageContent
-from storage.ledger import DeliveryLedger
-from storage.profiles import ProfileStore
+from schemas.settings import Settings
+from storage.ledger import DeliveryLedger, Rules
 from storage.templates import TemplateStore
 
 
@@ -27,14 +32,20 @@ class DeliveryActivities:
         self,
         *,
         ledger: DeliveryLedger,
-        profiles: ProfileStore,
         templates: TemplateStore,
         channels: Iterable[Channel],
+        settings: Settings,
     ):
         self._ledger = ledger
-        self._profiles = profiles
         self._templates = templates
         self._channels = {c.name: c for c in channels}
+        self._settings = settings
+        self._rules = Rules(
+            caps=settings.frequency_caps,
+            quiet_hours=settings.quiet_hours,
+            arbitration=timedelta(seconds=settings.arbitration_seconds),
+        )
+        self._key = unsubscribe.signing_key(settings)
 
     @property
     def channel_names(self) -> list[str]:
@@ -43,37 +54,35 @@ class DeliveryActivities:
     @activity.defn(name=names.SEND)
     async def send(self, request: SendRequest) -> SendResult:
         key = request.idempotency_key
-        earlier = await self._ledger.claim(request)
-        if earlier is not None:
-            activity.logger.info("send %s already settled as %s", key, earlier.status)
-            return earlier
+        reservation = await self._ledger.reserve(request, self._rules)
+        while reservation.kind == "contend":
+            await asyncio.sleep(self._rules.arbitration.total_seconds())
+            reservation = await self._ledger.arbitrate(request, self._rules)
+        if reservation.kind == "final":
+            assert reservation.result is not None
+            activity.logger.info("send %s: %s", key, reservation.result.status)
+            return reservation.result
 
-        channel = self._channels.get(request.channel)
+        profile = reservation.profile
+        assert reservation.channel is not None
+        channel = self._channels.get(reservation.channel)
         if channel is None:
-            return await self._ledger.settle(
-                key, SendResult(status="failed", reason=f"channel {request.channel} unavailable")
-            )
-        profile = await self._profiles.get_or_default(request.customer_id)
-        if not profile.allows(request.channel):
-            return await self._ledger.settle(
-                key, SendResult(status="suppressed", reason="no_consent")
-            )
-        address = channel.address(profile)
-        if not address:
-            return await self._ledger.settle(
-                key, SendResult(status="suppressed", reason="no_address")
-            )
-
+            reason = f"channel {reservation.channel} unavailable"
+            return await self._ledger.settle(key, SendResult(status="failed", reason=reason))
         content = await self._content(request)
         if content is None:
             return await self._ledger.settle(
                 key, SendResult(status="failed", reason=f"template {request.template} not found")
             )
+        unsubscribe_url = unsubscribe.link(
+            self._settings, self._key, request.customer_id, channel.name
+        )
         scope = {
             "profile": profile.scope(),
             "event": request.event.scope(),
             "last_event": request.last_event.scope() if request.last_event else None,
             "context": request.context,
+            "unsubscribe_url": unsubscribe_url,
         }
         try:
             rendered = render(content, scope)
@@ -81,18 +90,15 @@ class DeliveryActivities:
             return await self._ledger.settle(
                 key, SendResult(status="failed", reason=f"template error: {err}")
             )
-        if request.dry_run:
-            return await self._ledger.settle(
-                key, SendResult(status="suppressed", reason="dry_run"), content=rendered
-            )
-
         message = Outbound(
             key=key,
             customer_id=request.customer_id,
             journey_id=request.journey_id,
             step_id=request.step_id,
-            address=address,
+            address=profile.address(channel.name) or "",
             content=rendered,
+            topic=request.topic,
+            unsubscribe_url=unsubscribe_url if request.topic == "marketing" else None,
         )
         try:
             rows = await channel.deliver(message)

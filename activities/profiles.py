@@ -1,34 +1,17 @@
-"""Profile lookups the interpreter needs: branch predicates and local-time waits."""
+"""Profile lookups the interpreter needs: branch predicates, local-time waits and
+send-time optimisation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from temporalio import activity
 
 from schemas import activities as names
-from schemas.activities import LocalTimeRequest
+from schemas.activities import LocalTimeRequest, SendTimeRequest
+from schemas.guardrails import best_hour, next_local_time
 from schemas.profile import Profile
 from storage.profiles import ProfileStore
-
-
-def next_local_time(request: LocalTimeRequest, timezone: str) -> datetime:
-    """The first instant after `request.after` when the wall clock in `timezone` reads
-    `request.at`. A wall time skipped by a DST change resolves to the instant after it."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local_now = request.after.astimezone(zone)
-    for days in range(0, 3):
-        day = (local_now + timedelta(days=days)).date()
-        candidate = datetime.combine(day, request.at, tzinfo=zone)
-        # Round-trip through UTC to normalise non-existent (spring-forward) wall times.
-        instant = candidate.astimezone(UTC)
-        if instant > request.after:
-            return instant
-    raise AssertionError("unreachable: a wall time recurs within two days")
 
 
 class ProfileActivities:
@@ -42,4 +25,9 @@ class ProfileActivities:
     @activity.defn(name=names.NEXT_LOCAL_TIME)
     async def next_local_time(self, request: LocalTimeRequest) -> datetime:
         profile = await self._profiles.get_or_default(request.customer_id)
-        return next_local_time(request, profile.timezone)
+        return next_local_time(request.at, request.after, profile.timezone)
+
+    @activity.defn(name=names.BEST_SEND_TIME)
+    async def best_send_time(self, request: SendTimeRequest) -> datetime:
+        profile = await self._profiles.get_or_default(request.customer_id)
+        return best_hour(profile.active_hours, request.at, request.within)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from activities.unsubscribe import signing_key
 from api import errors
-from api.routes import customers, enrollments, events, journeys, templates
+from api.routes import customers, enrollments, events, journeys, templates, unsubscribe
 from api.routing import EventRouter
 from schemas.settings import Settings
 from storage.stores import Stores
@@ -23,8 +24,9 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.stores = stores
     app.state.client = client
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
+    app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
-    for module in (journeys, events, customers, templates, enrollments):
+    for module in (journeys, events, customers, templates, enrollments, unsubscribe):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, Field, field_validator
@@ -82,6 +82,8 @@ class ProfileIn(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     push_tokens: list[str] = Field(default_factory=list)
     consent: dict[Channel, bool] = Field(default_factory=dict)
+    unsubscribed: list[Channel | Literal["all"]] = Field(default_factory=list)
+    preferred_channel: Channel | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -98,3 +100,9 @@ class TemplateIn(BaseModel):
     body: str
     html: str | None = None
     url: str | None = None
+
+
+class UnsubscribeIn(BaseModel):
+    """Withdraw marketing consent on one channel, or on every channel when omitted."""
+
+    channel: Channel | None = None

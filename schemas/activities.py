@@ -6,13 +6,14 @@ does I/O); both sides take the names from here.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from pydantic import BaseModel
 
 SEND = "journeys.send"
 GET_PROFILE = "journeys.get_profile"
 NEXT_LOCAL_TIME = "journeys.next_local_time"
+BEST_SEND_TIME = "journeys.best_send_time"
 
 
 class LocalTimeRequest(BaseModel):
@@ -21,3 +22,11 @@ class LocalTimeRequest(BaseModel):
     customer_id: str
     at: time
     after: datetime
+
+
+class SendTimeRequest(BaseModel):
+    """Send-time optimisation: the customer's usual active hour in [at, at + within]."""
+
+    customer_id: str
+    at: datetime
+    within: timedelta

@@ -8,9 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from schemas.events import CustomerEvent
+from schemas.guardrails import FrequencyCap, QuietHours, Topic
 from schemas.journey import Channel, MessageContent
 
-DeliveryStatus = Literal["pending", "sent", "suppressed", "failed"]
+DeliveryStatus = Literal["pending", "contending", "deferred", "sent", "suppressed", "failed"]
+"""`pending`: reserved, being delivered (counts against caps); `contending`: waiting to be
+arbitrated by priority for a contended cap slot; `deferred`: waiting for quiet hours or a
+cap to free (the enrollment retries it); the rest are final."""
+FINAL: tuple[str, ...] = ("sent", "suppressed", "failed")
 
 
 class Template(BaseModel):
@@ -28,26 +33,44 @@ class Template(BaseModel):
 
 
 class SendRequest(BaseModel):
-    """One send, identified by `idempotency_key` (workflow, enrollment, step, visit)."""
+    """One send, identified by `idempotency_key` (workflow, enrollment, step, visit).
+
+    `at` is the enrollment's clock (the workflow's time, sped up by the journey's
+    `time_scale` in test mode): caps and quiet hours are judged at `at`, so they hold in
+    virtual time too. A send deferred past `deadline` is suppressed instead.
+    """
 
     idempotency_key: str
     journey_id: str
     version: int
     step_id: str
     customer_id: str
-    channel: Channel
+    channel: Channel | Literal["best_channel"]
+    fallbacks: list[Channel] = Field(default_factory=list)
     template: str | None = None
     content: MessageContent | None = None
     event: CustomerEvent
     last_event: CustomerEvent | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     dry_run: bool = False
+    topic: Topic = "marketing"
+    priority: int = 0
+    when_capped: Literal["suppress", "defer"] = "suppress"
+    at: datetime | None = None
+    deadline: datetime | None = None
+    quiet_hours: QuietHours | None = None
+    journey_caps: list[FrequencyCap] = Field(default_factory=list)
+    abandon: bool = False
+    """The enrollment ended while this send was deferred: settle it, send nothing."""
 
 
 class SendResult(BaseModel):
-    status: Literal["sent", "suppressed", "failed"]
+    status: Literal["sent", "suppressed", "failed", "deferred"]
     reason: str | None = None
     delivery_id: int | None = None
+    channel: str | None = None
+    until: datetime | None = None
+    """For `deferred`: when to try again (on the enrollment's clock)."""
 
 
 class Delivery(BaseModel):
@@ -59,10 +82,14 @@ class Delivery(BaseModel):
     journey_id: str
     version: int
     step_id: str
-    channel: Channel
+    channel: str
+    topic: str
+    priority: int
     status: DeliveryStatus
     reason: str | None
     attempts: int
+    reserved_at: datetime | None
+    until: datetime | None
     content: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime

@@ -58,10 +58,12 @@ class EnrollmentInput(BaseModel):
 
 
 class Waiting(BaseModel):
-    """What the enrollment is waiting for (None = time alone) and until when."""
+    """What the enrollment is waiting for (None = time alone) and until when; `reason`
+    says why a send waits (quiet hours, a frequency cap, the customer's best time)."""
 
     event: str | None = None
     until: datetime
+    reason: str | None = None
 
 
 class EnrollmentState(BaseModel):

@@ -12,12 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.guardrails import FrequencyCap, QuietHours, Topic
 from schemas.predicates import Predicate
 
 Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
 CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "whatsapp", "webhook")
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
+BEST_CHANNEL = "best_channel"
 
 
 class _Model(BaseModel):
@@ -106,13 +108,28 @@ class SplitStep(_Model):
 
 class SendStep(_Model):
     """Send one message. `next` is taken when sent; `on_suppressed` / `on_failed` default
-    to `next` so a journey continues unless it says otherwise."""
+    to `next` so a journey continues unless it says otherwise.
+
+    Guardrails: a marketing send (the default `topic`) needs marketing consent, counts
+    against the frequency caps and waits out quiet hours; when capped it is suppressed, or
+    with `when_capped: defer` waits for the cap to free. A send waits at most `max_delay`
+    (quiet hours, caps) before it is suppressed as expired. `best_channel` tries the
+    customer's preferred channel, then `fallbacks`, skipping channels without consent or
+    address. `send_at: best_time` first waits for the customer's usual active hour, at most
+    `best_time_within` away.
+    """
 
     id: StepId
     type: Literal["send"] = "send"
-    channel: Channel
+    channel: Channel | Literal["best_channel"]
+    fallbacks: list[Channel] = Field(default_factory=list)
     template: str | None = None
     content: MessageContent | None = None
+    topic: Topic = "marketing"
+    when_capped: Literal["suppress", "defer"] = "suppress"
+    max_delay: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
+    send_at: Literal["now", "best_time"] = "now"
+    best_time_within: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
     next: StepId
     on_suppressed: StepId | None = None
     on_failed: StepId | None = None
@@ -121,7 +138,16 @@ class SendStep(_Model):
     def _template_or_content(self) -> SendStep:
         if (self.template is None) == (self.content is None):
             raise ValueError("a send needs exactly one of 'template' or 'content'")
+        if self.channel == BEST_CHANNEL and not self.fallbacks:
+            raise ValueError("'best_channel' needs 'fallbacks' for customers without a preference")
         return self
+
+    def candidates(self, preferred: str | None) -> list[str]:
+        """Channels to try, in order."""
+        if self.channel != BEST_CHANNEL:
+            return [self.channel]
+        ordered = [preferred] if preferred else []
+        return list(dict.fromkeys([*ordered, *self.fallbacks]))
 
 
 class ExitStep(_Model):
@@ -148,6 +174,12 @@ class JourneySpec(_Model):
     exit_when: list[EventCondition] = Field(default_factory=list)
     reentry: Reentry = "never"
     priority: int = 0
+    """When sends of several journeys contend for a customer's last free cap slots, the
+    higher priority wins."""
+    quiet_hours: QuietHours | None = None
+    """Overrides the deployment's quiet hours (JOURNEYS_QUIET_HOURS) for this journey."""
+    frequency_caps: list[FrequencyCap] = Field(default_factory=list)
+    """Caps on this journey's own marketing sends, on top of the global caps."""
     time_scale: float = Field(default=1.0, gt=0)
     steps: list[Step] = Field(min_length=1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from schemas.journey import WAITING_STEPS, JourneySpec, SendStep, edges
+from schemas.journey import BEST_CHANNEL, WAITING_STEPS, JourneySpec, SendStep, edges
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,17 @@ def check_journey(
     for i, step in enumerate(spec.steps):
         if not isinstance(step, SendStep):
             continue
-        if known_channels is not None and step.channel not in known_channels:
-            problems.append(
-                Problem(
-                    ("steps", i, "channel"),
-                    f"step '{step.id}': channel '{step.channel}' is not configured "
-                    f"(available: {', '.join(sorted(known_channels))})",
+        named = [("channel", step.channel)] if step.channel != BEST_CHANNEL else []
+        named += [(f"fallbacks.{k}", c) for k, c in enumerate(step.fallbacks)]
+        for field, channel in named:
+            if known_channels is not None and channel not in known_channels:
+                problems.append(
+                    Problem(
+                        _loc(i, field),
+                        f"step '{step.id}': channel '{channel}' is not configured "
+                        f"(available: {', '.join(sorted(known_channels))})",
+                    )
                 )
-            )
         if step.template and known_templates is not None and step.template not in known_templates:
             problems.append(
                 Problem(

@@ -1,58 +1,166 @@
-"""The delivery ledger: one row per send, unique by idempotency key.
+"""The delivery ledger: one row per send, unique by idempotency key, and the atomic
+reservation that decides whether a send may go out.
 
-A send first claims its key (pending), then settles it with its outcome in the same
-transaction as any rows the channel writes (the in-app inbox), so a retried or replayed send
-finds the first outcome instead of delivering twice.
+`reserve` takes a per-customer lock (a PostgreSQL advisory lock; SQLite's write lock), then
+in one transaction: returns the earlier outcome of a settled key, reads the profile, picks
+the channel, checks consent, address, quiet hours and every frequency cap, and records the
+verdict. A granted send is `pending` and counts against the caps until it settles. With an
+arbitration window, a capped send first waits it as `contending`, so that sends racing for
+the same customer (one event entering several journeys) are ranked by journey priority,
+then by who asked first (`arbitrate`). `settle` records the outcome in the same transaction as any
+rows the channel writes (the in-app inbox), so a retried or replayed send finds the first
+outcome instead of delivering twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.delivery import Delivery, SendRequest, SendResult
-from storage.tables import DeliveryRow, utcnow
+from schemas.delivery import FINAL, Delivery, SendRequest, SendResult
+from schemas.guardrails import FrequencyCap, QuietHours, counted, free_at, quiet_until
+from schemas.profile import Profile
+from storage.tables import DeliveryRow, ProfileRow, utcnow
+
+COUNTED = ("pending", "sent")
+STALE_CONTENDER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The deployment's guardrails; the journey's own come with each request."""
+
+    caps: Sequence[FrequencyCap] = ()
+    quiet_hours: QuietHours | None = None
+    arbitration: timedelta = timedelta(0)
+
+
+@dataclass
+class Reservation:
+    """`granted`: deliver on `channel`; `contend`: call `arbitrate` after the window;
+    `final`: `result` is the outcome (settled now or earlier)."""
+
+    kind: Literal["granted", "contend", "final"]
+    profile: Profile
+    channel: str | None = None
+    result: SendResult | None = None
+
+
+@dataclass(frozen=True)
+class _Cap:
+    """A cap and its scope: the whole customer, or one journey's sends (`journey_id`)."""
+
+    cap: FrequencyCap
+    journey_id: str | None = None
+
+    def counts(self, slot: _Slot) -> bool:
+        scoped = self.journey_id is None or slot.journey_id == self.journey_id
+        return scoped and self.cap.applies_to(slot.channel)
+
+    def fits(self, at: datetime, slots: Sequence[_Slot], extra: Sequence[_Slot] = ()) -> bool:
+        """Whether one more send fits at `at` beside `slots` (in the window) and `extra`
+        (contenders ranked ahead, wherever their clocks are)."""
+        used = counted(self.cap, at, [s.at for s in slots if self.counts(s)])
+        return used + sum(1 for e in extra if self.counts(e)) + 1 <= self.cap.limit
+
+    def free_at(self, at: datetime, slots: Sequence[_Slot]) -> datetime:
+        return free_at(self.cap, at, [s.at for s in slots if self.counts(s)])
+
+
+@dataclass
+class _Slot:
+    """One send already holding (or contending for) a cap slot."""
+
+    at: datetime
+    channel: str
+    journey_id: str
+    priority: int = 0
+    since: datetime = field(default_factory=utcnow)
+    key: str = ""
 
 
 class DeliveryLedger:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
-    async def claim(self, request: SendRequest) -> SendResult | None:
-        """Mark the send pending. Returns the earlier outcome when it was already settled."""
-        for _ in range(3):
-            async with self._sessions() as session:
-                row = await self._row(session, request.idempotency_key)
-                if row is not None:
-                    if row.status != "pending":
-                        return SendResult(status=row.status, reason=row.reason, delivery_id=row.id)  # type: ignore[arg-type]
-                    row.attempts += 1
-                    session.add(row)
-                    await session.commit()
-                    return None
-                session.add(
-                    DeliveryRow(
-                        idempotency_key=request.idempotency_key,
-                        customer_id=request.customer_id,
-                        journey_id=request.journey_id,
-                        version=request.version,
-                        step_id=request.step_id,
-                        channel=request.channel,
-                        status="pending",
-                        attempts=1,
-                    )
+    # -- the reservation ------------------------------------------------------------------
+
+    async def reserve(self, request: SendRequest, rules: Rules) -> Reservation:
+        async with self._sessions() as session:
+            await self._lock(session, request.customer_id)
+            row = await self._row(session, request.idempotency_key)
+            profile = await self._profile(session, request.customer_id)
+            if row is not None and row.status in FINAL:  # settled earlier: its first outcome
+                return Reservation("final", profile, row.channel, self._result(row))
+            if row is not None and row.status == "pending":  # granted before; a retry
+                row.attempts += 1
+                return await self._commit(
+                    session, row, Reservation("granted", profile, row.channel)
                 )
-                try:
-                    await session.commit()
-                    return None
-                except IntegrityError:  # another attempt claimed it first; read theirs
-                    await session.rollback()
-        raise RuntimeError(f"could not claim delivery {request.idempotency_key}")
+            if row is None:
+                row = self._new_row(request)
+            else:
+                row.attempts += 1
+            if request.abandon:
+                return await self._finish(session, row, profile, "suppressed", "ended")
+
+            channel, refusal = self._choose_channel(request, profile)
+            if channel is None:
+                return await self._finish(session, row, profile, "suppressed", refusal)
+            row.channel = channel
+            if request.dry_run:
+                return await self._finish(session, row, profile, "suppressed", "dry_run")
+            if request.topic == "transactional":
+                return await self._grant(session, row, profile, request)
+
+            at = request.at or utcnow()
+            quiet = request.quiet_hours or rules.quiet_hours
+            until = quiet_until(quiet, at, profile.timezone)
+            if until is not None:
+                return await self._defer(session, row, profile, request, until, "quiet_hours")
+
+            caps = self._caps(request, rules, channel)
+            slots = await self._slots(session, request, at, caps)
+            blocked = [c for c in caps if not c.fits(at, slots)]
+            if blocked:
+                return await self._capped(session, row, profile, request, at, blocked, slots)
+            if caps and rules.arbitration > timedelta(0):
+                row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
+                return await self._commit(session, row, Reservation("contend", profile, channel))
+            return await self._grant(session, row, profile, request)
+
+    async def arbitrate(self, request: SendRequest, rules: Rules) -> Reservation:
+        """Decide a contending send: it gets a slot when the sends already counted plus the
+        contenders ranked above it (priority, then who asked first) leave one free."""
+        async with self._sessions() as session:
+            await self._lock(session, request.customer_id)
+            row = await self._row(session, request.idempotency_key)
+            if row is not None and row.status == "contending":
+                profile = await self._profile(session, request.customer_id)
+                at = request.at or utcnow()
+                caps = self._caps(request, rules, row.channel)
+                slots = await self._slots(session, request, at, caps)
+                mine = (-request.priority, row.updated_at, row.idempotency_key)
+                ahead = [
+                    c
+                    for c in await self._contenders(session, request)
+                    if (-c.priority, c.since, c.key) < mine
+                ]
+                blocked = [c for c in caps if not c.fits(at, slots, ahead)]
+                if blocked:
+                    return await self._capped(session, row, profile, request, at, blocked, slots)
+                return await self._grant(session, row, profile, request)
+        # Decided meanwhile (a retry of this send took it over): its outcome, as reserved.
+        return await self.reserve(request, rules)
+
+    # -- settling and reading -------------------------------------------------------------
 
     async def settle(
         self,
@@ -65,14 +173,14 @@ class DeliveryLedger:
         async with self._sessions() as session:
             row = await self._row(session, key)
             if row is None:
-                raise RuntimeError(f"delivery {key} was never claimed")
+                raise RuntimeError(f"delivery {key} was never reserved")
             row.status, row.reason, row.updated_at = result.status, result.reason, utcnow()
             if content is not None:
                 row.content = content
             session.add(row)
             session.add_all(rows)
             await session.commit()
-            return result.model_copy(update={"delivery_id": row.id})
+            return result.model_copy(update={"delivery_id": row.id, "channel": row.channel})
 
     async def for_customer(self, customer_id: str) -> list[Delivery]:
         async with self._sessions() as session:
@@ -84,7 +192,185 @@ class DeliveryLedger:
             rows = (await session.exec(query)).all()
             return [Delivery.model_validate(r, from_attributes=True) for r in rows]
 
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    async def _lock(session: AsyncSession, customer_id: str) -> None:
+        """Serialise reservations for one customer (and only them, on PostgreSQL)."""
+        if session.get_bind().dialect.name == "postgresql":
+            await session.exec(  # type: ignore[call-overload]
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:c, 7))"),
+                params={"c": customer_id},
+            )
+        else:  # SQLite: a write as the first statement takes the database's write lock
+            await session.exec(text("UPDATE deliveries SET id = id WHERE 0 = 1"))  # type: ignore[call-overload]
+
     @staticmethod
     async def _row(session: AsyncSession, key: str) -> DeliveryRow | None:
         query = select(DeliveryRow).where(DeliveryRow.idempotency_key == key)
         return (await session.exec(query)).first()
+
+    @staticmethod
+    async def _profile(session: AsyncSession, customer_id: str) -> Profile:
+        row = await session.get(ProfileRow, customer_id)
+        return (
+            Profile(customer_id=customer_id, **row.data)
+            if row
+            else Profile(customer_id=customer_id)
+        )
+
+    @staticmethod
+    def _new_row(request: SendRequest) -> DeliveryRow:
+        return DeliveryRow(
+            idempotency_key=request.idempotency_key,
+            customer_id=request.customer_id,
+            journey_id=request.journey_id,
+            version=request.version,
+            step_id=request.step_id,
+            channel=request.channel,
+            topic=request.topic,
+            priority=request.priority,
+            status="pending",
+            attempts=1,
+        )
+
+    @staticmethod
+    def _choose_channel(request: SendRequest, profile: Profile) -> tuple[str | None, str]:
+        """The first candidate channel with consent and an address; else why none."""
+        refusals: list[str] = []
+        candidates = (
+            [request.channel]
+            if request.channel != "best_channel"
+            else list(
+                dict.fromkeys([c for c in (profile.preferred_channel,) if c] + request.fallbacks)
+            )
+        )
+        for channel in candidates:
+            refusal = profile.refusal(channel, request.topic) or (
+                None if profile.address(channel) else "no_address"
+            )
+            if refusal is None:
+                return channel, ""
+            refusals.append(refusal)
+        return None, refusals[0] if refusals else "no_address"
+
+    @staticmethod
+    def _caps(request: SendRequest, rules: Rules, channel: str) -> list[_Cap]:
+        scoped = [_Cap(c) for c in rules.caps]
+        scoped += [_Cap(c, request.journey_id) for c in request.journey_caps]
+        return [c for c in scoped if c.cap.applies_to(channel)]
+
+    async def _slots(
+        self,
+        session: AsyncSession,
+        request: SendRequest,
+        at: datetime,
+        caps: Sequence[_Cap],
+    ) -> list[_Slot]:
+        """Marketing sends holding a slot in the widest cap window before `at`."""
+        if not caps:
+            return []
+        widest = max(c.cap.window for c in caps)
+        query = select(DeliveryRow).where(
+            DeliveryRow.customer_id == request.customer_id,
+            col(DeliveryRow.status).in_(COUNTED),
+            DeliveryRow.topic == "marketing",
+            col(DeliveryRow.reserved_at) > at - widest,
+            col(DeliveryRow.reserved_at) <= at,
+            DeliveryRow.idempotency_key != request.idempotency_key,
+        )
+        rows = (await session.exec(query)).all()
+        return [
+            _Slot(at=r.reserved_at, channel=r.channel, journey_id=r.journey_id)  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    async def _contenders(self, session: AsyncSession, request: SendRequest) -> list[_Slot]:
+        """Other sends for this customer waiting to be arbitrated (not stale)."""
+        query = select(DeliveryRow).where(
+            DeliveryRow.customer_id == request.customer_id,
+            DeliveryRow.status == "contending",
+            DeliveryRow.idempotency_key != request.idempotency_key,
+            col(DeliveryRow.updated_at) > utcnow() - STALE_CONTENDER,
+        )
+        rows = (await session.exec(query)).all()
+        return [
+            _Slot(
+                at=r.reserved_at,  # type: ignore[arg-type]
+                channel=r.channel,
+                journey_id=r.journey_id,
+                priority=r.priority,
+                since=r.updated_at,  # type: ignore[arg-type]
+                key=r.idempotency_key,
+            )
+            for r in rows
+        ]
+
+    async def _capped(
+        self,
+        session: AsyncSession,
+        row: DeliveryRow,
+        profile: Profile,
+        request: SendRequest,
+        at: datetime,
+        blocked: Sequence[_Cap],
+        slots: Sequence[_Slot],
+    ) -> Reservation:
+        if request.when_capped == "defer":
+            until = max(c.free_at(at, slots) for c in blocked)
+            return await self._defer(session, row, profile, request, until, "capped")
+        return await self._finish(session, row, profile, "suppressed", "capped")
+
+    async def _defer(
+        self,
+        session: AsyncSession,
+        row: DeliveryRow,
+        profile: Profile,
+        request: SendRequest,
+        until: datetime,
+        reason: str,
+    ) -> Reservation:
+        if request.deadline is not None and until > request.deadline:
+            return await self._finish(session, row, profile, "suppressed", reason)
+        row.until = until
+        return await self._finish(session, row, profile, "deferred", reason, until=until)
+
+    async def _grant(
+        self, session: AsyncSession, row: DeliveryRow, profile: Profile, request: SendRequest
+    ) -> Reservation:
+        row.status, row.reason, row.until = "pending", None, None
+        row.reserved_at, row.updated_at = request.at or utcnow(), utcnow()
+        return await self._commit(session, row, Reservation("granted", profile, row.channel))
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        row: DeliveryRow,
+        profile: Profile,
+        status: str,
+        reason: str,
+        until: datetime | None = None,
+    ) -> Reservation:
+        row.status, row.reason, row.updated_at = status, reason, utcnow()
+        if status != "deferred":
+            row.until = None
+        result = SendResult(status=status, reason=reason, channel=row.channel, until=until)  # type: ignore[arg-type]
+        return await self._commit(session, row, Reservation("final", profile, row.channel, result))
+
+    @staticmethod
+    async def _commit(session: AsyncSession, row: DeliveryRow, outcome: Reservation) -> Reservation:
+        session.add(row)
+        await session.commit()  # the customer lock serialises every attempt at one key
+        if outcome.result is not None:
+            outcome.result.delivery_id = row.id
+        return outcome
+
+    @staticmethod
+    def _result(row: DeliveryRow) -> SendResult:
+        return SendResult(
+            status=row.status,  # type: ignore[arg-type]
+            reason=row.reason,
+            delivery_id=row.id,
+            channel=row.channel,
+            until=row.until,
+        )

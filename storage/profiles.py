@@ -1,28 +1,43 @@
-"""Customer profiles, stored whole as JSON keyed by customer id."""
+"""Customer profiles, stored whole as JSON keyed by customer id.
+
+Some fields are maintained here rather than written by clients: `active_hours` and
+`last_seen_at` (from every event, for send-time optimisation) and `unsubscribed` (from
+unsubscribe events and links). A client's PUT keeps the activity fields.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.profile import Profile
+from schemas.events import CustomerEvent
+from schemas.journey import CHANNELS
+from schemas.profile import ALL_CHANNELS, Profile
 from storage.tables import ProfileRow, utcnow
+
+SERVER_MAINTAINED = ("active_hours", "last_seen_at")
 
 
 class ProfileStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
-    async def put(self, profile: Profile) -> None:
-        data = profile.model_dump(mode="json", exclude={"customer_id"})
+    async def put(self, profile: Profile) -> Profile:
+        """Create or replace, keeping the activity the server has learned."""
         async with self._sessions() as session:
             row = await session.get(ProfileRow, profile.customer_id)
-            if row is None:
-                session.add(ProfileRow(customer_id=profile.customer_id, data=data))
-            else:
-                row.data, row.updated_at = data, utcnow()
-                session.add(row)
+            if row is not None:
+                stored = Profile(customer_id=profile.customer_id, **row.data)
+                profile = profile.model_copy(
+                    update={k: getattr(stored, k) for k in SERVER_MAINTAINED}
+                )
+            self._write(session, row, profile)
             await session.commit()
+            return profile
 
     async def get(self, customer_id: str) -> Profile | None:
         async with self._sessions() as session:
@@ -32,3 +47,52 @@ class ProfileStore:
     async def get_or_default(self, customer_id: str) -> Profile:
         """Journeys may run for customers the profile service has not heard of yet."""
         return await self.get(customer_id) or Profile(customer_id=customer_id)
+
+    async def observe(self, events: Sequence[CustomerEvent], unsubscribe_event: str) -> None:
+        """Learn from incoming events in one transaction: activity hours, last seen, and
+        marketing unsubscribes (`properties.channel`, else every channel)."""
+        by_customer: dict[str, list[CustomerEvent]] = {}
+        for event in events:
+            by_customer.setdefault(event.customer_id, []).append(event)
+        async with self._sessions() as session:
+            for customer_id, theirs in sorted(by_customer.items()):
+                row = await session.get(ProfileRow, customer_id)
+                profile = Profile(customer_id=customer_id, **(row.data if row else {}))
+                hours = list(profile.active_hours)
+                for event in theirs:
+                    hours[event.timestamp.astimezone(UTC).hour] += 1
+                    if event.name == unsubscribe_event:
+                        profile = unsubscribed(profile, event.properties.get("channel"))
+                latest = max(e.timestamp for e in theirs)
+                if profile.last_seen_at is None or latest > profile.last_seen_at:
+                    profile.last_seen_at = latest
+                profile.active_hours = hours
+                self._write(session, row, profile)
+            await session.commit()
+
+    async def unsubscribe(self, customer_id: str, channel: str | None) -> Profile:
+        async with self._sessions() as session:
+            row = await session.get(ProfileRow, customer_id)
+            profile = unsubscribed(
+                Profile(customer_id=customer_id, **(row.data if row else {})), channel
+            )
+            self._write(session, row, profile)
+            await session.commit()
+            return profile
+
+    @staticmethod
+    def _write(session: AsyncSession, row: ProfileRow | None, profile: Profile) -> None:
+        data: dict[str, Any] = profile.model_dump(mode="json", exclude={"customer_id"})
+        if row is None:
+            session.add(ProfileRow(customer_id=profile.customer_id, data=data))
+        else:
+            row.data, row.updated_at = data, utcnow()
+            session.add(row)
+
+
+def unsubscribed(profile: Profile, channel: Any) -> Profile:
+    """The profile with marketing withdrawn on `channel` (a known channel), else on all."""
+    target = channel if channel in CHANNELS else ALL_CHANNELS
+    if target in profile.unsubscribed:
+        return profile
+    return profile.model_copy(update={"unsubscribed": [*profile.unsubscribed, target]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -39,7 +39,10 @@ class DeliveryRow(SQLModel, table=True):
     """The delivery ledger: the unique idempotency key is what makes sends exactly-once."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_deliveries_key"),)
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_deliveries_key"),
+        Index("ix_deliveries_caps", "customer_id", "status", "reserved_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=600)
     customer_id: str = Field(index=True, max_length=200)
@@ -47,8 +50,14 @@ class DeliveryRow(SQLModel, table=True):
     version: int
     step_id: str = Field(max_length=80)
     channel: str = Field(max_length=20)
+    topic: str = Field(default="marketing", max_length=20)
+    priority: int = 0
     status: str = Field(max_length=20)
     reason: str | None = None
+    reserved_at: datetime | None = None
+    """When the send took its cap slot, on the enrollment's clock."""
+    until: datetime | None = None
+    """For a deferred send: when it is tried again."""
     content: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow)

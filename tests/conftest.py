@@ -88,6 +88,11 @@ def settings(
         api_port=free_port(),
         smtp_port=mailbox[1],
         strict_sandbox=True,  # police workflows/ on every run (production passes it through)
+        # Global guardrails off for the shared stack, so tests run at any time of day and
+        # stay independent; guardrail tests set journey-level ones or run their own worker.
+        quiet_hours=None,
+        frequency_caps=[],
+        arbitration_seconds=0,
     )
     if request.param == "sqlite":
         yield Settings(**common)

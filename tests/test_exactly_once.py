@@ -42,9 +42,9 @@ async def test_retried_send_returns_the_first_outcome(
     s = stack.stores
     activities = DeliveryActivities(
         ledger=s.ledger,
-        profiles=s.profiles,
         templates=s.templates,
         channels=channels_for(stack.settings),
+        settings=stack.settings,
     )
     request = SendRequest(
         idempotency_key=f"test/{cid}/step/1",

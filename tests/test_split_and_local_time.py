@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, time
 
-from activities.profiles import next_local_time
-from schemas.activities import LocalTimeRequest
+from schemas.guardrails import next_local_time
 from schemas.journey import SplitPath
 from workflows.split import bucket, choose
 
@@ -28,7 +27,7 @@ def test_split_is_stable_and_follows_weights() -> None:
 
 def at(zone_time: str, *, after: datetime, zone: str) -> datetime:
     h, m = map(int, zone_time.split(":"))
-    return next_local_time(LocalTimeRequest(customer_id="c", at=time(h, m), after=after), zone)
+    return next_local_time(time(h, m), after, zone)
 
 
 def test_next_local_time_same_day_and_next_day() -> None:

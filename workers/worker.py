@@ -25,9 +25,9 @@ def build_worker(
 ) -> Worker:
     delivery = DeliveryActivities(
         ledger=stores.ledger,
-        profiles=stores.profiles,
         templates=stores.templates,
         channels=channels_for(settings),
+        settings=settings,
     )
     profiles = ProfileActivities(stores.profiles)
     restrictions = SandboxRestrictions.default
@@ -37,7 +37,12 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[JourneyWorkflow],
-        activities=[delivery.send, profiles.get_profile, profiles.next_local_time],
+        activities=[
+            delivery.send,
+            profiles.get_profile,
+            profiles.next_local_time,
+            profiles.best_send_time,
+        ],
         max_concurrent_activities=200,
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
     )

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from schemas import activities as names
-    from schemas.activities import LocalTimeRequest
+    from schemas.activities import LocalTimeRequest, SendTimeRequest
     from schemas.delivery import SendRequest, SendResult
     from schemas.enrollment import (
         ENDED,
@@ -229,7 +229,7 @@ class JourneyWorkflow:
         """Wait durably until `done()` holds, the enrollment ends, or `waiting.until`.
         True when `done()` held."""
         self._waiting = waiting
-        what = f"waiting for {waiting.event}" if waiting.event else "waiting"
+        what = f"waiting for {waiting.event}" if waiting.event else (waiting.reason or "waiting")
         workflow.set_current_details(
             f"step {self._carry.step}, {what} until {waiting.until:%Y-%m-%d %H:%M:%S} UTC"
         )
@@ -262,7 +262,44 @@ class JourneyWorkflow:
         self._record(f"path {path.name}")
         return path.next
 
-    async def _send(self, step: SendStep) -> str:
+    async def _send(self, step: SendStep) -> str | None:
+        """One send, through the guardrails. A deferred send (quiet hours, a cap) waits
+        durably on a timer, still ending on goal and exit events, then tries again under
+        the same idempotency key."""
+        if step.send_at == "best_time":
+            best: datetime = await workflow.execute_activity(
+                names.BEST_SEND_TIME,
+                SendTimeRequest(
+                    customer_id=self._input.customer_id,
+                    at=self._clock(),
+                    within=step.best_time_within,
+                ),
+                result_type=datetime,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=LOOKUP_RETRY,
+                summary=f"{step.id}: best send time",
+            )
+            await self._until_clock(best, "the customer's usual active hour")
+        deadline = self._clock() + step.max_delay
+        while True:
+            result = await self._send_once(step, deadline, abandon=self._ending is not None)
+            if result.status != "deferred" or self._ending is not None:
+                break
+            assert result.until is not None
+            await self._until_clock(result.until, f"send deferred: {result.reason}")
+        self._carry.context.setdefault("steps", {})[step.id] = result.model_dump(
+            mode="json", exclude_none=True
+        )
+        self._record(result.status if not self._ending else f"{result.status}, then ended")
+        if self._ending is not None:
+            return None
+        if result.status == "sent":
+            return step.next
+        if result.status == "suppressed":
+            return step.on_suppressed or step.next
+        return step.on_failed or step.next
+
+    async def _send_once(self, step: SendStep, deadline: datetime, *, abandon: bool) -> SendResult:
         info = workflow.info()
         visit = self._carry.visits[step.id]
         request = SendRequest(
@@ -272,12 +309,21 @@ class JourneyWorkflow:
             step_id=step.id,
             customer_id=self._input.customer_id,
             channel=step.channel,
+            fallbacks=step.fallbacks,
             template=step.template,
             content=step.content,
             event=self._input.trigger,
             last_event=self._carry.last_event,
             context=self._carry.context,
             dry_run=self._input.options.dry_run,
+            topic=step.topic,
+            priority=self._spec.priority,
+            when_capped=step.when_capped,
+            at=self._clock(),
+            deadline=deadline,
+            quiet_hours=self._spec.quiet_hours,
+            journey_caps=self._spec.frequency_caps,
+            abandon=abandon,
         )
         try:
             result: SendResult = await workflow.execute_activity(
@@ -290,13 +336,18 @@ class JourneyWorkflow:
             )
         except ActivityError as err:
             result = SendResult(status="failed", reason=str(err.cause or err))
-        self._carry.context.setdefault("steps", {})[step.id] = result.model_dump(mode="json")
-        self._record(result.status)
-        if result.status == "sent":
-            return step.next
-        if result.status == "suppressed":
-            return step.on_suppressed or step.next
-        return step.on_failed or step.next
+        return result
+
+    def _clock(self) -> datetime:
+        """The enrollment's clock: workflow time, sped up by `time_scale` in test mode, so
+        guardrails judge a test-mode journey at the moment it has reached."""
+        entered = self._carry.entered_at
+        return entered + (workflow.now() - entered) * self._spec.time_scale
+
+    async def _until_clock(self, moment: datetime, reason: str) -> None:
+        """Wait until the enrollment's clock reads `moment` (or the enrollment ends)."""
+        remaining = max(moment - self._clock(), timedelta(0)) / self._spec.time_scale
+        await self._until(Waiting(until=workflow.now() + remaining, reason=reason), lambda: False)
 
     # -- helpers --------------------------------------------------------------------------
 

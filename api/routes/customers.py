@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
 
-from api.deps import StoresDep
+from api.deps import RouterDep, SettingsDep, StoresDep
 from api.errors import problem
-from api.models import ProfileIn
+from api.models import ProfileIn, UnsubscribeIn
 from schemas.delivery import Delivery, InboxMessage
+from schemas.events import CustomerEvent
 from schemas.profile import Profile
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -15,10 +19,8 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 @router.put("/{customer_id}")
 async def put_profile(customer_id: str, body: ProfileIn, stores: StoresDep) -> Profile:
-    """Create or replace the customer's profile."""
-    profile = Profile(customer_id=customer_id, **body.model_dump())
-    await stores.profiles.put(profile)
-    return profile
+    """Create or replace the customer's profile (activity learned from events is kept)."""
+    return await stores.profiles.put(Profile(customer_id=customer_id, **body.model_dump()))
 
 
 @router.get("/{customer_id}")
@@ -39,3 +41,40 @@ async def deliveries(customer_id: str, stores: StoresDep) -> list[Delivery]:
 async def inbox(customer_id: str, stores: StoresDep) -> list[InboxMessage]:
     """In-app messages, newest first."""
     return await stores.inbox.for_customer(customer_id)
+
+
+@router.post("/{customer_id}/unsubscribe")
+async def unsubscribe(
+    customer_id: str,
+    stores: StoresDep,
+    events: RouterDep,
+    settings: SettingsDep,
+    body: UnsubscribeIn | None = None,
+) -> Profile:
+    """Withdraw marketing consent (one channel, or all) and end marketing journeys."""
+    channel = body.channel if body else None
+    return await withdraw(customer_id, channel, "api", stores, events, settings)
+
+
+async def withdraw(
+    customer_id: str,
+    channel: str | None,
+    source: str,
+    stores: StoresDep,
+    events: RouterDep,
+    settings: SettingsDep,
+) -> Profile:
+    """Record the unsubscribe, then send the unsubscribe event, so journeys whose
+    `exit_when` names it end. Consent is withdrawn before the event is routed."""
+    profile = await stores.profiles.unsubscribe(customer_id, channel)
+    properties = {"source": source, **({"channel": channel} if channel else {})}
+    await events.route(
+        CustomerEvent(
+            customer_id=customer_id,
+            name=settings.unsubscribe_event,
+            properties=properties,
+            timestamp=datetime.now(UTC),
+            message_id=str(uuid.uuid4()),
+        )
+    )
+    return profile
