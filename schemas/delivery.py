@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from schemas.events import CustomerEvent
 from schemas.guardrails import FrequencyCap, QuietHours, Topic
-from schemas.journey import Channel, MessageContent
+from schemas.journey import Channel, MessageContent, SendChannel
 
 DeliveryStatus = Literal["pending", "contending", "deferred", "sent", "suppressed", "failed"]
 """`pending`: reserved, being delivered (counts against caps); `contending`: waiting to be
@@ -45,7 +45,7 @@ class SendRequest(BaseModel):
     version: int
     step_id: str
     customer_id: str
-    channel: Channel | Literal["best_channel"]
+    channel: SendChannel
     fallbacks: list[Channel] = Field(default_factory=list)
     template: str | None = None
     content: MessageContent | None = None

@@ -83,14 +83,16 @@ def quiet_until(quiet: QuietHours | None, at: datetime, timezone: str) -> dateti
 
 
 def window_start(cap: FrequencyCap, at: datetime) -> datetime:
-    """Sends at or after this instant count against `cap` at `at` (the window is
-    half-open: (at - window, at])."""
+    """Sends after this instant count against `cap` at `at`."""
     return at - cap.window
 
 
 def counted(cap: FrequencyCap, at: datetime, sent_at: Sequence[datetime]) -> int:
+    """Sends in the window (at - window, at]. Sends recorded at a later instant count too:
+    enrollments' clocks are not in step, and one that reserved later but runs ahead must
+    still hold its slot against one whose clock is behind."""
     start = window_start(cap, at)
-    return sum(1 for s in sent_at if start < s <= at)
+    return sum(1 for s in sent_at if s > start)
 
 
 def free_at(cap: FrequencyCap, at: datetime, sent_at: Sequence[datetime]) -> datetime:
@@ -98,7 +100,7 @@ def free_at(cap: FrequencyCap, at: datetime, sent_at: Sequence[datetime]) -> dat
     already counted. A cap of 0 never frees: the answer is `datetime.max` (in UTC)."""
     if cap.limit == 0:
         return datetime.max.replace(tzinfo=UTC)
-    inside = sorted(s for s in sent_at if window_start(cap, at) < s <= at)
+    inside = sorted(s for s in sent_at if s > window_start(cap, at))
     excess = len(inside) - cap.limit
     if excess < 0:
         return at

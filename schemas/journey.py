@@ -20,6 +20,7 @@ CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "whatsapp", "webh
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
 BEST_CHANNEL = "best_channel"
+SendChannel = Literal[Channel, "best_channel"]
 
 
 class _Model(BaseModel):
@@ -121,7 +122,7 @@ class SendStep(_Model):
 
     id: StepId
     type: Literal["send"] = "send"
-    channel: Channel | Literal["best_channel"]
+    channel: SendChannel
     fallbacks: list[Channel] = Field(default_factory=list)
     template: str | None = None
     content: MessageContent | None = None

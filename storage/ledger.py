@@ -267,7 +267,8 @@ class DeliveryLedger:
         at: datetime,
         caps: Sequence[_Cap],
     ) -> list[_Slot]:
-        """Marketing sends holding a slot in the widest cap window before `at`."""
+        """Marketing sends holding a slot in the widest cap window ending at `at` (or
+        recorded later: see `schemas.guardrails.counted`)."""
         if not caps:
             return []
         widest = max(c.cap.window for c in caps)
@@ -276,7 +277,6 @@ class DeliveryLedger:
             col(DeliveryRow.status).in_(COUNTED),
             DeliveryRow.topic == "marketing",
             col(DeliveryRow.reserved_at) > at - widest,
-            col(DeliveryRow.reserved_at) <= at,
             DeliveryRow.idempotency_key != request.idempotency_key,
         )
         rows = (await session.exec(query)).all()

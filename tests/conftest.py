@@ -81,11 +81,13 @@ def settings(
 ) -> Iterator[Settings]:
     """Settings of one stack; every test that uses it runs on SQLite and on PostgreSQL."""
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
+    api_port = free_port()
     common: dict[str, Any] = dict(
         data_dir=data_dir,
         temporal_address=temporal_address,
         task_queue=f"journeys-{request.param}-{uuid.uuid4().hex[:6]}",
-        api_port=free_port(),
+        api_port=api_port,
+        public_url=f"http://127.0.0.1:{api_port}",
         smtp_port=mailbox[1],
         strict_sandbox=True,  # police workflows/ on every run (production passes it through)
         # Global guardrails off for the shared stack, so tests run at any time of day and

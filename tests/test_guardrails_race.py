@@ -1,0 +1,171 @@
+"""The reservation under contention, on SQLite and PostgreSQL: many sends race for one
+customer's cap at once; the cap is never exceeded and journey priority decides who wins."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, time, timedelta
+
+from cli.embedded import Stack
+from schemas.delivery import SendRequest, SendResult
+from schemas.events import CustomerEvent
+from schemas.guardrails import FrequencyCap, QuietHours
+from schemas.journey import MessageContent
+from schemas.profile import Profile
+from storage.ledger import DeliveryLedger, Rules
+from tests.conftest import unique
+
+WEEK = FrequencyCap(limit=3, window=timedelta(days=7))
+
+
+def request(cid: str, journey: str, priority: int, at: datetime, **kw: object) -> SendRequest:
+    return SendRequest(
+        idempotency_key=f"journey/{journey}/{cid}/run/send/1",
+        journey_id=journey,
+        version=1,
+        step_id="send",
+        customer_id=cid,
+        channel="in_app",
+        content=MessageContent(body="hello"),
+        event=CustomerEvent(customer_id=cid, name="go", timestamp=at, message_id=unique("m")),
+        priority=priority,
+        at=at,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def send(ledger: DeliveryLedger, req: SendRequest, rules: Rules) -> SendResult:
+    """What the send activity does with a reservation, without a channel."""
+    reservation = await ledger.reserve(req, rules)
+    while reservation.kind == "contend":
+        await asyncio.sleep(rules.arbitration.total_seconds())
+        reservation = await ledger.arbitrate(req, rules)
+    if reservation.kind == "granted":
+        return await ledger.settle(req.idempotency_key, SendResult(status="sent"))
+    assert reservation.result is not None
+    return reservation.result
+
+
+async def test_twenty_journeys_racing_never_exceed_the_cap_and_priority_wins(
+    stack: Stack,
+) -> None:
+    cid = unique("race")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    now = datetime.now(UTC)
+    rules = Rules(caps=[WEEK], arbitration=timedelta(seconds=1.5))
+    priorities = list(range(1, 21))
+    random.Random(7).shuffle(priorities)  # arrival order unrelated to priority
+    requests = [request(cid, f"j{p:02d}", p, now) for p in priorities]
+    results = await asyncio.gather(*(send(stack.stores.ledger, r, rules) for r in requests))
+
+    won = sorted(
+        r.journey_id for r, res in zip(requests, results, strict=True) if res.status == "sent"
+    )
+    assert won == ["j18", "j19", "j20"]
+    assert {res.reason for res in results if res.status != "sent"} == {"capped"}
+    ledger = await stack.stores.ledger.for_customer(cid)
+    assert sorted(d.status for d in ledger) == ["sent"] * 3 + ["suppressed"] * 17
+
+
+async def test_fifty_concurrent_senders_first_come_never_exceed_the_cap(stack: Stack) -> None:
+    """Without an arbitration window it is first come, first served: still never more than
+    the cap, whatever the interleaving, and the per-channel cap holds beside the total."""
+    cid = unique("race")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    now = datetime.now(UTC)
+    rules = Rules(caps=[FrequencyCap(limit=5, window=timedelta(days=1))])
+    requests = [request(cid, f"j{i}", 0, now + timedelta(milliseconds=i)) for i in range(50)]
+    results = await asyncio.gather(*(send(stack.stores.ledger, r, rules) for r in requests))
+    assert sum(r.status == "sent" for r in results) == 5
+    assert sum(r.reason == "capped" for r in results) == 45
+
+
+async def test_the_window_rolls_and_deferral_waits_for_it(stack: Stack) -> None:
+    cid = unique("roll")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    ledger = stack.stores.ledger
+    rules = Rules(caps=[WEEK])
+    start = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    for day in range(3):
+        sent = await send(ledger, request(cid, f"a{day}", 0, start + timedelta(days=day)), rules)
+        assert sent.status == "sent"
+    day3 = start + timedelta(days=3)
+    suppressed = await send(ledger, request(cid, "b", 0, day3), rules)
+    assert (suppressed.status, suppressed.reason) == ("suppressed", "capped")
+
+    deferring = request(cid, "c", 0, day3, when_capped="defer", deadline=day3 + timedelta(days=7))
+    deferred = await send(ledger, deferring, rules)
+    # The oldest of the three leaves the window seven days after it was sent.
+    assert (deferred.status, deferred.reason, deferred.until) == (
+        "deferred",
+        "capped",
+        start + timedelta(days=7),
+    )
+    retried = deferring.model_copy(update={"at": start + timedelta(days=7)})
+    assert (await send(ledger, retried, rules)).status == "sent"
+    again = await send(ledger, retried, rules)  # the same key: its first outcome, not a 2nd send
+    assert again.status == "sent"
+    rows = [d for d in await ledger.for_customer(cid) if d.journey_id == "c"]
+    assert len(rows) == 1 and rows[0].attempts == 2  # deferred, then sent; a reread is no attempt
+
+    late = request(cid, "d", 0, day3, when_capped="defer", deadline=day3 + timedelta(hours=1))
+    expired = await send(ledger, late, rules)
+    assert (expired.status, expired.reason) == ("suppressed", "capped")
+
+
+async def test_journey_caps_count_only_that_journey(stack: Stack) -> None:
+    cid = unique("jcap")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    ledger = stack.stores.ledger
+    once_a_day = [FrequencyCap(limit=1, window=timedelta(days=1))]
+    at = datetime.now(UTC)
+    first = request(cid, "daily", 0, at, journey_caps=once_a_day)
+    assert (await send(ledger, first, Rules())).status == "sent"
+    second = first.model_copy(update={"idempotency_key": first.idempotency_key + "/2"})
+    assert (await send(ledger, second, Rules())).reason == "capped"
+    other = request(cid, "other", 0, at, journey_caps=once_a_day)
+    assert (await send(ledger, other, Rules())).status == "sent"
+
+
+async def test_consent_topic_channel_choice_and_quiet_hours(stack: Stack) -> None:
+    ledger = stack.stores.ledger
+    cid = unique("consent")
+    await stack.stores.profiles.put(
+        Profile(
+            customer_id=cid,
+            timezone="Europe/Berlin",
+            email=f"{cid}@test.example",
+            consent={"sms": False},
+            unsubscribed=["email"],
+            preferred_channel="sms",
+        )
+    )
+    noon = datetime(2026, 11, 24, 11, tzinfo=UTC)  # 12:00 in Berlin
+    rules = Rules(quiet_hours=None)
+
+    def to(channel: str, topic: str = "marketing", **kw: object) -> SendRequest:
+        base = request(cid, unique("j"), 0, noon, topic=topic, **kw)
+        return base.model_copy(update={"channel": channel})
+
+    assert (await send(ledger, to("sms"), rules)).reason == "no_consent"
+    # Transactional sends never override channel consent, but ignore marketing opt-outs.
+    assert (await send(ledger, to("sms", "transactional"), rules)).reason == "no_consent"
+    assert (await send(ledger, to("email"), rules)).reason == "unsubscribed"
+    assert (await send(ledger, to("email", "transactional"), rules)).status == "sent"
+    assert (await send(ledger, to("push"), rules)).reason == "no_address"
+    # best_channel: preferred sms has no consent, email is unsubscribed, in_app works.
+    best = await send(ledger, to("best_channel", fallbacks=["email", "in_app"]), rules)
+    assert (best.status, best.channel) == ("sent", "in_app")
+    nothing = await send(ledger, to("best_channel", fallbacks=["push"]), rules)
+    assert (nothing.status, nothing.reason) == ("suppressed", "no_consent")
+
+    night = datetime(2026, 11, 24, 22, tzinfo=UTC)  # 23:00 in Berlin
+    quiet = Rules(quiet_hours=None)  # the journey's own quiet hours apply
+    nightly = QuietHours(start=time(21), end=time(8))
+    waiting = to("in_app", quiet_hours=nightly, deadline=night + timedelta(days=1))
+    waiting = waiting.model_copy(update={"at": night})
+    deferred = await send(ledger, waiting, quiet)
+    assert (deferred.status, deferred.until) == ("deferred", datetime(2026, 11, 25, 7, tzinfo=UTC))
+    urgent = to("in_app", "transactional", quiet_hours=nightly).model_copy(update={"at": night})
+    assert (await send(ledger, urgent, quiet)).status == "sent"
