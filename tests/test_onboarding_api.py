@@ -44,10 +44,11 @@ async def test_adding_clubs_converts(api: httpx.AsyncClient, mailbox: tuple[Mail
     await event(api, cid, journey.entry)
 
     # The reminder arrives after the first (scaled) day; then the customer adds clubs.
-    await eventually(lambda: deliveries(api, cid), lambda d: len(d) == 1)
-    waiting = await state(api, journey.id, cid)
-    assert waiting["step"] == "wait-more"
+    waiting = await eventually(
+        lambda: state(api, journey.id, cid), lambda s: s["step"] == "wait-more"
+    )
     assert waiting["waiting"]["event"] == "bag.club_added"
+    assert [(d["step_id"], d["status"]) for d in await deliveries(api, cid)] == [("push", "sent")]
 
     routed = await event(api, cid, "bag.club_added", properties={"club": "driver"})
     assert routed["signalled"] == [journey.id]

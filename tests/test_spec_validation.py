@@ -73,6 +73,9 @@ def test_design_contract_parses_and_matches_the_python_form() -> None:
     # The Python example differs only where it documents why: in-app until push exists.
     assert ours["steps"][1]["channel"] == "in_app" and theirs["steps"][1]["channel"] == "push"
     ours["steps"][1]["channel"] = "push"
+    # ... and sends at the customer's usual active hour (scenario 1; the guardrails issue).
+    assert ours["steps"][1]["send_at"] == "best_time"
+    ours["steps"][1].update(send_at="now", best_time_within=theirs["steps"][1]["best_time_within"])
     assert {k: v for k, v in ours.items() if k != "description"} == {
         k: v for k, v in theirs.items() if k != "description"
     }

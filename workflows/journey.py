@@ -346,7 +346,9 @@ class JourneyWorkflow:
 
     async def _until_clock(self, moment: datetime, reason: str) -> None:
         """Wait until the enrollment's clock reads `moment` (or the enrollment ends)."""
-        remaining = max(moment - self._clock(), timedelta(0)) / self._spec.time_scale
+        remaining = (moment - self._clock()) / self._spec.time_scale
+        if remaining <= timedelta(0):
+            return
         await self._until(Waiting(until=workflow.now() + remaining, reason=reason), lambda: False)
 
     # -- helpers --------------------------------------------------------------------------

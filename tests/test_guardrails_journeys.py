@@ -1,0 +1,235 @@
+"""Guardrails in running journeys: unsubscribe (API, event and the List-Unsubscribe link)
+ends marketing journeys; quiet hours defer a send across a DST night in two time zones, in
+virtual time, and it is sent once; send-time optimisation learns from events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import httpx
+from temporalio.testing import TimeSkipper
+
+from cli.embedded import Stack
+from schemas.guardrails import QuietHours
+from schemas.journey import (
+    Entry,
+    EventCondition,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitForEventStep,
+    WaitStep,
+)
+from schemas.profile import Profile
+from services.mailbox import Mailbox
+from tests.conftest import eventually, unique
+from tests.helpers import customer, deliveries, ended, event, publish_copy
+from tests.test_virtual_time import enroll, keep_history
+from workflows.journey import JourneyWorkflow
+
+EMAIL = MessageContent(subject="News", body="Hello. Unsubscribe: {{ unsubscribe_url }}")
+
+
+def two_emails(exit_event: str) -> JourneySpec:
+    return JourneySpec(
+        id="two-emails",
+        name="Two marketing emails",
+        entry=Entry(event="two.start"),
+        exit_when=[EventCondition(event=exit_event)],
+        time_scale=3600,
+        steps=[
+            SendStep(id="first", channel="email", content=EMAIL, next="pause"),
+            WaitForEventStep(
+                id="pause",
+                event="never",
+                timeout=timedelta(hours=4),
+                on_event="end",
+                on_timeout="second",
+            ),
+            SendStep(id="second", channel="email", content=EMAIL, next="end"),
+            ExitStep(id="end"),
+        ],
+    )
+
+
+async def test_list_unsubscribe_link_ends_the_journey_and_stops_marketing(
+    api: httpx.AsyncClient, stack: Stack, mailbox: tuple[Mailbox, int]
+) -> None:
+    journey = await publish_copy(api, two_emails(stack.settings.unsubscribe_event))
+    cid = await customer(api)
+    await event(api, cid, journey.entry)
+    received = await eventually(lambda: _received(mailbox, cid), lambda m: len(m) == 1)
+    email = received[0].message
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(email["List-Unsubscribe"]).strip("<>")
+    assert link in received[0].text()  # the template can show it too
+
+    async with httpx.AsyncClient(timeout=10) as browser:
+        page = await browser.get(link)  # a link scanner's GET changes nothing
+        assert page.status_code == 200 and "<form" in page.text
+        assert (await api.get(f"/v1/customers/{cid}")).json()["unsubscribed"] == []
+        forged = await browser.post(link[:-3] + "AAA", data={"List-Unsubscribe": "One-Click"})
+        assert forged.status_code == 404
+        done = await browser.post(link, data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200
+
+    assert (await api.get(f"/v1/customers/{cid}")).json()["unsubscribed"] == ["email"]
+    final = await ended(api, journey.id, cid)
+    assert final["status"] == "exited"
+    assert final["ended_reason"] == f"exit event {stack.settings.unsubscribe_event}"
+    assert [(d["step_id"], d["status"]) for d in await deliveries(api, cid)] == [("first", "sent")]
+    assert len(_inbox(mailbox, cid)) == 1
+
+
+async def test_unsubscribe_event_stops_marketing_but_not_transactional(
+    api: httpx.AsyncClient, stack: Stack, mailbox: tuple[Mailbox, int]
+) -> None:
+    cid = await customer(api)
+    await event(api, cid, stack.settings.unsubscribe_event)  # from a backend: every channel
+    assert (await api.get(f"/v1/customers/{cid}")).json()["unsubscribed"] == ["all"]
+
+    marketing = await publish_copy(api, _one_send("marketing"))
+    receipts = await publish_copy(api, _one_send("transactional"))
+    await event(api, cid, marketing.entry)
+    await event(api, cid, receipts.entry)
+    await ended(api, marketing.id, cid)
+    await ended(api, receipts.id, cid)
+    outcomes = {d["journey_id"]: (d["status"], d["reason"]) for d in await deliveries(api, cid)}
+    assert outcomes == {
+        marketing.id: ("suppressed", "unsubscribed"),
+        receipts.id: ("sent", None),
+    }
+    assert len(_inbox(mailbox, cid)) == 1
+    email = _inbox(mailbox, cid)[0].message
+    assert email["List-Unsubscribe"] is None  # transactional mail carries no unsubscribe
+
+
+async def test_api_unsubscribe_on_one_channel(api: httpx.AsyncClient) -> None:
+    cid = await customer(api)
+    response = await api.post(f"/v1/customers/{cid}/unsubscribe", json={"channel": "sms"})
+    assert response.status_code == 200 and response.json()["unsubscribed"] == ["sms"]
+    bad = await api.post(f"/v1/customers/{cid}/unsubscribe", json={"channel": "pigeon"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "channel"
+
+
+def _one_send(topic: str) -> JourneySpec:
+    return JourneySpec(
+        id=f"one-{topic}",
+        name=f"One {topic} email",
+        entry=Entry(event=f"one.{topic}"),
+        steps=[
+            SendStep(id="send", channel="email", content=EMAIL, topic=topic, next="end"),  # type: ignore[arg-type]
+            ExitStep(id="end"),
+        ],
+    )
+
+
+def _inbox(mailbox: tuple[Mailbox, int], cid: str) -> list[Any]:
+    return mailbox[0].to(f"{cid}@test.example")
+
+
+async def _received(mailbox: tuple[Mailbox, int], cid: str) -> list[Any]:
+    return _inbox(mailbox, cid)
+
+
+NIGHT = QuietHours(start=time(21), end=time(8))
+
+
+async def test_quiet_hours_defer_across_a_dst_night_in_two_zones(
+    stack: Stack, skipper: TimeSkipper
+) -> None:
+    """The send falls due late on the evening before the clocks change; it waits (durably,
+    in virtual time) until 08:00 local, which that morning is an hour earlier in UTC, and is
+    delivered once."""
+    cases = [
+        # zone, when the send falls due (UTC), when the quiet hours end (UTC)
+        (
+            "Europe/Berlin",
+            datetime(2027, 3, 27, 21, tzinfo=UTC),
+            datetime(2027, 3, 28, 6, tzinfo=UTC),
+        ),
+        (
+            "America/New_York",
+            datetime(2027, 3, 14, 4, 30, tzinfo=UTC),
+            datetime(2027, 3, 14, 12, tzinfo=UTC),
+        ),
+    ]
+    for zone, due, morning in cases:
+        cid = unique("quiet")
+        await stack.stores.profiles.put(Profile(customer_id=cid, timezone=zone))
+        spec = JourneySpec(
+            id=unique("quiet"),
+            name="Night-time send",
+            entry=Entry(event="quiet.start"),
+            quiet_hours=NIGHT,
+            steps=[
+                WaitStep(id="until-due", duration=due - datetime.now(UTC), next="nudge"),
+                SendStep(
+                    id="nudge", channel="in_app", content=MessageContent(body="Hi"), next="end"
+                ),
+                ExitStep(id="end"),
+            ],
+        )
+        handle = await enroll(stack, skipper, spec, cid)
+        await skipper.fast_forward(handle, due - datetime.now(UTC) + timedelta(minutes=1))
+        rows = await eventually(
+            lambda c=cid: stack.stores.ledger.for_customer(c),
+            lambda r: len(r) == 1 and r[0].status == "deferred",
+        )
+        assert rows[0].reason == "quiet_hours" and rows[0].until == morning
+        state = await handle.query(JourneyWorkflow.state)
+        assert state.waiting is not None and state.waiting.reason == "send deferred: quiet_hours"
+
+        await skipper.fast_forward(handle, morning - due + timedelta(minutes=1))
+        final = await handle.result()
+        assert final.status == "completed"
+        rows = await stack.stores.ledger.for_customer(cid)
+        assert [(r.status, r.attempts) for r in rows] == [("sent", 2)]
+        assert rows[0].reserved_at is not None
+        assert morning <= rows[0].reserved_at < morning + timedelta(minutes=2)
+        assert len(await stack.stores.inbox.for_customer(cid)) == 1
+        if zone == "Europe/Berlin":
+            await keep_history(handle, "quiet-hours-deferral")
+
+
+async def test_send_time_optimisation_learns_the_active_hour(
+    api: httpx.AsyncClient, stack: Stack, skipper: TimeSkipper
+) -> None:
+    cid = await customer(api)
+    evening = 19
+    for day in range(1, 7):  # the customer is usually around at 19:xx UTC
+        stamp = datetime(2026, 11, day, evening, 5 * day, tzinfo=UTC).isoformat()
+        await event(api, cid, "app.opened", timestamp=stamp)
+    profile = (await api.get(f"/v1/customers/{cid}")).json()
+    assert profile["active_hours"][evening] == 6 and sum(profile["active_hours"]) == 6
+
+    spec = JourneySpec(
+        id=unique("best-time"),
+        name="Best time",
+        entry=Entry(event="best.start"),
+        steps=[
+            SendStep(
+                id="nudge",
+                channel="in_app",
+                content=MessageContent(body="Hi"),
+                send_at="best_time",
+                next="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    started = datetime.now(UTC)
+    handle = await enroll(stack, skipper, spec, cid)
+    # The first instant within a day that falls in the 19:00 UTC hour.
+    expected = started.replace(hour=evening, minute=0, second=0, microsecond=0)
+    if started.hour == evening:
+        expected = started
+    elif started.hour > evening:
+        expected += timedelta(days=1)
+    await skipper.fast_forward(handle, expected - started + timedelta(minutes=1))
+    await handle.result()
+    rows = await stack.stores.ledger.for_customer(cid)
+    assert rows[0].status == "sent" and rows[0].reserved_at is not None
+    assert abs(rows[0].reserved_at - expected) < timedelta(minutes=2)
