@@ -13,7 +13,11 @@ from schemas.predicates import AllOf, AnyOf, Comparison, Not, Predicate, compare
 
 OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5)
 )
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
 keys = st.sampled_from(["a", "b", "c"])
