@@ -27,7 +27,6 @@ class Outbound:
     step_id: str
     address: str
     content: dict[str, str]
-    topic: str = "marketing"
     unsubscribe_url: str | None = None
     """Set for marketing messages: email puts it in List-Unsubscribe (RFC 8058)."""
 

@@ -97,7 +97,6 @@ class DeliveryActivities:
             step_id=request.step_id,
             address=profile.address(channel.name) or "",
             content=rendered,
-            topic=request.topic,
             unsubscribe_url=unsubscribe_url if request.topic == "marketing" else None,
         )
         try:

@@ -19,10 +19,6 @@ Topic = Literal["marketing", "transactional"]
 """Marketing sends are capped, kept out of quiet hours and need marketing consent;
 transactional sends (receipts, security) ignore caps and quiet hours, never channel consent."""
 
-SuppressionReason = Literal[
-    "no_consent", "unsubscribed", "no_address", "capped", "quiet_hours", "expired", "dry_run"
-]
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")

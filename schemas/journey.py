@@ -7,6 +7,7 @@ over the API, diffed and linted. Graph checks live in `schemas.validation`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -143,12 +144,13 @@ class SendStep(_Model):
             raise ValueError("'best_channel' needs 'fallbacks' for customers without a preference")
         return self
 
-    def candidates(self, preferred: str | None) -> list[str]:
-        """Channels to try, in order."""
-        if self.channel != BEST_CHANNEL:
-            return [self.channel]
-        ordered = [preferred] if preferred else []
-        return list(dict.fromkeys([*ordered, *self.fallbacks]))
+
+def channel_candidates(channel: str, fallbacks: Sequence[str], preferred: str | None) -> list[str]:
+    """The channels a send tries, in order: a named channel alone, or for `best_channel`
+    the customer's preferred channel, then the fallbacks."""
+    if channel != BEST_CHANNEL:
+        return [channel]
+    return list(dict.fromkeys([*([preferred] if preferred else []), *fallbacks]))
 
 
 class ExitStep(_Model):

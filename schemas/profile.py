@@ -35,9 +35,6 @@ class Profile(BaseModel):
     active_hours: list[int] = Field(default_factory=lambda: [0] * 24)
     last_seen_at: datetime | None = None
 
-    def allows(self, channel: str, topic: Topic = "marketing") -> bool:
-        return self.refusal(channel, topic) is None
-
     def refusal(self, channel: str, topic: Topic) -> Literal["no_consent", "unsubscribed"] | None:
         """Why this channel may not carry this topic to the customer, or None."""
         if self.consent.get(channel, True) is False:  # type: ignore[call-overload]
@@ -45,6 +42,19 @@ class Profile(BaseModel):
         if topic == "marketing" and {ALL_CHANNELS, channel} & set(self.unsubscribed):
             return "unsubscribed"
         return None
+
+    def reachable(self, candidates: list[str], topic: Topic) -> tuple[str | None, str]:
+        """The first candidate channel with consent and an address, or None and why the
+        first candidate was refused."""
+        refusals: list[str] = []
+        for channel in candidates:
+            refusal = self.refusal(channel, topic) or (
+                None if self.address(channel) else "no_address"
+            )
+            if refusal is None:
+                return channel, ""
+            refusals.append(refusal)
+        return None, refusals[0] if refusals else "no_address"
 
     def address(self, channel: str) -> str | None:
         """Where the customer is reached on `channel`, or None."""

@@ -15,7 +15,7 @@ outcome instead of delivering twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -26,8 +26,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.delivery import FINAL, Delivery, SendRequest, SendResult
 from schemas.guardrails import FrequencyCap, QuietHours, counted, free_at, quiet_until
+from schemas.journey import channel_candidates
 from schemas.profile import Profile
-from storage.tables import DeliveryRow, ProfileRow, utcnow
+from storage.profiles import load
+from storage.tables import DeliveryRow, utcnow
 
 COUNTED = ("pending", "sent")
 STALE_CONTENDER = timedelta(seconds=60)
@@ -81,9 +83,20 @@ class _Slot:
     at: datetime
     channel: str
     journey_id: str
-    priority: int = 0
-    since: datetime = field(default_factory=utcnow)
-    key: str = ""
+    priority: int
+    since: datetime
+    key: str
+
+    @classmethod
+    def of(cls, row: DeliveryRow) -> _Slot:
+        return cls(
+            at=row.reserved_at,  # type: ignore[arg-type]
+            channel=row.channel,
+            journey_id=row.journey_id,
+            priority=row.priority,
+            since=row.updated_at,
+            key=row.idempotency_key,
+        )
 
 
 class DeliveryLedger:
@@ -96,7 +109,7 @@ class DeliveryLedger:
         async with self._sessions() as session:
             await self._lock(session, request.customer_id)
             row = await self._row(session, request.idempotency_key)
-            profile = await self._profile(session, request.customer_id)
+            profile = (await load(session, request.customer_id))[1]
             if row is not None and row.status in FINAL:  # settled earlier: its first outcome
                 return Reservation("final", profile, row.channel, self._result(row))
             if row is not None and row.status == "pending":  # granted before; a retry
@@ -111,7 +124,10 @@ class DeliveryLedger:
             if request.abandon:
                 return await self._finish(session, row, profile, "suppressed", "ended")
 
-            channel, refusal = self._choose_channel(request, profile)
+            candidates = channel_candidates(
+                request.channel, request.fallbacks, profile.preferred_channel
+            )
+            channel, refusal = profile.reachable(candidates, request.topic)
             if channel is None:
                 return await self._finish(session, row, profile, "suppressed", refusal)
             row.channel = channel
@@ -143,7 +159,7 @@ class DeliveryLedger:
             await self._lock(session, request.customer_id)
             row = await self._row(session, request.idempotency_key)
             if row is not None and row.status == "contending":
-                profile = await self._profile(session, request.customer_id)
+                profile = (await load(session, request.customer_id))[1]
                 at = request.at or utcnow()
                 caps = self._caps(request, rules, row.channel)
                 slots = await self._slots(session, request, at, caps)
@@ -211,15 +227,6 @@ class DeliveryLedger:
         return (await session.exec(query)).first()
 
     @staticmethod
-    async def _profile(session: AsyncSession, customer_id: str) -> Profile:
-        row = await session.get(ProfileRow, customer_id)
-        return (
-            Profile(customer_id=customer_id, **row.data)
-            if row
-            else Profile(customer_id=customer_id)
-        )
-
-    @staticmethod
     def _new_row(request: SendRequest) -> DeliveryRow:
         return DeliveryRow(
             idempotency_key=request.idempotency_key,
@@ -233,26 +240,6 @@ class DeliveryLedger:
             status="pending",
             attempts=1,
         )
-
-    @staticmethod
-    def _choose_channel(request: SendRequest, profile: Profile) -> tuple[str | None, str]:
-        """The first candidate channel with consent and an address; else why none."""
-        refusals: list[str] = []
-        candidates = (
-            [request.channel]
-            if request.channel != "best_channel"
-            else list(
-                dict.fromkeys([c for c in (profile.preferred_channel,) if c] + request.fallbacks)
-            )
-        )
-        for channel in candidates:
-            refusal = profile.refusal(channel, request.topic) or (
-                None if profile.address(channel) else "no_address"
-            )
-            if refusal is None:
-                return channel, ""
-            refusals.append(refusal)
-        return None, refusals[0] if refusals else "no_address"
 
     @staticmethod
     def _caps(request: SendRequest, rules: Rules, channel: str) -> list[_Cap]:
@@ -279,11 +266,7 @@ class DeliveryLedger:
             col(DeliveryRow.reserved_at) > at - widest,
             DeliveryRow.idempotency_key != request.idempotency_key,
         )
-        rows = (await session.exec(query)).all()
-        return [
-            _Slot(at=r.reserved_at, channel=r.channel, journey_id=r.journey_id)  # type: ignore[arg-type]
-            for r in rows
-        ]
+        return [_Slot.of(r) for r in (await session.exec(query)).all()]
 
     async def _contenders(self, session: AsyncSession, request: SendRequest) -> list[_Slot]:
         """Other sends for this customer waiting to be arbitrated (not stale)."""
@@ -293,18 +276,7 @@ class DeliveryLedger:
             DeliveryRow.idempotency_key != request.idempotency_key,
             col(DeliveryRow.updated_at) > utcnow() - STALE_CONTENDER,
         )
-        rows = (await session.exec(query)).all()
-        return [
-            _Slot(
-                at=r.reserved_at,  # type: ignore[arg-type]
-                channel=r.channel,
-                journey_id=r.journey_id,
-                priority=r.priority,
-                since=r.updated_at,  # type: ignore[arg-type]
-                key=r.idempotency_key,
-            )
-            for r in rows
-        ]
+        return [_Slot.of(r) for r in (await session.exec(query)).all()]
 
     async def _capped(
         self,
@@ -332,7 +304,6 @@ class DeliveryLedger:
     ) -> Reservation:
         if request.deadline is not None and until > request.deadline:
             return await self._finish(session, row, profile, "suppressed", reason)
-        row.until = until
         return await self._finish(session, row, profile, "deferred", reason, until=until)
 
     async def _grant(
@@ -351,9 +322,7 @@ class DeliveryLedger:
         reason: str,
         until: datetime | None = None,
     ) -> Reservation:
-        row.status, row.reason, row.updated_at = status, reason, utcnow()
-        if status != "deferred":
-            row.until = None
+        row.status, row.reason, row.until, row.updated_at = status, reason, until, utcnow()
         result = SendResult(status=status, reason=reason, channel=row.channel, until=until)  # type: ignore[arg-type]
         return await self._commit(session, row, Reservation("final", profile, row.channel, result))
 

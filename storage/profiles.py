@@ -12,6 +12,7 @@ from datetime import UTC
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.events import CustomerEvent
@@ -22,6 +23,17 @@ from storage.tables import ProfileRow, utcnow
 SERVER_MAINTAINED = ("active_hours", "last_seen_at")
 
 
+async def load(session: AsyncSession, customer_id: str) -> tuple[ProfileRow | None, Profile]:
+    """The stored row (None for an unknown customer) and the profile it holds (defaults:
+    journeys may run for customers the profile service has not heard of yet)."""
+    row = await session.get(ProfileRow, customer_id)
+    return row, _profile(customer_id, row)
+
+
+def _profile(customer_id: str, row: ProfileRow | None) -> Profile:
+    return Profile(customer_id=customer_id, **(row.data if row else {}))
+
+
 class ProfileStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
@@ -29,9 +41,8 @@ class ProfileStore:
     async def put(self, profile: Profile) -> Profile:
         """Create or replace, keeping the activity the server has learned."""
         async with self._sessions() as session:
-            row = await session.get(ProfileRow, profile.customer_id)
+            row, stored = await load(session, profile.customer_id)
             if row is not None:
-                stored = Profile(customer_id=profile.customer_id, **row.data)
                 profile = profile.model_copy(
                     update={k: getattr(stored, k) for k in SERVER_MAINTAINED}
                 )
@@ -41,12 +52,12 @@ class ProfileStore:
 
     async def get(self, customer_id: str) -> Profile | None:
         async with self._sessions() as session:
-            row = await session.get(ProfileRow, customer_id)
-            return Profile(customer_id=customer_id, **row.data) if row else None
+            row, profile = await load(session, customer_id)
+            return profile if row else None
 
     async def get_or_default(self, customer_id: str) -> Profile:
-        """Journeys may run for customers the profile service has not heard of yet."""
-        return await self.get(customer_id) or Profile(customer_id=customer_id)
+        async with self._sessions() as session:
+            return (await load(session, customer_id))[1]
 
     async def observe(self, events: Sequence[CustomerEvent], unsubscribe_event: str) -> None:
         """Learn from incoming events in one transaction: activity hours, last seen, and
@@ -55,9 +66,11 @@ class ProfileStore:
         for event in events:
             by_customer.setdefault(event.customer_id, []).append(event)
         async with self._sessions() as session:
+            query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(by_customer))
+            rows = {r.customer_id: r for r in (await session.exec(query)).all()}
             for customer_id, theirs in sorted(by_customer.items()):
-                row = await session.get(ProfileRow, customer_id)
-                profile = Profile(customer_id=customer_id, **(row.data if row else {}))
+                row = rows.get(customer_id)
+                profile = _profile(customer_id, row)
                 hours = list(profile.active_hours)
                 for event in theirs:
                     hours[event.timestamp.astimezone(UTC).hour] += 1
@@ -72,10 +85,8 @@ class ProfileStore:
 
     async def unsubscribe(self, customer_id: str, channel: str | None) -> Profile:
         async with self._sessions() as session:
-            row = await session.get(ProfileRow, customer_id)
-            profile = unsubscribed(
-                Profile(customer_id=customer_id, **(row.data if row else {})), channel
-            )
+            row, profile = await load(session, customer_id)
+            profile = unsubscribed(profile, channel)
             self._write(session, row, profile)
             await session.commit()
             return profile
