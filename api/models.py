@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -25,15 +24,12 @@ class EventIn(BaseModel):
     message_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     def to_event(self) -> CustomerEvent:
-        stamp = self.timestamp or datetime.now(UTC)
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=UTC)
-        return CustomerEvent(
-            customer_id=self.customer_id,
-            name=self.name,
-            properties=self.properties,
-            timestamp=stamp,
-            message_id=self.message_id or str(uuid.uuid4()),
+        return CustomerEvent.create(
+            self.customer_id,
+            self.name,
+            self.properties,
+            timestamp=self.timestamp,
+            message_id=self.message_id,
         )
 
 

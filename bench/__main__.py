@@ -20,7 +20,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +54,6 @@ def free_port() -> int:
 
 def tag() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def event(customer_id: str, name: str) -> CustomerEvent:
-    return CustomerEvent(
-        customer_id=customer_id,
-        name=name,
-        timestamp=datetime.now(UTC),
-        message_id=str(uuid.uuid4()),
-    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -141,7 +131,7 @@ async def entry_throughput(stack: Stack, router: EventRouter, n: int, c: int) ->
     run = tag()
 
     async def ours(i: int) -> None:
-        routed = await router.route(event(f"e{run}-{i}", spec.entry.event))
+        routed = await router.route(CustomerEvent.create(f"e{run}-{i}", spec.entry.event))
         assert routed.entered == [spec.id], routed
 
     async def raw(i: int) -> None:
@@ -172,7 +162,7 @@ async def completion_throughput(stack: Stack, router: EventRouter, n: int, c: in
 
     async def ours(i: int) -> None:
         cid = f"d{run}-{i}"
-        await router.route(event(cid, spec.entry.event))
+        await router.route(CustomerEvent.create(cid, spec.entry.event))
         await stack.client.get_workflow_handle(f"journey/{spec.id}/{cid}").result()
 
     async def raw(i: int) -> None:

@@ -42,7 +42,7 @@ def _request(customer: str, i: int, at: datetime) -> SendRequest:
         customer_id=customer,
         channel="in_app",
         content=MessageContent(body="x"),
-        event=CustomerEvent(customer_id=customer, name="go", timestamp=at, message_id=str(i)),
+        event=CustomerEvent.create(customer, "go", timestamp=at, message_id=str(i)),
         priority=i % 20,
         at=at,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,27 @@ class CustomerEvent(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     timestamp: datetime
     message_id: str = Field(min_length=1, max_length=200)
+
+    @classmethod
+    def create(
+        cls,
+        customer_id: str,
+        name: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        timestamp: datetime | None = None,
+        message_id: str | None = None,
+    ) -> CustomerEvent:
+        """A new event as a producer makes it: stamped now (a naive time is UTC) with a
+        fresh `message_id` unless given. Never called in workflows (clock, randomness)."""
+        stamp = timestamp or datetime.now(UTC)
+        return cls(
+            customer_id=customer_id,
+            name=name,
+            properties=properties or {},
+            timestamp=stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC),
+            message_id=message_id or str(uuid.uuid4()),
+        )
 
     def scope(self) -> dict[str, Any]:
         """The event as predicates see it: its properties plus name and timestamp."""

@@ -7,8 +7,23 @@ from typing import Any
 
 import httpx
 
-from schemas.journey import JourneySpec
+from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from tests.conftest import eventually, unique
+
+
+def one_send(
+    journey_id: str, *, entry: str = "go", body: str = "Hi", subject: str | None = None, **step: Any
+) -> JourneySpec:
+    """A journey that sends one message (in-app unless `channel` says otherwise) and ends;
+    `step` sets the send step's other fields."""
+    send = {"id": "send", "channel": "in_app", **step}
+    content = MessageContent(subject=subject, body=body)
+    return JourneySpec(
+        id=journey_id,
+        name=f"One send: {journey_id}",
+        entry=Entry(event=entry),
+        steps=[SendStep(content=content, next="end", **send), ExitStep(id="end")],
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,17 +20,12 @@ from cli.embedded import Stack
 from schemas.delivery import SendRequest
 from schemas.enrollment import EnrollmentInput, EnrollmentOptions, enrollment_workflow_id
 from schemas.events import CustomerEvent
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
+from schemas.journey import MessageContent
 from schemas.profile import Profile
 from services.mailbox import Mailbox, start_smtp
 from tests.conftest import free_port, repo_root, unique
+from tests.helpers import one_send
 from workflows.journey import JourneyWorkflow
-
-
-def trigger(cid: str) -> CustomerEvent:
-    return CustomerEvent(
-        customer_id=cid, name="go", timestamp=datetime.now(UTC), message_id=unique("m")
-    )
 
 
 async def test_retried_send_returns_the_first_outcome(
@@ -54,7 +48,7 @@ async def test_retried_send_returns_the_first_outcome(
         customer_id=cid,
         channel="email",
         content=MessageContent(subject="Hi", body="once"),
-        event=trigger(cid),
+        event=CustomerEvent.create(cid, "go"),
     )
     env = ActivityEnvironment()
     first = await env.run(activities.send, request)
@@ -110,20 +104,7 @@ async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
     task_queue = unique("crash")
     cid = unique("crash")
     await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
-    spec = JourneySpec(
-        id=unique("crash"),
-        name="Crash",
-        entry=Entry(event="go"),
-        steps=[
-            SendStep(
-                id="mail",
-                channel="email",
-                content=MessageContent(subject="Once", body="b"),
-                next="end",
-            ),
-            ExitStep(id="end"),
-        ],
-    )
+    spec = one_send(unique("crash"), id="mail", channel="email", subject="Once", body="b")
     worker = start_worker(stack, task_queue, port)
     try:
         handle = await stack.client.start_workflow(
@@ -132,7 +113,7 @@ async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
                 journey=spec,
                 version=1,
                 customer_id=cid,
-                trigger=trigger(cid),
+                trigger=CustomerEvent.create(cid, "go"),
                 options=EnrollmentOptions(send_timeout=4),
             ),
             id=enrollment_workflow_id(spec.id, cid),

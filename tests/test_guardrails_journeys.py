@@ -25,7 +25,7 @@ from schemas.journey import (
 from schemas.profile import Profile
 from services.mailbox import Mailbox
 from tests.conftest import eventually, unique
-from tests.helpers import customer, deliveries, ended, event, publish_copy
+from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
 from tests.test_virtual_time import enroll, keep_history
 from workflows.journey import JourneyWorkflow
 
@@ -90,8 +90,18 @@ async def test_unsubscribe_event_stops_marketing_but_not_transactional(
     await event(api, cid, stack.settings.unsubscribe_event)  # from a backend: every channel
     assert (await api.get(f"/v1/customers/{cid}")).json()["unsubscribed"] == ["all"]
 
-    marketing = await publish_copy(api, _one_send("marketing"))
-    receipts = await publish_copy(api, _one_send("transactional"))
+    marketing = await publish_copy(
+        api,
+        one_send(
+            "one-marketing", channel="email", subject="News", body=EMAIL.body, topic="marketing"
+        ),
+    )
+    receipts = await publish_copy(
+        api,
+        one_send(
+            "one-receipt", channel="email", subject="News", body=EMAIL.body, topic="transactional"
+        ),
+    )
     await event(api, cid, marketing.entry)
     await event(api, cid, receipts.entry)
     await ended(api, marketing.id, cid)
@@ -112,18 +122,6 @@ async def test_api_unsubscribe_on_one_channel(api: httpx.AsyncClient) -> None:
     assert response.status_code == 200 and response.json()["unsubscribed"] == ["sms"]
     bad = await api.post(f"/v1/customers/{cid}/unsubscribe", json={"channel": "pigeon"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "channel"
-
-
-def _one_send(topic: str) -> JourneySpec:
-    return JourneySpec(
-        id=f"one-{topic}",
-        name=f"One {topic} email",
-        entry=Entry(event=f"one.{topic}"),
-        steps=[
-            SendStep(id="send", channel="email", content=EMAIL, topic=topic, next="end"),  # type: ignore[arg-type]
-            ExitStep(id="end"),
-        ],
-    )
 
 
 def _inbox(mailbox: tuple[Mailbox, int], cid: str) -> list[Any]:
@@ -205,21 +203,7 @@ async def test_send_time_optimisation_learns_the_active_hour(
     profile = (await api.get(f"/v1/customers/{cid}")).json()
     assert profile["active_hours"][evening] == 6 and sum(profile["active_hours"]) == 6
 
-    spec = JourneySpec(
-        id=unique("best-time"),
-        name="Best time",
-        entry=Entry(event="best.start"),
-        steps=[
-            SendStep(
-                id="nudge",
-                channel="in_app",
-                content=MessageContent(body="Hi"),
-                send_at="best_time",
-                next="end",
-            ),
-            ExitStep(id="end"),
-        ],
-    )
+    spec = one_send(unique("best-time"), id="nudge", send_at="best_time")
     started = datetime.now(UTC)
     handle = await enroll(stack, skipper, spec, cid)
     # The first instant within a day that falls in the 19:00 UTC hour.

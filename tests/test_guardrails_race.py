@@ -28,7 +28,7 @@ def request(cid: str, journey: str, priority: int, at: datetime, **kw: object) -
         customer_id=cid,
         channel="in_app",
         content=MessageContent(body="hello"),
-        event=CustomerEvent(customer_id=cid, name="go", timestamp=at, message_id=unique("m")),
+        event=CustomerEvent.create(cid, "go", timestamp=at),
         priority=priority,
         at=at,
         **kw,  # type: ignore[arg-type]

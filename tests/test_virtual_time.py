@@ -6,8 +6,7 @@ JOURNEYS_RECORD_HISTORIES=1."""
 from __future__ import annotations
 
 import os
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle
@@ -28,20 +27,11 @@ from workflows.split import bucket, choose
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def event(customer_id: str, name: str) -> CustomerEvent:
-    return CustomerEvent(
-        customer_id=customer_id,
-        name=name,
-        timestamp=datetime.now(UTC),
-        message_id=str(uuid.uuid4()),
-    )
-
-
 async def enroll(
     stack: Stack, skipper: TimeSkipper, spec: JourneySpec, customer_id: str
 ) -> WorkflowHandle[JourneyWorkflow, EnrollmentState]:
     version, _ = await stack.stores.journeys.publish(spec, only_if_changed=True)
-    trigger = event(customer_id, spec.entry.event)
+    trigger = CustomerEvent.create(customer_id, spec.entry.event)
     return await skipper.client.start_workflow(
         JourneyWorkflow.run,
         EnrollmentInput(journey=spec, version=version, customer_id=customer_id, trigger=trigger),
@@ -94,7 +84,7 @@ async def test_clubs_added_in_the_middle_of_the_second_wait(
     state = await handle.query(JourneyWorkflow.state)
     assert state.step == "wait-more" and state.waiting and state.waiting.event == "bag.club_added"
 
-    await handle.signal(JourneyWorkflow.event, event(cid, "bag.club_added"))
+    await handle.signal(JourneyWorkflow.event, CustomerEvent.create(cid, "bag.club_added"))
     final = await handle.result()
     assert final.status == "converted"
     assert await sends(stack, cid) == [("push", "sent")]

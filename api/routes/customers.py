@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
 from api.deps import RouterDep, SettingsDep, StoresDep
@@ -68,13 +65,5 @@ async def withdraw(
     `exit_when` names it end. Consent is withdrawn before the event is routed."""
     profile = await stores.profiles.unsubscribe(customer_id, channel)
     properties = {"source": source, **({"channel": channel} if channel else {})}
-    await events.route(
-        CustomerEvent(
-            customer_id=customer_id,
-            name=settings.unsubscribe_event,
-            properties=properties,
-            timestamp=datetime.now(UTC),
-            message_id=str(uuid.uuid4()),
-        )
-    )
+    await events.route(CustomerEvent.create(customer_id, settings.unsubscribe_event, properties))
     return profile
