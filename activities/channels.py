@@ -1,44 +1,67 @@
-"""Channels that deliver a rendered message. Each returns the rows that must be written
-atomically with the ledger entry (the in-app inbox), or none once the provider accepted."""
+"""Channels that deliver a rendered message, each in its provider's real request format.
+
+A channel returns what it learned (`Delivered`): the provider's message id and status, and
+for the in-app inbox the rows to write atomically with the ledger entry. A refusal that
+retrying cannot mend raises `Permanent`; anything else (timeouts, 5xx) is retried by
+Temporal under the same idempotency key.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import smtplib
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Protocol
+from typing import Literal, Protocol
 
+import httpx
 from sqlmodel import SQLModel
 
+from activities.http import Permanent, ServiceRefused, call
+from activities.keys import secret
 from schemas.settings import Settings
+from schemas.signatures import WEBHOOK_HEADER, sign_webhook
 from storage.tables import InboxRow
 
 
 @dataclass(frozen=True)
 class Outbound:
-    """A rendered message on its way to one customer address."""
+    """A rendered message on its way to one customer's addresses on one channel."""
 
     key: str
     customer_id: str
     journey_id: str
     step_id: str
-    address: str
+    addresses: Sequence[str]
     content: dict[str, str]
     unsubscribe_url: str | None = None
     """Set for marketing messages: email puts it in List-Unsubscribe (RFC 8058)."""
 
+    @property
+    def address(self) -> str:
+        return self.addresses[0] if self.addresses else ""
 
-class PermanentDeliveryError(Exception):
+
+@dataclass
+class Delivered:
+    rows: list[SQLModel] = field(default_factory=list)
+    provider_id: str | None = None
+    provider_status: str | None = None
+
+
+class PermanentDeliveryError(Permanent):
     """The provider refused the message for good (e.g. SMTP 5xx); retrying cannot help."""
 
 
 class Channel(Protocol):
     name: str
 
-    async def deliver(self, message: Outbound) -> list[SQLModel]: ...
+    async def deliver(self, message: Outbound) -> Delivered: ...
 
 
 class InAppChannel:
@@ -46,19 +69,18 @@ class InAppChannel:
 
     name = "in_app"
 
-    async def deliver(self, message: Outbound) -> list[SQLModel]:
+    async def deliver(self, message: Outbound) -> Delivered:
         c = message.content
-        return [
-            InboxRow(
-                delivery_key=message.key,
-                customer_id=message.customer_id,
-                journey_id=message.journey_id,
-                step_id=message.step_id,
-                title=c.get("title") or c.get("subject"),
-                body=c.get("body", ""),
-                url=c.get("url"),
-            )
-        ]
+        row = InboxRow(
+            delivery_key=message.key,
+            customer_id=message.customer_id,
+            journey_id=message.journey_id,
+            step_id=message.step_id,
+            title=c.get("title") or c.get("subject"),
+            body=c.get("body", ""),
+            url=c.get("url"),
+        )
+        return Delivered(rows=[row], provider_status="in inbox")
 
 
 class EmailChannel:
@@ -88,16 +110,17 @@ class EmailChannel:
             email.add_alternative(c["html"], subtype="html")
         return email
 
-    async def deliver(self, message: Outbound) -> list[SQLModel]:
+    async def deliver(self, message: Outbound) -> Delivered:
+        email = self.compose(message)
         try:
-            await asyncio.to_thread(self._send, self.compose(message))
+            await asyncio.to_thread(self._send, email)
         except smtplib.SMTPRecipientsRefused as err:
             raise PermanentDeliveryError(f"smtp refused recipient: {err.recipients}") from err
         except smtplib.SMTPResponseException as err:
             if err.smtp_code >= 500:
                 raise PermanentDeliveryError(f"smtp {err.smtp_code}: {err.smtp_error!r}") from err
             raise
-        return []
+        return Delivered(provider_id=email["Message-ID"], provider_status="accepted by smtp")
 
     def _send(self, email: EmailMessage) -> None:
         s = self._settings
@@ -109,9 +132,173 @@ class EmailChannel:
             smtp.send_message(email)
 
 
-def channels_for(settings: Settings) -> list[Channel]:
+class TwilioChannel:
+    """SMS and WhatsApp through Twilio's Messages API: form-encoded, basic auth with the
+    account SID, and a status callback URL that Twilio POSTs delivery updates to
+    (`/v1/providers/twilio/status`, which updates the ledger)."""
+
+    def __init__(
+        self, name: Literal["sms", "whatsapp"], settings: Settings, http: httpx.AsyncClient
+    ):
+        self.name: str = name
+        base = settings.service_url(settings.twilio_api_url, "/sandbox/twilio")
+        self._url = f"{base}/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
+        token = settings.twilio_auth_token
+        self._auth = (settings.twilio_account_sid, token.get_secret_value() if token else "")
+        self._from = settings.sms_from if name == "sms" else settings.whatsapp_from
+        self._callback = f"{settings.public_url.rstrip('/')}/v1/providers/twilio/status"
+        self._http = http
+
+    async def deliver(self, message: Outbound) -> Delivered:
+        to = message.address if self.name == "sms" else f"whatsapp:{message.address}"
+        form = {
+            "To": to,
+            "From": self._from,
+            "Body": message.content.get("body", ""),
+            "StatusCallback": self._callback,
+        }
+        response = await call(
+            self._http,
+            "POST",
+            self._url,
+            what=f"twilio {self.name}",
+            idempotency_key=message.key,
+            data=form,
+            auth=self._auth,
+        )
+        sent = response.json()
+        return Delivered(provider_id=sent.get("sid"), provider_status=sent.get("status"))
+
+
+ForgetTokens = Callable[[str, list[str]], Awaitable[object]]
+
+
+class PushChannel:
+    """Push through FCM HTTP v1: one request per device token with a bearer token. Tokens
+    FCM reports as unregistered (or malformed) are removed from the profile; the send
+    succeeds when any device accepted it."""
+
+    name = "push"
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, forget: ForgetTokens):
+        base = settings.service_url(settings.fcm_api_url, "/sandbox/fcm")
+        self._url = f"{base}/v1/projects/{settings.fcm_project_id}/messages:send"
+        token = settings.fcm_access_token
+        bearer = token.get_secret_value() if token else "sandbox"  # the sandbox takes any
+        self._headers = {"Authorization": f"Bearer {bearer}"}
+        self._http = http
+        self._forget = forget
+
+    def payload(self, message: Outbound, token: str) -> dict[str, object]:
+        c = message.content
+        data = {"journey": message.journey_id, "step": message.step_id}
+        if c.get("url"):
+            data["url"] = c["url"]
+        return {
+            "message": {
+                "token": token,
+                "notification": {
+                    "title": c.get("title") or c.get("subject") or "",
+                    "body": c.get("body", ""),
+                },
+                "data": data,
+                "fcm_options": {"analytics_label": message.journey_id[:50]},
+            }
+        }
+
+    async def deliver(self, message: Outbound) -> Delivered:
+        accepted: list[str] = []
+        invalid: list[str] = []
+        for token in message.addresses:
+            try:
+                response = await call(
+                    self._http,
+                    "POST",
+                    self._url,
+                    what="fcm",
+                    json=self.payload(message, token),
+                    headers=self._headers,
+                )
+            except ServiceRefused as err:
+                if not _token_rejected(err.response):
+                    raise
+                invalid.append(token)
+                continue
+            accepted.append(response.json().get("name", ""))
+        if invalid:
+            await self._forget(message.customer_id, invalid)
+        removed = f", {len(invalid)} invalid token(s) removed" if invalid else ""
+        if not accepted:
+            raise PermanentDeliveryError(f"fcm: no valid device token{removed}")
+        status = f"accepted by {len(accepted)} of {len(message.addresses)} device(s){removed}"
+        return Delivered(provider_id=accepted[0], provider_status=status)
+
+
+def _token_rejected(response: httpx.Response) -> bool:
+    """FCM's answer for a token that will never work again: UNREGISTERED, or
+    INVALID_ARGUMENT about the registration token."""
+    try:
+        error = response.json().get("error", {})
+    except json.JSONDecodeError:
+        return False
+    codes = {d.get("errorCode") for d in error.get("details", []) if isinstance(d, dict)}
+    if "UNREGISTERED" in codes:
+        return True
+    return "INVALID_ARGUMENT" in codes and "token" in str(error.get("message", "")).lower()
+
+
+class WebhookChannel:
+    """A signed JSON POST to the message's `url` (else the configured webhook URL):
+    `Journeys-Signature: t=<unix time>,v1=<HMAC-SHA256 of "t.body">`."""
+
+    name = "webhook"
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        self._default_url = settings.service_url(settings.webhook_url, "/sandbox/webhooks")
+        self._secret = secret(settings, settings.webhook_secret, "webhook")
+        self._http = http
+
+    async def deliver(self, message: Outbound) -> Delivered:
+        content = dict(message.content)
+        url = content.pop("url", None) or self._default_url
+        body = json.dumps(
+            {
+                "id": hashlib.sha256(message.key.encode()).hexdigest()[:32],
+                "customer_id": message.customer_id,
+                "journey_id": message.journey_id,
+                "step_id": message.step_id,
+                "content": content,
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            WEBHOOK_HEADER: sign_webhook(self._secret, int(time.time()), body),
+        }
+        response = await call(
+            self._http,
+            "POST",
+            url,
+            what="webhook",
+            idempotency_key=message.key,
+            content=body,
+            headers=headers,
+        )
+        return Delivered(provider_status=f"HTTP {response.status_code}")
+
+
+def channels_for(
+    settings: Settings, http: httpx.AsyncClient, forget_tokens: ForgetTokens
+) -> list[Channel]:
     """The channels this deployment delivers on."""
-    return [InAppChannel(), EmailChannel(settings)]
+    return [
+        InAppChannel(),
+        EmailChannel(settings),
+        TwilioChannel("sms", settings, http),
+        TwilioChannel("whatsapp", settings, http),
+        PushChannel(settings, http, forget_tokens),
+        WebhookChannel(settings, http),
+    ]
 
 
-CHANNEL_NAMES: tuple[str, ...] = ("email", "in_app")
+CHANNEL_NAMES: tuple[str, ...] = ("email", "in_app", "push", "sms", "webhook", "whatsapp")

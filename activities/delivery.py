@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Never
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import unsubscribe
-from activities.channels import Channel, Outbound, PermanentDeliveryError
+from activities.channels import Channel, Outbound
+from activities.http import Permanent
 from activities.templates import RenderError, render
 from schemas import activities as names
 from schemas.delivery import SendRequest, SendResult
@@ -67,13 +69,10 @@ class DeliveryActivities:
         assert reservation.channel is not None
         channel = self._channels.get(reservation.channel)
         if channel is None:
-            reason = f"channel {reservation.channel} unavailable"
-            return await self._ledger.settle(key, SendResult(status="failed", reason=reason))
-        content = await self._content(request)
+            return await self._fail(key, f"channel {reservation.channel} unavailable")
+        content = await self._content(request, channel.name, profile.locale)
         if content is None:
-            return await self._ledger.settle(
-                key, SendResult(status="failed", reason=f"template {request.template} not found")
-            )
+            return await self._fail(key, f"template {request.template} not found")
         unsubscribe_url = unsubscribe.link(
             self._settings, self._key, request.customer_id, channel.name
         )
@@ -87,27 +86,38 @@ class DeliveryActivities:
         try:
             rendered = render(content, scope)
         except RenderError as err:
-            return await self._ledger.settle(
-                key, SendResult(status="failed", reason=f"template error: {err}")
-            )
+            return await self._fail(key, f"template {request.template or 'inline'}: {err}")
         message = Outbound(
             key=key,
             customer_id=request.customer_id,
             journey_id=request.journey_id,
             step_id=request.step_id,
-            address=profile.address(channel.name) or "",
+            addresses=profile.addresses(channel.name),
             content=rendered,
             unsubscribe_url=unsubscribe_url if request.topic == "marketing" else None,
         )
         try:
-            rows = await channel.deliver(message)
-        except PermanentDeliveryError as err:
-            await self._ledger.settle(key, SendResult(status="failed", reason=str(err)), rendered)
-            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
-        return await self._ledger.settle(key, SendResult(status="sent"), rendered, rows)
+            delivered = await channel.deliver(message)
+        except Permanent as err:
+            return await self._fail(key, str(err), rendered)
+        return await self._ledger.settle(
+            key,
+            SendResult(status="sent"),
+            rendered,
+            delivered.rows,
+            (delivered.provider_id, delivered.provider_status),
+        )
 
-    async def _content(self, request: SendRequest) -> MessageContent | None:
+    async def _fail(self, key: str, reason: str, rendered: dict[str, str] | None = None) -> Never:
+        """Record a failure that retrying cannot mend, then fail the activity for good: the
+        enrollment takes the step's `on_failed` edge, the ledger says why."""
+        await self._ledger.settle(key, SendResult(status="failed", reason=reason), rendered)
+        raise ApplicationError(reason, type="InvalidRequest", non_retryable=True)
+
+    async def _content(
+        self, request: SendRequest, channel: str, locale: str | None
+    ) -> MessageContent | None:
         if request.content is not None:
             return request.content
         template = await self._templates.get(request.template or "")
-        return template.content() if template else None
+        return template.content(channel, locale) if template else None

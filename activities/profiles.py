@@ -8,7 +8,7 @@ from datetime import datetime
 from temporalio import activity
 
 from schemas import activities as names
-from schemas.activities import LocalTimeRequest, SendTimeRequest
+from schemas.activities import LocalTimeRequest, ProfileUpdate, SendTimeRequest
 from schemas.guardrails import best_hour, next_local_time
 from schemas.profile import Profile
 from storage.profiles import ProfileStore
@@ -21,6 +21,12 @@ class ProfileActivities:
     @activity.defn(name=names.GET_PROFILE)
     async def get_profile(self, customer_id: str) -> Profile:
         return await self._profiles.get_or_default(customer_id)
+
+    @activity.defn(name=names.UPDATE_PROFILE)
+    async def update_profile(self, update: ProfileUpdate) -> Profile:
+        return await self._profiles.update(
+            update.customer_id, update.attributes, update.lifecycle_stage
+        )
 
     @activity.defn(name=names.NEXT_LOCAL_TIME)
     async def next_local_time(self, request: LocalTimeRequest) -> datetime:

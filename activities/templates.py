@@ -9,8 +9,17 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.journey import MessageContent
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_html_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+class _Undefined(StrictUndefined):
+    """Printing or iterating a missing variable fails the send (a message must never go out
+    with a hole in it), but `{% if event.coupon %}` is simply false."""
+
+    def __bool__(self) -> bool:  # type: ignore[override]
+        return False
+
+
+_env = SandboxedEnvironment(undefined=_Undefined, autoescape=False)
+_html_env = SandboxedEnvironment(undefined=_Undefined, autoescape=True)
 
 
 class RenderError(ValueError):

@@ -7,28 +7,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
-from pathlib import Path
 
+from activities.keys import secret
 from schemas.settings import Settings
-
-KEY_FILE = "unsubscribe.key"
 
 
 def signing_key(settings: Settings) -> bytes:
-    """The configured secret, else a random key kept in the data folder (created once)."""
-    if settings.unsubscribe_secret is not None:
-        return settings.unsubscribe_secret.get_secret_value().encode()
-    path = Path(settings.data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x") as handle:  # exclusive: two processes starting agree on one
-                handle.write(secrets.token_hex(32))
-        except FileExistsError:
-            pass
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    """The configured secret, else a random key kept in the data folder."""
+    return secret(settings, settings.unsubscribe_secret, "unsubscribe")
 
 
 def _b64(data: bytes) -> str:

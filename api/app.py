@@ -5,11 +5,22 @@ from __future__ import annotations
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from activities.keys import secret
 from activities.unsubscribe import signing_key
 from api import errors
-from api.routes import customers, enrollments, events, journeys, templates, unsubscribe
+from api.routes import (
+    customers,
+    decisioning,
+    enrollments,
+    events,
+    journeys,
+    providers,
+    templates,
+    unsubscribe,
+)
 from api.routing import EventRouter
 from schemas.settings import Settings
+from services.sandbox import Sandbox, build_router
 from storage.stores import Stores
 
 
@@ -26,8 +37,13 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
-    for module in (journeys, events, customers, templates, enrollments, unsubscribe):
+    routes = (journeys, events, customers, templates, enrollments, unsubscribe, decisioning)
+    for module in (*routes, providers):
         app.include_router(module.router)
+    if settings.sandbox:
+        webhook_secret = secret(settings, settings.webhook_secret, "webhook")
+        app.state.sandbox = Sandbox(settings, webhook_secret)
+        app.include_router(build_router(app.state.sandbox))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, Field, field_validator
 
+from schemas.delivery import TemplateContent
 from schemas.events import CustomerEvent
 from schemas.journey import Channel, JourneySpec
+from schemas.profile import Location
 
 _ZONES = available_timezones()
 
@@ -74,6 +76,9 @@ class ProfileIn(BaseModel):
 
     attributes: dict[str, Any] = Field(default_factory=dict)
     timezone: str = "UTC"
+    locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    lifecycle_stage: str | None = Field(default=None, max_length=80)
+    location: Location | None = None
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=32)
     push_tokens: list[str] = Field(default_factory=list)
@@ -91,11 +96,15 @@ class ProfileIn(BaseModel):
 
 
 class TemplateIn(BaseModel):
+    """A template as written over the API; `variants` by channel, locale or both
+    (`push`, `de`, `de/push`)."""
+
     subject: str | None = None
     title: str | None = None
     body: str
     html: str | None = None
     url: str | None = None
+    variants: dict[str, TemplateContent] = Field(default_factory=dict)
 
 
 class UnsubscribeIn(BaseModel):

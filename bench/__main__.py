@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from api.routing import EventRouter
-from bench import reservations
+from bench import reservations, services
 from bench.baseline import TrivialWorkflow, noop
 from cli.embedded import Stack, dev_server, dev_server_command, running_stack
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
@@ -288,10 +288,11 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument(
         "--suite",
-        choices=["journeys", "reservations", "all"],
+        choices=["journeys", "reservations", "services", "all"],
         default="all",
         help="journeys: scenario 1 vs raw Temporal; reservations: the guardrail reservation "
-        "vs a bare insert, 50 concurrent senders, on SQLite and PostgreSQL",
+        "vs a bare insert, 50 concurrent senders, on SQLite and PostgreSQL; services: "
+        "decision latency (200 offers) and send overhead per channel vs a bare provider call",
     )
     args = parser.parse_args()
     rows: list[Row] = []
@@ -300,6 +301,8 @@ def main() -> None:
     if args.suite in ("reservations", "all"):
         console.print("reservations vs bare inserts ...")
         rows += asyncio.run(reservations.measure(max(args.n, 1000), 50))
+    if args.suite in ("services", "all"):
+        rows += asyncio.run(services.measure(args.n, 10, console))
     report(rows, args.markdown)
 
 

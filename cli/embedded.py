@@ -18,8 +18,9 @@ import uvicorn
 from temporalio.client import Client
 
 from activities.channels import CHANNEL_NAMES
+from activities.http import shared_client
 from api.app import create_app
-from examples import JOURNEYS, TEMPLATES
+from examples import JOURNEYS, OFFERS, TEMPLATES
 from schemas.settings import Settings
 from services.mailbox import Mailbox
 from storage.stores import Stores
@@ -101,9 +102,13 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def load_examples(stores: Stores) -> list[tuple[str, int, bool]]:
-    """Publish the example templates and journeys; unchanged journeys keep their version."""
+    """Publish the example templates, offers and journeys; unchanged journeys keep their
+    version, offers already in the catalogue are left as they are."""
     for template in TEMPLATES:
         await stores.templates.put(template)
+    for offer in OFFERS:
+        if await stores.offers.get(offer.id) is None:  # merchandisers may have edited it
+            await stores.offers.put(offer)
     published = []
     for spec in JOURNEYS:
         version, created = await stores.journeys.publish(spec, only_if_changed=True)
@@ -136,7 +141,8 @@ async def running_stack(
     published = await load_examples(stores) if examples else []
     tasks: list[asyncio.Task[None]] = []
     server: _EmbeddedServer | None = None
-    temporal_worker = build_worker(client, stores, settings) if worker else None
+    http = shared_client(settings)
+    temporal_worker = build_worker(client, stores, settings, http) if worker else None
     try:
         if temporal_worker:
             tasks.append(asyncio.create_task(temporal_worker.run()))
@@ -163,6 +169,7 @@ async def running_stack(
         if temporal_worker:
             await temporal_worker.shutdown()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
         await stores.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,8 @@ def up(
     settings = Settings(
         data_dir=data_dir,
         api_port=api_port,
+        # Twilio's status callbacks and unsubscribe links reach this API unless configured.
+        public_url=os.environ.get("JOURNEYS_PUBLIC_URL") or f"http://127.0.0.1:{api_port}",
         temporal_address=f"127.0.0.1:{temporal_port}",
         temporal_ui_port=ui_port,
         smtp_port=smtp_port,
@@ -87,6 +90,8 @@ def up(
                 f"[bold]Temporal[/]     127.0.0.1:{temporal_port}\n"
                 f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, "
                 f"messages in {data_dir / 'mailbox'}\n"
+                f"[bold]Sandboxes[/]    Twilio, FCM, webhooks: what they received at "
+                f"http://127.0.0.1:{api_port}/sandbox/{{twilio,fcm,webhooks}}/received\n"
                 f"[bold]Data[/]         {data_dir.resolve()}\n"
                 f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
                 title="journeys is running",

@@ -1,12 +1,15 @@
 """Journeys from the field (../shared/SCENARIOS.md), authored in Python, loaded by the
-embedded default. Each module exposes `JOURNEY` and `TEMPLATES`."""
+embedded default. Each module exposes `JOURNEY` and `TEMPLATES`;
+the decisioning catalogue's example offers are in `OFFERS`."""
 
 from __future__ import annotations
 
-from examples import onboarding_nudge, welcome_series
+from examples import cart_abandonment, onboarding_nudge, subscription_renewal, welcome_series
+from schemas.decision import Offer
 from schemas.delivery import Template
 from schemas.journey import JourneySpec
 
-MODULES = (onboarding_nudge, welcome_series)
+MODULES = (onboarding_nudge, cart_abandonment, subscription_renewal, welcome_series)
 JOURNEYS: list[JourneySpec] = [m.JOURNEY for m in MODULES]
 TEMPLATES: list[Template] = [t for m in MODULES for t in m.TEMPLATES]
+OFFERS: list[Offer] = list(cart_abandonment.OFFERS)

@@ -1,10 +1,11 @@
 """Scenario 1, a golf community app: registered but no clubs in the bag after a day gets a
 nudge; two days later still none gets an email. Adding clubs converts at any point.
 
-The nudge goes to the in-app inbox until the push channel exists. It is sent at the
-customer's usual active hour (learned from their events, at most 12 hours later) and never in
-their quiet hours (the deployment's, 21:00-08:00 by default); both messages are marketing, so
-they count against the global frequency cap and need marketing consent.
+The nudge is a push to the customer's devices, or an in-app message for a customer without
+a device token (`best_channel`: push first). It is sent at the customer's usual active
+hour (learned from their events, at most 12 hours later) and never in their quiet hours
+(the deployment's, 21:00-08:00 by default); both messages are marketing, so they count
+against the global frequency cap and need marketing consent.
 """
 
 from datetime import timedelta
@@ -37,7 +38,8 @@ JOURNEY = JourneySpec(
         ),
         SendStep(
             id="push",
-            channel="in_app",
+            channel="best_channel",
+            fallbacks=["push", "in_app"],
             template="come-back",
             send_at="best_time",
             best_time_within=timedelta(hours=12),

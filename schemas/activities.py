@@ -7,13 +7,19 @@ does I/O); both sides take the names from here.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from schemas.journey import HttpCall, RateLimit
 
 SEND = "journeys.send"
 GET_PROFILE = "journeys.get_profile"
 NEXT_LOCAL_TIME = "journeys.next_local_time"
 BEST_SEND_TIME = "journeys.best_send_time"
+DECIDE = "journeys.decide"
+UPDATE_PROFILE = "journeys.update_profile"
+ACTION = "journeys.action"
 
 
 class LocalTimeRequest(BaseModel):
@@ -30,3 +36,25 @@ class SendTimeRequest(BaseModel):
     customer_id: str
     at: datetime
     within: timedelta
+
+
+class ProfileUpdate(BaseModel):
+    customer_id: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    lifecycle_stage: str | None = None
+
+
+class ActionRequest(BaseModel):
+    """One `action` step call. `key` (workflow, enrollment, step, visit) goes to the
+    endpoint as Idempotency-Key and to a registered action as `key`."""
+
+    key: str
+    journey_id: str
+    step_id: str
+    customer_id: str
+    activity: str | None = None
+    http: HttpCall | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+    scope: dict[str, Any] = Field(default_factory=dict)
+    """The trigger event, the last event and the enrollment's context."""

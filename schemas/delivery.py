@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from schemas.events import CustomerEvent
 from schemas.guardrails import FrequencyCap, QuietHours, Topic
@@ -18,8 +18,26 @@ cap to free (the enrollment retries it); the rest are final."""
 FINAL: tuple[str, ...] = ("sent", "suppressed", "failed")
 
 
+VARIANT_KEY = r"^(?:[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*(?:/[a-z_]+)?|[a-z_]+)$"
+
+
+class TemplateContent(BaseModel):
+    """A variant's fields; those left out come from the less specific content."""
+
+    subject: str | None = None
+    title: str | None = None
+    body: str | None = None
+    html: str | None = None
+    url: str | None = None
+
+
 class Template(BaseModel):
-    """A stored message template; fields are sandboxed Jinja2 over profile, event, context."""
+    """A stored message template: sandboxed Jinja2 over profile, event, last_event, context.
+
+    `variants` override fields per channel (`push`), per locale (`de`, `de-DE`) or both
+    (`de/push`). A send uses the most specific that applies: the customer's full locale,
+    then its language, each with the channel first, then the channel alone, then the base.
+    """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,79}$")
     subject: str | None = None
@@ -27,9 +45,38 @@ class Template(BaseModel):
     body: str
     html: str | None = None
     url: str | None = None
+    variants: dict[Annotated[str, StringConstraints(pattern=VARIANT_KEY)], TemplateContent] = Field(
+        default_factory=dict
+    )
 
-    def content(self) -> MessageContent:
-        return MessageContent(**self.model_dump(exclude={"id"}))
+    def content(self, channel: str | None = None, locale: str | None = None) -> MessageContent:
+        fields = self.model_dump(exclude={"id", "variants"})
+        for key in reversed(variant_keys(channel, locale)):
+            variant = self.variants.get(key)
+            if variant is not None:
+                fields.update(variant.model_dump(exclude_none=True))
+        return MessageContent(**fields)
+
+    def sources(self) -> dict[str, str]:
+        """Every template source, by where it is (`body`, `variants.de.subject`)."""
+        found = {k: v for k, v in self.model_dump(exclude={"id", "variants"}).items() if v}
+        for key, variant in self.variants.items():
+            for name, source in variant.model_dump(exclude_none=True).items():
+                found[f"variants.{key}.{name}"] = source
+        return found
+
+
+def variant_keys(channel: str | None, locale: str | None) -> list[str]:
+    """Variant keys from most to least specific."""
+    keys: list[str] = []
+    tags = [locale, locale.split("-")[0]] if locale else []
+    for tag in dict.fromkeys(tags):
+        if channel:
+            keys.append(f"{tag}/{channel}")
+        keys.append(tag)  # type: ignore[arg-type]
+    if channel:
+        keys.append(channel)
+    return keys
 
 
 class SendRequest(BaseModel):
@@ -91,6 +138,8 @@ class Delivery(BaseModel):
     reserved_at: datetime | None
     until: datetime | None
     content: dict[str, Any] | None
+    provider_id: str | None = None
+    provider_status: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -104,3 +153,5 @@ class InboxMessage(BaseModel):
     body: str
     url: str | None
     created_at: datetime
+    read_at: datetime | None = None
+    dismissed_at: datetime | None = None

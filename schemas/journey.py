@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.formula import parse
 from schemas.guardrails import FrequencyCap, QuietHours, Topic
 from schemas.predicates import Predicate
 
@@ -153,13 +154,104 @@ def channel_candidates(channel: str, fallbacks: Sequence[str], preferred: str | 
     return list(dict.fromkeys([*([preferred] if preferred else []), *fallbacks]))
 
 
+class Ranking(_Model):
+    """How eligible offers are ordered: by `priority` (highest first), by a `formula` over
+    `offer.*`, `profile.*` and `context.*` (arithmetic only, e.g.
+    `offer.fields.margin * 2 + profile.attributes.affinity`), or by the offer's `score`."""
+
+    by: Literal["priority", "formula", "score"] = "priority"
+    formula: str | None = None
+
+    @model_validator(mode="after")
+    def _formula_when_needed(self) -> Ranking:
+        if (self.by == "formula") != (self.formula is not None):
+            raise ValueError("'formula' is required with by: formula, and only then")
+        if self.formula is not None:
+            parse(self.formula)
+        return self
+
+
+class DecideStep(_Model):
+    """Ask the decisioning service for the best `limit` offers for `placement`. The result
+    is in `context.decisions.<step id>` (`offers`, and `top`, the first or null) for later
+    steps and templates; with no eligible offer the enrollment takes `on_empty`."""
+
+    id: StepId
+    type: Literal["decide"] = "decide"
+    placement: str = Field(min_length=1, max_length=80)
+    limit: int = Field(default=1, ge=1, le=20)
+    ranking: Ranking = Field(default_factory=Ranking)
+    next: StepId
+    on_empty: StepId | None = None
+
+
+class UpdateProfileStep(_Model):
+    """Set profile attributes (null removes one) and optionally the lifecycle stage."""
+
+    id: StepId
+    type: Literal["update_profile"] = "update_profile"
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    lifecycle_stage: str | None = None
+    next: StepId
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateProfileStep:
+        if not self.attributes and self.lifecycle_stage is None:
+            raise ValueError("an update_profile step needs 'attributes' or 'lifecycle_stage'")
+        return self
+
+
+class HttpCall(_Model):
+    """An HTTP endpoint an `action` step calls with a JSON body (default: the enrollment's
+    customer, journey, step, trigger event and context); a JSON answer is the output."""
+
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    body: dict[str, Any] | None = None
+
+
+class RateLimit(_Model):
+    limit: int = Field(ge=1)
+    per: timedelta = Field(gt=timedelta(0))
+
+
+class ActionStep(_Model):
+    """Call a registered Python action (`activity`) or an HTTP endpoint (`http`). Its
+    output is in `context.actions.<step id>`. `rate_limit` caps calls per worker across
+    every enrollment of this step; calls over it wait their turn."""
+
+    id: StepId
+    type: Literal["action"] = "action"
+    activity: str | None = Field(default=None, min_length=1, max_length=80)
+    http: HttpCall | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+    timeout: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    next: StepId
+    on_failed: StepId | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ActionStep:
+        if (self.activity is None) == (self.http is None):
+            raise ValueError("an action needs exactly one of 'activity' or 'http'")
+        return self
+
+
 class ExitStep(_Model):
     id: StepId
     type: Literal["exit"] = "exit"
 
 
 Step = Annotated[
-    WaitStep | WaitForEventStep | BranchStep | SplitStep | SendStep | ExitStep,
+    WaitStep
+    | WaitForEventStep
+    | BranchStep
+    | SplitStep
+    | SendStep
+    | DecideStep
+    | UpdateProfileStep
+    | ActionStep
+    | ExitStep,
     Field(discriminator="type"),
 ]
 WAITING_STEPS = ("wait", "wait_for_event")
@@ -213,11 +305,10 @@ def edges(step: Any) -> list[tuple[str, str]]:
         return [*found, ("default", step.default)]
     if isinstance(step, SplitStep):
         return [(f"paths.{i}.next", p.next) for i, p in enumerate(step.paths)]
-    if isinstance(step, SendStep):
-        found = [("next", step.next)]
-        if step.on_suppressed:
-            found.append(("on_suppressed", step.on_suppressed))
-        if step.on_failed:
-            found.append(("on_failed", step.on_failed))
-        return found
-    return []
+    if isinstance(step, ExitStep):
+        return []
+    found = [("next", step.next)]
+    for field in ("on_suppressed", "on_failed", "on_empty"):
+        if getattr(step, field, None):
+            found.append((field, getattr(step, field)))
+    return found

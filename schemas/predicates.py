@@ -130,3 +130,19 @@ def fields(predicate: Predicate | None) -> set[str]:
     if isinstance(predicate, AnyOf):
         return set().union(*(fields(p) for p in predicate.any))
     return fields(predicate.not_)
+
+
+def why_not(predicate: Predicate | None, scope: dict[str, Any]) -> str | None:
+    """None when the predicate holds, else the part that failed, in words
+    (`profile.attributes.city eq 'Jakarta' (is 'Bandung')`)."""
+    if evaluate(predicate, scope):
+        return None
+    if isinstance(predicate, Comparison):
+        actual = resolve(scope, predicate.field)
+        return f"{predicate.field} {predicate.op} {predicate.value!r} (is {actual!r})"
+    if isinstance(predicate, AllOf):
+        return next(r for p in predicate.all if (r := why_not(p, scope)) is not None)
+    if isinstance(predicate, AnyOf):
+        return "none of: " + "; ".join(str(why_not(p, scope)) for p in predicate.any)
+    assert isinstance(predicate, Not)
+    return f"not ({', '.join(sorted(fields(predicate.not_)))} matched)"

@@ -11,6 +11,17 @@ from schemas.guardrails import Topic
 from schemas.journey import Channel
 
 ALL_CHANNELS = "all"
+SEEN_KEPT = 100
+"""How many event names `seen` remembers (the most recent)."""
+
+
+class Location(BaseModel):
+    """The last known location: from an event's `context.location` or a geofence event."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    at: datetime | None = None
+    place: str | None = None
 
 
 class Profile(BaseModel):
@@ -20,12 +31,16 @@ class Profile(BaseModel):
     even for transactional messages (opt-out default: a missing channel means allowed).
     `unsubscribed` lists the channels (or "all") the customer left marketing on; those
     still carry transactional messages. `active_hours` counts the customer's events per UTC
-    hour of day, for send-time optimisation; the ingestion path maintains it.
+    hour of day, for send-time optimisation; `seen` the last time of each event name and
+    `location` the last known location: the ingestion path maintains those.
     """
 
     customer_id: str
     attributes: dict[str, Any] = Field(default_factory=dict)
     timezone: str = "UTC"
+    locale: str | None = None
+    """BCP 47 (`de-DE`, `id`): picks template variants."""
+    lifecycle_stage: str | None = None
     email: str | None = None
     phone: str | None = None
     push_tokens: list[str] = Field(default_factory=list)
@@ -34,6 +49,8 @@ class Profile(BaseModel):
     preferred_channel: Channel | None = None
     active_hours: list[int] = Field(default_factory=lambda: [0] * 24)
     last_seen_at: datetime | None = None
+    seen: dict[str, datetime] = Field(default_factory=dict)
+    location: Location | None = None
 
     def refusal(self, channel: str, topic: Topic) -> Literal["no_consent", "unsubscribed"] | None:
         """Why this channel may not carry this topic to the customer, or None."""
@@ -58,15 +75,45 @@ class Profile(BaseModel):
 
     def address(self, channel: str) -> str | None:
         """Where the customer is reached on `channel`, or None."""
-        if channel == "email":
-            return self.email
-        if channel in ("sms", "whatsapp"):
-            return self.phone
+        found = self.addresses(channel)
+        return found[0] if found else None
+
+    def addresses(self, channel: str) -> list[str]:
+        """Every address on `channel` (push: each device token)."""
         if channel == "push":
-            return self.push_tokens[0] if self.push_tokens else None
-        if channel in ("in_app", "webhook"):
-            return self.customer_id
-        return None
+            return list(self.push_tokens)
+        one = {
+            "email": self.email,
+            "sms": self.phone,
+            "whatsapp": self.phone,
+            "in_app": self.customer_id,
+            "webhook": self.customer_id,
+        }.get(channel)
+        return [one] if one else []
+
+    def observed(self, event: Any) -> None:
+        """Learn from one event (a `CustomerEvent`): last seen per name, and the location
+        when its properties carry numeric `lat` and `lon`."""
+        previous = self.seen.get(event.name)
+        if previous is None or event.timestamp > previous:
+            self.seen[event.name] = event.timestamp
+            if len(self.seen) > SEEN_KEPT:
+                oldest = min(self.seen, key=lambda n: self.seen[n])
+                del self.seen[oldest]
+        p = event.properties
+        if isinstance(p.get("lat"), int | float) and isinstance(p.get("lon"), int | float):
+            place = p.get("place") or p.get("store_id")
+            if (
+                self.location is None
+                or self.location.at is None
+                or event.timestamp >= self.location.at
+            ):
+                self.location = Location(
+                    lat=p["lat"],
+                    lon=p["lon"],
+                    at=event.timestamp,
+                    place=str(place) if place else None,
+                )
 
     def scope(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"active_hours"})

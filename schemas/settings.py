@@ -44,6 +44,43 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     email_from: str = "journeys@example.com"
 
+    services_url: str | None = None
+    """Base URL of the built-in services (decisioning, provider sandboxes); default: this
+    deployment's own API."""
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of every call to a service or provider; a timeout is retried by Temporal."""
+
+    sandbox: bool = True
+    """Serve the provider sandboxes (Twilio, FCM, webhook receiver) at /sandbox; turn off
+    where real providers are configured."""
+
+    decisioning_url: str | None = None
+    """The decisioning service (`POST /v1/decisions`); default: the built-in one."""
+
+    twilio_api_url: str | None = None
+    """Twilio's REST API (https://api.twilio.com in production); default: the built-in
+    sandbox, which speaks the same format and records what it received."""
+    twilio_account_sid: str = "ACsandbox"
+    twilio_auth_token: SecretStr | None = None
+    """Basic-auth password for Twilio and the key its status callbacks are signed with."""
+    sms_from: str = "+15005550006"
+    whatsapp_from: str = "whatsapp:+14155238886"
+
+    fcm_api_url: str | None = None
+    """FCM HTTP v1 (https://fcm.googleapis.com in production); default: the sandbox."""
+    fcm_project_id: str = "journeys-sandbox"
+    fcm_access_token: SecretStr | None = None
+    """OAuth 2 bearer token for FCM (minted from a service account by your platform)."""
+
+    webhook_url: str | None = None
+    """Where `webhook` sends are POSTed unless the message names a `url`; default: the
+    sandbox's receiver."""
+    webhook_secret: SecretStr | None = None
+    """Signs webhook bodies (HMAC-SHA256); default: a random key kept in `data_dir`."""
+
+    action_modules: list[str] = Field(default_factory=lambda: ["examples.actions"])
+    """Modules imported by the worker to register `action` step handlers."""
+
     public_url: str = "http://127.0.0.1:8000"
     """Where customers reach the API (List-Unsubscribe links in emails)."""
     unsubscribe_secret: SecretStr | None = None
@@ -65,6 +102,11 @@ class Settings(BaseSettings):
     arbitration_seconds: float = Field(default=0.25, ge=0)
     """How long a capped marketing send waits for rivals for the same customer's cap
     slots before the highest journey priority wins; 0 is first come, first served."""
+
+    def service_url(self, configured: str | None, path: str) -> str:
+        """`configured`, else the built-in service at `path` on this deployment's API."""
+        base = self.services_url or f"http://{self.api_host}:{self.api_port}"
+        return (configured or f"{base.rstrip('/')}{path}").rstrip("/")
 
     def db_url(self) -> str:
         if self.database_url:

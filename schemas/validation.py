@@ -6,9 +6,10 @@ this module checks what only the whole graph shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from schemas import templating
 from schemas.journey import BEST_CHANNEL, WAITING_STEPS, JourneySpec, SendStep, edges
 
 
@@ -42,7 +43,9 @@ def check_journey(
     templates: Iterable[str] | None = None,
 ) -> list[Problem]:
     """Every graph problem in `spec`. `channels`/`templates`, when given, are what the
-    running system can deliver and render; sends naming others are errors."""
+    running system can deliver and render; sends naming others are errors. When
+    `templates` maps ids to `Template`s, what each used template refers to is checked
+    too (inline content always is)."""
     problems: list[Problem] = []
     index: dict[str, int] = {}
     for i, step in enumerate(spec.steps):
@@ -83,7 +86,31 @@ def check_journey(
                     f"step '{step.id}': template '{step.template}' does not exist",
                 )
             )
+        problems += _references(spec, i, step, templates)
     return problems
+
+
+def _references(
+    spec: JourneySpec, index: int, step: SendStep, templates: Iterable[str] | None
+) -> list[Problem]:
+    """Variables a send's content refers to that would not exist at send time."""
+    if step.content is not None:
+        sources = step.content.model_dump(exclude_none=True)
+        located: dict[str, tuple[str | int, ...]]
+        located = {f: ("steps", index, "content", f) for f in sources}
+        named = {f: f"content {f}" for f in sources}
+    elif isinstance(templates, Mapping) and step.template in templates:
+        sources = templates[step.template].sources()
+        located = {f: ("steps", index, "template") for f in sources}
+        named = {f: f"template '{step.template}' {f}" for f in sources}
+    else:
+        return []
+    kinds = {s.id: s.type for s in spec.steps}
+    return [
+        Problem(located[field], f"step '{step.id}': {named[field]}: {problem}")
+        for field, source in sources.items()
+        for problem in templating.problems(source, kinds)
+    ]
 
 
 def _unreachable(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage.tables import utcnow
 
 
 def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
@@ -40,3 +42,28 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def create_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
+
+
+async def upsert(session: AsyncSession, table: type[SQLModel], key: Any, **values: Any) -> None:
+    """Insert a row with `values` (its primary key among them), or update the row whose
+    primary key is `key`, stamping `updated_at`. The caller commits."""
+    row = await session.get(table, key)
+    if row is None:
+        session.add(table(**values))
+        return
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.updated_at = utcnow()  # type: ignore[attr-defined]
+    session.add(row)
+
+
+async def serialize(session: AsyncSession, key: str) -> None:
+    """Hold an exclusive lock on `key` until the transaction ends: a PostgreSQL advisory
+    lock (only that key), or on SQLite the database's write lock, taken by a write, so
+    there it must be the transaction's first statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(  # type: ignore[call-overload]
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), params={"k": key}
+        )
+    else:
+        await session.exec(text("UPDATE deliveries SET id = id WHERE 0 = 1"))  # type: ignore[call-overload]

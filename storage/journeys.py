@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from schemas.delivery import Template
 from schemas.journey import JourneySpec
 from schemas.validation import ensure_valid
 from storage.tables import JourneyVersionRow, TemplateRow
@@ -26,7 +27,8 @@ class JourneyStore:
         """Validate and store `spec` as the next version: (version, created). With
         `only_if_changed`, an identical latest version is returned instead of a new one."""
         async with self._sessions() as session:
-            templates = (await session.exec(select(TemplateRow.id))).all()
+            rows = (await session.exec(select(TemplateRow))).all()
+            templates = {r.id: Template(id=r.id, **r.content) for r in rows}
             ensure_valid(spec, channels=self._channels, templates=templates)
             body = spec.model_dump(mode="json")
             for _ in range(5):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +27,7 @@ from schemas.delivery import FINAL, Delivery, SendRequest, SendResult
 from schemas.guardrails import FrequencyCap, QuietHours, counted, free_at, quiet_until
 from schemas.journey import channel_candidates
 from schemas.profile import Profile
+from storage.db import serialize
 from storage.profiles import load
 from storage.tables import DeliveryRow, utcnow
 
@@ -107,7 +107,7 @@ class DeliveryLedger:
 
     async def reserve(self, request: SendRequest, rules: Rules) -> Reservation:
         async with self._sessions() as session:
-            await self._lock(session, request.customer_id)
+            await serialize(session, f"customer:{request.customer_id}")
             row = await self._row(session, request.idempotency_key)
             profile = (await load(session, request.customer_id))[1]
             if row is not None and row.status in FINAL:  # settled earlier: its first outcome
@@ -156,7 +156,7 @@ class DeliveryLedger:
         """Decide a contending send: it gets a slot when the sends already counted plus the
         contenders ranked above it (priority, then who asked first) leave one free."""
         async with self._sessions() as session:
-            await self._lock(session, request.customer_id)
+            await serialize(session, f"customer:{request.customer_id}")
             row = await self._row(session, request.idempotency_key)
             if row is not None and row.status == "contending":
                 profile = (await load(session, request.customer_id))[1]
@@ -184,8 +184,10 @@ class DeliveryLedger:
         result: SendResult,
         content: dict[str, Any] | None = None,
         rows: Sequence[SQLModel] = (),
+        provider: tuple[str | None, str | None] = (None, None),
     ) -> SendResult:
-        """Record the outcome, atomically with `rows` the channel needs written."""
+        """Record the outcome, atomically with `rows` the channel needs written, and the
+        provider's (message id, status)."""
         async with self._sessions() as session:
             row = await self._row(session, key)
             if row is None:
@@ -193,10 +195,25 @@ class DeliveryLedger:
             row.status, row.reason, row.updated_at = result.status, result.reason, utcnow()
             if content is not None:
                 row.content = content
+            if provider != (None, None):
+                row.provider_id, row.provider_status = provider
             session.add(row)
             session.add_all(rows)
             await session.commit()
             return result.model_copy(update={"delivery_id": row.id, "channel": row.channel})
+
+    async def provider_update(self, provider_id: str, status: str, detail: str | None) -> bool:
+        """A provider's later word on a message (a delivery receipt); False if unknown."""
+        async with self._sessions() as session:
+            query = select(DeliveryRow).where(DeliveryRow.provider_id == provider_id)
+            row = (await session.exec(query)).first()
+            if row is None:
+                return False
+            row.provider_status = f"{status} ({detail})" if detail else status
+            row.updated_at = utcnow()
+            session.add(row)
+            await session.commit()
+            return True
 
     async def for_customer(self, customer_id: str) -> list[Delivery]:
         async with self._sessions() as session:
@@ -209,17 +226,6 @@ class DeliveryLedger:
             return [Delivery.model_validate(r, from_attributes=True) for r in rows]
 
     # -- helpers ------------------------------------------------------------------------
-
-    @staticmethod
-    async def _lock(session: AsyncSession, customer_id: str) -> None:
-        """Serialise reservations for one customer (and only them, on PostgreSQL)."""
-        if session.get_bind().dialect.name == "postgresql":
-            await session.exec(  # type: ignore[call-overload]
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:c, 7))"),
-                params={"c": customer_id},
-            )
-        else:  # SQLite: a write as the first statement takes the database's write lock
-            await session.exec(text("UPDATE deliveries SET id = id WHERE 0 = 1"))  # type: ignore[call-overload]
 
     @staticmethod
     async def _row(session: AsyncSession, key: str) -> DeliveryRow | None:

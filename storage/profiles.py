@@ -20,7 +20,7 @@ from schemas.journey import CHANNELS
 from schemas.profile import ALL_CHANNELS, Profile
 from storage.tables import ProfileRow, utcnow
 
-SERVER_MAINTAINED = ("active_hours", "last_seen_at")
+SERVER_MAINTAINED = ("active_hours", "last_seen_at", "seen")
 
 
 async def load(session: AsyncSession, customer_id: str) -> tuple[ProfileRow | None, Profile]:
@@ -43,9 +43,10 @@ class ProfileStore:
         async with self._sessions() as session:
             row, stored = await load(session, profile.customer_id)
             if row is not None:
-                profile = profile.model_copy(
-                    update={k: getattr(stored, k) for k in SERVER_MAINTAINED}
-                )
+                kept = {k: getattr(stored, k) for k in SERVER_MAINTAINED}
+                if profile.location is None:
+                    kept["location"] = stored.location
+                profile = profile.model_copy(update=kept)
             self._write(session, row, profile)
             await session.commit()
             return profile
@@ -74,6 +75,7 @@ class ProfileStore:
                 hours = list(profile.active_hours)
                 for event in theirs:
                     hours[event.timestamp.astimezone(UTC).hour] += 1
+                    profile.observed(event)
                     if event.name == unsubscribe_event:
                         profile = unsubscribed(profile, event.properties.get("channel"))
                 latest = max(e.timestamp for e in theirs)
@@ -82,6 +84,36 @@ class ProfileStore:
                 profile.active_hours = hours
                 self._write(session, row, profile)
             await session.commit()
+
+    async def update(
+        self, customer_id: str, attributes: dict[str, Any], lifecycle_stage: str | None = None
+    ) -> Profile:
+        """Merge `attributes` into the profile (a None value removes one), and set the
+        lifecycle stage when given; creates the profile if needed."""
+        async with self._sessions() as session:
+            row, profile = await load(session, customer_id)
+            merged = {**profile.attributes, **attributes}
+            changes: dict[str, Any] = {
+                "attributes": {k: v for k, v in merged.items() if v is not None}
+            }
+            if lifecycle_stage is not None:
+                changes["lifecycle_stage"] = lifecycle_stage
+            profile = profile.model_copy(update=changes)
+            self._write(session, row, profile)
+            await session.commit()
+            return profile
+
+    async def forget_push_tokens(self, customer_id: str, tokens: Sequence[str]) -> Profile:
+        """Remove device tokens the push provider reported as invalid."""
+        async with self._sessions() as session:
+            row, profile = await load(session, customer_id)
+            if row is None:
+                return profile
+            kept = [t for t in profile.push_tokens if t not in set(tokens)]
+            profile = profile.model_copy(update={"push_tokens": kept})
+            self._write(session, row, profile)
+            await session.commit()
+            return profile
 
     async def unsubscribe(self, customer_id: str, channel: str | None) -> Profile:
         async with self._sessions() as session:

@@ -11,6 +11,7 @@ from storage.db import create_tables, make_engine, sessions
 from storage.inbox import Inbox
 from storage.journeys import JourneyStore
 from storage.ledger import DeliveryLedger
+from storage.offers import OfferStore
 from storage.profiles import ProfileStore
 from storage.templates import TemplateStore
 
@@ -23,6 +24,7 @@ class Stores:
     profiles: ProfileStore
     ledger: DeliveryLedger
     inbox: Inbox
+    offers: OfferStore
 
     @classmethod
     async def open(cls, url: str, *, channels: Iterable[str], schema: str | None = None) -> Stores:
@@ -37,6 +39,7 @@ class Stores:
             profiles=ProfileStore(factory),
             ledger=DeliveryLedger(factory),
             inbox=Inbox(factory),
+            offers=OfferStore(factory),
         )
 
     async def close(self) -> None:

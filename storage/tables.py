@@ -59,6 +59,10 @@ class DeliveryRow(SQLModel, table=True):
     until: datetime | None = None
     """For a deferred send: when it is tried again."""
     content: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    provider_id: str | None = Field(default=None, index=True, max_length=200)
+    """The provider's id for the message (Twilio SID, FCM name, SMTP Message-ID)."""
+    provider_status: str | None = Field(default=None, max_length=200)
+    """The provider's latest word on it (Twilio's status callbacks update it)."""
     attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -77,4 +81,33 @@ class InboxRow(SQLModel, table=True):
     title: str | None = None
     body: str = ""
     url: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    read_at: datetime | None = None
+    dismissed_at: datetime | None = None
+
+
+class OfferRow(SQLModel, table=True):
+    """The decisioning catalogue: an offer stored whole as JSON."""
+
+    __tablename__ = "offers"
+    id: str = Field(primary_key=True, max_length=80)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OfferGrantRow(SQLModel, table=True):
+    """How often an offer was chosen for a customer: what offer caps count."""
+
+    __tablename__ = "offer_grants"
+    offer_id: str = Field(primary_key=True, max_length=80)
+    customer_id: str = Field(primary_key=True, max_length=200)
+    count: int = 0
+
+
+class DecisionRow(SQLModel, table=True):
+    """A decision by its idempotency key, so a retried request gets the first answer."""
+
+    __tablename__ = "decisions"
+    key: str = Field(primary_key=True, max_length=600)
+    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)

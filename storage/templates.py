@@ -7,7 +7,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.delivery import Template
-from storage.tables import TemplateRow, utcnow
+from storage.db import upsert
+from storage.tables import TemplateRow
 
 
 class TemplateStore:
@@ -16,13 +17,8 @@ class TemplateStore:
 
     async def put(self, template: Template) -> None:
         async with self._sessions() as session:
-            row = await session.get(TemplateRow, template.id)
             content = template.model_dump(mode="json", exclude={"id"})
-            if row is None:
-                session.add(TemplateRow(id=template.id, content=content))
-            else:
-                row.content, row.updated_at = content, utcnow()
-                session.add(row)
+            await upsert(session, TemplateRow, template.id, id=template.id, content=content)
             await session.commit()
 
     async def get(self, template_id: str) -> Template | None:

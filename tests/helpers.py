@@ -12,12 +12,18 @@ from tests.conftest import eventually, unique
 
 
 def one_send(
-    journey_id: str, *, entry: str = "go", body: str = "Hi", subject: str | None = None, **step: Any
+    journey_id: str,
+    *,
+    entry: str = "go",
+    body: str = "Hi",
+    subject: str | None = None,
+    url: str | None = None,
+    **step: Any,
 ) -> JourneySpec:
     """A journey that sends one message (in-app unless `channel` says otherwise) and ends;
     `step` sets the send step's other fields."""
     send = {"id": "send", "channel": "in_app", **step}
-    content = MessageContent(subject=subject, body=body)
+    content = MessageContent(subject=subject, body=body, url=url)
     return JourneySpec(
         id=journey_id,
         name=f"One send: {journey_id}",
@@ -73,3 +79,13 @@ async def customer(api: httpx.AsyncClient, **profile: Any) -> str:
     response = await api.put(f"/v1/customers/{customer_id}", json=profile)
     assert response.status_code == 200, response.text
     return customer_id
+
+
+async def received(
+    api: httpx.AsyncClient, provider: str, to: str | None = None
+) -> list[dict[str, Any]]:
+    """What a provider sandbox (twilio, fcm, webhooks) received, oldest first; `to` keeps
+    one recipient (a Twilio `To`, an FCM token)."""
+    response = await api.get(f"/sandbox/{provider}/received", params={"to": to} if to else {})
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels import channels_for
+from activities.channels import EmailChannel
 from activities.delivery import DeliveryActivities
 from cli.embedded import Stack
 from schemas.delivery import SendRequest
@@ -37,7 +37,7 @@ async def test_retried_send_returns_the_first_outcome(
     activities = DeliveryActivities(
         ledger=s.ledger,
         templates=s.templates,
-        channels=channels_for(stack.settings),
+        channels=[EmailChannel(stack.settings)],
         settings=stack.settings,
     )
     request = SendRequest(
@@ -90,6 +90,9 @@ def start_worker(stack: Stack, task_queue: str, smtp_port: int) -> subprocess.Po
         "JOURNEYS_DATABASE_SCHEMA": s.database_schema or "",
         "JOURNEYS_SMTP_PORT": str(smtp_port),
         "JOURNEYS_DATA_DIR": str(s.data_dir),
+        # The shared stack's guardrails, so a night-time run is not held for quiet hours.
+        "JOURNEYS_QUIET_HOURS": "null",
+        "JOURNEYS_FREQUENCY_CAPS": "[]",
     }
     if not s.database_schema:
         env.pop("JOURNEYS_DATABASE_SCHEMA")

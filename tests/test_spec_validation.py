@@ -10,7 +10,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from examples import JOURNEYS
+from activities.channels import CHANNEL_NAMES
+from examples import JOURNEYS, TEMPLATES
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.journey import JourneySpec
 from schemas.validation import JourneyInvalid, check_journey, ensure_valid
@@ -70,9 +71,11 @@ def test_design_contract_parses_and_matches_the_python_form() -> None:
     assert check_journey(parsed) == []
     ours = ONBOARDING.model_dump(mode="json")
     theirs = parsed.model_dump(mode="json")
-    # The Python example differs only where it documents why: in-app until push exists.
-    assert ours["steps"][1]["channel"] == "in_app" and theirs["steps"][1]["channel"] == "push"
-    ours["steps"][1]["channel"] = "push"
+    # The Python example differs only where it documents why: push, else in-app for a
+    # customer without a device token.
+    assert ours["steps"][1]["channel"] == "best_channel" and theirs["steps"][1]["channel"] == "push"
+    assert ours["steps"][1]["fallbacks"] == ["push", "in_app"]
+    ours["steps"][1].update(channel="push", fallbacks=[])
     # ... and sends at the customer's usual active hour (scenario 1; the guardrails issue).
     assert ours["steps"][1]["send_at"] == "best_time"
     ours["steps"][1].update(send_at="now", best_time_within=theirs["steps"][1]["best_time_within"])
@@ -83,8 +86,10 @@ def test_design_contract_parses_and_matches_the_python_form() -> None:
 
 
 def test_examples_are_valid() -> None:
+    """Graph, channels, and every variable their templates use."""
+    templates = {t.id: t for t in TEMPLATES}
     for journey in JOURNEYS:
-        ensure_valid(journey, channels=["email", "in_app"])
+        ensure_valid(journey, channels=CHANNEL_NAMES, templates=templates)
 
 
 def locs(problems: list[Any]) -> list[tuple[Any, ...]]:
@@ -175,13 +180,12 @@ def test_structural_errors_name_the_field(step: dict[str, Any], loc_tail: str | 
 
 async def test_publish_over_api_reports_step_and_field(api: httpx.AsyncClient) -> None:
     body = {**copy.deepcopy(DESIGN_EXAMPLE), "id": unique("bad")}
+    assert (await api.post("/v1/journeys", json=body)).status_code == 201
+    body["steps"][3]["template"] = "no-such-template"
     response = await api.post("/v1/journeys", json=body)
     assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert {tuple(d["loc"]) for d in detail} == {
-        ("body", "steps", 1, "channel"),  # push is not configured yet
-    }
-    body["steps"][1]["channel"] = "in_app"
+    assert [d["loc"] for d in response.json()["detail"]] == [["body", "steps", 3, "template"]]
+    body["steps"][3]["template"] = "add-your-clubs"
     body["steps"][3]["next"] = "gone"
     response = await api.post("/v1/journeys", json=body)
     assert response.status_code == 422

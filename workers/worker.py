@@ -8,11 +8,15 @@ workflow code on every run, so nondeterministic code in `workflows/` still fails
 
 from __future__ import annotations
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.actions import ActionActivities
+from activities.actions import load as load_actions
 from activities.channels import channels_for
+from activities.decisioning import DecisioningActivities
 from activities.delivery import DeliveryActivities
 from activities.profiles import ProfileActivities
 from schemas.settings import Settings
@@ -21,15 +25,25 @@ from workflows.journey import JourneyWorkflow
 
 
 def build_worker(
-    client: Client, stores: Stores, settings: Settings, *, task_queue: str | None = None
+    client: Client,
+    stores: Stores,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    task_queue: str | None = None,
 ) -> Worker:
+    """`http` is the worker's one shared client for services and providers (its owner
+    closes it after the worker shut down)."""
     delivery = DeliveryActivities(
         ledger=stores.ledger,
         templates=stores.templates,
-        channels=channels_for(settings),
+        channels=channels_for(settings, http, stores.profiles.forget_push_tokens),
         settings=settings,
     )
     profiles = ProfileActivities(stores.profiles)
+    decisioning = DecisioningActivities(settings, http)
+    load_actions(settings.action_modules)
+    actions = ActionActivities(http)
     restrictions = SandboxRestrictions.default
     if not settings.strict_sandbox:
         restrictions = restrictions.with_passthrough_modules("workflows")
@@ -42,6 +56,9 @@ def build_worker(
             profiles.get_profile,
             profiles.next_local_time,
             profiles.best_send_time,
+            profiles.update_profile,
+            decisioning.decide,
+            actions.run,
         ],
         max_concurrent_activities=200,
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),

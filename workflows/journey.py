@@ -8,7 +8,7 @@ end it from any step; continue-as-new carries its position when the server sugge
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -16,7 +16,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from schemas import activities as names
-    from schemas.activities import LocalTimeRequest, SendTimeRequest
+    from schemas.activities import ActionRequest, LocalTimeRequest, ProfileUpdate, SendTimeRequest
+    from schemas.decision import DecisionRequest, DecisionResult
     from schemas.delivery import SendRequest, SendResult
     from schemas.enrollment import (
         ENDED,
@@ -30,11 +31,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.events import CustomerEvent
     from schemas.journey import (
+        ActionStep,
         BranchStep,
+        DecideStep,
         EventCondition,
         ExitStep,
         SendStep,
         SplitStep,
+        UpdateProfileStep,
         WaitForEventStep,
         WaitStep,
     )
@@ -43,7 +47,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.split import bucket, choose
 
+T = TypeVar("T")
 DEDUP_WINDOW = 1000
+# Histories recorded before it cleared the event inbox when a wait_for_event began.
+EVENTS_BETWEEN_WAITS = "events-between-waits"
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -53,6 +60,13 @@ SEND_RETRY = RetryPolicy(
     non_retryable_error_types=["TemplateError", "InvalidRequest"],
 )
 LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=20)
+CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=10,
+    non_retryable_error_types=["InvalidRequest"],
+)
 
 
 @workflow.defn(name="Journey")
@@ -178,6 +192,12 @@ class JourneyWorkflow:
             return self._split(step)
         if isinstance(step, SendStep):
             return await self._send(step)
+        if isinstance(step, DecideStep):
+            return await self._decide(step)
+        if isinstance(step, UpdateProfileStep):
+            return await self._update_profile(step)
+        if isinstance(step, ActionStep):
+            return await self._action(step)
         if isinstance(step, ExitStep):
             self._record("exit")
             return None
@@ -206,7 +226,8 @@ class JourneyWorkflow:
 
     async def _wait_for_event(self, step: WaitForEventStep) -> str | None:
         until = workflow.now() + self._spec.scaled(step.timeout)
-        self._inbox.clear()  # only events after the wait began count
+        if not workflow.patched(EVENTS_BETWEEN_WAITS):
+            self._inbox.clear()
         condition = EventCondition(event=step.event, where=step.where)
         matched: list[CustomerEvent] = []
 
@@ -244,6 +265,10 @@ class JourneyWorkflow:
             return False
         finally:
             self._waiting = None
+            # An event counts for the next wait_for_event if it came after this wait ended:
+            # a customer who reacts to a message while its send is settling is not missed.
+            if workflow.patched(EVENTS_BETWEEN_WAITS):
+                self._inbox.clear()
         return self._ending is None
 
     async def _branch(self, step: BranchStep) -> str:
@@ -300,10 +325,8 @@ class JourneyWorkflow:
         return step.on_failed or step.next
 
     async def _send_once(self, step: SendStep, deadline: datetime, *, abandon: bool) -> SendResult:
-        info = workflow.info()
-        visit = self._carry.visits[step.id]
         request = SendRequest(
-            idempotency_key=f"{info.workflow_id}/{self._carry.enrollment_id}/{step.id}/{visit}",
+            idempotency_key=self._step_key(step.id),
             journey_id=self._spec.id,
             version=self._input.version,
             step_id=step.id,
@@ -325,18 +348,121 @@ class JourneyWorkflow:
             journey_caps=self._spec.frequency_caps,
             abandon=abandon,
         )
+        result, error = await self._call(
+            names.SEND,
+            request,
+            SendResult,
+            timeout=timedelta(seconds=self._input.options.send_timeout),
+            retry=SEND_RETRY,
+            summary=f"{step.id}: {step.channel}",
+        )
+        return result if result is not None else SendResult(status="failed", reason=error)
+
+    async def _decide(self, step: DecideStep) -> str:
+        """Ask for offers; a failed call counts as no offer (the journey goes on)."""
+        scope = self._scope(None)
+        request = DecisionRequest(
+            customer_id=self._input.customer_id,
+            placement=step.placement,
+            limit=step.limit,
+            ranking=step.ranking,
+            event=scope["event"],
+            last_event=scope["last_event"],
+            context=scope["context"],
+            at=self._clock(),
+            key=self._step_key(step.id),
+            dry_run=self._input.options.dry_run,
+        )
+        result, error = await self._call(
+            names.DECIDE,
+            request,
+            DecisionResult,
+            timeout=timedelta(seconds=30),
+            retry=CALL_RETRY,
+            summary=f"{step.id}: decide {step.placement}",
+        )
+        if result is None:
+            result = DecisionResult(placement=step.placement, offers=[])
+        kept = {**result.for_context(), **({"error": error} if error else {})}
+        self._carry.context.setdefault("decisions", {})[step.id] = kept
+        self._record(f"{len(kept['offers'])} offer(s)")
+        return step.next if kept["offers"] or not step.on_empty else step.on_empty
+
+    async def _update_profile(self, step: UpdateProfileStep) -> str:
+        if not self._input.options.dry_run:
+            await workflow.execute_activity(
+                names.UPDATE_PROFILE,
+                ProfileUpdate(
+                    customer_id=self._input.customer_id,
+                    attributes=step.attributes,
+                    lifecycle_stage=step.lifecycle_stage,
+                ),
+                result_type=Profile,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=LOOKUP_RETRY,
+                summary=f"{step.id}: update profile",
+            )
+        self._record("updated" if not self._input.options.dry_run else "dry run")
+        return step.next
+
+    async def _action(self, step: ActionStep) -> str:
+        scope = self._scope(None)
+        del scope["profile"]
+        request = ActionRequest(
+            key=self._step_key(step.id),
+            journey_id=self._spec.id,
+            step_id=step.id,
+            customer_id=self._input.customer_id,
+            activity=step.activity,
+            http=step.http,
+            input=step.input,
+            rate_limit=step.rate_limit,
+            scope=scope,
+        )
+        target = step.activity or (step.http.url if step.http else "")
+        output, error = await self._call(
+            names.ACTION,
+            request,
+            dict,
+            timeout=step.timeout,
+            retry=CALL_RETRY,
+            summary=f"{step.id}: {target}",
+        )
+        self._carry.context.setdefault("actions", {})[step.id] = (
+            output if error is None else {"error": error}
+        )
+        self._record("done" if error is None else "failed")
+        return step.next if error is None else step.on_failed or step.next
+
+    async def _call(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type[T],
+        *,
+        timeout: timedelta,
+        retry: RetryPolicy,
+        summary: str,
+    ) -> tuple[T | None, str | None]:
+        """One activity: (its result, None), or (None, why it failed for good)."""
         try:
-            result: SendResult = await workflow.execute_activity(
-                names.SEND,
-                request,
-                result_type=SendResult,
-                start_to_close_timeout=timedelta(seconds=self._input.options.send_timeout),
-                retry_policy=SEND_RETRY,
-                summary=f"{step.id}: {step.channel}",
+            result: T = await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=timeout,
+                retry_policy=retry,
+                summary=summary,
             )
         except ActivityError as err:
-            result = SendResult(status="failed", reason=str(err.cause or err))
-        return result
+            return None, str(err.cause or err)
+        return result, None
+
+    def _step_key(self, step_id: str) -> str:
+        """Idempotency key of this visit to a step: stable across retries and replays."""
+        info = workflow.info()
+        visit = self._carry.visits[step_id]
+        return f"{info.workflow_id}/{self._carry.enrollment_id}/{step_id}/{visit}"
 
     def _clock(self) -> datetime:
         """The enrollment's clock: workflow time, sped up by `time_scale` in test mode, so

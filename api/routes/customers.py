@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 
 from api.deps import RouterDep, SettingsDep, StoresDep
@@ -36,8 +38,29 @@ async def deliveries(customer_id: str, stores: StoresDep) -> list[Delivery]:
 
 @router.get("/{customer_id}/inbox")
 async def inbox(customer_id: str, stores: StoresDep) -> list[InboxMessage]:
-    """In-app messages, newest first."""
+    """In-app messages not dismissed, newest first."""
     return await stores.inbox.for_customer(customer_id)
+
+
+@router.post("/{customer_id}/inbox/{message_id}/read")
+async def read_message(customer_id: str, message_id: int, stores: StoresDep) -> InboxMessage:
+    """The app showed the message."""
+    return await _mark(customer_id, message_id, "read", stores)
+
+
+@router.post("/{customer_id}/inbox/{message_id}/dismiss")
+async def dismiss_message(customer_id: str, message_id: int, stores: StoresDep) -> InboxMessage:
+    """The customer dismissed it: it leaves the inbox listing."""
+    return await _mark(customer_id, message_id, "dismissed", stores)
+
+
+async def _mark(
+    customer_id: str, message_id: int, what: Literal["read", "dismissed"], stores: StoresDep
+) -> InboxMessage:
+    message = await stores.inbox.mark(customer_id, message_id, what)
+    if message is None:
+        raise problem(404, f"no inbox message {message_id} for this customer", "path", "message_id")
+    return message
 
 
 @router.post("/{customer_id}/unsubscribe")

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 
 from api.deps import StoresDep
 from api.errors import problem
 from api.models import TemplateIn
 from schemas.delivery import Template
+from schemas.templating import syntax_error
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
-_env = SandboxedEnvironment()
 
 
 @router.put("/{template_id}")
 async def put_template(template_id: str, body: TemplateIn, stores: StoresDep) -> Template:
-    for field, source in body.model_dump(exclude_none=True).items():
-        try:
-            _env.parse(source)
-        except TemplateSyntaxError as err:
-            raise problem(
-                422, f"template syntax: {err.message} (line {err.lineno})", "body", field
-            ) from err
+    """Create or replace a template. Journeys that use it are checked against its
+    variables when they are published."""
     try:
         template = Template(id=template_id, **body.model_dump())
     except ValueError as err:
-        raise problem(422, "template id must be a lowercase slug", "path", "template_id") from err
+        raise problem(422, f"invalid template: {err}", "path", "template_id") from err
+    for field, source in template.sources().items():
+        if (error := syntax_error(source)) is not None:
+            raise problem(422, error, "body", *field.split("."))
     await stores.templates.put(template)
     return template
 

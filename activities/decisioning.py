@@ -1,0 +1,33 @@
+"""The `decide` step's activity: a call to the decisioning service (built in by default)."""
+
+from __future__ import annotations
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.http import ServiceRefused, call
+from schemas import activities as names
+from schemas.decision import DecisionRequest, DecisionResult
+from schemas.settings import Settings
+
+
+class DecisioningActivities:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        self._url = settings.service_url(settings.decisioning_url, "") + "/v1/decisions"
+        self._http = http
+
+    @activity.defn(name=names.DECIDE)
+    async def decide(self, request: DecisionRequest) -> DecisionResult:
+        try:
+            response = await call(
+                self._http,
+                "POST",
+                self._url,
+                what="decisioning",
+                idempotency_key=request.key,
+                json=request.model_dump(mode="json"),
+            )
+        except ServiceRefused as err:
+            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
+        return DecisionResult.model_validate(response.json())

@@ -1,0 +1,71 @@
+"""Calls to services and providers over HTTP: one shared `httpx.AsyncClient` per worker
+(connection pooling; one place for OpenTelemetry's httpx instrumentation), and one rule
+for what a failure means to Temporal.
+
+- timeouts, connection errors, 5xx, 408 and 429: `ServiceUnavailable`, retried by the
+  activity's retry policy with backoff;
+- any other 4xx: `ServiceRefused`, never retried (the request itself is wrong).
+
+Every call carries the send's or decision's idempotency key as `Idempotency-Key`, which
+providers that support one (and the built-in services) use to drop a retried request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from schemas.settings import Settings
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class Permanent(Exception):
+    """A failure that retrying cannot mend; activities raise it as non-retryable."""
+
+
+class ServiceRefused(Permanent):
+    """A 4xx answer: retrying the same request cannot succeed."""
+
+    def __init__(self, response: httpx.Response, what: str):
+        self.response = response
+        super().__init__(f"{what}: HTTP {response.status_code} {_excerpt(response)}")
+
+
+class ServiceUnavailable(Exception):
+    """A timeout, a connection failure or a 5xx/408/429 answer: worth retrying later."""
+
+
+def shared_client(settings: Settings) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, headers={"User-Agent": "journeys/1"})
+
+
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    idempotency_key: str | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One request; a 2xx response, or `ServiceRefused` / `ServiceUnavailable`."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    try:
+        response = await client.request(method, url, headers=headers, **kwargs)
+    except httpx.TransportError as err:  # timeouts, refused connections, broken streams
+        raise ServiceUnavailable(f"{what}: {type(err).__name__} {err}".strip()) from err
+    if response.is_success:
+        return response
+    if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
+        raise ServiceUnavailable(f"{what}: HTTP {response.status_code} {_excerpt(response)}")
+    raise ServiceRefused(response, what)
+
+
+def _excerpt(response: httpx.Response) -> str:
+    return response.text[:300].replace("\n", " ")

@@ -1,0 +1,56 @@
+"""The built-in decisioning service over HTTP: the offer catalogue and decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+
+from api.deps import StoresDep
+from api.errors import problem
+from schemas.decision import DecisionRequest, DecisionResult, Offer, OfferIn
+
+router = APIRouter(tags=["decisioning"])
+
+
+@router.put("/v1/offers/{offer_id}")
+async def put_offer(offer_id: str, body: OfferIn, stores: StoresDep) -> Offer:
+    """Create or replace an offer."""
+    try:
+        offer = Offer(id=offer_id, **body.model_dump())
+    except ValueError as err:
+        raise problem(422, "offer id must be a lowercase slug", "path", "offer_id") from err
+    return await stores.offers.put(offer)
+
+
+@router.get("/v1/offers")
+async def list_offers(stores: StoresDep, placement: str | None = None) -> list[Offer]:
+    return await stores.offers.all(placement)
+
+
+@router.get("/v1/offers/{offer_id}")
+async def get_offer(offer_id: str, stores: StoresDep) -> Offer:
+    offer = await stores.offers.get(offer_id)
+    if offer is None:
+        raise problem(404, f"offer '{offer_id}' not found", "path", "offer_id")
+    return offer
+
+
+@router.delete("/v1/offers/{offer_id}", status_code=204)
+async def delete_offer(offer_id: str, stores: StoresDep) -> None:
+    if not await stores.offers.delete(offer_id):
+        raise problem(404, f"offer '{offer_id}' not found", "path", "offer_id")
+
+
+@router.post("/v1/decisions")
+async def decide(
+    body: DecisionRequest,
+    stores: StoresDep,
+    idempotency_key: Annotated[str | None, Header(max_length=600)] = None,
+) -> DecisionResult:
+    """The top offers for a placement and customer, with the reason for every offer
+    chosen or dropped. An `Idempotency-Key` (or `key`) returns the first answer again
+    and counts caps once."""
+    if idempotency_key and not body.key:
+        body = body.model_copy(update={"key": idempotency_key})
+    return await stores.offers.decide(body)

@@ -1,0 +1,38 @@
+"""Callbacks from providers: Twilio's delivery receipts update the ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Header, Request
+
+from api.deps import SettingsDep, StoresDep
+from api.errors import problem
+from schemas.signatures import TWILIO_HEADER, verify_twilio
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"])
+
+
+@router.post("/twilio/status", status_code=204)
+async def twilio_status(
+    request: Request,
+    stores: StoresDep,
+    settings: SettingsDep,
+    message_sid: Annotated[str, Form(alias="MessageSid")],
+    message_status: Annotated[str, Form(alias="MessageStatus")],
+    error_code: Annotated[str | None, Form(alias="ErrorCode")] = None,
+    signature: Annotated[str | None, Header(alias=TWILIO_HEADER)] = None,
+) -> None:
+    """Twilio's status callback. With `JOURNEYS_TWILIO_AUTH_TOKEN` set, the request must
+    carry Twilio's signature over the public URL and the form."""
+    token = settings.twilio_auth_token
+    if token is not None:
+        url = f"{settings.public_url.rstrip('/')}{request.url.path}"
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if not signature or not verify_twilio(
+            token.get_secret_value().encode(), url, form, signature
+        ):
+            raise problem(403, "invalid Twilio signature", "header", TWILIO_HEADER)
+    detail = f"error {error_code}" if error_code else None
+    if not await stores.ledger.provider_update(message_sid, message_status, detail):
+        raise problem(404, f"no message with sid {message_sid}", "body", "MessageSid")

@@ -1,0 +1,253 @@
+"""Provider sandboxes: local stand-ins for the providers that cannot exist here (Twilio, FCM,
+a brand's webhook receiver), each speaking that provider's real wire format and recording
+what it received, as Twilio's test credentials and FCM's `validate_only` would.
+
+- Twilio Messages API (`/sandbox/twilio/2010-04-01/Accounts/{sid}/Messages.json`): basic
+  auth, form fields, E.164 checks with Twilio's error codes and magic test numbers
+  (+15005550001 invalid, +15005550009 not reachable, numbers ending 0000 undelivered), then
+  signed status callbacks (`sent`, then `delivered` or `undelivered`) to `StatusCallback`.
+- FCM HTTP v1 (`/sandbox/fcm/v1/projects/{project}/messages:send`): bearer auth, one target,
+  string-only `data`; tokens starting `invalid-` or `expired-` answer UNREGISTERED.
+- Webhook receiver (`/sandbox/webhooks`): checks the `Journeys-Signature`.
+
+`GET /sandbox/{provider}/received` lists the recorded requests (newest last);
+`POST /sandbox/faults` makes the next N requests to a provider fail with a status (to see
+retries). Turn the sandboxes off with `JOURNEYS_SANDBOX=false` where real providers are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from pydantic import BaseModel, Field
+
+from schemas.settings import Settings
+from schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
+
+Provider = Literal["twilio", "fcm", "webhooks"]
+_basic = HTTPBasic(auto_error=False)  # the provider answers in its own error format
+_bearer = HTTPBearer(auto_error=False)
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+KEPT = 2000
+
+
+class Fault(BaseModel):
+    provider: Provider
+    status: int = Field(ge=400, le=599)
+    times: int = Field(default=1, ge=1, le=100)
+
+
+class Sandbox:
+    """What each provider received, and the faults still to inject."""
+
+    def __init__(self, settings: Settings, webhook_secret: bytes):
+        self.settings = settings
+        self.received: dict[str, deque[dict[str, Any]]] = {
+            p: deque(maxlen=KEPT) for p in ("twilio", "fcm", "webhooks")
+        }
+        self.faults: dict[str, list[int]] = {}
+        self.webhook_secret = webhook_secret
+        self._callbacks: set[asyncio.Task[None]] = set()
+
+    def fault(self, provider: str) -> JSONResponse | None:
+        pending = self.faults.get(provider)
+        if not pending:
+            return None
+        status = pending.pop(0)
+        return JSONResponse({"error": f"injected fault {status}"}, status_code=status)
+
+    def record(self, provider: str, **entry: Any) -> None:
+        self.received[provider].append({"at": datetime.now(UTC).isoformat(), **entry})
+
+    def later(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
+
+
+def _twilio_error(status: int, code: int, message: str) -> JSONResponse:
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def _fcm_error(status: int, state: str, message: str, code: str) -> JSONResponse:
+    detail = {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
+    body = {"error": {"code": status, "message": message, "status": state, "details": [detail]}}
+    return JSONResponse(body, status_code=status)
+
+
+def build_router(sandbox: Sandbox) -> APIRouter:
+    router = APIRouter(prefix="/sandbox", tags=["provider sandboxes"])
+    settings = sandbox.settings
+
+    @router.post("/twilio/2010-04-01/Accounts/{account_sid}/Messages.json", status_code=201)
+    async def twilio_message(
+        account_sid: str,
+        request: Request,
+        auth: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+    ) -> Any:
+        """Twilio's Messages create call."""
+        if (failed := sandbox.fault("twilio")) is not None:
+            return failed
+        token = settings.twilio_auth_token
+        user, password = (auth.username, auth.password) if auth else ("", "")
+        if user != account_sid or (token and password != token.get_secret_value()):
+            return _twilio_error(401, 20003, "Authenticate")
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        sandbox.record("twilio", account_sid=account_sid, form=form)
+        channel = "whatsapp:" if to.startswith("whatsapp:") else ""
+        number = to.removeprefix("whatsapp:")
+        if not to:
+            return _twilio_error(400, 21604, "A 'To' phone number is required.")
+        if not body:
+            return _twilio_error(400, 21602, "Message body is required.")
+        if not sender.startswith(channel) or (channel and not sender.startswith("whatsapp:")):
+            return _twilio_error(400, 63007, f"Twilio could not find a Channel with From {sender}")
+        if not E164.match(number) or number == "+15005550001":
+            return _twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if number == "+15005550009":
+            return _twilio_error(400, 21614, f"'To' number {to} is not a mobile number")
+        sid = "SM" + uuid.uuid4().hex
+        now = format_datetime(datetime.now(UTC))
+        if callback := form.get("StatusCallback"):
+            final = "undelivered" if number.endswith("0000") else "delivered"
+            params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": account_sid, "From": sender}
+            params |= {"To": to, "ApiVersion": "2010-04-01"}
+            sandbox.later(_status_callbacks(sandbox, callback, params, final))
+        return {
+            "sid": sid,
+            "account_sid": account_sid,
+            "to": to,
+            "from": sender,
+            "body": body,
+            "status": "queued",
+            "num_segments": str(max(1, -(-len(body) // 160))),
+            "direction": "outbound-api",
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "error_code": None,
+            "error_message": None,
+            "price": None,
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+        }
+
+    @router.post("/fcm/v1/projects/{project}/messages:send")
+    async def fcm_send(
+        project: str,
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Any:
+        """FCM HTTP v1 send: one message to one target."""
+        if (failed := sandbox.fault("fcm")) is not None:
+            return failed
+        token = settings.fcm_access_token
+        if bearer is None or (token and bearer.credentials != token.get_secret_value()):
+            return _fcm_error(
+                401, "UNAUTHENTICATED", "Request had invalid credentials.", "THIRD_PARTY_AUTH_ERROR"
+            )
+        try:
+            payload = await request.json()
+            message = payload["message"]
+        except (ValueError, KeyError, TypeError):
+            return _fcm_error(
+                400, "INVALID_ARGUMENT", "Invalid JSON payload received.", "INVALID_ARGUMENT"
+            )
+        sandbox.record("fcm", project=project, message=message)
+        targets = [k for k in ("token", "topic", "condition") if k in message]
+        if len(targets) != 1:
+            return _fcm_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Exactly one of token, topic or condition is required.",
+                "INVALID_ARGUMENT",
+            )
+        data = message.get("data", {})
+        if not all(isinstance(v, str) for v in data.values()):
+            return _fcm_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Invalid value at 'message.data': values must be strings.",
+                "INVALID_ARGUMENT",
+            )
+        device = str(message.get("token", ""))
+        if device.startswith(("invalid-", "expired-")):
+            return _fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
+        return {"name": f"projects/{project}/messages/{uuid.uuid4().int % 10**19}"}
+
+    @router.post("/webhooks")
+    async def webhook(request: Request) -> Any:
+        """A brand's webhook receiver: accepts only correctly signed bodies."""
+        if (failed := sandbox.fault("webhooks")) is not None:
+            return failed
+        body = await request.body()
+        signature = request.headers.get(WEBHOOK_HEADER, "")
+        valid = verify_webhook(sandbox.webhook_secret, signature, body, now=time.time())
+        sandbox.record(
+            "webhooks",
+            verified=valid,
+            idempotency_key=request.headers.get("idempotency-key"),
+            body=body.decode(errors="replace"),
+        )
+        if not valid:
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        return {"received": True}
+
+    @router.get("/{provider}/received")
+    async def received(provider: Provider, to: str | None = None) -> list[dict[str, Any]]:
+        """What the provider received, oldest first (`to`: Twilio recipient or FCM token)."""
+        found = list(sandbox.received[provider])
+        if to is None:
+            return found
+        return [
+            r
+            for r in found
+            if to in (r.get("form", {}).get("To"), r.get("message", {}).get("token"))
+        ]
+
+    @router.post("/faults", status_code=204)
+    async def add_fault(fault: Fault) -> None:
+        """Fail the provider's next `times` requests with `status`."""
+        sandbox.faults.setdefault(fault.provider, []).extend([fault.status] * fault.times)
+
+    return router
+
+
+async def _status_callbacks(sandbox: Sandbox, url: str, params: dict[str, str], final: str) -> None:
+    """Twilio's delivery receipts: `sent`, then the final status, each signed."""
+    token = sandbox.settings.twilio_auth_token
+    key = token.get_secret_value().encode() if token else b""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for status in ("sent", final):
+            await asyncio.sleep(0.5)
+            form = {**params, "MessageStatus": status, "SmsStatus": status}
+            if status == "undelivered":
+                form["ErrorCode"] = "30003"
+            headers = {TWILIO_HEADER: sign_twilio(key, url, form)}
+            try:
+                await client.post(url, data=form, headers=headers)
+            except httpx.HTTPError:
+                return  # Twilio gives up on an unreachable callback too
