@@ -9,12 +9,14 @@ from activities.keys import secret
 from activities.unsubscribe import signing_key
 from api import errors
 from api.routes import (
+    audiences,
     customers,
     decisioning,
     enrollments,
     events,
     journeys,
     providers,
+    segment,
     templates,
     unsubscribe,
 )
@@ -37,7 +39,17 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
-    routes = (journeys, events, customers, templates, enrollments, unsubscribe, decisioning)
+    routes = (
+        journeys,
+        events,
+        segment,
+        audiences,
+        customers,
+        templates,
+        enrollments,
+        unsubscribe,
+        decisioning,
+    )
     for module in (*routes, providers):
         app.include_router(module.router)
     if settings.sandbox:

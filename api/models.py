@@ -44,6 +44,7 @@ class RoutedOut(BaseModel):
     entered: list[str]
     signalled: list[str]
     not_reentered: list[str]
+    duplicate: bool
 
 
 class EventsAccepted(BaseModel):
@@ -60,7 +61,7 @@ class JourneySummary(BaseModel):
     id: str
     name: str
     version: int
-    entry_event: str
+    entry_event: str | None
     steps: int
 
 

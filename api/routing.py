@@ -14,27 +14,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.enrollment import EnrollmentInput, EnrollmentOptions, enrollment_workflow_id
+from activities.enrollments import start_enrollment
+from schemas.enrollment import EnrollmentOptions, enrollment_workflow_id
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 from schemas.predicates import evaluate
 from storage.journeys import JourneyStore
-from workflows import search_attributes as sa
-from workflows.journey import JourneyWorkflow
-
-REUSE = {
-    "never": WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    "after_exit": WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-}
+from storage.stores import Stores
 
 
 @dataclass
@@ -46,6 +34,7 @@ class Routed:
     entered: list[str] = field(default_factory=list)
     signalled: list[str] = field(default_factory=list)
     not_reentered: list[str] = field(default_factory=list)
+    duplicate: bool = False
 
 
 @dataclass
@@ -86,7 +75,8 @@ class EventRouter:
                 entries: dict[str, list[tuple[JourneySpec, int]]] = defaultdict(list)
                 listeners: dict[str, list[str]] = defaultdict(list)
                 for spec, version, listening in await self._journeys.latest():
-                    entries[spec.entry.event].append((spec, version))
+                    if spec.entry.event is not None:  # audience entries enrol on their own
+                        entries[spec.entry.event].append((spec, version))
                     for name in listening:
                         listeners[name].append(spec.id)
                 self._catalog = _Catalog(dict(entries), dict(listeners), time.monotonic())
@@ -125,38 +115,10 @@ class EventRouter:
     async def _enter(
         self, spec: JourneySpec, version: int, event: CustomerEvent, routed: Routed
     ) -> None:
-        try:
-            await self._client.start_workflow(
-                JourneyWorkflow.run,
-                EnrollmentInput(
-                    journey=spec,
-                    version=version,
-                    customer_id=event.customer_id,
-                    trigger=event,
-                    options=self._options,
-                ),
-                id=enrollment_workflow_id(spec.id, event.customer_id),
-                task_queue=self._task_queue,
-                id_reuse_policy=REUSE[spec.reentry],
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal="event",
-                start_signal_args=[event],
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.JOURNEY_ID, spec.id),
-                        SearchAttributePair(sa.JOURNEY_VERSION, version),
-                        SearchAttributePair(sa.CUSTOMER_ID, event.customer_id),
-                        SearchAttributePair(sa.JOURNEY_STEP, spec.steps[0].id),
-                        SearchAttributePair(sa.JOURNEY_STATUS, "active"),
-                    ]
-                ),
-                static_summary=f"{spec.name} (v{version}) for customer {event.customer_id}",
-                static_details=f"Journey `{spec.id}` version {version}, entered on "
-                f"`{event.name}`; first step `{spec.steps[0].id}`.",
-            )
-            routed.entered.append(spec.id)
-        except WorkflowAlreadyStartedError:
-            routed.not_reentered.append(spec.id)
+        outcome = await start_enrollment(
+            self._client, spec, version, event, task_queue=self._task_queue, options=self._options
+        )
+        (routed.entered if outcome == "entered" else routed.not_reentered).append(spec.id)
 
     async def _signal(self, journey_id: str, event: CustomerEvent, routed: Routed) -> None:
         handle = self._client.get_workflow_handle(
@@ -168,3 +130,26 @@ class EventRouter:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:  # no running enrollment is fine
                 raise
+
+
+async def ingest(
+    batch: list[CustomerEvent], router: EventRouter, stores: Stores, unsubscribe_event: str
+) -> list[Routed]:
+    """Accept a batch exactly once by message id: the profile learns from each new event,
+    then every event not yet routed is routed; it returns once Temporal has them all. A
+    message id already routed (by this batch or an earlier request) is a `duplicate`."""
+    new, pending = await stores.events.claim([e.message_id for e in batch])
+    todo: dict[str, CustomerEvent] = {}
+    for event in batch:
+        if event.message_id in new or event.message_id in pending:
+            todo.setdefault(event.message_id, event)
+    await stores.profiles.observe(
+        [e for e in todo.values() if e.message_id in new], unsubscribe_event
+    )
+    routed = {r.message_id: r for r in await router.route_many(list(todo.values()))}
+    await stores.events.routed(list(routed))
+    results = []
+    for event in batch:
+        result = routed.pop(event.message_id, None)
+        results.append(result or Routed(message_id=event.message_id, duplicate=True))
+    return results

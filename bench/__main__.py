@@ -95,13 +95,14 @@ async def alternate(
     return {name: 2 * half / spent for name, spent in seconds.items()}
 
 
-async def publish(stack: Stack, router: EventRouter, spec: JourneySpec) -> JourneySpec:
-    """Publish under a fresh id and entry event, so only this journey enters."""
+async def publish(stack: Stack, router: EventRouter, spec: JourneySpec) -> tuple[JourneySpec, str]:
+    """Publish under a fresh id and entry event, so only this journey enters; the spec
+    and its entry event."""
     t = tag()
     spec = spec.model_copy(update={"id": f"bench-{t}", "entry": Entry(event=f"bench.{t}")})
     await stack.stores.journeys.publish(spec)
     router.invalidate()
-    return spec
+    return spec, f"bench.{t}"
 
 
 async def raw_start(
@@ -127,11 +128,11 @@ async def raw_start(
 
 
 async def entry_throughput(stack: Stack, router: EventRouter, n: int, c: int) -> list[Row]:
-    spec = await publish(stack, router, ONBOARDING)
+    spec, entry = await publish(stack, router, ONBOARDING)
     run = tag()
 
     async def ours(i: int) -> None:
-        routed = await router.route(CustomerEvent.create(f"e{run}-{i}", spec.entry.event))
+        routed = await router.route(CustomerEvent.create(f"e{run}-{i}", entry))
         assert routed.entered == [spec.id], routed
 
     async def raw(i: int) -> None:
@@ -157,12 +158,12 @@ async def completion_throughput(stack: Stack, router: EventRouter, n: int, c: in
             ExitStep(id="end"),
         ],
     )
-    spec = await publish(stack, router, one_send)
+    spec, entry = await publish(stack, router, one_send)
     run = tag()
 
     async def ours(i: int) -> None:
         cid = f"d{run}-{i}"
-        await router.route(CustomerEvent.create(cid, spec.entry.event))
+        await router.route(CustomerEvent.create(cid, entry))
         await stack.client.get_workflow_handle(f"journey/{spec.id}/{cid}").result()
 
     async def raw(i: int) -> None:
@@ -178,7 +179,7 @@ async def latency(
     """Scenario 1's first send, entered directly (its first wait removed). Delivery time is
     taken where the ledger settles (the worker runs in this process), so measuring adds no
     polling load to the database under test."""
-    spec = await publish(
+    spec, entry = await publish(
         stack, router, ONBOARDING.model_copy(update={"steps": ONBOARDING.steps[1:]})
     )
     run = tag()
@@ -201,7 +202,7 @@ async def latency(
         cid = f"l{run}-{i}"
         delivered = settled[cid] = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
-        response = await api.post("/v1/events", json={"customer_id": cid, "name": spec.entry.event})
+        response = await api.post("/v1/events", json={"customer_id": cid, "name": entry})
         assert response.status_code == 202, response.text
         ours_ms.append((await asyncio.wait_for(delivered, 60) - started) * 1000)
 

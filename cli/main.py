@@ -46,6 +46,7 @@ def up(
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
+    from api.routes.segment import write_key
     from cli.embedded import (
         dev_server,
         dev_server_command,
@@ -92,6 +93,8 @@ def up(
                 f"messages in {data_dir / 'mailbox'}\n"
                 f"[bold]Sandboxes[/]    Twilio, FCM, webhooks: what they received at "
                 f"http://127.0.0.1:{api_port}/sandbox/{{twilio,fcm,webhooks}}/received\n"
+                f"[bold]Segment[/]      host http://127.0.0.1:{api_port}, "
+                f"write key {write_key(settings)}\n"
                 f"[bold]Data[/]         {data_dir.resolve()}\n"
                 f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
                 title="journeys is running",

@@ -4,12 +4,18 @@ the decisioning catalogue's example offers are in `OFFERS`."""
 
 from __future__ import annotations
 
-from examples import cart_abandonment, onboarding_nudge, subscription_renewal, welcome_series
+from examples import (
+    cart_abandonment,
+    direct_debit,
+    onboarding_nudge,
+    subscription_renewal,
+    welcome_series,
+)
 from schemas.decision import Offer
 from schemas.delivery import Template
 from schemas.journey import JourneySpec
 
-MODULES = (onboarding_nudge, cart_abandonment, subscription_renewal, welcome_series)
+MODULES = (onboarding_nudge, cart_abandonment, subscription_renewal, welcome_series, direct_debit)
 JOURNEYS: list[JourneySpec] = [m.JOURNEY for m in MODULES]
 TEMPLATES: list[Template] = [t for m in MODULES for t in m.TEMPLATES]
 OFFERS: list[Offer] = list(cart_abandonment.OFFERS)

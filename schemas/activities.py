@@ -58,3 +58,8 @@ class ActionRequest(BaseModel):
     rate_limit: RateLimit | None = None
     scope: dict[str, Any] = Field(default_factory=dict)
     """The trigger event, the last event and the enrollment's context."""
+
+
+AUDIENCE_COUNT = "journeys.audience_count"
+AUDIENCE_PAGE = "journeys.audience_page"
+AUDIENCE_ENROLL = "journeys.audience_enroll"

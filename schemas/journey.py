@@ -36,8 +36,54 @@ class EventCondition(_Model):
     where: Predicate | None = None
 
 
-class Entry(EventCondition):
-    """Event-triggered entry: the event starts an enrollment when the filter holds."""
+class Audience(_Model):
+    """Who an audience entry enrols: the profiles that match `where` (a predicate over
+    `profile.*`), or the customers of an uploaded list (`PUT /v1/audiences/{list}`)."""
+
+    where: Predicate | None = None
+    list: str | None = Field(default=None, pattern=SLUG)
+    rate_per_second: float = Field(default=200.0, gt=0, le=10_000)
+    """How fast enrollments start: a brand's own systems and providers set the pace."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Audience:
+        if (self.where is None) == (self.list is None):
+            raise ValueError("an audience is either `where` (a profile predicate) or `list`")
+        return self
+
+
+class Schedule(_Model):
+    """When a scheduled audience entry runs: a cron expression or a fixed interval."""
+
+    cron: str | None = Field(default=None, min_length=9)
+    every: timedelta | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule is either `cron` or `every`")
+        return self
+
+
+class Entry(_Model):
+    """How customers enter: an event (when `where` holds over its properties), or an
+    audience enrolled at a set rate, once on request or on a `schedule`."""
+
+    event: str | None = Field(default=None, min_length=1)
+    where: Predicate | None = None
+    audience: Audience | None = None
+    schedule: Schedule | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Entry:
+        if (self.event is None) == (self.audience is None):
+            raise ValueError("an entry is either an `event` or an `audience`")
+        if self.where is not None and self.event is None:
+            raise ValueError("`where` filters an entry event; an audience has its own `where`")
+        if self.schedule is not None and self.audience is None:
+            raise ValueError("a `schedule` runs an audience entry")
+        return self
 
 
 class MessageContent(_Model):

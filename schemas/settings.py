@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     action_modules: list[str] = Field(default_factory=lambda: ["examples.actions"])
     """Modules imported by the worker to register `action` step handlers."""
 
+    segment_write_key: SecretStr | None = None
+    """The write key Segment-compatible calls (`/v1/track`, `/v1/batch`, ...) authenticate
+    with, as Basic auth user; default: a random key kept in `data_dir` (`journeys up` shows it)."""
+
     public_url: str = "http://127.0.0.1:8000"
     """Where customers reach the API (List-Unsubscribe links in emails)."""
     unsubscribe_secret: SecretStr | None = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from schemas import templating
 from schemas.journey import BEST_CHANNEL, WAITING_STEPS, JourneySpec, SendStep, edges
+from schemas.predicates import fields
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,15 @@ def check_journey(
                     Problem(_loc(i, field), f"step '{step.id}': unknown step id '{target}'")
                 )
 
+    audience = spec.entry.audience
+    for field in sorted(fields(audience.where if audience else None)):
+        if not field.startswith("profile."):
+            problems.append(
+                Problem(
+                    ("entry", "audience", "where"),
+                    f"an audience selects profiles: '{field}' must start with 'profile.'",
+                )
+            )
     problems += _unreachable(spec, index)
     problems += _loops_without_wait(spec, index)
 

@@ -103,6 +103,19 @@ class ProfileStore:
             await session.commit()
             return profile
 
+    async def identify(self, customer_id: str, changes: dict[str, Any]) -> Profile:
+        """Apply what an identify call says (`SegmentMessage.profile_changes`): attributes
+        merge (None removes one), other fields replace. Invalid values raise ValueError."""
+        async with self._sessions() as session:
+            row, profile = await load(session, customer_id)
+            data = profile.model_dump()
+            merged = {**profile.attributes, **changes.get("attributes", {})}
+            data.update(changes, attributes={k: v for k, v in merged.items() if v is not None})
+            profile = Profile.model_validate(data)
+            self._write(session, row, profile)
+            await session.commit()
+            return profile
+
     async def forget_push_tokens(self, customer_id: str, tokens: Sequence[str]) -> Profile:
         """Remove device tokens the push provider reported as invalid."""
         async with self._sessions() as session:

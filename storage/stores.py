@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.audiences import AudienceStore
 from storage.db import create_tables, make_engine, sessions
+from storage.events import EventLog
 from storage.inbox import Inbox
 from storage.journeys import JourneyStore
 from storage.ledger import DeliveryLedger
@@ -25,6 +27,8 @@ class Stores:
     ledger: DeliveryLedger
     inbox: Inbox
     offers: OfferStore
+    events: EventLog
+    audiences: AudienceStore
 
     @classmethod
     async def open(cls, url: str, *, channels: Iterable[str], schema: str | None = None) -> Stores:
@@ -40,6 +44,8 @@ class Stores:
             ledger=DeliveryLedger(factory),
             inbox=Inbox(factory),
             offers=OfferStore(factory),
+            events=EventLog(factory),
+            audiences=AudienceStore(factory),
         )
 
     async def close(self) -> None:

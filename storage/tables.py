@@ -111,3 +111,22 @@ class DecisionRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=600)
     result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class AcceptedEventRow(SQLModel, table=True):
+    """Every event message id ever accepted, and when it reached Temporal: a retried
+    request (same message id) after `routed_at` changes nothing; before it, it is routed
+    again (enrollments drop the duplicate signal)."""
+
+    __tablename__ = "accepted_events"
+    message_id: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = Field(default_factory=utcnow)
+    routed_at: datetime | None = None
+
+
+class AudienceMemberRow(SQLModel, table=True):
+    """One customer of an uploaded audience list."""
+
+    __tablename__ = "audience_members"
+    audience_id: str = Field(primary_key=True, max_length=80)
+    customer_id: str = Field(primary_key=True, max_length=200)

@@ -15,12 +15,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.actions import ActionActivities
 from activities.actions import load as load_actions
+from activities.audiences import AudienceActivities
 from activities.channels import channels_for
 from activities.decisioning import DecisioningActivities
 from activities.delivery import DeliveryActivities
 from activities.profiles import ProfileActivities
 from schemas.settings import Settings
 from storage.stores import Stores
+from workflows.audience import AudienceEntryWorkflow
 from workflows.journey import JourneyWorkflow
 
 
@@ -44,13 +46,15 @@ def build_worker(
     decisioning = DecisioningActivities(settings, http)
     load_actions(settings.action_modules)
     actions = ActionActivities(http)
+    queue = task_queue or settings.task_queue
+    audiences = AudienceActivities(client, stores.audiences, task_queue=queue)
     restrictions = SandboxRestrictions.default
     if not settings.strict_sandbox:
         restrictions = restrictions.with_passthrough_modules("workflows")
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=[JourneyWorkflow],
+        task_queue=queue,
+        workflows=[JourneyWorkflow, AudienceEntryWorkflow],
         activities=[
             delivery.send,
             profiles.get_profile,
@@ -59,6 +63,9 @@ def build_worker(
             profiles.update_profile,
             decisioning.decide,
             actions.run,
+            audiences.count,
+            audiences.page,
+            audiences.enroll,
         ],
         max_concurrent_activities=200,
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from api import routing
 from api.deps import RouterDep, SettingsDep, StoresDep
 from api.models import EventBatchIn, EventIn, EventsAccepted, RoutedOut
 
@@ -11,14 +12,14 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def ingest(
+async def accept(
     body: EventIn | EventBatchIn, events: RouterDep, stores: StoresDep, settings: SettingsDep
 ) -> EventsAccepted:
     """Accept `{"customer_id", "name", ...}` or `{"events": [...]}`. The answer comes once
     every event is durably with Temporal: each lists the journeys it entered and the
-    enrollments it signalled. Repeating a `message_id` changes nothing. The profile learns
-    from each event first (activity hours; an unsubscribe withdraws marketing consent)."""
+    enrollments it signalled. Repeating a `message_id` changes nothing (it comes back as
+    `duplicate`). The profile learns from each new event first (activity hours; an
+    unsubscribe withdraws marketing consent)."""
     batch = [e.to_event() for e in (body.events if isinstance(body, EventBatchIn) else [body])]
-    await stores.profiles.observe(batch, settings.unsubscribe_event)
-    routed = await events.route_many(batch)
+    routed = await routing.ingest(batch, events, stores, settings.unsubscribe_event)
     return EventsAccepted(accepted=len(batch), results=[RoutedOut(**vars(r)) for r in routed])

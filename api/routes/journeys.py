@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import RouterDep, StoresDep
+from api.audience_runs import sync_schedule
+from api.deps import ClientDep, RouterDep, SettingsDep, StoresDep
 from api.errors import problem
 from api.models import JourneySummary, JourneyVersionOut, Published
 from schemas.journey import JourneySpec
@@ -13,11 +14,21 @@ router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def publish(spec: JourneySpec, stores: StoresDep, events: RouterDep) -> Published:
+async def publish(
+    spec: JourneySpec,
+    stores: StoresDep,
+    events: RouterDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> Published:
     """Validate and publish `spec` as the journey's next version. Running enrollments keep
-    the version they entered with."""
+    the version they entered with. A scheduled audience entry's Temporal Schedule now
+    starts runs of this version."""
+    previous = await stores.journeys.get(spec.id, None)
     version, _ = await stores.journeys.publish(spec)
     events.invalidate()
+    if spec.entry.schedule or (previous and previous[0].entry.schedule):
+        await sync_schedule(client, spec, version, settings.task_queue)
     return Published(id=spec.id, version=version)
 
 

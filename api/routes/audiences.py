@@ -1,0 +1,103 @@
+"""Audience entry: uploaded lists, and runs that enrol an audience at a set rate with
+progress (done/total, rate, ETA), cancellable, never enrolling anyone twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.audience_runs import start_run
+from api.deps import ClientDep, SettingsDep, StoresDep
+from api.errors import problem
+from schemas.audience import AudienceRunOut, audience_run_id
+from schemas.journey import SLUG
+from workflows.audience import AudienceEntryWorkflow
+
+router = APIRouter(tags=["audiences"])
+
+
+class MembersIn(BaseModel):
+    customer_ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class AudienceOut(BaseModel):
+    id: str
+    size: int
+
+
+class RunIn(BaseModel):
+    run: str | None = Field(default=None, pattern=SLUG)
+    """The run's name; default `v{version}`: starting it again returns the same run."""
+    rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    """Default: the journey's `entry.audience.rate_per_second`."""
+
+
+@router.post("/v1/audiences/{audience_id}/members")
+async def add_members(audience_id: str, body: MembersIn, stores: StoresDep) -> AudienceOut:
+    """Add up to 10,000 customer ids to an uploaded list (ids already in it stay once)."""
+    if any(not c or len(c) > 200 for c in body.customer_ids):
+        raise problem(422, "customer ids are 1 to 200 characters", "body", "customer_ids")
+    return AudienceOut(
+        id=audience_id, size=await stores.audiences.add(audience_id, body.customer_ids)
+    )
+
+
+@router.get("/v1/audiences/{audience_id}")
+async def get_audience(audience_id: str, stores: StoresDep) -> AudienceOut:
+    return AudienceOut(id=audience_id, size=await stores.audiences.size(audience_id))
+
+
+@router.post("/v1/journeys/{journey_id}/audience-runs", status_code=status.HTTP_202_ACCEPTED)
+async def start(
+    journey_id: str, body: RunIn, stores: StoresDep, client: ClientDep, settings: SettingsDep
+) -> AudienceRunOut:
+    """Enrol the journey's audience (its latest version) at its rate; answers at once with
+    the run's progress, which `GET .../audience-runs/{run}` follows."""
+    found = await stores.journeys.get(journey_id, None)
+    if found is None:
+        raise problem(404, f"journey '{journey_id}' not found", "path", "journey_id")
+    spec, version = found
+    if spec.entry.audience is None:
+        raise problem(409, f"journey '{journey_id}' enters on an event, not an audience")
+    run = body.run or f"v{version}"
+    handle = await start_run(client, spec, version, run, body.rate_per_second, settings.task_queue)
+    progress = await handle.query(AudienceEntryWorkflow.progress)
+    return AudienceRunOut(run=run, workflow_id=handle.id, progress=progress)
+
+
+@router.get("/v1/journeys/{journey_id}/audience-runs/{run}")
+async def get_run(journey_id: str, run: str, client: ClientDep) -> AudienceRunOut:
+    """done/total, entered, rate (customers/s) and ETA (seconds)."""
+    handle = client.get_workflow_handle_for(
+        AudienceEntryWorkflow.run, audience_run_id(journey_id, run)
+    )
+    try:
+        progress = await handle.query(AudienceEntryWorkflow.progress)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
+        raise
+    return AudienceRunOut(run=run, workflow_id=handle.id, progress=progress)
+
+
+@router.post("/v1/journeys/{journey_id}/audience-runs/{run}/cancel")
+async def cancel(journey_id: str, run: str, client: ClientDep) -> AudienceRunOut:
+    """Stop enrolling; customers already enrolled stay enrolled."""
+    handle = client.get_workflow_handle(audience_run_id(journey_id, run))
+    try:
+        described = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
+        raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        raise problem(409, f"audience run '{run}' already ended")
+    await handle.cancel()
+    with contextlib.suppress(WorkflowFailureError, TimeoutError):
+        await asyncio.wait_for(handle.result(), 10)  # ends after the page's current starts
+    return await get_run(journey_id, run, client)

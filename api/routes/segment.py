@@ -1,0 +1,125 @@
+"""Segment-compatible ingestion: `/v1/track`, `/v1/identify`, `/v1/page`, `/v1/screen` and
+`/v1/batch` with Segment's payloads and write-key Basic auth, so a backend already
+instrumented with a Segment library points its host here and changes nothing else.
+
+Answers 200 `{"success": true}` once every event is durably with Temporal (Segment's
+libraries retry anything else); messages are de-duplicated by `messageId`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hmac
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from activities.keys import secret
+from api import routing
+from api.deps import RouterDep, SettingsDep, StoresDep
+from api.errors import problem
+from schemas.segment import SegmentBatch, SegmentMessage
+from schemas.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["segment"])
+ROUTED = ("track", "page", "screen")
+
+
+def write_key(settings: Settings) -> str:
+    return secret(settings, settings.segment_write_key, "segment-write").decode()
+
+
+def _authorize(request: Request, body: dict[str, Any], settings: Settings) -> None:
+    """The write key as Basic auth user (Segment's libraries), else `writeKey` in the body."""
+    given = body.get("writeKey")
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            given = base64.b64decode(header[6:]).decode().split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            given = None
+    if not isinstance(given, str) or not hmac.compare_digest(given, write_key(settings)):
+        raise problem(401, "a valid write key is required (Basic auth user or writeKey)")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            raw = gzip.decompress(raw)
+        body = json.loads(raw)
+    except (OSError, EOFError, ValueError) as err:
+        raise problem(400, f"the body is not JSON: {err}", "body") from err
+    if not isinstance(body, dict):
+        raise problem(400, "the body must be a JSON object", "body")
+    return body
+
+
+def _parse(raw: dict[str, Any], loc: tuple[str | int, ...]) -> SegmentMessage:
+    try:
+        return SegmentMessage.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise problem(400, first["msg"], "body", *loc, *first["loc"]) from err
+
+
+async def _accept(
+    messages: list[SegmentMessage], events: RouterDep, stores: StoresDep, settings: Settings
+) -> dict[str, bool]:
+    """Identify calls first (a batch's later track may need the address it sets), each
+    once by message id; then track and page calls through the one event path."""
+    identifies = {m.to_event().message_id: m for m in messages if m.type == "identify"}
+    if identifies:
+        new, pending = await stores.events.claim(list(identifies))
+        for message_id, message in identifies.items():
+            if message_id in new or message_id in pending:
+                try:
+                    await stores.profiles.identify(message.customer_id, message.profile_changes())
+                except ValueError as err:
+                    raise problem(400, f"identify {message_id}: {err}", "body") from err
+        await stores.events.routed(list(identifies))
+    batch = [m.to_event() for m in messages if m.type in ROUTED]
+    if batch:
+        await routing.ingest(batch, events, stores, settings.unsubscribe_event)
+    return {"success": True}
+
+
+def _single(kind: str) -> Any:
+    async def endpoint(
+        request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
+    ) -> dict[str, bool]:
+        body = await _body(request)
+        _authorize(request, body, settings)
+        message = _parse({**body, "type": kind}, ())
+        return await _accept([message], events, stores, settings)
+
+    endpoint.__name__ = kind
+    endpoint.__doc__ = f"Segment's `{kind}` call."
+    return endpoint
+
+
+for _kind in ("track", "identify", "page", "screen"):
+    router.add_api_route(f"/{_kind}", _single(_kind), methods=["POST"], name=_kind)
+
+
+@router.post("/batch")
+async def batch(
+    request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
+) -> dict[str, bool]:
+    """Segment's batch call: up to 2500 messages of any type; all or nothing is accepted."""
+    body = await _body(request)
+    _authorize(request, body, settings)
+    try:
+        parsed = SegmentBatch.model_validate(body)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise problem(400, first["msg"], "body", *first["loc"]) from err
+    messages = [
+        _parse({**m, "context": {**parsed.context, **(m.get("context") or {})}}, ("batch", i))
+        for i, m in enumerate(parsed.batch)
+    ]
+    return await _accept(messages, events, stores, settings)

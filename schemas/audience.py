@@ -1,0 +1,89 @@
+"""Audience entry runs: their input, progress and the activities' payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.enrollment import EnrollmentOptions
+from schemas.journey import Audience, JourneySpec
+
+AUDIENCE_EVENT = "audience.entered"
+"""The trigger event of an enrollment started by an audience run (`properties.run`)."""
+
+
+def audience_run_id(journey_id: str, run: str) -> str:
+    return f"audience/{journey_id}/{run}"
+
+
+class AudienceProgress(BaseModel):
+    """Where a run is: `done` of `total` customers handled, of which `entered` started an
+    enrollment and `already` had one (or may not re-enter)."""
+
+    journey_id: str
+    version: int
+    status: Literal["counting", "running", "completed", "cancelled"] = "counting"
+    total: int | None = None
+    done: int = 0
+    entered: int = 0
+    already: int = 0
+    cursor: str | None = None
+    started_at: datetime
+    updated_at: datetime
+    rate_per_second: float = 0.0
+    eta_seconds: float | None = None
+
+    def measured(self, now: datetime) -> AudienceProgress:
+        """With rate (customers/s since the start) and ETA as of `now`."""
+        elapsed = (now - self.started_at).total_seconds()
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = (self.total or 0) - self.done
+        eta = left / rate if rate > 0 and self.total is not None else None
+        if self.status == "completed":
+            eta = 0.0
+        return self.model_copy(update={"rate_per_second": rate, "eta_seconds": eta})
+
+
+class AudienceRunInput(BaseModel):
+    journey: JourneySpec
+    version: int
+    rate_per_second: float = Field(gt=0)
+    page_size: int = Field(default=1000, ge=1, le=10_000)
+    options: EnrollmentOptions = Field(default_factory=EnrollmentOptions)
+    progress: AudienceProgress | None = None
+    """Carried across continue-as-new."""
+
+
+class AudiencePageRequest(BaseModel):
+    audience: Audience
+    after: str | None
+    limit: int
+
+
+class AudiencePage(BaseModel):
+    customer_ids: list[str]
+    next: str | None
+    """The cursor for the next page; None at the end."""
+
+
+class EnrollRequest(BaseModel):
+    journey: JourneySpec
+    version: int
+    run: str
+    """The run's workflow id: with the customer id, each trigger's message id."""
+    customer_ids: list[str]
+    rate_per_second: float
+    options: EnrollmentOptions
+
+
+class Enrolled(BaseModel):
+    entered: int = 0
+    already: int = 0
+
+
+class AudienceRunOut(BaseModel):
+    run: str
+    workflow_id: str
+    progress: AudienceProgress

@@ -1,0 +1,100 @@
+"""The Segment spec's messages (track, identify, page, batch) as this runner reads them.
+
+A Segment message becomes a `CustomerEvent`: `userId` (else `anonymousId`) is the customer,
+`messageId` the de-duplication key, `timestamp` (else `originalTimestamp`, else now) the time.
+`page` (`screen`) becomes the event `page.viewed` (`screen.viewed`) with the page's name as
+`properties.page_name`. `group` and `alias` calls are accepted and ignored.
+`identify` does not route; it updates the profile from `traits` and `context`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.events import CustomerEvent
+
+PAGE_EVENT = "page.viewed"
+SCREEN_EVENT = "screen.viewed"
+# Traits that are profile fields rather than attributes.
+PROFILE_TRAITS = ("email", "phone")
+
+
+class SegmentMessage(BaseModel):
+    """One call. Unknown fields (integrations, sentAt, writeKey, ...) are accepted and
+    ignored, as Segment does."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    type: Literal["track", "identify", "page", "screen", "group", "alias"] | None = None
+    user_id: str | None = Field(default=None, alias="userId", max_length=200)
+    anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=200)
+    event: str | None = Field(default=None, max_length=200)
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    message_id: str | None = Field(default=None, alias="messageId", min_length=1, max_length=200)
+    timestamp: datetime | None = None
+    original_timestamp: datetime | None = Field(default=None, alias="originalTimestamp")
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _who_and_what(self) -> SegmentMessage:
+        if not (self.user_id or self.anonymous_id):
+            raise ValueError("either userId or anonymousId is required")
+        if self.type == "track" and not self.event:
+            raise ValueError("a track call needs `event`")
+        return self
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.user_id or self.anonymous_id)
+
+    def to_event(self) -> CustomerEvent:
+        """The customer event of a track or page call."""
+        if self.type in ("page", "screen"):
+            name = PAGE_EVENT if self.type == "page" else SCREEN_EVENT
+            properties = {**self.properties, "page_name": self.name, "category": self.category}
+            properties = {k: v for k, v in properties.items() if v is not None}
+        else:
+            name, properties = str(self.event), self.properties
+        return CustomerEvent.create(
+            self.customer_id,
+            name,
+            properties,
+            timestamp=self.timestamp or self.original_timestamp,
+            message_id=self.message_id,
+        )
+
+    def profile_changes(self) -> dict[str, Any]:
+        """What an identify call sets: traits as attributes (email and phone as the
+        channel addresses), and the time zone and locale from `context`."""
+        changes: dict[str, Any] = {
+            "attributes": {k: v for k, v in self.traits.items() if k not in PROFILE_TRAITS}
+        }
+        changes.update({k: self.traits[k] for k in PROFILE_TRAITS if self.traits.get(k)})
+        if self.context.get("timezone") in _zones():  # an unknown zone would break local times
+            changes["timezone"] = self.context["timezone"]
+        if isinstance(self.context.get("locale"), str):
+            changes["locale"] = self.context["locale"]
+        return changes
+
+
+class SegmentBatch(BaseModel):
+    """`/v1/batch`: messages with their own `type`; the batch's `context` is merged
+    under each message's own."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    batch: list[dict[str, Any]] = Field(min_length=1, max_length=2500)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())

@@ -1,0 +1,145 @@
+"""Segment-compatible ingestion, driven by the real `segment-analytics-python` client, and
+de-duplication by message id end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from segment.analytics import Client as SegmentClient
+
+from api.routes.segment import write_key
+from cli.embedded import Stack
+from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
+from tests.conftest import eventually, unique
+from tests.helpers import customer, ended, one_send, publish_copy
+
+
+async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+
+
+def segment(stack: Stack) -> SegmentClient:
+    s = stack.settings
+    return SegmentClient(
+        write_key(s), host=f"http://{s.api_host}:{s.api_port}", sync_mode=True, max_retries=0
+    )
+
+
+async def test_segment_client_identifies_tracks_and_pages(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    spec = JourneySpec(
+        id="segment",
+        name="Segment",
+        entry=Entry(event="Trial Started"),
+        steps=[
+            WaitForEventStep(
+                id="wait-pricing",
+                event="page.viewed",
+                where={"field": "event.page_name", "op": "eq", "value": "Pricing"},
+                timeout=timedelta(days=1),
+                on_event="nudge",
+                on_timeout="end",
+            ),
+            SendStep(
+                id="nudge",
+                channel="in_app",
+                content=MessageContent(body="{{ profile.attributes.first_name }}, 20% off today"),
+                next="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    copy = await publish_copy(api, spec)
+    cid = unique("seg")
+    client = segment(stack)
+    traits = {"email": f"{cid}@test.example", "first_name": "Ana", "plan": "trial"}
+    await asyncio.to_thread(client.identify, cid, traits, {"timezone": "Asia/Jakarta"})
+    await asyncio.to_thread(client.track, cid, copy.entry, {"source": "ad"})
+    await asyncio.to_thread(client.page, cid, "Docs", "Home")  # not the page it waits for
+    await asyncio.to_thread(client.page, cid, "Web", "Pricing")
+
+    final = await ended(api, copy.id, cid)
+    assert final["status"] == "completed"
+    assert await inbox(api, cid) == ["Ana, 20% off today"]
+    profile = (await api.get(f"/v1/customers/{cid}")).json()
+    assert profile["email"] == f"{cid}@test.example"
+    assert profile["timezone"] == "Asia/Jakarta"
+    assert profile["attributes"] == {"first_name": "Ana", "plan": "trial"}
+    assert set(profile["seen"]) == {copy.entry, "page.viewed"}
+
+
+async def batch(api: httpx.AsyncClient, stack: Stack, *messages: dict[str, Any]) -> httpx.Response:
+    return await api.post(
+        "/v1/batch", json={"batch": list(messages)}, auth=(write_key(stack.settings), "")
+    )
+
+
+async def test_a_repeated_message_id_changes_nothing_even_after_the_enrollment_ended(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    copy = await publish_copy(api, one_send("dedup", body="once"), reentry="after_exit")
+    cid = await customer(api)
+    track = {"type": "track", "userId": cid, "event": copy.entry, "messageId": unique("m")}
+    first = await batch(api, stack, track, track)  # a duplicate inside the batch too
+    assert first.status_code == 200 and first.json() == {"success": True}
+    await ended(api, copy.id, cid)
+    again = await batch(api, stack, track)  # a producer's retry, after the journey ended
+    assert again.status_code == 200
+    routed = await api.post(
+        "/v1/events",
+        json={"customer_id": cid, "name": copy.entry, "message_id": track["messageId"]},
+    )
+    assert routed.json()["results"][0]["duplicate"] is True
+    await asyncio.sleep(1)  # give a wrongly re-entered enrollment the time to send
+    assert await inbox(api, cid) == ["once"]
+
+
+async def test_an_event_claimed_but_not_routed_is_routed_on_retry(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The API died after recording the message id and before Temporal had the event: the
+    producer got no answer, retries, and the event goes through."""
+    copy = await publish_copy(api, one_send("crash", body="after the crash"))
+    cid = await customer(api)
+    message_id = unique("m")
+    new, _ = await stack.stores.events.claim([message_id])
+    assert new == {message_id}
+    track = {"type": "track", "userId": cid, "event": copy.entry, "messageId": message_id}
+    assert (await batch(api, stack, track)).status_code == 200
+    await ended(api, copy.id, cid)
+    assert await inbox(api, cid) == ["after the crash"]
+
+
+async def test_bad_input_is_refused_whole_and_loses_nothing(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    copy = await publish_copy(api, one_send("refused", body="hi"))
+    cid = await customer(api)
+    good = {"type": "track", "userId": cid, "event": copy.entry, "messageId": unique("m")}
+    no_user = {"type": "track", "event": copy.entry}
+    refused = await batch(api, stack, good, no_user)
+    assert refused.status_code == 400
+    [problem] = refused.json()["detail"]
+    assert problem["loc"][:3] == ["body", "batch", 1] and "userId" in problem["msg"]
+    wrong_key = await api.post("/v1/track", json=good, auth=("not-the-key", ""))
+    assert wrong_key.status_code == 401
+    await asyncio.sleep(0.5)
+    assert await inbox(api, cid) == []
+
+    # The producer fixes the batch and sends it again (gzip, as the Segment libraries can).
+    body = gzip.compress(
+        json.dumps({"batch": [good], "writeKey": write_key(stack.settings)}).encode()
+    )
+    accepted = await api.post(
+        "/v1/batch",
+        content=body,
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
+    assert accepted.status_code == 200, accepted.text
+    await eventually(lambda: inbox(api, cid), lambda bodies: bodies == ["hi"])

@@ -1,0 +1,123 @@
+"""`AudienceEntryWorkflow`: enrols an audience into a journey, page by page, at a set rate.
+
+Resumable: the cursor (last customer id handled) and the counts live in the workflow, so a
+worker restart continues where it was, and a page's enrollment activity resumes from its
+last heartbeat. Idempotent: every enrollment is a signal-with-start of the customer's one
+workflow id with a trigger whose message id is (run, customer), so a run repeated or
+retried never enrols anyone twice. Cancelling the workflow stops it after the page's
+current starts. Deterministic only: pages and starts happen in activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from schemas import activities as names
+    from schemas.audience import (
+        AudiencePage,
+        AudiencePageRequest,
+        AudienceProgress,
+        AudienceRunInput,
+        Enrolled,
+        EnrollRequest,
+    )
+
+RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+
+@workflow.defn(name="AudienceEntry")
+class AudienceEntryWorkflow:
+    @workflow.init
+    def __init__(self, input: AudienceRunInput) -> None:
+        self._input = input
+        self._progress = input.progress or AudienceProgress(
+            journey_id=input.journey.id,
+            version=input.version,
+            started_at=workflow.now(),
+            updated_at=workflow.now(),
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> AudienceProgress:
+        return self._progress.measured(self._progress.updated_at)
+
+    @workflow.run
+    async def run(self, input: AudienceRunInput) -> AudienceProgress:
+        p = self._progress
+        audience = input.journey.entry.audience
+        assert audience is not None, "an audience run needs a journey with an audience entry"
+        try:
+            if p.total is None:
+                self._details("counting the audience")
+                p.total = await workflow.execute_activity(
+                    names.AUDIENCE_COUNT,
+                    audience,
+                    result_type=int,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=timedelta(minutes=1),
+                    retry_policy=RETRY,
+                    summary="count the audience",
+                )
+                p.status = "running"
+                self._touch()
+            while True:
+                if workflow.info().is_continue_as_new_suggested():
+                    workflow.continue_as_new(input.model_copy(update={"progress": p}))
+                page = await workflow.execute_activity(
+                    names.AUDIENCE_PAGE,
+                    AudiencePageRequest(audience=audience, after=p.cursor, limit=input.page_size),
+                    result_type=AudiencePage,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=RETRY,
+                    summary=f"page after {p.done}",
+                )
+                if page.customer_ids:
+                    await self._enroll(page.customer_ids)
+                p.cursor = page.next
+                self._touch()
+                if page.next is None:
+                    break
+            p.status = "completed"
+            self._touch()
+            return self._progress.measured(p.updated_at)
+        except asyncio.CancelledError:
+            p.status = "cancelled"
+            self._touch()
+            raise
+
+    async def _enroll(self, customer_ids: list[str]) -> None:
+        input, p = self._input, self._progress
+        expected = timedelta(seconds=len(customer_ids) / input.rate_per_second)
+        result = await workflow.execute_activity(
+            names.AUDIENCE_ENROLL,
+            EnrollRequest(
+                journey=input.journey,
+                version=input.version,
+                run=workflow.info().workflow_id,
+                customer_ids=customer_ids,
+                rate_per_second=input.rate_per_second,
+                options=input.options,
+            ),
+            result_type=Enrolled,
+            start_to_close_timeout=expected * 3 + timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+            summary=f"enrol {len(customer_ids)} from {customer_ids[0]}",
+        )
+        p.done += len(customer_ids)
+        p.entered += result.entered
+        p.already += result.already
+
+    def _touch(self) -> None:
+        p = self._progress
+        p.updated_at = workflow.now()
+        of = f" of {p.total:,}" if p.total is not None else ""
+        self._details(f"{p.status}: {p.done:,}{of} handled, {p.entered:,} entered")
+
+    def _details(self, text: str) -> None:
+        workflow.set_current_details(f"Audience entry into `{self._input.journey.id}`: {text}")
