@@ -83,8 +83,8 @@ class AudienceActivities:
         while done < len(ids):
             part = ids[done : done + slice_size]
             outcomes = await asyncio.gather(*(one(done + k, c) for k, c in enumerate(part)))
-            entered += outcomes.count("entered")
-            already += outcomes.count("not_reentered")
+            entered += outcomes.count("started")
+            already += len(part) - outcomes.count("started")
             done += len(part)
             activity.heartbeat((done, entered, already))
         return Enrolled(entered=entered, already=already)

@@ -34,13 +34,13 @@ async def start_enrollment(
     *,
     task_queue: str,
     options: EnrollmentOptions,
-) -> Literal["entered", "not_reentered"]:
+) -> Literal["started", "running", "not_reentered"]:
     """Signal-with-start `journey/{id}/{customer}`: a running enrollment only receives the
     trigger (which it de-duplicates), so a repeated entry never makes a second one; an
-    ended one is re-entered only as the journey's `reentry` allows."""
+    ended one is re-entered only as the journey's `reentry` allows. Says which happened."""
     entry = f"`{trigger.name}`" if spec.entry.event else "its audience"
     try:
-        await client.start_workflow(
+        handle = await client.start_workflow(
             JourneyWorkflow.run,
             EnrollmentInput(
                 journey=spec,
@@ -70,4 +70,7 @@ async def start_enrollment(
         )
     except WorkflowAlreadyStartedError:
         return "not_reentered"
-    return "entered"
+    # Signal-with-start's response says whether it started a run (the SDK keeps the
+    # response on the handle but exposes no accessor for it yet).
+    response = getattr(handle, "_start_workflow_response", None)
+    return "running" if response is not None and not response.started else "started"

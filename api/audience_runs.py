@@ -30,8 +30,11 @@ def schedule_id(journey_id: str) -> str:
 def run_input(spec: JourneySpec, version: int, rate: float | None) -> AudienceRunInput:
     audience = spec.entry.audience
     assert audience is not None
+    rate = rate or audience.rate_per_second
+    # Pages of about two seconds of starts: progress moves at least that often.
+    page_size = min(1000, max(20, int(rate * 2)))
     return AudienceRunInput(
-        journey=spec, version=version, rate_per_second=rate or audience.rate_per_second
+        journey=spec, version=version, rate_per_second=rate, page_size=page_size
     )
 
 

@@ -118,7 +118,7 @@ class EventRouter:
         outcome = await start_enrollment(
             self._client, spec, version, event, task_queue=self._task_queue, options=self._options
         )
-        (routed.entered if outcome == "entered" else routed.not_reentered).append(spec.id)
+        (routed.not_reentered if outcome == "not_reentered" else routed.entered).append(spec.id)
 
     async def _signal(self, journey_id: str, event: CustomerEvent, routed: Routed) -> None:
         handle = self._client.get_workflow_handle(

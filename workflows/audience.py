@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from schemas import activities as names
@@ -85,9 +86,10 @@ class AudienceEntryWorkflow:
             p.status = "completed"
             self._touch()
             return self._progress.measured(p.updated_at)
-        except asyncio.CancelledError:
-            p.status = "cancelled"
-            self._touch()
+        except (asyncio.CancelledError, ActivityError) as err:
+            if is_cancelled_exception(err):  # the activity in flight reports it, or the run
+                p.status = "cancelled"
+                self._touch()
             raise
 
     async def _enroll(self, customer_ids: list[str]) -> None:
