@@ -78,6 +78,7 @@ class AudienceActivities:
                 trigger,
                 task_queue=self._task_queue,
                 options=request.options,
+                deliver_to_running=False,
             )
 
         while done < len(ids):

@@ -34,10 +34,13 @@ async def start_enrollment(
     *,
     task_queue: str,
     options: EnrollmentOptions,
+    deliver_to_running: bool = True,
 ) -> Literal["started", "running", "not_reentered"]:
     """Signal-with-start `journey/{id}/{customer}`: a running enrollment only receives the
     trigger (which it de-duplicates), so a repeated entry never makes a second one; an
-    ended one is re-entered only as the journey's `reentry` allows. Says which happened."""
+    ended one is re-entered only as the journey's `reentry` allows. Says which happened.
+    Without `deliver_to_running` (audience entry, whose trigger means nothing to a running
+    enrollment) it is a plain start: one history event and one server call fewer."""
     entry = f"`{trigger.name}`" if spec.entry.event else "its audience"
     try:
         handle = await client.start_workflow(
@@ -53,8 +56,8 @@ async def start_enrollment(
             task_queue=task_queue,
             id_reuse_policy=REUSE[spec.reentry],
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="event",
-            start_signal_args=[trigger],
+            start_signal="event" if deliver_to_running else None,
+            start_signal_args=[trigger] if deliver_to_running else [],
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.JOURNEY_ID, spec.id),
@@ -70,7 +73,7 @@ async def start_enrollment(
         )
     except WorkflowAlreadyStartedError:
         return "not_reentered"
-    # Signal-with-start's response says whether it started a run (the SDK keeps the
-    # response on the handle but exposes no accessor for it yet).
+    # The start's response says whether it started a run (the SDK keeps the response on
+    # the handle but exposes no accessor for it yet).
     response = getattr(handle, "_start_workflow_response", None)
     return "running" if response is not None and not response.started else "started"

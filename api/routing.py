@@ -138,14 +138,11 @@ async def ingest(
     """Accept a batch exactly once by message id: the profile learns from each new event,
     then every event not yet routed is routed; it returns once Temporal has them all. A
     message id already routed (by this batch or an earlier request) is a `duplicate`."""
-    new, pending = await stores.events.claim([e.message_id for e in batch])
+    new, pending = await stores.events.accept(batch, unsubscribe_event)
     todo: dict[str, CustomerEvent] = {}
     for event in batch:
         if event.message_id in new or event.message_id in pending:
             todo.setdefault(event.message_id, event)
-    await stores.profiles.observe(
-        [e for e in todo.values() if e.message_id in new], unsubscribe_event
-    )
     routed = {r.message_id: r for r in await router.route_many(list(todo.values()))}
     await stores.events.routed(list(routed))
     results = []

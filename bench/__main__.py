@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,25 +29,18 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from api.routing import EventRouter
-from bench import reservations, services
+from bench import ingestion, reservations, services
 from bench.baseline import TrivialWorkflow, noop
-from cli.embedded import Stack, dev_server, dev_server_command, running_stack
+from bench.stack import bench_stack
+from cli.embedded import Stack
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.events import CustomerEvent
 from schemas.journey import Entry, ExitStep, JourneySpec, SendStep
-from schemas.settings import Settings
-from services.mailbox import Mailbox, start_smtp
 from workflows import search_attributes as sa
 
 console = Console()
 RAW_QUEUE = "bench-raw"
 Row = tuple[str, float, float, str]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tag() -> str:
@@ -220,45 +211,30 @@ async def latency(
 
 
 async def measure(n: int, concurrency: int) -> list[Row]:
-    port = free_port()
-    smtp = start_smtp(Mailbox(), port=free_port())
-    command = dev_server_command(port=port, ui_port=None, db_file=None)
-    try:
-        with tempfile.TemporaryDirectory() as data, dev_server(command):
-            settings = Settings(
-                data_dir=Path(data),
-                temporal_address=f"127.0.0.1:{port}",
-                api_port=free_port(),
-                smtp_port=smtp.port,
-                task_queue="bench-journeys",
-            )
-            async with running_stack(settings) as stack:
-                router = EventRouter(
-                    stack.client, stack.stores.journeys, task_queue=settings.task_queue
-                )
-                base = f"http://127.0.0.1:{settings.api_port}"
-                # Tuned like the journey worker (workers/worker.py), so only the work differs.
-                worker = Worker(
-                    stack.client,
-                    task_queue=RAW_QUEUE,
-                    workflows=[TrivialWorkflow],
-                    activities=[noop],
-                    max_concurrent_activities=200,
-                    workflow_runner=SandboxedWorkflowRunner(
-                        restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
-                    ),
-                )
-                async with worker, httpx.AsyncClient(base_url=base, timeout=60) as api:
-                    await entry_throughput(stack, router, 40, 10)  # warm both paths up
-                    console.print(f"n={n}, concurrency={concurrency}: entry throughput ...")
-                    rows = await entry_throughput(stack, router, n, concurrency)
-                    console.print("completion throughput ...")
-                    rows.append(await completion_throughput(stack, router, n, concurrency))
-                    console.print("event-to-delivery latency ...")
-                    rows += await latency(stack, router, api, n, 10)
-                    return rows
-    finally:
-        smtp.stop()
+    async with bench_stack(examples=True) as (stack, base, _):
+        router = EventRouter(
+            stack.client, stack.stores.journeys, task_queue=stack.settings.task_queue
+        )
+        # Tuned like the journey worker (workers/worker.py), so only the work differs.
+        worker = Worker(
+            stack.client,
+            task_queue=RAW_QUEUE,
+            workflows=[TrivialWorkflow],
+            activities=[noop],
+            max_concurrent_activities=200,
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
+            ),
+        )
+        async with worker, httpx.AsyncClient(base_url=base, timeout=60) as api:
+            await entry_throughput(stack, router, 40, 10)  # warm both paths up
+            console.print(f"n={n}, concurrency={concurrency}: entry throughput ...")
+            rows = await entry_throughput(stack, router, n, concurrency)
+            console.print("completion throughput ...")
+            rows.append(await completion_throughput(stack, router, n, concurrency))
+            console.print("event-to-delivery latency ...")
+            rows += await latency(stack, router, api, n, 10)
+            return rows
 
 
 def report(rows: list[Row], markdown: Path | None) -> None:
@@ -289,11 +265,15 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument(
         "--suite",
-        choices=["journeys", "reservations", "services", "all"],
+        choices=["journeys", "reservations", "services", "ingestion", "all"],
         default="all",
         help="journeys: scenario 1 vs raw Temporal; reservations: the guardrail reservation "
         "vs a bare insert, 50 concurrent senders, on SQLite and PostgreSQL; services: "
-        "decision latency (200 offers) and send overhead per channel vs a bare provider call",
+        "decision latency (200 offers) and send overhead per channel vs a bare provider call; "
+        "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts",
+    )
+    parser.add_argument(
+        "--audience", type=int, default=20_000, help="customers in the audience entry figure"
     )
     args = parser.parse_args()
     rows: list[Row] = []
@@ -304,6 +284,8 @@ def main() -> None:
         rows += asyncio.run(reservations.measure(max(args.n, 1000), 50))
     if args.suite in ("services", "all"):
         rows += asyncio.run(services.measure(args.n, 10, console))
+    if args.suite in ("ingestion", "all"):
+        rows += asyncio.run(ingestion.measure(max(args.n, 2000), 4, args.audience, console))
     report(rows, args.markdown)
 
 

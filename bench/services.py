@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,14 +26,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.channels import Outbound, channels_for
 from activities.delivery import DeliveryActivities
 from activities.http import shared_client
-from cli.embedded import Stack, dev_server, dev_server_command, running_stack
+from bench.stack import bench_stack
+from cli.embedded import Stack
 from schemas.decision import Offer
 from schemas.delivery import SendRequest
 from schemas.events import CustomerEvent
 from schemas.journey import MessageContent
 from schemas.profile import Profile
-from schemas.settings import Settings
-from services.mailbox import Mailbox, start_smtp
 from storage.db import sessions
 
 Row = tuple[str, float, float, str]
@@ -271,32 +268,10 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def measure(n: int, concurrency: int, console: Any) -> list[Row]:
-    from bench.__main__ import free_port  # one helper for every suite
-
-    port = free_port()
-    smtp = start_smtp(Mailbox(), port=free_port())
-    command = dev_server_command(port=port, ui_port=None, db_file=None)
-    try:
-        with tempfile.TemporaryDirectory() as data, dev_server(command):
-            api_port = free_port()
-            settings = Settings(
-                data_dir=Path(data),
-                temporal_address=f"127.0.0.1:{port}",
-                api_port=api_port,
-                public_url=f"http://127.0.0.1:{api_port}",
-                smtp_port=smtp.port,
-                task_queue="bench-journeys",
-                frequency_caps=[],
-                quiet_hours=None,
-                arbitration_seconds=0,
-            )
-            async with running_stack(settings, examples=False) as stack:
-                base = f"http://127.0.0.1:{api_port}"
-                async with httpx.AsyncClient(base_url=base, timeout=30) as api:
-                    console.print(f"decision latency, 200 offers, n={n} ...")
-                    rows = await decision_latency(stack, api, n)
-                console.print(f"send overhead per channel, n={n}, concurrency={concurrency} ...")
-                rows += await send_overhead(stack, n, concurrency)
-                return rows
-    finally:
-        smtp.stop()
+    async with bench_stack() as (stack, base, _):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            console.print(f"decision latency, 200 offers, n={n} ...")
+            rows = await decision_latency(stack, api, n)
+        console.print(f"send overhead per channel, n={n}, concurrency={concurrency} ...")
+        rows += await send_overhead(stack, n, concurrency)
+        return rows

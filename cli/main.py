@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -183,6 +184,107 @@ def publish(
         console.print_json(json.dumps(response.json()))
         raise typer.Exit(1)
     console.print(f"published {spec.id} v{response.json()['version']}")
+
+
+ApiUrl = Annotated[str, typer.Option(envvar="JOURNEYS_API_URL", help="The journeys API.")]
+
+
+def _fail_unless(response: httpx.Response, *ok: int) -> dict[str, object]:
+    if response.status_code not in ok:
+        console.print(f"[red]HTTP {response.status_code}[/]")
+        console.print_json(response.text)
+        raise typer.Exit(1)
+    result: dict[str, object] = response.json()
+    return result
+
+
+@app.command()
+def audience(
+    journey_id: Annotated[str, typer.Argument(help="A journey whose entry is an audience.")],
+    run: Annotated[
+        str | None, typer.Option(help="Run name; default v{version}: running it again resumes it.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Enrollments per second; default: the journey's.")
+    ] = None,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Stop the run instead.")] = False,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Enrol a journey's audience and follow it with a progress bar (done/total, rate, ETA).
+    Ctrl-C stops following; the run goes on in Temporal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    base = f"{api_url}/v1/journeys/{journey_id}/audience-runs"
+    with httpx.Client(timeout=30) as http:
+        if cancel:
+            if run is None:
+                console.print("[red]--cancel needs --run[/]")
+                raise typer.Exit(2)
+            out = _fail_unless(http.post(f"{base}/{run}/cancel"), 200)
+            console.print_json(json.dumps(out["progress"]))
+            return
+        body = {k: v for k, v in {"run": run, "rate_per_second": rate}.items() if v is not None}
+        started = _fail_unless(http.post(base, json=body), 202)
+        name = str(started["run"])
+        columns = (
+            TextColumn(f"{journey_id} run {name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.0f}/s, {task.fields[entered]} entered"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("enrolling", total=None, rate=0.0, entered=0)
+            while True:
+                progress = _fail_unless(http.get(f"{base}/{name}"), 200)["progress"]
+                assert isinstance(progress, dict)
+                bar.update(
+                    task,
+                    total=progress["total"],
+                    completed=progress["done"],
+                    rate=progress["rate_per_second"],
+                    entered=progress["entered"],
+                )
+                if progress["status"] in ("completed", "cancelled"):
+                    break
+                time.sleep(0.5)
+    console.print(
+        f"{progress['status']}: {progress['done']} handled, {progress['entered']} entered, "
+        f"{progress['already']} already enrolled"
+    )
+
+
+@app.command("audience-upload")
+def audience_upload(
+    list_id: Annotated[str, typer.Argument(help="The list's id (an audience's `list`).")],
+    source: Annotated[
+        Path, typer.Argument(help="Customer ids: one per line, or a CSV's first column.")
+    ],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Upload customer ids to an audience list, 10,000 per request, with progress."""
+    from rich.progress import track
+
+    ids = [line.split(",")[0].strip() for line in source.read_text().splitlines()]
+    ids = [i for i in ids if i and i.lower() not in ("customer_id", "id", "user_id")]
+    chunks = [ids[i : i + 10_000] for i in range(0, len(ids), 10_000)]
+    size = 0
+    with httpx.Client(timeout=60) as http:
+        for chunk in track(chunks, description=f"uploading {len(ids):,} ids", console=console):
+            out = _fail_unless(
+                http.post(
+                    f"{api_url}/v1/audiences/{list_id}/members", json={"customer_ids": chunk}
+                ),
+                200,
+            )
+            size = int(str(out["size"]))
+    console.print(f"list {list_id}: {size:,} customers")
 
 
 if __name__ == "__main__":

@@ -9,14 +9,16 @@ enrollment's own de-dup window absorbs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from schemas.events import CustomerEvent
+from storage import profiles
 from storage.tables import AcceptedEventRow, utcnow
 
 CHUNK = 500  # message ids per statement (SQLite's bound-parameter limit)
@@ -26,27 +28,25 @@ class EventLog:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
+    async def accept(
+        self, events: Sequence[CustomerEvent], unsubscribe_event: str
+    ) -> tuple[set[str], set[str]]:
+        """Claim the events' message ids and let the profiles learn from the new ones, in
+        one transaction; (new, pending) as `claim` says."""
+        async with self._sessions() as session:
+            new, pending = await _claim(session, [e.message_id for e in events])
+            learned = {e.message_id: e for e in events if e.message_id in new}
+            await profiles.observe(session, list(learned.values()), unsubscribe_event)
+            await session.commit()
+        return new, pending
+
     async def claim(self, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
         """(new, pending): ids never seen before, and ids seen but not yet routed. Every
         other id was routed already and is a duplicate."""
-        wanted = list(dict.fromkeys(message_ids))
         async with self._sessions() as session:
-            known: dict[str, datetime | None] = {}
-            for chunk in _chunks(wanted):
-                query = select(AcceptedEventRow.message_id, AcceptedEventRow.routed_at).where(
-                    col(AcceptedEventRow.message_id).in_(chunk)
-                )
-                known.update((await session.exec(query)).all())
-            new = [m for m in wanted if m not in known]
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            now = utcnow()
-            for chunk in _chunks(new):
-                statement = dialect.insert(AcceptedEventRow).values(
-                    [{"message_id": m, "received_at": now} for m in chunk]
-                )
-                await session.exec(statement.on_conflict_do_nothing())  # type: ignore[call-overload]
+            claimed = await _claim(session, message_ids)
             await session.commit()
-        return set(new), {m for m, routed in known.items() if routed is None}
+        return claimed
 
     async def routed(self, message_ids: Sequence[str]) -> None:
         async with self._sessions() as session:
@@ -59,14 +59,24 @@ class EventLog:
                 )
             await session.commit()
 
-    async def forget_older_than(self, age: timedelta) -> int:
-        """Drop ids older than `age` (producers retry for hours, not weeks)."""
-        async with self._sessions() as session:
-            result = await session.exec(  # type: ignore[call-overload]
-                delete(AcceptedEventRow).where(col(AcceptedEventRow.received_at) < utcnow() - age)
-            )
-            await session.commit()
-            return int(result.rowcount or 0)
+
+async def _claim(session: AsyncSession, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
+    wanted = list(dict.fromkeys(message_ids))
+    known: dict[str, datetime | None] = {}
+    for chunk in _chunks(wanted):
+        query = select(AcceptedEventRow.message_id, AcceptedEventRow.routed_at).where(
+            col(AcceptedEventRow.message_id).in_(chunk)
+        )
+        known.update((await session.exec(query)).all())
+    new = [m for m in wanted if m not in known]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    now = utcnow()
+    for chunk in _chunks(new):
+        statement = dialect.insert(AcceptedEventRow).values(
+            [{"message_id": m, "received_at": now} for m in chunk]
+        )
+        await session.exec(statement.on_conflict_do_nothing())  # type: ignore[call-overload]
+    return set(new), {m for m, routed in known.items() if routed is None}
 
 
 def _chunks(items: list[str]) -> list[list[str]]:

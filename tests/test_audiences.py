@@ -4,7 +4,11 @@ uploaded lists, progress, idempotent re-runs, cancelling, and scheduled entry.""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +19,7 @@ from cli.embedded import Stack
 from examples import direct_debit
 from schemas.journey import Audience, Entry, Schedule
 from schemas.predicates import AllOf, Comparison
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, repo_root, unique
 from tests.helpers import customer, ended, event, one_send, state
 
 
@@ -168,3 +172,37 @@ async def test_audience_predicates_must_select_profiles(api: httpx.AsyncClient) 
     both = one_send(unique("both")).model_dump(mode="json")
     both["entry"]["audience"] = {"list": "x"}
     assert (await api.post("/v1/journeys", json=both)).status_code == 422
+
+
+async def test_cli_uploads_a_list_and_follows_the_run(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    list_id = unique("list")
+    members = [unique("member") for _ in range(30)]
+    source = tmp_path / "ids.csv"
+    source.write_text("customer_id,name\n" + "".join(f"{m},x\n" for m in members))
+    spec = one_send(unique("cli"), body="hi").model_copy(
+        update={"entry": Entry(audience=Audience(list=list_id, rate_per_second=50))}
+    )
+    journey_id = await publish(api, spec)
+    base = ["--api-url", str(api.base_url).rstrip("/")]
+
+    async def journeys(*args: str) -> str:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "cli.main", *args, *base],
+            capture_output=True,
+            text=True,
+            cwd=repo_root(),
+            env={**os.environ, "COLUMNS": "120"},
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "list " + list_id + ": 30 customers" in await journeys(
+        "audience-upload", list_id, str(source)
+    )
+    out = await journeys("audience", journey_id)
+    assert "completed: 30 handled, 30 entered, 0 already enrolled" in out
+    assert "30/30" in out

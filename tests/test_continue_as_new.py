@@ -10,6 +10,7 @@ import httpx
 from temporalio.client import Client
 
 from schemas.enrollment import enrollment_workflow_id
+from schemas.events import CustomerEvent
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
 from tests.conftest import eventually
 from tests.helpers import customer, event, publish_copy, state
@@ -54,16 +55,18 @@ async def test_long_loop_continues_as_new_without_losing_anything(
             lambda: state(api, journey.id, cid),
             lambda s: s["step"] == "listen" and s["waiting"] is not None,
         )
-        await event(api, cid, "ping", message_id=f"ping-{n}", properties={"n": n})
+        await event(api, cid, "ping", message_id=f"{cid}-ping-{n}", properties={"n": n})
         await eventually(inbox, lambda got, n=n: len(got) == n)
 
     assert (await handle.describe()).run_id != first_run
     assert await inbox() == [f"pong {n}" for n in range(12, 0, -1)]
 
     # The de-dup window crossed the continue-as-new: an old message id is still ignored.
+    # (Signalled directly: the API would drop the repeat before it reached the workflow.)
     await eventually(lambda: state(api, journey.id, cid), lambda s: s["waiting"] is not None)
-    await event(api, cid, "ping", message_id="ping-1", properties={"n": 1})
-    await event(api, cid, "ping", message_id="ping-13", properties={"n": 13})
+    repeat = CustomerEvent.create(cid, "ping", {"n": 1}, message_id=f"{cid}-ping-1")
+    await handle.signal("event", repeat)
+    await event(api, cid, "ping", message_id=f"{cid}-ping-13", properties={"n": 13})
     got = await eventually(inbox, lambda got: len(got) >= 13)
     assert got[0] == "pong 13" and len(got) == 13
     now = await state(api, journey.id, cid)

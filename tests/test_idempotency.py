@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
-from tests.conftest import eventually
+from tests.conftest import eventually, unique
 from tests.helpers import customer, deliveries, ended, event, publish_copy, state
 
 PINGS = JourneySpec(
@@ -40,13 +40,15 @@ async def test_repeated_entry_event_keeps_one_enrollment(
 ) -> None:
     journey = await publish_copy(api, PINGS)
     cid = await customer(api)
-    await event(api, cid, journey.entry, message_id="entry-1")
+    entry = unique("entry")
+    await event(api, cid, journey.entry, message_id=entry)
     handle = client.get_workflow_handle(enrollment_workflow_id(journey.id, cid))
     first_run = (await handle.describe()).run_id
 
-    again = await event(api, cid, journey.entry, message_id="entry-1")
-    other = await event(api, cid, journey.entry, message_id="entry-2")
-    assert again["entered"] == other["entered"] == [journey.id]
+    again = await event(api, cid, journey.entry, message_id=entry)
+    other = await event(api, cid, journey.entry, message_id=unique("entry"))
+    assert again["duplicate"] and again["entered"] == []  # never routed a second time
+    assert other["entered"] == [journey.id]  # the running enrollment got it
     assert (await handle.describe()).run_id == first_run
     now = await state(api, journey.id, cid)
     assert now["step"] == "first" and len(now["path"]) == 1
@@ -56,15 +58,15 @@ async def test_duplicate_message_id_is_ignored(api: httpx.AsyncClient) -> None:
     journey = await publish_copy(api, PINGS)
     cid = await customer(api)
     await event(api, cid, journey.entry)
-    await event(api, cid, "ping", message_id="p1")
+    await event(api, cid, "ping", message_id=f"{cid}-p1")
     await eventually(lambda: state(api, journey.id, cid), lambda s: s["step"] == "second")
-    await event(api, cid, "ping", message_id="p1")  # a client retry of the same event
+    await event(api, cid, "ping", message_id=f"{cid}-p1")  # a client retry of the same event
     batch = await api.post(
         "/v1/events",
         json={
             "events": [
-                {"customer_id": cid, "name": "ping", "message_id": "p1"},
-                {"customer_id": cid, "name": "ping", "message_id": "p1"},
+                {"customer_id": cid, "name": "ping", "message_id": f"{cid}-p1"},
+                {"customer_id": cid, "name": "ping", "message_id": f"{cid}-p1"},
             ]
         },
     )
@@ -72,7 +74,7 @@ async def test_duplicate_message_id_is_ignored(api: httpx.AsyncClient) -> None:
     assert (await state(api, journey.id, cid))["step"] == "second"
     assert await inbox(api, cid) == ["one"]
 
-    await event(api, cid, "ping", message_id="p2")
+    await event(api, cid, "ping", message_id=f"{cid}-p2")
     final = await ended(api, journey.id, cid)
     assert final["status"] == "completed"
     assert await inbox(api, cid) == ["two", "one"]
@@ -104,4 +106,5 @@ async def test_events_for_nobody_are_accepted(api: httpx.AsyncClient) -> None:
         "entered": [],
         "signalled": [],
         "not_reentered": [],
+        "duplicate": False,
     }

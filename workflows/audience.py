@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         EnrollRequest,
     )
 
+PROGRESS_MEMO = "progress"
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 
@@ -54,7 +55,7 @@ class AudienceEntryWorkflow:
         assert audience is not None, "an audience run needs a journey with an audience entry"
         try:
             if p.total is None:
-                self._details("counting the audience")
+                self._touch()
                 p.total = await workflow.execute_activity(
                     names.AUDIENCE_COUNT,
                     audience,
@@ -116,10 +117,13 @@ class AudienceEntryWorkflow:
         p.already += result.already
 
     def _touch(self) -> None:
+        """Record progress where a reader finds it without asking a worker: the run's memo
+        (one history event per page), and its current details in the Temporal UI."""
         p = self._progress
         p.updated_at = workflow.now()
+        workflow.upsert_memo({PROGRESS_MEMO: p.measured(p.updated_at)})
         of = f" of {p.total:,}" if p.total is not None else ""
-        self._details(f"{p.status}: {p.done:,}{of} handled, {p.entered:,} entered")
-
-    def _details(self, text: str) -> None:
-        workflow.set_current_details(f"Audience entry into `{self._input.journey.id}`: {text}")
+        workflow.set_current_details(
+            f"Audience entry into `{self._input.journey.id}`: {p.status}, {p.done:,}{of} "
+            f"handled, {p.entered:,} entered"
+        )

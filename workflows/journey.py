@@ -261,15 +261,16 @@ class JourneyWorkflow:
                 timeout=remaining,
                 timeout_summary=f"{self._carry.step}: {what}",
             )
+            held = self._ending is None
         except TimeoutError:
-            return False
-        finally:
-            self._waiting = None
-            # An event counts for the next wait_for_event if it came after this wait ended:
-            # a customer who reacts to a message while its send is settling is not missed.
-            if workflow.patched(EVENTS_BETWEEN_WAITS):
-                self._inbox.clear()
-        return self._ending is None
+            held = False
+        self._waiting = None
+        # An event counts for the next wait_for_event if it came after this wait ended:
+        # a customer who reacts to a message while its send is settling is not missed.
+        # (Not in a `finally`: an evicted workflow must not call workflow APIs.)
+        if workflow.patched(EVENTS_BETWEEN_WAITS):
+            self._inbox.clear()
+        return held
 
     async def _branch(self, step: BranchStep) -> str:
         needs_profile = any(f.startswith("profile") for c in step.cases for f in fields(c.when))

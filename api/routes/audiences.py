@@ -14,9 +14,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.audience_runs import start_run
 from api.deps import ClientDep, SettingsDep, StoresDep
 from api.errors import problem
-from schemas.audience import AudienceRunOut, audience_run_id
-from schemas.journey import SLUG
-from workflows.audience import AudienceEntryWorkflow
+from schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
+from schemas.journey import SLUG, JourneySpec
+from workflows.audience import PROGRESS_MEMO
 
 router = APIRouter(tags=["audiences"])
 
@@ -52,41 +52,56 @@ async def get_audience(audience_id: str, stores: StoresDep) -> AudienceOut:
     return AudienceOut(id=audience_id, size=await stores.audiences.size(audience_id))
 
 
+async def _journey(stores: StoresDep, journey_id: str) -> tuple[JourneySpec, int]:
+    found = await stores.journeys.get(journey_id, None)
+    if found is None:
+        raise problem(404, f"journey '{journey_id}' not found", "path", "journey_id")
+    return found
+
+
 @router.post("/v1/journeys/{journey_id}/audience-runs", status_code=status.HTTP_202_ACCEPTED)
 async def start(
     journey_id: str, body: RunIn, stores: StoresDep, client: ClientDep, settings: SettingsDep
 ) -> AudienceRunOut:
     """Enrol the journey's audience (its latest version) at its rate; answers at once with
     the run's progress, which `GET .../audience-runs/{run}` follows."""
-    found = await stores.journeys.get(journey_id, None)
-    if found is None:
-        raise problem(404, f"journey '{journey_id}' not found", "path", "journey_id")
-    spec, version = found
+    spec, version = await _journey(stores, journey_id)
     if spec.entry.audience is None:
         raise problem(409, f"journey '{journey_id}' enters on an event, not an audience")
     run = body.run or f"v{version}"
-    handle = await start_run(client, spec, version, run, body.rate_per_second, settings.task_queue)
-    progress = await handle.query(AudienceEntryWorkflow.progress)
-    return AudienceRunOut(run=run, workflow_id=handle.id, progress=progress)
+    await start_run(client, spec, version, run, body.rate_per_second, settings.task_queue)
+    return await get_run(journey_id, run, client, stores)
 
 
 @router.get("/v1/journeys/{journey_id}/audience-runs/{run}")
-async def get_run(journey_id: str, run: str, client: ClientDep) -> AudienceRunOut:
-    """done/total, entered, rate (customers/s) and ETA (seconds)."""
-    handle = client.get_workflow_handle_for(
-        AudienceEntryWorkflow.run, audience_run_id(journey_id, run)
-    )
+async def get_run(
+    journey_id: str, run: str, client: ClientDep, stores: StoresDep
+) -> AudienceRunOut:
+    """done/total, entered, rate (customers/s) and ETA (seconds). Read from the run's memo,
+    so it answers however busy the workers are."""
+    handle = client.get_workflow_handle(audience_run_id(journey_id, run))
     try:
-        progress = await handle.query(AudienceEntryWorkflow.progress)
+        described = await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
         raise
+    memo = await described.memo()
+    if PROGRESS_MEMO in memo:
+        progress = AudienceProgress.model_validate(memo[PROGRESS_MEMO])
+    else:  # its first workflow task has not run yet
+        spec, version = await _journey(stores, journey_id)
+        at = described.start_time
+        progress = AudienceProgress(
+            journey_id=spec.id, version=version, started_at=at, updated_at=at
+        )
+    if described.status == WorkflowExecutionStatus.CANCELED:
+        progress.status = "cancelled"
     return AudienceRunOut(run=run, workflow_id=handle.id, progress=progress)
 
 
 @router.post("/v1/journeys/{journey_id}/audience-runs/{run}/cancel")
-async def cancel(journey_id: str, run: str, client: ClientDep) -> AudienceRunOut:
+async def cancel(journey_id: str, run: str, client: ClientDep, stores: StoresDep) -> AudienceRunOut:
     """Stop enrolling; customers already enrolled stay enrolled."""
     handle = client.get_workflow_handle(audience_run_id(journey_id, run))
     try:
@@ -100,4 +115,4 @@ async def cancel(journey_id: str, run: str, client: ClientDep) -> AudienceRunOut
     await handle.cancel()
     with contextlib.suppress(WorkflowFailureError, TimeoutError):
         await asyncio.wait_for(handle.result(), 10)  # ends after the page's current starts
-    return await get_run(journey_id, run, client)
+    return await get_run(journey_id, run, client, stores)

@@ -1,0 +1,232 @@
+"""Entry at scale (issue 5): Segment batch ingestion and audience entry, each beside raw
+Temporal in the same run on the same dev server.
+
+- events/s through `/v1/batch` (Segment track calls, 100 per request, signalled to running
+  enrollments that listen for them, with the message-id log and the profile's activity
+  learning), beside raw signals to as many running trivial workflows, 100 at a time, with
+  the same number of batches in flight;
+- audience entry: an uploaded list enrolled by `AudienceEntryWorkflow` (unthrottled) into a
+  journey that waits a day, beside raw starts of a trivial workflow that sleeps a day, with
+  as many starts in flight as the run's activity keeps (500); wall time, rate, and the
+  worker's (this process's) and the dev server's memory and CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from api.routes.segment import write_key
+from bench.baseline import TrivialWorkflow, noop
+from bench.stack import bench_stack
+from cli.embedded import Stack
+from schemas.journey import (
+    Audience,
+    Entry,
+    ExitStep,
+    JourneySpec,
+    WaitForEventStep,
+    WaitStep,
+)
+from schemas.predicates import Comparison
+
+Row = tuple[str, float, float, str]
+RAW_QUEUE = "bench-raw-ingestion"
+BATCH = 100
+CUSTOMERS = 200
+IN_FLIGHT_STARTS = 500
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int) -> Row:
+    run = _tag()
+    spec = JourneySpec(
+        id=f"bench-ingest-{run}",
+        name="bench ingestion",
+        entry=Entry(event=f"bench.enter.{run}"),
+        steps=[
+            WaitForEventStep(
+                id="listen",
+                event=f"bench.ping.{run}",
+                where=Comparison(field="event.stop", op="eq", value=True),  # never matches
+                timeout=timedelta(days=30),
+                on_event="end",
+                on_timeout="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    assert (await api.post("/v1/journeys", json=spec.model_dump(mode="json"))).status_code == 201
+    customers = [f"i{run}-{k}" for k in range(CUSTOMERS)]
+    entries = [{"customer_id": cid, "name": f"bench.enter.{run}"} for cid in customers]
+    assert (await api.post("/v1/events", json={"events": entries})).status_code == 202
+    raw = [
+        await stack.client.start_workflow(
+            TrivialWorkflow.run, False, id=f"raw-ingest-{run}-{k}", task_queue=RAW_QUEUE
+        )
+        for k in range(CUSTOMERS)
+    ]
+    auth = (write_key(stack.settings), "")
+    batches = n // BATCH
+
+    async def ours(b: int) -> None:
+        messages = [
+            {
+                "type": "track",
+                "userId": customers[(b * BATCH + k) % CUSTOMERS],
+                "event": f"bench.ping.{run}",
+                "properties": {"k": k},
+                "messageId": f"{run}-{b}-{k}",
+            }
+            for k in range(BATCH)
+        ]
+        response = await api.post("/v1/batch", json={"batch": messages}, auth=auth)
+        assert response.status_code == 200, response.text
+
+    async def baseline(b: int) -> None:
+        await asyncio.gather(
+            *(raw[(b * BATCH + k) % CUSTOMERS].signal("event", f"{b}-{k}") for k in range(BATCH))
+        )
+
+    from bench.__main__ import alternate
+
+    rate = await alternate(batches, c, {"raw": baseline, "ours": ours})
+    return (
+        "/v1/batch events/s vs raw signals",
+        rate["ours"] * BATCH,
+        rate["raw"] * BATCH,
+        ">= 0.8x",
+    )
+
+
+async def audience_entry(
+    stack: Stack, api: httpx.AsyncClient, n: int, server_pid: int
+) -> list[Row]:
+    run = _tag()
+    list_id = f"bench-{run}"
+    ids = [f"a{run}-{k:07d}" for k in range(n)]
+    for i in range(0, n, 10_000):
+        added = await api.post(
+            f"/v1/audiences/{list_id}/members", json={"customer_ids": ids[i : i + 10_000]}
+        )
+        assert added.status_code == 200, added.text
+    spec = JourneySpec(
+        id=f"bench-audience-{run}",
+        name="bench audience",
+        entry=Entry(audience=Audience(list=list_id, rate_per_second=10_000)),
+        steps=[WaitStep(id="wait", duration=timedelta(days=1), next="end"), ExitStep(id="end")],
+    )
+    assert (await api.post("/v1/journeys", json=spec.model_dump(mode="json"))).status_code == 201
+
+    figures: dict[str, dict[str, float]] = {}
+    peak = {"worker": 0.0, "server": 0.0}
+
+    async def sample(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            peak["worker"] = max(peak["worker"], rss_mb())
+            peak["server"] = max(peak["server"], rss_mb(server_pid))
+            await asyncio.sleep(0.5)
+
+    async def measured(name: str, work: Any) -> None:
+        stop = asyncio.Event()
+        peak.update(worker=0.0, server=0.0)
+        sampler = asyncio.create_task(sample(stop))
+        before = {"worker": rss_mb(), "cpu": cpu_seconds(), "server_cpu": cpu_seconds(server_pid)}
+        started = time.perf_counter()
+        await work()
+        wall = time.perf_counter() - started
+        stop.set()
+        await sampler
+        figures[name] = {
+            "wall": wall,
+            "rate": n / wall,
+            "worker_before": before["worker"],
+            "worker_peak": peak["worker"],
+            "server_peak": peak["server"],
+            "cpu": cpu_seconds() - before["cpu"],
+            "server_cpu": cpu_seconds(server_pid) - before["server_cpu"],
+        }
+
+    async def ours() -> None:
+        started = await api.post(f"/v1/journeys/{spec.id}/audience-runs", json={})
+        assert started.status_code == 202, started.text
+        name = started.json()["run"]
+        last = -1
+        while True:
+            progress = (await api.get(f"/v1/journeys/{spec.id}/audience-runs/{name}")).json()
+            p = progress["progress"]
+            if p["done"] // 50_000 != last // 50_000 and p["done"]:
+                print(f"  audience: {p['done']:,}/{p['total']:,} at {p['rate_per_second']:.0f}/s")
+            last = p["done"]
+            if p["status"] == "completed":
+                assert p["entered"] == n, p
+                return
+            await asyncio.sleep(0.5)
+
+    async def raw() -> None:
+        queue = iter(range(n))
+
+        async def starter() -> None:
+            for k in queue:
+                await stack.client.start_workflow(
+                    TrivialWorkflow.run, False, id=f"raw-aud-{run}-{k}", task_queue=RAW_QUEUE
+                )
+
+        await asyncio.gather(*(starter() for _ in range(IN_FLIGHT_STARTS)))
+
+    await measured("raw", raw)
+    await measured("ours", ours)
+    o, r = figures["ours"], figures["raw"]
+    return [
+        (f"audience entry of {n:,}: enrollments/s", o["rate"], r["rate"], ">= 0.8x"),
+        (f"audience entry of {n:,}: wall s", o["wall"], r["wall"], "-"),
+        ("  worker RSS before (MB)", o["worker_before"], r["worker_before"], "-"),
+        ("  worker RSS peak (MB)", o["worker_peak"], r["worker_peak"], "< 300 MB, flat"),
+        ("  worker CPU s", o["cpu"], r["cpu"], "-"),
+        ("  dev server RSS peak (MB)", o["server_peak"], r["server_peak"], "-"),
+        ("  dev server CPU s", o["server_cpu"], r["server_cpu"], "-"),
+    ]
+
+
+async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> list[Row]:
+    async with bench_stack() as (stack, base, server_pid):
+        worker = Worker(
+            stack.client,
+            task_queue=RAW_QUEUE,
+            workflows=[TrivialWorkflow],
+            activities=[noop],
+            max_concurrent_activities=200,
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
+            ),
+        )
+        async with worker, httpx.AsyncClient(base_url=base, timeout=60) as api:
+            console.print(f"events through /v1/batch, n={n}, {concurrency} batches in flight ...")
+            rows = [await events_per_second(stack, api, n, concurrency)]
+            console.print(f"audience entry of {audience_n:,} ...")
+            rows += await audience_entry(stack, api, audience_n, server_pid)
+            return rows
