@@ -31,3 +31,39 @@ class TrivialWorkflow:
             )
         await workflow.sleep(timedelta(days=1))
         return "done"
+
+
+async def serve(task_queue: str) -> None:
+    """A worker for the baseline in its own process, until SIGTERM: the raw side's
+    counterpart of `journeys worker`, measured the same way."""
+    import asyncio
+    import signal
+
+    from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    from schemas.settings import Settings
+    from workers.temporal import connect
+
+    client = await connect(Settings())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    runner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
+    )
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[TrivialWorkflow],
+        activities=[noop],
+        max_concurrent_activities=200,
+        workflow_runner=runner,
+    ):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    import asyncio
+    import sys
+
+    asyncio.run(serve(sys.argv[1]))

@@ -7,27 +7,25 @@ Temporal in the same run on the same dev server.
   the same number of batches in flight;
 - audience entry: an uploaded list enrolled by `AudienceEntryWorkflow` (unthrottled) into a
   journey that waits a day, beside raw starts of a trivial workflow that sleeps a day, with
-  as many starts in flight as the run's activity keeps (500); wall time, rate, and the
-  worker's (this process's) and the dev server's memory and CPU.
+  as many starts in flight as the run's activity keeps (500). Each side's clock stops when
+  its worker has picked up every workflow task (the task queue's backlog is empty), not
+  when the server accepted the starts; wall time, rate, and each side's worker process's
+  and the dev server's memory and CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from api.routes.segment import write_key
-from bench.baseline import TrivialWorkflow, noop
-from bench.stack import bench_stack
+from bench.baseline import TrivialWorkflow
+from bench.stack import bench_stack, cpu_seconds, drained, rss_mb, worker_process
 from cli.embedded import Stack
 from schemas.journey import (
     Audience,
@@ -48,18 +46,6 @@ IN_FLIGHT_STARTS = 500
 
 def _tag() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int | str = "self") -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int) -> Row:
@@ -124,8 +110,9 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
 
 
 async def audience_entry(
-    stack: Stack, api: httpx.AsyncClient, n: int, server_pid: int
+    stack: Stack, api: httpx.AsyncClient, n: int, server_pid: int, workers: dict[str, int]
 ) -> list[Row]:
+    """`workers`: the pid of each side's worker process (empty: a warm-up, no figures)."""
     run = _tag()
     list_id = f"bench-{run}"
     ids = [f"a{run}-{k:07d}" for k in range(n)]
@@ -145,17 +132,22 @@ async def audience_entry(
     figures: dict[str, dict[str, float]] = {}
     peak = {"worker": 0.0, "server": 0.0}
 
-    async def sample(stop: asyncio.Event) -> None:
+    async def sample(worker: int | str, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            peak["worker"] = max(peak["worker"], rss_mb())
+            peak["worker"] = max(peak["worker"], rss_mb(worker))
             peak["server"] = max(peak["server"], rss_mb(server_pid))
             await asyncio.sleep(0.5)
 
     async def measured(name: str, work: Any) -> None:
+        worker = workers.get(name, "self")
         stop = asyncio.Event()
         peak.update(worker=0.0, server=0.0)
-        sampler = asyncio.create_task(sample(stop))
-        before = {"worker": rss_mb(), "cpu": cpu_seconds(), "server_cpu": cpu_seconds(server_pid)}
+        sampler = asyncio.create_task(sample(worker, stop))
+        before = {
+            "worker": rss_mb(worker),
+            "cpu": cpu_seconds(worker),
+            "server_cpu": cpu_seconds(server_pid),
+        }
         started = time.perf_counter()
         await work()
         wall = time.perf_counter() - started
@@ -165,9 +157,10 @@ async def audience_entry(
             "wall": wall,
             "rate": n / wall,
             "worker_before": before["worker"],
+            "worker_after": rss_mb(worker),
             "worker_peak": peak["worker"],
             "server_peak": peak["server"],
-            "cpu": cpu_seconds() - before["cpu"],
+            "cpu": cpu_seconds(worker) - before["cpu"],
             "server_cpu": cpu_seconds(server_pid) - before["server_cpu"],
         }
 
@@ -184,6 +177,7 @@ async def audience_entry(
             last = p["done"]
             if p["status"] == "completed":
                 assert p["entered"] == n, p
+                await drained(stack.client, stack.settings.task_queue)
                 return
             await asyncio.sleep(0.5)
 
@@ -197,36 +191,42 @@ async def audience_entry(
                 )
 
         await asyncio.gather(*(starter() for _ in range(IN_FLIGHT_STARTS)))
+        await drained(stack.client, RAW_QUEUE)
 
+    if not workers:
+        await ours()
+        return []
     await measured("raw", raw)
     await measured("ours", ours)
     o, r = figures["ours"], figures["raw"]
     return [
         (f"audience entry of {n:,}: enrollments/s", o["rate"], r["rate"], ">= 0.8x"),
         (f"audience entry of {n:,}: wall s", o["wall"], r["wall"], "-"),
-        ("  worker RSS before (MB)", o["worker_before"], r["worker_before"], "-"),
-        ("  worker RSS peak (MB)", o["worker_peak"], r["worker_peak"], "< 300 MB, flat"),
-        ("  worker CPU s", o["cpu"], r["cpu"], "-"),
+        ("  worker process RSS before (MB)", o["worker_before"], r["worker_before"], "-"),
+        ("  worker process RSS peak (MB)", o["worker_peak"], r["worker_peak"], "< 300 MB"),
+        ("  worker process RSS after (MB)", o["worker_after"], r["worker_after"], "flat"),
+        ("  worker process CPU s", o["cpu"], r["cpu"], "-"),
         ("  dev server RSS peak (MB)", o["server_peak"], r["server_peak"], "-"),
         ("  dev server CPU s", o["server_cpu"], r["server_cpu"], "-"),
     ]
 
 
 async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> list[Row]:
-    async with bench_stack() as (stack, base, server_pid):
-        worker = Worker(
-            stack.client,
-            task_queue=RAW_QUEUE,
-            workflows=[TrivialWorkflow],
-            activities=[noop],
-            max_concurrent_activities=200,
-            workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
-            ),
-        )
-        async with worker, httpx.AsyncClient(base_url=base, timeout=60) as api:
-            console.print(f"events through /v1/batch, n={n}, {concurrency} batches in flight ...")
-            rows = [await events_per_second(stack, api, n, concurrency)]
-            console.print(f"audience entry of {audience_n:,} ...")
-            rows += await audience_entry(stack, api, audience_n, server_pid)
-            return rows
+    """The API in this process; the journey worker and the raw worker each in their own,
+    as deployed, so each side's memory and CPU are measured apart."""
+    async with bench_stack(worker=False) as (stack, base, server_pid):
+        with (
+            worker_process(stack.settings, "cli.main", "worker") as journey_worker,
+            worker_process(stack.settings, "bench.baseline", RAW_QUEUE) as raw_worker,
+        ):
+            async with httpx.AsyncClient(base_url=base, timeout=60) as api:
+                await stack.client.execute_workflow(  # the raw worker is polling
+                    TrivialWorkflow.run, True, id=f"raw-ready-{_tag()}", task_queue=RAW_QUEUE
+                )
+                await audience_entry(stack, api, 200, server_pid, {})  # and ours, warmed up
+                console.print(f"events through /v1/batch, n={n}, {concurrency} batches in flight")
+                rows = [await events_per_second(stack, api, n, concurrency)]
+                console.print(f"audience entry of {audience_n:,} ...")
+                pids = {"ours": journey_worker.pid, "raw": raw_worker.pid}
+                rows += await audience_entry(stack, api, audience_n, server_pid, pids)
+                return rows

@@ -4,12 +4,21 @@ only the work measured differs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from cli.embedded import Stack, dev_server, dev_server_command, running_stack
 from schemas.settings import Settings
@@ -24,10 +33,11 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def bench_stack(
-    *, examples: bool = False, **overrides: Any
+    *, examples: bool = False, worker: bool = True, **overrides: Any
 ) -> AsyncIterator[tuple[Stack, str, int]]:
     """(the stack, its API's base URL, the dev server's pid); `examples` loads the
-    example journeys' templates and offers."""
+    example journeys' templates and offers; without `worker`, start one with
+    `worker_process`."""
     port = free_port()
     smtp = start_smtp(Mailbox(), port=free_port())
     command = dev_server_command(port=port, ui_port=None, db_file=None)
@@ -46,7 +56,49 @@ async def bench_stack(
                     | overrides
                 ),
             )
-            async with running_stack(settings, examples=examples) as stack:
+            async with running_stack(settings, examples=examples, worker=worker) as stack:
                 yield stack, f"http://127.0.0.1:{api_port}", server.pid
     finally:
         smtp.stop()
+
+
+@contextlib.contextmanager
+def worker_process(settings: Settings, *module_and_args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m module args` with these settings, stopped at the end: a worker in its
+    own process, so its memory and CPU are its own."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *module_and_args], env={**os.environ, **settings.as_environment()}
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drained(client: Client, task_queue: str) -> None:
+    """Until no workflow task waits on `task_queue` (twice in a row): the work started so
+    far has been picked up by its worker, not merely accepted by the server."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        report_stats=True,
+    )
+    empty = 0
+    while empty < 2:
+        described = await client.workflow_service.describe_task_queue(request)
+        empty = empty + 1 if described.stats.approximate_backlog_count == 0 else 0
+        await asyncio.sleep(0.25)

@@ -5,6 +5,7 @@ Secrets (SMTP password, database credentials in the URL) come from here, never f
 
 from __future__ import annotations
 
+import json
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -111,6 +112,26 @@ class Settings(BaseSettings):
         """`configured`, else the built-in service at `path` on this deployment's API."""
         base = self.services_url or f"http://{self.api_host}:{self.api_port}"
         return (configured or f"{base.rstrip('/')}{path}").rstrip("/")
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as `JOURNEYS_*` variables, for a process started from this one
+        (a worker beside an API) to share every setting, secrets included."""
+        dumped = self.model_dump(mode="json")
+        env: dict[str, str] = {}
+        for name, value in dumped.items():
+            raw = getattr(self, name)
+            if isinstance(raw, SecretStr):
+                value = raw.get_secret_value()
+            if value is None:
+                text = "null"
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str | int | float):
+                text = str(value)
+            else:
+                text = json.dumps(value)
+            env[f"JOURNEYS_{name.upper()}"] = text
+        return env
 
     def db_url(self) -> str:
         if self.database_url:

@@ -81,21 +81,9 @@ class HoldingMailbox(Mailbox):
 
 
 def start_worker(stack: Stack, task_queue: str, smtp_port: int) -> subprocess.Popen[bytes]:
-    s = stack.settings
-    env = {
-        **os.environ,
-        "JOURNEYS_TEMPORAL_ADDRESS": s.temporal_address,
-        "JOURNEYS_TASK_QUEUE": task_queue,
-        "JOURNEYS_DATABASE_URL": s.db_url(),
-        "JOURNEYS_DATABASE_SCHEMA": s.database_schema or "",
-        "JOURNEYS_SMTP_PORT": str(smtp_port),
-        "JOURNEYS_DATA_DIR": str(s.data_dir),
-        # The shared stack's guardrails, so a night-time run is not held for quiet hours.
-        "JOURNEYS_QUIET_HOURS": "null",
-        "JOURNEYS_FREQUENCY_CAPS": "[]",
-    }
-    if not s.database_schema:
-        env.pop("JOURNEYS_DATABASE_SCHEMA")
+    """A worker process with the shared stack's settings, on its own queue and SMTP port."""
+    settings = stack.settings.model_copy(update={"task_queue": task_queue, "smtp_port": smtp_port})
+    env = {**os.environ, **settings.as_environment()}
     return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=repo_root())
 
 
