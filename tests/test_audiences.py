@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.service import RPCError
 
-from api.audience_runs import schedule_id
+from api.audience_runs import schedule_id, start_run
 from cli.embedded import Stack
 from examples import direct_debit
 from schemas.journey import Audience, Entry, Schedule
@@ -206,3 +207,48 @@ async def test_cli_uploads_a_list_and_follows_the_run(
     out = await journeys("audience", journey_id)
     assert "completed: 30 handled, 30 entered, 0 already enrolled" in out
     assert "30/30" in out
+
+
+@pytest.mark.slow
+async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer_once(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    list_id = unique("list")
+    members = [unique("member") for _ in range(300)]
+    await api.post(f"/v1/audiences/{list_id}/members", json={"customer_ids": members})
+    spec = one_send(unique("resumed"), body="once").model_copy(
+        update={"entry": Entry(audience=Audience(list=list_id, rate_per_second=40))}
+    )
+    await publish(api, spec)
+    queue = unique("audience-crash")
+    settings = stack.settings.model_copy(update={"task_queue": queue})
+    env = {**os.environ, **settings.as_environment()}
+
+    def worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"], env=env, cwd=repo_root()
+        )
+
+    process = worker()
+    try:
+        handle = await start_run(stack.client, spec, 1, "crash", None, queue)
+        await eventually(
+            lambda: api.get(f"/v1/journeys/{spec.id}/audience-runs/crash"),
+            lambda r: r.json()["progress"]["done"] >= 80,
+            timeout=60,
+        )
+        process.kill()
+        process.wait(10)
+        process = worker()
+        final = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        process.terminate()
+        process.wait(20)
+
+    assert final.status == "completed" and final.done == final.total == 300
+    assert final.entered + final.already == 300
+    runs = await eventually(
+        lambda: stack.client.count_workflows(f'JourneyId = "{spec.id}"'),
+        lambda counted: counted.count >= 300,
+    )
+    assert runs.count == 300  # one enrollment per customer, none started twice

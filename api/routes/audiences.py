@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.audience_runs import start_run
@@ -73,19 +79,25 @@ async def start(
     return await get_run(journey_id, run, client, stores)
 
 
+async def _described(
+    client: ClientDep, journey_id: str, run: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    handle = client.get_workflow_handle(audience_run_id(journey_id, run))
+    try:
+        return handle, await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
+        raise
+
+
 @router.get("/v1/journeys/{journey_id}/audience-runs/{run}")
 async def get_run(
     journey_id: str, run: str, client: ClientDep, stores: StoresDep
 ) -> AudienceRunOut:
     """done/total, entered, rate (customers/s) and ETA (seconds). Read from the run's memo,
     so it answers however busy the workers are."""
-    handle = client.get_workflow_handle(audience_run_id(journey_id, run))
-    try:
-        described = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
-        raise
+    handle, described = await _described(client, journey_id, run)
     memo = await described.memo()
     if PROGRESS_MEMO in memo:
         progress = AudienceProgress.model_validate(memo[PROGRESS_MEMO])
@@ -103,13 +115,7 @@ async def get_run(
 @router.post("/v1/journeys/{journey_id}/audience-runs/{run}/cancel")
 async def cancel(journey_id: str, run: str, client: ClientDep, stores: StoresDep) -> AudienceRunOut:
     """Stop enrolling; customers already enrolled stay enrolled."""
-    handle = client.get_workflow_handle(audience_run_id(journey_id, run))
-    try:
-        described = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
-        raise
+    handle, described = await _described(client, journey_id, run)
     if described.status != WorkflowExecutionStatus.RUNNING:
         raise problem(409, f"audience run '{run}' already ended")
     await handle.cancel()
