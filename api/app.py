@@ -52,6 +52,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     )
     for module in (*routes, providers):
         app.include_router(module.router)
+    app.include_router(enrollments.bulk)
     if settings.sandbox:
         webhook_secret = secret(settings, settings.webhook_secret, "webhook")
         app.state.sandbox = Sandbox(settings, webhook_secret)

@@ -287,5 +287,89 @@ def audience_upload(
     console.print(f"list {list_id}: {size:,} customers")
 
 
+@app.command()
+def control(
+    action: Annotated[str, typer.Argument(help="pause, resume, skip (the current wait) or exit")],
+    journey_id: Annotated[str, typer.Argument(help="The journey.")],
+    customer_id: Annotated[
+        str | None, typer.Argument(help="One customer; without it, every running enrollment.")
+    ] = None,
+    step: Annotated[
+        str | None, typer.Option(help="In bulk: only enrollments at this step.")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept in the enrollment's path).")] = "operator",
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Steer enrollments: one customer's, or in bulk by journey (and step). Each enrollment
+    validates the control itself; refusals say why."""
+    if action not in ("pause", "resume", "skip", "exit"):
+        console.print(f"[red]unknown control {action!r}[/]: pause, resume, skip or exit")
+        raise typer.Exit(2)
+    base = f"{api_url}/v1/journeys/{journey_id}"
+    with httpx.Client(timeout=120) as http:
+        if customer_id is not None:
+            if step is not None:
+                console.print("[red]--step selects enrollments in bulk; drop the customer id[/]")
+                raise typer.Exit(2)
+            url = f"{base}/enrollments/{customer_id}/{action}"
+            state = _fail_unless(http.post(url, json={"reason": reason}), 200)
+            waiting = " (paused)" if state["paused"] else ""
+            console.print(f"{customer_id}: {state['status']} at {state['step']}{waiting}")
+            return
+        body = {"reason": reason, **({"step": step} if step else {})}
+        result = _fail_unless(http.post(f"{base}/controls/{action}", json=body), 200)
+    console.print(f"{action}: {result['done']} of {result['matched']} enrollments")
+    refused = result["refused"]
+    assert isinstance(refused, dict)
+    for why, count in refused.items():
+        console.print(f"  refused by {count}: {why}")
+
+
+@app.command()
+def replay(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="History JSON files (as the UI or CLI export).")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(help="Replay what this list query finds, e.g. 'JourneyId = \"cart\"'."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many from the server.")] = 1000,
+) -> None:
+    """Replay workflow histories (from files, or from the server by a list query) against
+    this code: exit 1 if any would break, naming it and why. Run it before a deploy."""
+    from workers.replay import Replayed, from_files, from_server
+    from workers.replay import replay as replay_all
+    from workers.temporal import connect
+
+    if not files and not query:
+        console.print("[red]give history files or --query[/]")
+        raise typer.Exit(2)
+
+    async def run() -> list[Replayed]:
+        if files:
+            return [r async for r in replay_all(from_files(files))]
+        assert query is not None
+        client = await connect(Settings())
+        done: list[Replayed] = []
+        async for result in replay_all(from_server(client, query)):
+            done.append(result)
+            if len(done) >= limit:
+                break
+        return done
+
+    results = asyncio.run(run())
+    failed = [r for r in results if r.failure]
+    for r in results:
+        console.print(
+            f"[red]breaks[/] {r.workflow_id}: {r.failure}"
+            if r.failure
+            else f"[green]ok[/] {r.workflow_id}"
+        )
+    console.print(f"{len(results) - len(failed)} of {len(results)} replay")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

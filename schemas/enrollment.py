@@ -11,6 +11,8 @@ from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 
 Status = Literal["active", "converted", "exited", "completed"]
+Control = Literal["exit", "pause", "resume", "skip"]
+"""Operator controls: each a validated workflow update of the same name."""
 ENDED: tuple[str, ...] = ("converted", "exited", "completed")
 
 
@@ -44,6 +46,7 @@ class Carry(BaseModel):
     seen: list[str]
     last_event: CustomerEvent | None
     steps_taken: int
+    paused: bool = False
 
 
 class EnrollmentInput(BaseModel):
@@ -77,9 +80,12 @@ class EnrollmentState(BaseModel):
     waiting: Waiting | None
     entered_at: datetime
     ended_reason: str | None = None
+    paused: bool = False
     path: list[PathEntry]
     context: dict[str, Any]
 
 
-class ExitRequest(BaseModel):
+class ControlRequest(BaseModel):
+    """An operator's pause, resume, skip or exit, with why (kept in the path)."""
+
     reason: str = Field(default="operator", max_length=200)

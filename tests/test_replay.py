@@ -4,13 +4,22 @@ intended and versioned) with JOURNEYS_RECORD_HISTORIES=1 pytest tests/test_virtu
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
+from cli.embedded import Stack
+from tests.conftest import eventually, repo_root
+from tests.helpers import customer, ended, event, one_send, publish_copy
+from workers.replay import from_files, replay
 from workflows.journey import JourneyWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -23,10 +32,8 @@ def test_histories_are_recorded() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(f"journey/{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[JourneyWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
+    [result] = [r async for r in replay(from_files([path]))]
+    assert result.failure is None, result.failure
 
 
 async def test_a_changed_workflow_fails_replay(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,3 +55,44 @@ async def test_a_changed_workflow_fails_replay(monkeypatch: pytest.MonkeyPatch) 
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
+
+
+def journeys(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "replay", *args],
+        capture_output=True,
+        text=True,
+        cwd=repo_root(),
+        env={**os.environ, **env, "COLUMNS": "200"},
+        timeout=120,
+    )
+
+
+def test_cli_replays_files_and_names_what_breaks(tmp_path: Path) -> None:
+    good = journeys(*map(str, HISTORIES))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"{len(HISTORIES)} of {len(HISTORIES)} replay" in good.stdout
+
+    # A history whose send was a different activity: the current code would schedule
+    # `journeys.send` where the history has something else, so it must not replay.
+    source = next(p for p in HISTORIES if p.stem == "onboarding-reminder-email").read_text()
+    assert '"journeys.send"' in source
+    broken = tmp_path / "broken.json"
+    broken.write_text(source.replace('"journeys.send"', '"journeys.other"'))
+    bad = journeys(str(broken))
+    assert bad.returncode == 1
+    assert "breaks broken" in bad.stdout and "0 of 1 replay" in bad.stdout
+
+
+async def test_cli_replays_from_the_server(api: httpx.AsyncClient, stack: Stack) -> None:
+    copy = await publish_copy(api, one_send("replayed", body="hi"))
+    cid = await customer(api)
+    await event(api, cid, copy.entry)
+    await ended(api, copy.id, cid)
+    query = f'JourneyId = "{copy.id}"'
+    await eventually(lambda: stack.client.count_workflows(query), lambda c: c.count == 1)
+    done = await asyncio.to_thread(
+        journeys, "--query", query, JOURNEYS_TEMPORAL_ADDRESS=stack.settings.temporal_address
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok journey/{copy.id}/{cid}" in done.stdout

@@ -22,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from schemas.enrollment import (
         ENDED,
         Carry,
+        ControlRequest,
         EnrollmentInput,
         EnrollmentState,
-        ExitRequest,
         PathEntry,
         Status,
         Waiting,
@@ -94,6 +94,8 @@ class JourneyWorkflow:
         self._ending: tuple[Status, str] | None = None
         self._waiting: Waiting | None = None
         self._inbox: list[CustomerEvent] = []
+        self._skip: str | None = None
+        self._skipped: str | None = None  # why the last wait was skipped, if it was
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -126,23 +128,71 @@ class JourneyWorkflow:
             waiting=self._waiting,
             entered_at=c.entered_at,
             ended_reason=self._ended_reason,
+            paused=c.paused,
             path=c.path,
             context=c.context,
         )
 
     @workflow.update(name="exit")
-    async def exit(self, request: ExitRequest) -> EnrollmentState:
+    async def exit(self, request: ControlRequest) -> EnrollmentState:
         """Operator exit: ends the enrollment after any send in flight completes."""
         self._ending = ("exited", f"operator: {request.reason}")
         await workflow.wait_condition(lambda: self._status != "active")
         return self.state()
 
     @exit.validator
-    def _validate_exit(self, request: ExitRequest) -> None:
+    def _validate_exit(self, request: ControlRequest) -> None:
+        self._require_active()
+
+    @workflow.update(name="pause")
+    def pause(self, request: ControlRequest) -> EnrollmentState:
+        """Hold the enrollment before its next step (a wait under way still runs out, and
+        goal and exit events still end it) until `resume`."""
+        self._carry.paused = True
+        self._operator_status("paused", f"paused by an operator: {request.reason}")
+        return self.state()
+
+    @pause.validator
+    def _validate_pause(self, request: ControlRequest) -> None:
+        self._require_active()
+        if self._carry.paused:
+            raise ValueError("enrollment already paused")
+
+    @workflow.update(name="resume")
+    def resume(self, request: ControlRequest) -> EnrollmentState:
+        self._carry.paused = False
+        self._operator_status("active", f"resumed by an operator: {request.reason}")
+        return self.state()
+
+    @resume.validator
+    def _validate_resume(self, request: ControlRequest) -> None:
+        self._require_active()
+        if not self._carry.paused:
+            raise ValueError("enrollment is not paused")
+
+    @workflow.update(name="skip")
+    async def skip(self, request: ControlRequest) -> EnrollmentState:
+        """End the current wait now, as if it had timed out (a `wait_for_event` takes its
+        `on_timeout` edge); answers once the enrollment has moved on."""
+        self._skip = f"skipped by an operator: {request.reason}"
+        await workflow.wait_condition(lambda: self._skip is None)
+        return self.state()
+
+    @skip.validator
+    def _validate_skip(self, request: ControlRequest) -> None:
+        self._require_active()
+        if self._waiting is None or self._waiting.reason is not None:
+            raise ValueError("enrollment is not at a wait step (a send's hold cannot be skipped)")
+
+    def _require_active(self) -> None:
         if self._status != "active" or self._ending:
             raise ValueError(
                 f"enrollment already {self._ending[0] if self._ending else self._status}"
             )
+
+    def _operator_status(self, status: str, details: str) -> None:
+        workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(status)])
+        workflow.set_current_details(f"step {self._carry.step}: {details}")
 
     # -- the interpreter ------------------------------------------------------------------
 
@@ -152,6 +202,11 @@ class JourneyWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._input.model_copy(update={"carry": self._carry}))
+            if self._carry.paused:
+                await workflow.wait_condition(
+                    lambda: not self._carry.paused or self._ending is not None
+                )
+                continue
             step = self._steps[self._carry.step]
             self._enter(step)
             following = await self._execute(step)
@@ -221,7 +276,7 @@ class JourneyWorkflow:
             )
             until = now + self._spec.scaled(target - now)
         await self._until(Waiting(event=None, until=until), lambda: False)
-        self._record("waited")
+        self._record(self._skipped or "waited")
         return step.next
 
     async def _wait_for_event(self, step: WaitForEventStep) -> str | None:
@@ -243,7 +298,7 @@ class JourneyWorkflow:
             self._carry.last_event = matched[0]
             self._record(f"event {step.event}")
             return step.on_event
-        self._record("timeout")
+        self._record(self._skipped or "timeout")
         return None if self._ending else step.on_timeout
 
     async def _until(self, waiting: Waiting, done: Any) -> bool:
@@ -257,14 +312,15 @@ class JourneyWorkflow:
         remaining = max(waiting.until - workflow.now(), timedelta(0))
         try:
             await workflow.wait_condition(
-                lambda: self._ending is not None or done(),
+                lambda: self._ending is not None or self._skip is not None or done(),
                 timeout=remaining,
                 timeout_summary=f"{self._carry.step}: {what}",
             )
-            held = self._ending is None
+            held = self._ending is None and self._skip is None
         except TimeoutError:
             held = False
         self._waiting = None
+        self._skipped, self._skip = self._skip, None  # an operator's skip: the timeout's way
         # An event counts for the next wait_for_event if it came after this wait ended:
         # a customer who reacts to a message while its send is settling is not missed.
         # (Not in a `finally`: an evicted workflow must not call workflow APIs.)

@@ -1,14 +1,23 @@
-"""One customer's enrollment in one journey: its live state, and operator exit."""
+"""One customer's enrollment in one journey: its live state, and operator controls
+(exit, pause, resume, skip the current wait) as validated workflow updates."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep
 from api.errors import problem
-from schemas.enrollment import EnrollmentState, ExitRequest, enrollment_workflow_id
+from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollment_workflow_id
+from schemas.journey import SLUG
+from workflows import search_attributes as sa
 
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
@@ -41,16 +50,14 @@ async def get_enrollment(journey_id: str, customer_id: str, client: ClientDep) -
         raise problem(409, f"enrollment cannot be read: {err}") from err
 
 
-@router.post("/{customer_id}/exit")
-async def exit_enrollment(
-    journey_id: str, customer_id: str, client: ClientDep, body: ExitRequest | None = None
+async def control(
+    client: ClientDep, journey_id: str, customer_id: str, action: Control, body: ControlRequest
 ) -> EnrollmentState:
-    """End the enrollment now (after any send in flight)."""
+    """Send one operator control (a validated workflow update) to one enrollment; a refusal
+    (already ended, not paused, not waiting) is a 409 that says why."""
     handle = _handle(client, journey_id, customer_id)
     try:
-        return await handle.execute_update(
-            "exit", body or ExitRequest(), result_type=EnrollmentState
-        )
+        return await handle.execute_update(action, body, result_type=EnrollmentState)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -58,6 +65,78 @@ async def exit_enrollment(
             closed = await handle.query("state", result_type=EnrollmentState)
         except RPCError:
             raise _not_found(journey_id, customer_id) from err
-        raise problem(409, f"cannot exit: enrollment already {closed.status}") from err
+        raise problem(409, f"cannot {action}: enrollment already {closed.status}") from err
     except WorkflowUpdateFailedError as err:
-        raise problem(409, f"cannot exit: {err.cause or err}") from err
+        why = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+        raise problem(409, f"cannot {action}: {why}") from err
+
+
+def _one(action: Control, doc: str) -> Any:
+    async def endpoint(
+        journey_id: str, customer_id: str, client: ClientDep, body: ControlRequest | None = None
+    ) -> EnrollmentState:
+        return await control(client, journey_id, customer_id, action, body or ControlRequest())
+
+    endpoint.__name__ = f"{action}_enrollment"
+    endpoint.__doc__ = doc
+    return endpoint
+
+
+CONTROLS: dict[Control, str] = {
+    "exit": "End the enrollment now (after any send in flight).",
+    "pause": "Hold the enrollment before its next step until it is resumed; goal and exit "
+    "events still end it.",
+    "resume": "Let a paused enrollment go on.",
+    "skip": "End the current wait now, as if it had timed out.",
+}
+for _action, _doc in CONTROLS.items():
+    router.add_api_route(
+        f"/{{customer_id}}/{_action}", _one(_action, _doc), methods=["POST"], name=_action
+    )
+
+
+class BulkControl(ControlRequest):
+    step: str | None = Field(default=None, pattern=SLUG)
+    """Only enrollments at this step (as `JourneyStep` shows it)."""
+
+
+class BulkResult(BaseModel):
+    matched: int
+    done: int
+    refused: dict[str, int]
+    """Why the others refused (e.g. "enrollment is not paused"), and how many."""
+
+
+bulk = APIRouter(prefix="/v1/journeys/{journey_id}/controls", tags=["enrollments"])
+
+
+@bulk.post("/{action}")
+async def control_all(
+    journey_id: str, action: Control, client: ClientDep, body: BulkControl | None = None
+) -> BulkResult:
+    """One control for every running enrollment of the journey (at `step`, if given), 20
+    at a time; each is validated by its own enrollment."""
+    body = body or BulkControl()
+    query = f'JourneyId = "{journey_id}" AND ExecutionStatus = "Running"'
+    if body.step:
+        query += f' AND JourneyStep = "{body.step}"'
+    customers = [
+        str(execution.typed_search_attributes.get(sa.CUSTOMER_ID))
+        async for execution in client.list_workflows(query)
+    ]
+    refused: Counter[str] = Counter()
+    limit = asyncio.Semaphore(20)
+    request = ControlRequest(reason=body.reason)
+
+    async def one(customer_id: str) -> None:
+        async with limit:
+            try:
+                await control(client, journey_id, customer_id, action, request)
+            except HTTPException as err:
+                detail: Any = err.detail
+                refused[str(detail[0]["msg"]).split(": ", 1)[-1]] += 1
+
+    await asyncio.gather(*(one(c) for c in customers))
+    return BulkResult(
+        matched=len(customers), done=len(customers) - sum(refused.values()), refused=refused
+    )

@@ -1,0 +1,54 @@
+"""Replaying workflow histories against the current code: what an operator runs before a
+deploy (and CI runs on `tests/histories/`) to know that running enrollments and audience
+runs will carry on under it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.audience import AudienceEntryWorkflow
+from workflows.journey import JourneyWorkflow
+
+
+@dataclass(frozen=True)
+class Replayed:
+    workflow_id: str
+    failure: str | None
+    """None when the history replays; else why it does not (a non-determinism error)."""
+
+
+def from_files(paths: Iterable[Path]) -> list[WorkflowHistory]:
+    """Histories exported as JSON (`temporal workflow show --output json`, the UI's
+    download, or `tests/histories/`); the file name stands in for the workflow id."""
+    return [WorkflowHistory.from_json(path.stem, path.read_text()) for path in paths]
+
+
+async def from_server(client: Client, query: str) -> AsyncIterator[WorkflowHistory]:
+    """The histories of every workflow a visibility query lists."""
+    async for history in client.list_workflows(query).map_histories():
+        yield history
+
+
+async def replay(
+    histories: Iterable[WorkflowHistory] | AsyncIterator[WorkflowHistory],
+) -> AsyncIterator[Replayed]:
+    replayer = Replayer(
+        workflows=[JourneyWorkflow, AudienceEntryWorkflow], data_converter=pydantic_data_converter
+    )
+    if isinstance(histories, Iterable):
+        histories = _aiter(histories)
+    async with replayer.workflow_replay_iterator(histories) as results:
+        async for result in results:
+            failure = result.replay_failure
+            yield Replayed(result.history.workflow_id, None if failure is None else str(failure))
+
+
+async def _aiter(items: Iterable[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
+    for item in items:
+        yield item
