@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, repo_root, unique
 
 
 def one_send(
@@ -89,3 +93,23 @@ async def received(
     response = await api.get(f"/sandbox/{provider}/received", params={"to": to} if to else {})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def journeys_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `journeys` command as a user runs it, in its own process (a wide terminal, so
+    lines are not wrapped); `env` adds variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=repo_root(),
+        env={**os.environ, "COLUMNS": "200", **env},
+        timeout=180,
+    )
+
+
+async def journeys_ok(*args: str, **env: str) -> str:
+    """`journeys_cli` off the event loop; its output, after checking it succeeded."""
+    done = await asyncio.to_thread(journeys_cli, *args, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout

@@ -21,7 +21,7 @@ from examples import direct_debit
 from schemas.journey import Audience, Entry, ExitStep, JourneySpec, Schedule, WaitStep
 from schemas.predicates import AllOf, Comparison
 from tests.conftest import eventually, repo_root, unique
-from tests.helpers import customer, ended, event, one_send, state
+from tests.helpers import customer, ended, event, journeys_ok, one_send, state
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
@@ -188,23 +188,10 @@ async def test_cli_uploads_a_list_and_follows_the_run(
     journey_id = await publish(api, spec)
     base = ["--api-url", str(api.base_url).rstrip("/")]
 
-    async def journeys(*args: str) -> str:
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "cli.main", *args, *base],
-            capture_output=True,
-            text=True,
-            cwd=repo_root(),
-            env={**os.environ, "COLUMNS": "120"},
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    assert "list " + list_id + ": 30 customers" in await journeys(
-        "audience-upload", list_id, str(source)
+    assert "list " + list_id + ": 30 customers" in await journeys_ok(
+        "audience-upload", list_id, str(source), *base
     )
-    out = await journeys("audience", journey_id)
+    out = await journeys_ok("audience", journey_id, *base)
     assert "completed: 30 handled, 30 entered, 0 already enrolled" in out
     assert "30/30" in out
 

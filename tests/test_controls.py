@@ -4,8 +4,6 @@ exit, each a validated workflow update, one at a time and in bulk by journey and
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +19,8 @@ from schemas.journey import (
     WaitForEventStep,
     WaitStep,
 )
-from tests.conftest import eventually, repo_root, unique
-from tests.helpers import customer, ended, event, state
+from tests.conftest import eventually, unique
+from tests.helpers import customer, ended, event, journeys_ok, state
 
 
 def inbox_send(step_id: str, body: str) -> SendStep:
@@ -163,17 +161,10 @@ async def test_cli_controls_one_and_all(api: httpx.AsyncClient, client: Client) 
         lambda: client.count_workflows(f'JourneyId = "{journey_id}"'), lambda c: c.count == 2
     )
 
+    base = ("--api-url", str(api.base_url).rstrip("/"))
+
     async def journeys(*args: str) -> str:
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "cli.main", *args, "--api-url", str(api.base_url).rstrip("/")],
-            capture_output=True,
-            text=True,
-            cwd=repo_root(),
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return await journeys_ok(*args, *base)
 
     assert "pause: 2 of 2 enrollments" in await journeys("control", "pause", journey_id)
     out = await journeys("control", "resume", journey_id, customers[0])

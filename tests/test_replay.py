@@ -5,9 +5,7 @@ intended and versioned) with JOURNEYS_RECORD_HISTORIES=1 pytest tests/test_virtu
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,8 +15,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from cli.embedded import Stack
-from tests.conftest import eventually, repo_root
-from tests.helpers import customer, ended, event, one_send, publish_copy
+from tests.conftest import eventually
+from tests.helpers import customer, ended, event, journeys_cli, one_send, publish_copy
 from workers.replay import from_files, replay
 from workflows.journey import JourneyWorkflow
 
@@ -58,14 +56,7 @@ async def test_a_changed_workflow_fails_replay(monkeypatch: pytest.MonkeyPatch) 
 
 
 def journeys(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "replay", *args],
-        capture_output=True,
-        text=True,
-        cwd=repo_root(),
-        env={**os.environ, **env, "COLUMNS": "200"},
-        timeout=120,
-    )
+    return journeys_cli("replay", *args, **env)
 
 
 def test_cli_replays_files_and_names_what_breaks(tmp_path: Path) -> None:
