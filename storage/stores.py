@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.audiences import AudienceStore
-from storage.db import create_tables, make_engine, sessions
+from storage.db import checkpoints, create_tables, make_engine, sessions
 from storage.events import EventLog
 from storage.inbox import Inbox
 from storage.journeys import JourneyStore
@@ -29,6 +31,7 @@ class Stores:
     offers: OfferStore
     events: EventLog
     audiences: AudienceStore
+    _checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, *, channels: Iterable[str], schema: str | None = None) -> Stores:
@@ -36,7 +39,7 @@ class Stores:
         engine = make_engine(url, schema=schema)
         await create_tables(engine)
         factory = sessions(engine)
-        return cls(
+        stores = cls(
             engine=engine,
             journeys=JourneyStore(factory, channels),
             templates=TemplateStore(factory),
@@ -47,6 +50,13 @@ class Stores:
             events=EventLog(factory),
             audiences=AudienceStore(factory),
         )
+        if engine.dialect.name == "sqlite":
+            stores._checkpoints = asyncio.create_task(checkpoints(engine))
+        return stores
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
         await self.engine.dispose()
