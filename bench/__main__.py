@@ -16,8 +16,6 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from api.routing import EventRouter
 from bench import ingestion, reservations, services
-from bench.baseline import TrivialWorkflow, noop
-from bench.stack import bench_stack
+from bench.baseline import TrivialWorkflow, raw_worker
+from bench.stack import Row, alternate, bench_stack, pct, tag
 from cli.embedded import Stack
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.events import CustomerEvent
@@ -40,50 +36,6 @@ from workflows import search_attributes as sa
 
 console = Console()
 RAW_QUEUE = "bench-raw"
-Row = tuple[str, float, float, str]
-
-
-def tag() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
-    """Run `one(i)` for i < n with at most `concurrency` in flight; wall seconds."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-
-    async def drain() -> None:
-        while not queue.empty():
-            await one(queue.get_nowait())
-
-    started = time.perf_counter()
-    await asyncio.gather(*(drain() for _ in range(concurrency)))
-    return time.perf_counter() - started
-
-
-async def alternate(
-    n: int, concurrency: int, sides: dict[str, Callable[[int], Awaitable[None]]]
-) -> dict[str, float]:
-    """Run every side twice on half of n, interleaved, so no side always meets the
-    emptier (or busier) server; items per second for each side."""
-    seconds = dict.fromkeys(sides, 0.0)
-    half = n // 2
-    for offset in (0, half):
-        for name, one in sides.items():
-
-            async def shifted(
-                i: int, one: Callable[[int], Awaitable[None]] = one, at: int = offset
-            ) -> None:
-                await one(i + at)
-
-            seconds[name] += await bounded(half, concurrency, shifted)
-    return {name: 2 * half / spent for name, spent in seconds.items()}
 
 
 async def publish(stack: Stack, router: EventRouter, spec: JourneySpec) -> tuple[JourneySpec, str]:
@@ -215,18 +167,10 @@ async def measure(n: int, concurrency: int) -> list[Row]:
         router = EventRouter(
             stack.client, stack.stores.journeys, task_queue=stack.settings.task_queue
         )
-        # Tuned like the journey worker (workers/worker.py), so only the work differs.
-        worker = Worker(
-            stack.client,
-            task_queue=RAW_QUEUE,
-            workflows=[TrivialWorkflow],
-            activities=[noop],
-            max_concurrent_activities=200,
-            workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
-            ),
-        )
-        async with worker, httpx.AsyncClient(base_url=base, timeout=60) as api:
+        async with (
+            raw_worker(stack.client, RAW_QUEUE),
+            httpx.AsyncClient(base_url=base, timeout=60) as api,
+        ):
             await entry_throughput(stack, router, 40, 10)  # warm both paths up
             console.print(f"n={n}, concurrency={concurrency}: entry throughput ...")
             rows = await entry_throughput(stack, router, n, concurrency)

@@ -3,9 +3,18 @@ signals, with nothing of the journey runner in the path."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from schemas.settings import Settings
+from workers.temporal import connect
 
 
 @activity.defn(name="bench.noop")
@@ -33,37 +42,30 @@ class TrivialWorkflow:
         return "done"
 
 
-async def serve(task_queue: str) -> None:
-    """A worker for the baseline in its own process, until SIGTERM: the raw side's
-    counterpart of `journeys worker`, measured the same way."""
-    import asyncio
-    import signal
-
-    from temporalio.worker import Worker
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    from schemas.settings import Settings
-    from workers.temporal import connect
-
-    client = await connect(Settings())
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
-    )
-    async with Worker(
+def raw_worker(client: Client, task_queue: str) -> Worker:
+    """The baseline's worker, tuned like the journey worker (workers/worker.py), so only
+    the work differs."""
+    return Worker(
         client,
         task_queue=task_queue,
         workflows=[TrivialWorkflow],
         activities=[noop],
         max_concurrent_activities=200,
-        workflow_runner=runner,
-    ):
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
+        ),
+    )
+
+
+async def serve(task_queue: str) -> None:
+    """The baseline's worker in its own process, until SIGTERM: the raw side's
+    counterpart of `journeys worker`, measured the same way."""
+    client = await connect(Settings())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with raw_worker(client, task_queue):
         await stop.wait()
 
 
 if __name__ == "__main__":
-    import asyncio
-    import sys
-
     asyncio.run(serve(sys.argv[1]))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +24,16 @@ import httpx
 
 from api.routes.segment import write_key
 from bench.baseline import TrivialWorkflow
-from bench.stack import bench_stack, cpu_seconds, drained, rss_mb, worker_process
+from bench.stack import (
+    Row,
+    alternate,
+    bench_stack,
+    cpu_seconds,
+    drained,
+    rss_mb,
+    tag,
+    worker_process,
+)
 from cli.embedded import Stack
 from schemas.journey import (
     Audience,
@@ -37,19 +45,14 @@ from schemas.journey import (
 )
 from schemas.predicates import Comparison
 
-Row = tuple[str, float, float, str]
 RAW_QUEUE = "bench-raw-ingestion"
 BATCH = 100
 CUSTOMERS = 200
 IN_FLIGHT_STARTS = 500
 
 
-def _tag() -> str:
-    return uuid.uuid4().hex[:8]
-
-
 async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int) -> Row:
-    run = _tag()
+    run = tag()
     spec = JourneySpec(
         id=f"bench-ingest-{run}",
         name="bench ingestion",
@@ -98,8 +101,6 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
             *(raw[(b * BATCH + k) % CUSTOMERS].signal("event", f"{b}-{k}") for k in range(BATCH))
         )
 
-    from bench.__main__ import alternate
-
     rate = await alternate(batches, c, {"raw": baseline, "ours": ours})
     return (
         "/v1/batch events/s vs raw signals",
@@ -113,7 +114,7 @@ async def audience_entry(
     stack: Stack, api: httpx.AsyncClient, n: int, server_pid: int, workers: dict[str, int]
 ) -> list[Row]:
     """`workers`: the pid of each side's worker process (empty: a warm-up, no figures)."""
-    run = _tag()
+    run = tag()
     list_id = f"bench-{run}"
     ids = [f"a{run}-{k:07d}" for k in range(n)]
     for i in range(0, n, 10_000):
@@ -221,7 +222,7 @@ async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> li
         ):
             async with httpx.AsyncClient(base_url=base, timeout=60) as api:
                 await stack.client.execute_workflow(  # the raw worker is polling
-                    TrivialWorkflow.run, True, id=f"raw-ready-{_tag()}", task_queue=RAW_QUEUE
+                    TrivialWorkflow.run, True, id=f"raw-ready-{tag()}", task_queue=RAW_QUEUE
                 )
                 await audience_entry(stack, api, 200, server_pid, {})  # and ours, warmed up
                 console.print(f"events through /v1/batch, n={n}, {concurrency} batches in flight")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.stack import Row
 from schemas.delivery import SendRequest
 from schemas.events import CustomerEvent
 from schemas.guardrails import FrequencyCap
@@ -30,7 +31,6 @@ from storage.tables import DeliveryRow
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CAP = FrequencyCap(limit=3, window=timedelta(days=7))
-Row = tuple[str, float, float, str]
 
 
 def _request(customer: str, i: int, at: datetime) -> SendRequest:

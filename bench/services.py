@@ -26,7 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.channels import Outbound, channels_for
 from activities.delivery import DeliveryActivities
 from activities.http import shared_client
-from bench.stack import bench_stack
+from bench.stack import Row, bench_stack
 from cli.embedded import Stack
 from schemas.decision import Offer
 from schemas.delivery import SendRequest
@@ -35,7 +35,6 @@ from schemas.journey import MessageContent
 from schemas.profile import Profile
 from storage.db import sessions
 
-Row = tuple[str, float, float, str]
 QUEUE = "bench-services"
 CHANNELS = ("in_app", "email", "sms", "whatsapp", "push", "webhook")
 

@@ -1,6 +1,6 @@
-"""The stack every benchmark suite runs on: its own Temporal dev server (in memory), SMTP
-mailbox, database in a temporary folder, worker and API, with the global guardrails off so
-only the work measured differs."""
+"""What every benchmark suite shares: the stack it runs on (its own Temporal dev server in
+memory, SMTP mailbox, database in a temporary folder, worker and API, with the global
+guardrails off so only the work measured differs), and how a side is timed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from cli.embedded import Stack, dev_server, dev_server_command, running_stack
+from cli.embedded import Stack, dev_server, dev_server_command, running_stack, spawn
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
+
+Row = tuple[str, float, float, str]
+"""One figure: (what, measured, baseline, target)."""
 
 
 def free_port() -> int:
@@ -66,9 +70,7 @@ async def bench_stack(
 def worker_process(settings: Settings, *module_and_args: str) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m module args` with these settings, stopped at the end: a worker in its
     own process, so its memory and CPU are its own."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", *module_and_args], env={**os.environ, **settings.as_environment()}
-    )
+    process = spawn(settings, *module_and_args)
     try:
         yield process
     finally:
@@ -102,3 +104,46 @@ async def drained(client: Client, task_queue: str) -> None:
         described = await client.workflow_service.describe_task_queue(request)
         empty = empty + 1 if described.stats.approximate_backlog_count == 0 else 0
         await asyncio.sleep(0.25)
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Run `one(i)` for i < n with at most `concurrency` in flight; wall seconds."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def drain() -> None:
+        while not queue.empty():
+            await one(queue.get_nowait())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drain() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def alternate(
+    n: int, concurrency: int, sides: dict[str, Callable[[int], Awaitable[None]]]
+) -> dict[str, float]:
+    """Run every side twice on half of n, interleaved, so no side always meets the
+    emptier (or busier) server; items per second for each side."""
+    seconds = dict.fromkeys(sides, 0.0)
+    half = n // 2
+    for offset in (0, half):
+        for name, one in sides.items():
+
+            async def shifted(
+                i: int, one: Callable[[int], Awaitable[None]] = one, at: int = offset
+            ) -> None:
+                await one(i + at)
+
+            seconds[name] += await bounded(half, concurrency, shifted)
+    return {name: 2 * half / spent for name, spent in seconds.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,21 @@ def dev_server_command(
     if db_file:
         command += ["--db-filename", str(db_file)]
     return command
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+WORKER = ("cli.main", "worker")
+
+
+def spawn(settings: Settings, *module_and_args: str) -> subprocess.Popen[bytes]:
+    """`python -m module args` (default: `journeys worker`) in its own process with every
+    one of these settings: a worker beside an API, to crash it in a test or to measure it
+    apart in a benchmark."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *(module_and_args or WORKER)],
+        env={**os.environ, **settings.as_environment()},
+        cwd=PROJECT,
+    )
 
 
 @contextlib.contextmanager

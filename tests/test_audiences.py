@@ -4,9 +4,6 @@ uploaded lists, progress, idempotent re-runs, cancelling, and scheduled entry.""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +13,11 @@ import pytest
 from temporalio.service import RPCError
 
 from api.audience_runs import schedule_id, start_run
-from cli.embedded import Stack
+from cli.embedded import Stack, spawn
 from examples import direct_debit
 from schemas.journey import Audience, Entry, ExitStep, JourneySpec, Schedule, WaitStep
 from schemas.predicates import AllOf, Comparison
-from tests.conftest import eventually, repo_root, unique
+from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, one_send, state
 
 
@@ -213,14 +210,7 @@ async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer
     await publish(api, spec)
     queue = unique("audience-crash")
     settings = stack.settings.model_copy(update={"task_queue": queue})
-    env = {**os.environ, **settings.as_environment()}
-
-    def worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker"], env=env, cwd=repo_root()
-        )
-
-    process = worker()
+    process = spawn(settings)
     try:
         handle = await start_run(stack.client, spec, 1, "crash", None, queue)
         await eventually(
@@ -230,7 +220,7 @@ async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer
         )
         process.kill()
         process.wait(10)
-        process = worker()
+        process = spawn(settings)
         final = await asyncio.wait_for(handle.result(), 300)
     finally:
         process.terminate()

@@ -4,10 +4,8 @@ in the middle of a send."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 from typing import Any
 
@@ -16,14 +14,14 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.channels import EmailChannel
 from activities.delivery import DeliveryActivities
-from cli.embedded import Stack
+from cli.embedded import Stack, spawn
 from schemas.delivery import SendRequest
 from schemas.enrollment import EnrollmentInput, EnrollmentOptions, enrollment_workflow_id
 from schemas.events import CustomerEvent
 from schemas.journey import MessageContent
 from schemas.profile import Profile
 from services.mailbox import Mailbox, start_smtp
-from tests.conftest import free_port, repo_root, unique
+from tests.conftest import free_port, unique
 from tests.helpers import one_send
 from workflows.journey import JourneyWorkflow
 
@@ -82,9 +80,9 @@ class HoldingMailbox(Mailbox):
 
 def start_worker(stack: Stack, task_queue: str, smtp_port: int) -> subprocess.Popen[bytes]:
     """A worker process with the shared stack's settings, on its own queue and SMTP port."""
-    settings = stack.settings.model_copy(update={"task_queue": task_queue, "smtp_port": smtp_port})
-    env = {**os.environ, **settings.as_environment()}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=repo_root())
+    return spawn(
+        stack.settings.model_copy(update={"task_queue": task_queue, "smtp_port": smtp_port})
+    )
 
 
 @pytest.mark.slow
