@@ -148,9 +148,7 @@ class JourneyWorkflow:
     def pause(self, request: ControlRequest) -> EnrollmentState:
         """Hold the enrollment before its next step (a wait under way still runs out, and
         goal and exit events still end it) until `resume`."""
-        self._carry.paused = True
-        self._operator_status("paused", f"paused by an operator: {request.reason}")
-        return self.state()
+        return self._set_paused(True, request)
 
     @pause.validator
     def _validate_pause(self, request: ControlRequest) -> None:
@@ -160,9 +158,7 @@ class JourneyWorkflow:
 
     @workflow.update(name="resume")
     def resume(self, request: ControlRequest) -> EnrollmentState:
-        self._carry.paused = False
-        self._operator_status("active", f"resumed by an operator: {request.reason}")
-        return self.state()
+        return self._set_paused(False, request)
 
     @resume.validator
     def _validate_resume(self, request: ControlRequest) -> None:
@@ -190,9 +186,14 @@ class JourneyWorkflow:
                 f"enrollment already {self._ending[0] if self._ending else self._status}"
             )
 
-    def _operator_status(self, status: str, details: str) -> None:
+    def _set_paused(self, paused: bool, request: ControlRequest) -> EnrollmentState:
+        self._carry.paused = paused
+        status, done = ("paused", "paused") if paused else ("active", "resumed")
         workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(status)])
-        workflow.set_current_details(f"step {self._carry.step}: {details}")
+        workflow.set_current_details(
+            f"step {self._carry.step}: {done} by an operator: {request.reason}"
+        )
+        return self.state()
 
     # -- the interpreter ------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -17,7 +17,6 @@ from api.deps import ClientDep
 from api.errors import problem
 from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollment_workflow_id
 from schemas.journey import SLUG
-from workflows import search_attributes as sa
 
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
@@ -50,25 +49,38 @@ async def get_enrollment(journey_id: str, customer_id: str, client: ClientDep) -
         raise problem(409, f"enrollment cannot be read: {err}") from err
 
 
-async def control(
-    client: ClientDep, journey_id: str, customer_id: str, action: Control, body: ControlRequest
-) -> EnrollmentState:
-    """Send one operator control (a validated workflow update) to one enrollment; a refusal
-    (already ended, not paused, not waiting) is a 409 that says why."""
-    handle = _handle(client, journey_id, customer_id)
+class Refused(Exception):
+    """An enrollment's answer to a control it will not take, in its own words."""
+
+
+async def _apply(handle: WorkflowHandle, action: Control, body: ControlRequest) -> EnrollmentState:
+    """One control (a validated workflow update) to one enrollment. Raises `Refused` (already
+    ended, not paused, not waiting), or RPCError NOT_FOUND when there is no such workflow."""
     try:
         return await handle.execute_update(action, body, result_type=EnrollmentState)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
-        try:  # a closed enrollment is "already ended", not "missing"
-            closed = await handle.query("state", result_type=EnrollmentState)
-        except RPCError:
-            raise _not_found(journey_id, customer_id) from err
-        raise problem(409, f"cannot {action}: enrollment already {closed.status}") from err
+        # A closed enrollment is "already ended", not "missing" (the query raises if missing).
+        closed = await handle.query("state", result_type=EnrollmentState)
+        raise Refused(f"enrollment already {closed.status}") from err
     except WorkflowUpdateFailedError as err:
-        why = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
-        raise problem(409, f"cannot {action}: {why}") from err
+        cause = err.cause
+        raise Refused(cause.message if isinstance(cause, ApplicationError) else str(err)) from err
+
+
+async def control(
+    client: ClientDep, journey_id: str, customer_id: str, action: Control, body: ControlRequest
+) -> EnrollmentState:
+    """One control for one customer's enrollment; a refusal is a 409 that says why."""
+    try:
+        return await _apply(_handle(client, journey_id, customer_id), action, body)
+    except Refused as err:
+        raise problem(409, f"cannot {action}: {err}") from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise _not_found(journey_id, customer_id) from err
+        raise
 
 
 def _one(action: Control, doc: str) -> Any:
@@ -120,23 +132,17 @@ async def control_all(
     query = f'JourneyId = "{journey_id}" AND ExecutionStatus = "Running"'
     if body.step:
         query += f' AND JourneyStep = "{body.step}"'
-    customers = [
-        str(execution.typed_search_attributes.get(sa.CUSTOMER_ID))
-        async for execution in client.list_workflows(query)
-    ]
+    ids = [execution.id async for execution in client.list_workflows(query)]
     refused: Counter[str] = Counter()
     limit = asyncio.Semaphore(20)
     request = ControlRequest(reason=body.reason)
 
-    async def one(customer_id: str) -> None:
+    async def one(workflow_id: str) -> None:
         async with limit:
             try:
-                await control(client, journey_id, customer_id, action, request)
-            except HTTPException as err:
-                detail: Any = err.detail
-                refused[str(detail[0]["msg"]).split(": ", 1)[-1]] += 1
+                await _apply(client.get_workflow_handle(workflow_id), action, request)
+            except Refused as err:
+                refused[str(err)] += 1
 
-    await asyncio.gather(*(one(c) for c in customers))
-    return BulkResult(
-        matched=len(customers), done=len(customers) - sum(refused.values()), refused=refused
-    )
+    await asyncio.gather(*(one(i) for i in ids))
+    return BulkResult(matched=len(ids), done=len(ids) - sum(refused.values()), refused=refused)
