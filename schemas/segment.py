@@ -9,6 +9,7 @@ A Segment message becomes a `CustomerEvent`: `userId` (else `anonymousId`) is th
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal
@@ -38,7 +39,10 @@ class SegmentMessage(BaseModel):
     category: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
-    message_id: str | None = Field(default=None, alias="messageId", min_length=1, max_length=200)
+    message_id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()), alias="messageId", min_length=1, max_length=200
+    )
+    """Segment's libraries always send one; a hand-made call without it gets a fresh one."""
     timestamp: datetime | None = None
     original_timestamp: datetime | None = Field(default=None, alias="originalTimestamp")
     context: dict[str, Any] = Field(default_factory=dict)

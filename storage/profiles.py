@@ -103,31 +103,30 @@ class ProfileStore:
     ) -> Profile:
         """Merge `attributes` into the profile (a None value removes one), and set the
         lifecycle stage when given; creates the profile if needed."""
-        async with self._sessions() as session:
-            row, profile = await load(session, customer_id)
-            merged = {**profile.attributes, **attributes}
-            changes: dict[str, Any] = {
-                "attributes": {k: v for k, v in merged.items() if v is not None}
-            }
-            if lifecycle_stage is not None:
-                changes["lifecycle_stage"] = lifecycle_stage
-            profile = profile.model_copy(update=changes)
-            self._write(session, row, profile)
-            await session.commit()
-            return profile
+        changes: dict[str, Any] = {"attributes": attributes}
+        if lifecycle_stage is not None:
+            changes["lifecycle_stage"] = lifecycle_stage
+        [profile] = await self.change([(customer_id, changes)])
+        return profile
 
-    async def identify(self, customer_id: str, changes: dict[str, Any]) -> Profile:
-        """Apply what an identify call says (`SegmentMessage.profile_changes`): attributes
-        merge (None removes one), other fields replace. Invalid values raise ValueError."""
+    async def change(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> list[Profile]:
+        """Apply each customer's changes in order, in one transaction: `attributes` merge
+        (None removes one), other fields replace (an identify call's
+        `SegmentMessage.profile_changes`, an `update_profile` step). Invalid values raise
+        ValueError and nothing is written."""
+        done: list[Profile] = []
         async with self._sessions() as session:
-            row, profile = await load(session, customer_id)
-            data = profile.model_dump()
-            merged = {**profile.attributes, **changes.get("attributes", {})}
-            data.update(changes, attributes={k: v for k, v in merged.items() if v is not None})
-            profile = Profile.model_validate(data)
-            self._write(session, row, profile)
+            for customer_id, fields in changes:
+                row, profile = await load(session, customer_id)
+                merged = {**profile.attributes, **fields.get("attributes", {})}
+                data = {**profile.model_dump(), **fields}
+                data["attributes"] = {k: v for k, v in merged.items() if v is not None}
+                profile = Profile.model_validate(data)
+                self._write(session, row, profile)
+                await session.flush()  # the next change for the same customer reads this one
+                done.append(profile)
             await session.commit()
-            return profile
+        return done
 
     async def forget_push_tokens(self, customer_id: str, tokens: Sequence[str]) -> Profile:
         """Remove device tokens the push provider reported as invalid."""

@@ -23,10 +23,11 @@ class Replayed:
     """None when the history replays; else why it does not (a non-determinism error)."""
 
 
-def from_files(paths: Iterable[Path]) -> list[WorkflowHistory]:
+async def from_files(paths: Iterable[Path]) -> AsyncIterator[WorkflowHistory]:
     """Histories exported as JSON (`temporal workflow show --output json`, the UI's
     download, or `tests/histories/`); the file name stands in for the workflow id."""
-    return [WorkflowHistory.from_json(path.stem, path.read_text()) for path in paths]
+    for path in paths:
+        yield WorkflowHistory.from_json(path.stem, path.read_text())
 
 
 async def from_server(client: Client, query: str) -> AsyncIterator[WorkflowHistory]:
@@ -35,20 +36,11 @@ async def from_server(client: Client, query: str) -> AsyncIterator[WorkflowHisto
         yield history
 
 
-async def replay(
-    histories: Iterable[WorkflowHistory] | AsyncIterator[WorkflowHistory],
-) -> AsyncIterator[Replayed]:
+async def replay(histories: AsyncIterator[WorkflowHistory]) -> AsyncIterator[Replayed]:
     replayer = Replayer(
         workflows=[JourneyWorkflow, AudienceEntryWorkflow], data_converter=pydantic_data_converter
     )
-    if isinstance(histories, Iterable):
-        histories = _aiter(histories)
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:
             failure = result.replay_failure
             yield Replayed(result.history.workflow_id, None if failure is None else str(failure))
-
-
-async def _aiter(items: Iterable[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
-    for item in items:
-        yield item

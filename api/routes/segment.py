@@ -72,15 +72,14 @@ async def _accept(
 ) -> dict[str, bool]:
     """Identify calls first (a batch's later track may need the address it sets), each
     once by message id; then track and page calls through the one event path."""
-    identifies = {m.to_event().message_id: m for m in messages if m.type == "identify"}
+    identifies = {m.message_id: m for m in messages if m.type == "identify"}
     if identifies:
         new, pending = await stores.events.claim(list(identifies))
-        for message_id, message in identifies.items():
-            if message_id in new or message_id in pending:
-                try:
-                    await stores.profiles.identify(message.customer_id, message.profile_changes())
-                except ValueError as err:
-                    raise problem(400, f"identify {message_id}: {err}", "body") from err
+        todo = [m for i, m in identifies.items() if i in new or i in pending]
+        try:
+            await stores.profiles.change([(m.customer_id, m.profile_changes()) for m in todo])
+        except ValueError as err:  # nothing was written: the producer may fix and retry
+            raise problem(400, f"identify: {err}", "body") from err
         await stores.events.routed(list(identifies))
     batch = [m.to_event() for m in messages if m.type in ROUTED]
     if batch:
