@@ -116,15 +116,19 @@ class ProfileStore:
         ValueError and nothing is written."""
         done: list[Profile] = []
         async with self._sessions() as session:
+            ids = list(dict.fromkeys(c for c, _ in changes))
+            query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
+            rows = {r.customer_id: r for r in (await session.exec(query)).all()}
+            current = {c: (rows.get(c), _profile(c, rows.get(c))) for c in ids}
             for customer_id, fields in changes:
-                row, profile = await load(session, customer_id)
+                row, profile = current[customer_id]
                 merged = {**profile.attributes, **fields.get("attributes", {})}
                 data = {**profile.model_dump(), **fields}
                 data["attributes"] = {k: v for k, v in merged.items() if v is not None}
-                profile = Profile.model_validate(data)
+                current[customer_id] = row, Profile.model_validate(data)
+                done.append(current[customer_id][1])
+            for row, profile in current.values():
                 self._write(session, row, profile)
-                await session.flush()  # the next change for the same customer reads this one
-                done.append(profile)
             await session.commit()
         return done
 
