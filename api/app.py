@@ -14,6 +14,7 @@ from api.routes import (
     decisioning,
     enrollments,
     events,
+    funnels,
     journeys,
     providers,
     segment,
@@ -47,6 +48,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         customers,
         templates,
         enrollments,
+        funnels,
         unsubscribe,
         decisioning,
     )

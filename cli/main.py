@@ -16,7 +16,9 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
+from schemas.funnel import Funnel
 from schemas.journey import JourneySpec
 from schemas.settings import Settings
 from schemas.validation import check_journey
@@ -323,6 +325,47 @@ def control(
     assert isinstance(refused, dict)
     for why, count in refused.items():
         console.print(f"  refused by {count}: {why}")
+
+
+@app.command()
+def funnel(
+    journey_id: Annotated[str, typer.Argument(help="The journey.")],
+    version: Annotated[int | None, typer.Option(help="A version; the latest by default.")] = None,
+    mermaid: Annotated[bool, typer.Option(help="Print the Mermaid diagram instead.")] = False,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """How a journey version performs: entered, reached, sent, suppressed by reason,
+    converted and exited per step, and conversion per split arm. The same counts, drawn on
+    the journey, are at {api_url}/journeys/{id}/funnel."""
+    params = {"version": version} if version else {}
+    with httpx.Client(timeout=60) as http:
+        url = f"{api_url}/v1/journeys/{journey_id}/funnel"
+        found = Funnel.model_validate(_fail_unless(http.get(url, params=params), 200))
+    if mermaid:
+        print(found.mermaid)
+        return
+    rate = "-" if found.conversion is None else f"{found.conversion:.1%}"
+    totals = ("entered", "active", "paused", "completed", "converted", "exited")
+    console.print(
+        f"[bold]{found.name}[/] ({found.journey_id}) v{found.version}: "
+        + ", ".join(f"{k} {getattr(found, k)}" for k in totals)
+        + f", conversion {rate}"
+    )
+    table = Table("step", "type", "reached", "here", "sent", "suppressed", "failed", "deferred")
+    for s in found.steps:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(s.suppressed.items()))
+        table.add_row(
+            s.id, s.type, str(s.reached), str(s.here), str(s.sent), why or "0",
+            str(s.failed), str(s.deferred),
+        )  # fmt: skip
+    console.print(table)
+    if found.arms:
+        arms = Table("split", "arm", "entered", "converted", "conversion")
+        for a in found.arms:
+            pct = "-" if a.conversion is None else f"{a.conversion:.1%}"
+            arms.add_row(a.split, a.arm, str(a.entered), str(a.converted), pct)
+        console.print(arms)
+    console.print(f"diagram: {api_url}/journeys/{journey_id}/funnel")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.delivery import FINAL, Delivery, SendRequest, SendResult
@@ -224,6 +224,24 @@ class DeliveryLedger:
             )
             rows = (await session.exec(query)).all()
             return [Delivery.model_validate(r, from_attributes=True) for r in rows]
+
+    async def step_counts(self, journey_id: str, version: int) -> list[tuple[str, str, str, int]]:
+        """(step, status, reason, sends) for a journey version: the funnel's send figures."""
+        async with self._sessions() as session:
+            query = (
+                select(
+                    DeliveryRow.step_id,
+                    DeliveryRow.status,
+                    DeliveryRow.reason,
+                    func.count(col(DeliveryRow.id)),
+                )
+                .where(DeliveryRow.journey_id == journey_id, DeliveryRow.version == version)
+                .group_by(
+                    col(DeliveryRow.step_id), col(DeliveryRow.status), col(DeliveryRow.reason)
+                )
+            )
+            rows = (await session.exec(query)).all()
+            return [(step, status, reason or "", n) for step, status, reason, n in rows]
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -25,10 +25,14 @@ async def connect(settings: Settings) -> Client:
 
 def search_attribute_flags() -> list[str]:
     """`--search-attribute` arguments for `temporal server start-dev`."""
+    kinds = {
+        SearchAttributeIndexedValueType.INT: "Int",
+        SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+        SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    }
     flags: list[str] = []
     for key in sa.ALL:
-        kind = "Int" if key.indexed_value_type == SearchAttributeIndexedValueType.INT else "Keyword"
-        flags += ["--search-attribute", f"{key.name}={kind}"]
+        flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type]}"]
     return flags
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -229,9 +229,17 @@ class JourneyWorkflow:
         c.path.append(PathEntry(step=step.id, at=workflow.now()))
         del c.path[:-PATH_KEPT]
         # The start (and a continue-as-new) already carries the step; re-writing an
-        # unchanged value would cost a history event and a visibility write.
-        if workflow.info().typed_search_attributes.get(sa.JOURNEY_STEP) != step.id:
-            workflow.upsert_search_attributes([sa.JOURNEY_STEP.value_set(step.id)])
+        # unchanged value would cost a history event and a visibility write. The funnel's
+        # list of steps and split arms reached rides on the same upsert.
+        current = workflow.info().typed_search_attributes
+        if current.get(sa.JOURNEY_STEP) != step.id:
+            reached = list(current.get(sa.JOURNEY_REACHED) or [])
+            arms = [sa.arm(s, p) for s, p in c.context.get("splits", {}).items()]
+            new = [r for r in dict.fromkeys([step.id, *arms]) if r not in reached]
+            updates: list[SearchAttributeUpdate[Any]] = [sa.JOURNEY_STEP.value_set(step.id)]
+            if new:
+                updates.append(sa.JOURNEY_REACHED.value_set(reached + new))
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(f"step {step.id} ({step.type})")
 
     def _record(self, outcome: str) -> None:

@@ -1,0 +1,125 @@
+"""Funnels from what already exists: visibility counts over the enrollments' search
+attributes (`JourneyReached`, `JourneyStep`, `JourneyStatus`) and the delivery ledger's
+send outcomes. No event table, no extra activity per step."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from temporalio.client import Client
+
+from schemas.funnel import ArmFunnel, Funnel, StepFunnel
+from schemas.journey import JourneySpec, SplitStep, edges
+from storage.ledger import DeliveryLedger
+from workflows import search_attributes as sa
+
+STATUSES = ("active", "paused", "completed", "converted", "exited")
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def funnel(
+    client: Client, ledger: DeliveryLedger, spec: JourneySpec, version: int, versions: list[int]
+) -> Funnel:
+    base = (
+        f"WorkflowType = 'Journey' AND {sa.JOURNEY_ID.name} = {_quoted(spec.id)}"
+        f" AND {sa.JOURNEY_VERSION.name} = {version}"
+        " AND ExecutionStatus != 'ContinuedAsNew'"
+    )
+
+    async def count(*clauses: str) -> int:
+        query = " AND ".join((base, *clauses))
+        return (await client.count_workflows(query)).count
+
+    reached = f"{sa.JOURNEY_REACHED.name} = "
+    live = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused')"
+    arms = [(s.id, p.name) for s in spec.steps if isinstance(s, SplitStep) for p in s.paths]
+    converted = f"{sa.JOURNEY_STATUS.name} = 'converted'"
+    counts = await asyncio.gather(
+        count(),
+        *(count(f"{sa.JOURNEY_STATUS.name} = {_quoted(s)}") for s in STATUSES),
+        *(count(reached + _quoted(s.id)) for s in spec.steps),
+        *(count(f"{sa.JOURNEY_STEP.name} = {_quoted(s.id)}", live) for s in spec.steps),
+        *(count(reached + _quoted(sa.arm(*a))) for a in arms),
+        *(count(reached + _quoted(sa.arm(*a)), converted) for a in arms),
+    )
+    it = iter(counts)
+    entered = next(it)
+    by_status = {s: next(it) for s in STATUSES}
+    steps = [StepFunnel(id=s.id, type=s.type, reached=next(it), here=0) for s in spec.steps]
+    for step in steps:
+        step.here = next(it)
+    arm_entered = [next(it) for _ in arms]
+    arm_funnels = [
+        ArmFunnel(split=split, arm=arm, entered=n, converted=c, conversion=_rate(c, n))
+        for (split, arm), n, c in zip(arms, arm_entered, it, strict=True)
+    ]
+    by_id = {s.id: s for s in steps}
+    for step_id, status, reason, n in await ledger.step_counts(spec.id, version):
+        at = by_id.get(step_id)
+        if at is None:
+            continue
+        if status == "suppressed":
+            why = reason or "unknown"
+            at.suppressed[why] = at.suppressed.get(why, 0) + n
+        elif status in ("sent", "failed", "deferred"):
+            setattr(at, status, getattr(at, status) + n)
+    return Funnel(
+        journey_id=spec.id,
+        name=spec.name,
+        version=version,
+        versions=versions,
+        entered=entered,
+        **by_status,
+        conversion=_rate(by_status["converted"], entered),
+        steps=steps,
+        arms=arm_funnels,
+        mermaid=mermaid(spec, steps, arm_funnels),
+    )
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def mermaid(spec: JourneySpec, steps: Iterable[StepFunnel], arms: Iterable[ArmFunnel]) -> str:
+    """A top-down flowchart: one node per step with its counts, one edge per transition,
+    split edges labelled with the arm and its conversion."""
+    node = {s.id: f"s{i}" for i, s in enumerate(spec.steps)}
+    arm_of = {(a.split, a.arm): a for a in arms}
+    lines = ["flowchart TD"]
+    for s in steps:
+        figures = [f"reached {s.reached}", f"here {s.here}"]
+        if s.type == "send":
+            figures.append(f"sent {s.sent}")
+            figures += [f"suppressed {n} ({why})" for why, n in sorted(s.suppressed.items())]
+            held = (("failed", s.failed), ("deferred", s.deferred))
+            figures += [f"{k} {v}" for k, v in held if v]
+        label = f"<b>{s.id}</b><br/>{s.type}<br/>" + "<br/>".join(figures)
+        lines.append(f'    {node[s.id]}["{_escape(label)}"]')
+    for step in spec.steps:
+        for field, target in edges(step):
+            label = _edge_label(step, field, arm_of)
+            arrow = f"-->|{_escape(label)}|" if label else "-->"
+            lines.append(f"    {node[step.id]} {arrow} {node[target]}")
+    return "\n".join(lines)
+
+
+def _edge_label(step: object, field: str, arm_of: dict[tuple[str, str], ArmFunnel]) -> str:
+    if isinstance(step, SplitStep):
+        path = step.paths[int(field.split(".")[1])]
+        arm = arm_of.get((step.id, path.name))
+        rate = f", {arm.conversion:.0%} converted" if arm and arm.conversion is not None else ""
+        return f"{path.name}: {arm.entered if arm else 0}{rate}"
+    if field.startswith("cases."):
+        return f"case {field.split('.')[1]}"
+    return {"next": "", "on_event": getattr(step, "event", "event")}.get(
+        field, field.removeprefix("on_")
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace('"', "#quot;").replace("|", "#124;")

@@ -1,0 +1,47 @@
+"""How a journey version performs, step by step: what the funnel API, CLI and page show."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class StepFunnel(BaseModel):
+    id: str
+    type: str
+    reached: int
+    """Enrollments that reached the step at least once."""
+    here: int
+    """Enrollments at the step now (active or paused)."""
+    sent: int = 0
+    suppressed: dict[str, int] = Field(default_factory=dict)
+    """Sends suppressed, by reason (no consent, no address, frequency cap...)."""
+    failed: int = 0
+    deferred: int = 0
+    """Sends waiting for quiet hours or a cap to free."""
+
+
+class ArmFunnel(BaseModel):
+    split: str
+    arm: str
+    entered: int
+    converted: int
+    conversion: float | None
+    """converted / entered; None before anyone entered the arm."""
+
+
+class Funnel(BaseModel):
+    journey_id: str
+    name: str
+    version: int
+    versions: list[int]
+    entered: int
+    active: int
+    paused: int
+    completed: int
+    converted: int
+    exited: int
+    conversion: float | None
+    steps: list[StepFunnel]
+    arms: list[ArmFunnel]
+    mermaid: str
+    """The journey as a Mermaid flowchart, each step labelled with its live counts."""

@@ -1,0 +1,195 @@
+"""Funnels after a scripted set of enrollments: counts per step and split arm over the API
+and the CLI, and the diagram page drawn by Mermaid in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from schemas.journey import (
+    Entry,
+    EventCondition,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    SplitPath,
+    SplitStep,
+    WaitForEventStep,
+)
+from tests.conftest import eventually, unique
+from tests.helpers import customer, event, journeys_ok, state
+from workflows.split import bucket, choose
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def spec() -> JourneySpec:
+    content = MessageContent(subject="Hi", body="Hello")
+    return JourneySpec(
+        id=unique("funnel"),
+        name="Funnel test",
+        entry=Entry(event=unique("signed-up")),
+        goal=EventCondition(event="purchased"),
+        steps=[
+            SplitStep(
+                id="ab",
+                paths=[
+                    SplitPath(name="email", weight=1, next="mail"),
+                    SplitPath(name="inbox", weight=1, next="nudge"),
+                ],
+            ),
+            SendStep(id="mail", channel="email", content=content, next="wait"),
+            SendStep(id="nudge", channel="in_app", content=content, next="wait"),
+            WaitForEventStep(
+                id="wait",
+                event="never.happens",
+                timeout=timedelta(days=30),
+                on_event="end",
+                on_timeout="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+
+
+def dump_dom(url: str) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium."""
+    assert CHROMIUM is not None
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+async def scripted(api: httpx.AsyncClient) -> tuple[JourneySpec, dict[str, Any]]:
+    """Eight customers: three without an email address, two who buy, one exited by an
+    operator, the rest still waiting. Returns the spec and the counts expected."""
+    journey = spec()
+    response = await api.post("/v1/journeys", json=journey.model_dump(mode="json"))
+    assert response.status_code == 201, response.text
+    split = journey.steps[0]
+    assert isinstance(split, SplitStep)
+    customers = [await customer(api, **({"email": None} if i < 3 else {})) for i in range(8)]
+    arm = {c: choose(split.paths, bucket(journey.id, "ab", c)).name for c in customers}
+    for c in customers:
+        await event(api, c, str(journey.entry.event))
+    for c in customers:
+        await eventually(lambda c=c: state(api, journey.id, c), lambda s: s["step"] == "wait")
+    buyers, leaver = customers[3:5], customers[5]
+    for c in buyers:
+        await event(api, c, "purchased")
+    url = f"/v1/journeys/{journey.id}/enrollments/{leaver}/exit"
+    assert (await api.post(url, json={"reason": "test"})).status_code == 200
+    mail = [c for c in customers if arm[c] == "email"]
+    expected = {
+        "entered": 8,
+        "converted": 2,
+        "exited": 1,
+        "active": 5,
+        "reached": {
+            "ab": 8,
+            "mail": len(mail),
+            "nudge": 8 - len(mail),
+            "wait": 8,
+            "end": 0,
+        },
+        "here": {"wait": 5},
+        "sent": {"mail": len([c for c in mail if c not in customers[:3]]), "nudge": 8 - len(mail)},
+        "suppressed": {"mail": len([c for c in mail if c in customers[:3]]), "nudge": 0},
+        "arms": {
+            name: (
+                len([c for c in customers if arm[c] == name]),
+                len([c for c in buyers if arm[c] == name]),
+            )
+            for name in ("email", "inbox")
+        },
+    }
+    return journey, expected
+
+
+def observed(funnel: dict[str, Any]) -> dict[str, Any]:
+    steps = {s["id"]: s for s in funnel["steps"]}
+    return {
+        "entered": funnel["entered"],
+        "converted": funnel["converted"],
+        "exited": funnel["exited"],
+        "active": funnel["active"],
+        "reached": {k: s["reached"] for k, s in steps.items()},
+        "here": {k: s["here"] for k, s in steps.items() if s["here"]},
+        "sent": {k: s["sent"] for k, s in steps.items() if s["type"] == "send"},
+        "suppressed": {
+            k: sum(s["suppressed"].values()) for k, s in steps.items() if s["type"] == "send"
+        },
+        "arms": {a["arm"]: (a["entered"], a["converted"]) for a in funnel["arms"]},
+    }
+
+
+async def test_funnel_counts_a_scripted_set_of_enrollments(api: httpx.AsyncClient) -> None:
+    journey, expected = await scripted(api)
+    url = f"/v1/journeys/{journey.id}/funnel"
+
+    async def funnel() -> dict[str, Any]:
+        response = await api.get(url)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # Visibility is eventually consistent: the counts settle within a second or so.
+    found = await eventually(funnel, lambda f: observed(f) == expected)
+    mail = next(s for s in found["steps"] if s["id"] == "mail")
+    if expected["suppressed"]["mail"]:
+        assert list(mail["suppressed"]) == ["no_address"]
+    assert found["conversion"] == 0.25 and found["version"] == 1 and found["versions"] == [1]
+    for arm in found["arms"]:
+        entered, converted = expected["arms"][arm["arm"]]
+        assert arm["conversion"] == (round(converted / entered, 4) if entered else None)
+    assert f"reached {expected['reached']['mail']}" in found["mermaid"]
+    assert (await api.get(url, params={"version": 2})).status_code == 404
+
+    out = await journeys_ok("funnel", journey.id, "--api-url", str(api.base_url).rstrip("/"))
+    assert "entered 8" in out and "converted 2" in out and "conversion 25.0%" in out
+    entered, converted = expected["arms"]["email"]
+    assert re.search(rf"│ ab\s+│ email\s+│\s+{entered}\s+│\s+{converted}\s+│", out), out
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")
+async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncClient) -> None:
+    journey, expected = await scripted(api)
+
+    async def converted() -> int:
+        return int((await api.get(f"/v1/journeys/{journey.id}/funnel")).json()["converted"])
+
+    await eventually(converted, lambda n: n == 2)
+    page = f"{str(api.base_url).rstrip('/')}/journeys/{journey.id}/funnel"
+    dom = await asyncio.to_thread(dump_dom, page)
+    assert 'data-ready="true"' in dom, dom[-3000:]
+    assert "<svg" in dom and "flowchart" in dom
+    for step in ("ab", "mail", "nudge", "wait", "end"):
+        assert f"<b>{step}</b>" in dom
+    assert f"reached {expected['reached']['nudge']}" in dom
+    assert 'data-count="converted">converted <b>2</b>' in dom
+    assert '<div id="error"></div>' in dom
