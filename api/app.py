@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from activities.keys import secret
@@ -10,6 +11,7 @@ from activities.unsubscribe import signing_key
 from api import errors
 from api.routes import (
     audiences,
+    codec,
     customers,
     decisioning,
     enrollments,
@@ -40,11 +42,20 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
+    # The Temporal UI calls the codec endpoint from the operator's browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_origins,
+        allow_methods=["POST"],
+        allow_headers=["content-type", "x-namespace", "authorization"],
+        allow_credentials=True,
+    )
     routes = (
         journeys,
         events,
         segment,
         audiences,
+        codec,
         customers,
         templates,
         enrollments,

@@ -77,8 +77,10 @@ def up(
     ):
         free_port_or_fail("127.0.0.1", port, what)
     data_dir.mkdir(parents=True, exist_ok=True)
+    # With payload encryption on, the UI decrypts through this API's codec endpoint.
+    codec = ["--ui-codec-endpoint", f"{settings.public_url}/codec"] if settings.payload_key else []
     command = dev_server_command(
-        port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db"
+        port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db", extra=codec
     )
 
     def ready(published: list[tuple[str, int, bool]]) -> None:
@@ -381,6 +383,7 @@ def replay(
 ) -> None:
     """Replay workflow histories (from files, or from the server by a list query) against
     this code: exit 1 if any would break, naming it and why. Run it before a deploy."""
+    from workers.codec import data_converter
     from workers.replay import Replayed, from_files, from_server
     from workers.replay import replay as replay_all
     from workers.temporal import connect
@@ -390,12 +393,13 @@ def replay(
         raise typer.Exit(2)
 
     async def run() -> list[Replayed]:
+        settings = Settings()
         if files:
-            return [r async for r in replay_all(from_files(files))]
+            return [r async for r in replay_all(from_files(files), data_converter(settings))]
         assert query is not None
-        client = await connect(Settings())
+        client = await connect(settings)
         done: list[Replayed] = []
-        async for result in replay_all(from_server(client, query)):
+        async for result in replay_all(from_server(client, query), client.data_converter):
             done.append(result)
             if len(done) >= limit:
                 break
@@ -412,6 +416,15 @@ def replay(
     console.print(f"{len(results) - len(failed)} of {len(results)} replay")
     if failed or not results:
         raise typer.Exit(1)
+
+
+@app.command("payload-key")
+def payload_key() -> None:
+    """Print a new key for JOURNEYS_PAYLOAD_KEY, which turns on payload encryption. Keep it
+    with your other secrets; set the old one in JOURNEYS_PAYLOAD_OLD_KEYS when rotating."""
+    from workers.codec import new_key
+
+    print(new_key())
 
 
 if __name__ == "__main__":

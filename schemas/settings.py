@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     """The write key Segment-compatible calls (`/v1/track`, `/v1/batch`, ...) authenticate
     with, as Basic auth user; default: a random key kept in `data_dir` (`journeys up` shows it)."""
 
+    payload_key: SecretStr | None = None
+    """Encrypts every workflow payload (AES-256-GCM) when set: 32 bytes, base64
+    (`journeys payload-key` makes one). Off by default."""
+    payload_key_id: str = "default"
+    """Names the current key in each payload's metadata, so keys can be rotated."""
+    payload_old_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """Earlier keys by id, still used to decrypt histories written under them."""
+    codec_token: SecretStr | None = None
+    """When set, the codec endpoint (`/codec/decode`) answers only requests bearing it
+    (the Temporal UI passes the operator's access token)."""
+    codec_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
+    )
+    """Browser origins (the Temporal UI's) allowed to call the codec endpoint."""
+
     public_url: str = "http://127.0.0.1:8000"
     """Where customers reach the API (List-Unsubscribe links in emails)."""
     unsubscribe_secret: SecretStr | None = None
@@ -122,6 +137,11 @@ class Settings(BaseSettings):
             raw = getattr(self, name)
             if isinstance(raw, SecretStr):
                 value = raw.get_secret_value()
+            elif isinstance(raw, dict):
+                value = {
+                    k: v.get_secret_value() if isinstance(v, SecretStr) else value[k]
+                    for k, v in raw.items()
+                }
             if value is None:
                 text = "null"
             elif isinstance(value, bool):

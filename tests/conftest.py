@@ -22,6 +22,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from cli.embedded import Stack, dev_server, dev_server_command, running_stack
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
+from workers.codec import new_key
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")
@@ -101,7 +102,14 @@ def settings(
     else:
         schemas = _postgres_schema()
         schema = next(schemas)
-        yield Settings(**common, database_url=POSTGRES_URL, database_schema=schema)
+        # The PostgreSQL stack also encrypts its payloads, so every test runs both ways.
+        yield Settings(
+            **common,
+            database_url=POSTGRES_URL,
+            database_schema=schema,
+            payload_key=new_key(),
+            payload_key_id="test",
+        )
         next(schemas, None)
 
 

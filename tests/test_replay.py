@@ -82,8 +82,8 @@ async def test_cli_replays_from_the_server(api: httpx.AsyncClient, stack: Stack)
     await ended(api, copy.id, cid)
     query = f'JourneyId = "{copy.id}"'
     await eventually(lambda: stack.client.count_workflows(query), lambda c: c.count == 1)
-    done = await asyncio.to_thread(
-        journeys, "--query", query, JOURNEYS_TEMPORAL_ADDRESS=stack.settings.temporal_address
-    )
+    # The stack's settings, its payload key included where its payloads are encrypted.
+    env = stack.settings.as_environment()
+    done = await asyncio.to_thread(journeys, "--query", query, **env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok journey/{copy.id}/{cid}" in done.stdout

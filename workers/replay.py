@@ -10,6 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from workflows.audience import AudienceEntryWorkflow
@@ -36,10 +37,13 @@ async def from_server(client: Client, query: str) -> AsyncIterator[WorkflowHisto
         yield history
 
 
-async def replay(histories: AsyncIterator[WorkflowHistory]) -> AsyncIterator[Replayed]:
-    replayer = Replayer(
-        workflows=[JourneyWorkflow, AudienceEntryWorkflow], data_converter=pydantic_data_converter
-    )
+async def replay(
+    histories: AsyncIterator[WorkflowHistory], converter: DataConverter = pydantic_data_converter
+) -> AsyncIterator[Replayed]:
+    """`converter` must decode the histories' payloads: the deployment's, when they are
+    encrypted (`workers.codec.data_converter`)."""
+    workflows = [JourneyWorkflow, AudienceEntryWorkflow]
+    replayer = Replayer(workflows=workflows, data_converter=converter)
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:
             failure = result.replay_failure
