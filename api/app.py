@@ -27,6 +27,7 @@ from api.routing import EventRouter
 from schemas.settings import Settings
 from services.sandbox import Sandbox, build_router
 from storage.stores import Stores
+from workers.telemetry import instrument_app
 
 
 def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
@@ -42,6 +43,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
+    instrument_app(app, settings)
     # The Temporal UI calls the codec endpoint from the operator's browser.
     app.add_middleware(
         CORSMiddleware,

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import uvicorn
 from temporalio.client import Client
@@ -25,6 +26,7 @@ from examples import JOURNEYS, OFFERS, TEMPLATES
 from schemas.settings import Settings
 from services.mailbox import Mailbox
 from storage.stores import Stores
+from workers.telemetry import install_tracing, instrument_http
 from workers.temporal import connect, ensure_search_attributes, search_attribute_flags
 from workers.worker import build_worker
 
@@ -158,6 +160,7 @@ async def running_stack(
     tasks: list[asyncio.Task[None]] = []
     server: _EmbeddedServer | None = None
     http = shared_client(settings)
+    instrument_http(http, settings)
     temporal_worker = build_worker(client, stores, settings, http) if worker else None
     try:
         if temporal_worker:
@@ -189,8 +192,11 @@ async def running_stack(
         await stores.close()
 
 
-async def run_until_stopped(settings: Settings, **kwargs: object) -> None:
-    """Run the stack until SIGINT/SIGTERM."""
+async def run_until_stopped(
+    settings: Settings, *, traces: TextIO | None = None, **kwargs: object
+) -> None:
+    """Run the stack until SIGINT/SIGTERM; console traces go to `traces` (or stdout)."""
+    install_tracing(settings, console=traces)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

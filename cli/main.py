@@ -101,6 +101,7 @@ def up(
                 f"[bold]Segment[/]      host http://127.0.0.1:{api_port}, "
                 f"write key {write_key(settings)}\n"
                 f"[bold]Data[/]         {data_dir.resolve()}\n"
+                f"[bold]Telemetry[/]    {_telemetry(settings, data_dir)}\n"
                 f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
                 title="journeys is running",
             )
@@ -108,14 +109,32 @@ def up(
 
     smtp = start_smtp(mailbox_for(settings), port=smtp_port)
     try:
-        with dev_server(command, log=data_dir / "temporal.log"):
+        with (
+            dev_server(command, log=data_dir / "temporal.log"),
+            open(data_dir / "traces.log", "a") as traces,
+        ):
             console.print("starting Temporal, worker and API...")
-            asyncio.run(run_until_stopped(settings, ready=ready))
+            asyncio.run(run_until_stopped(settings, traces=traces, ready=ready))
     except KeyboardInterrupt:
         pass
     finally:
         smtp.stop()
     console.print("stopped; run `journeys up` again to resume.")
+
+
+def _telemetry(settings: Settings, data_dir: Path) -> str:
+    from workers.telemetry import tracing_enabled
+
+    traces = "traces off"
+    if tracing_enabled(settings):
+        exporters = os.environ.get("OTEL_TRACES_EXPORTER", "console")
+        traces = f"traces ({exporters}) in {data_dir / 'traces.log'}"
+        if exporters != "console":
+            traces = f"traces to {exporters} (OTEL_EXPORTER_OTLP_ENDPOINT)"
+    metrics = "metrics off"
+    if settings.metrics_address:
+        metrics = f"Prometheus http://{settings.metrics_address}/metrics"
+    return f"{traces}; {metrics}"
 
 
 @app.command()

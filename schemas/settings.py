@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     """The write key Segment-compatible calls (`/v1/track`, `/v1/batch`, ...) authenticate
     with, as Basic auth user; default: a random key kept in `data_dir` (`journeys up` shows it)."""
 
+    tracing: bool = True
+    """OpenTelemetry traces, exported as the `OTEL_` variables say (console by default;
+    `OTEL_TRACES_EXPORTER=otlp`, or `none` / `OTEL_SDK_DISABLED=true` to turn them off)."""
+    metrics_address: str | None = "127.0.0.1:9464"
+    """Where Prometheus scrapes `/metrics` (the SDK's and the journeys'); None: no metrics."""
+
     payload_key: SecretStr | None = None
     """Encrypts every workflow payload (AES-256-GCM) when set: 32 bytes, base64
     (`journeys payload-key` makes one). Off by default."""

@@ -16,6 +16,8 @@ import httpx
 import psycopg
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
@@ -23,6 +25,7 @@ from cli.embedded import Stack, dev_server, dev_server_command, running_stack
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
 from workers.codec import new_key
+from workers.telemetry import install_tracing
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")
@@ -73,12 +76,28 @@ def _postgres_schema() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    """Every span the test process records (its API, worker and provider sandboxes)."""
+    exporter = InMemorySpanExporter()
+    install_tracing(Settings(), processor=SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture(scope="session")
+def metrics_address() -> str:
+    """Where the test process serves Prometheus metrics (one SDK runtime for both stacks)."""
+    return f"127.0.0.1:{free_port()}"
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def settings(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     temporal_address: str,
     mailbox: tuple[Mailbox, int],
+    spans: InMemorySpanExporter,
+    metrics_address: str,
 ) -> Iterator[Settings]:
     """Settings of one stack; every test that uses it runs on SQLite and on PostgreSQL."""
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
@@ -96,6 +115,7 @@ def settings(
         quiet_hours=None,
         frequency_caps=[],
         arbitration_seconds=0,
+        metrics_address=metrics_address,
     )
     if request.param == "sqlite":
         yield Settings(**common)

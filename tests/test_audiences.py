@@ -209,7 +209,10 @@ async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer
     )
     await publish(api, spec)
     queue = unique("audience-crash")
-    settings = stack.settings.model_copy(update={"task_queue": queue})
+    # Its own process: no tracing, no metrics port (the test process holds it).
+    settings = stack.settings.model_copy(
+        update={"task_queue": queue, "tracing": False, "metrics_address": None}
+    )
     process = spawn(settings)
     try:
         handle = await start_run(stack.client, spec, 1, "crash", None, queue)

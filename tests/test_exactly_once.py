@@ -80,8 +80,11 @@ class HoldingMailbox(Mailbox):
 
 def start_worker(stack: Stack, task_queue: str, smtp_port: int) -> subprocess.Popen[bytes]:
     """A worker process with the shared stack's settings, on its own queue and SMTP port."""
+    apart = {"tracing": False, "metrics_address": None}  # the test process holds the port
     return spawn(
-        stack.settings.model_copy(update={"task_queue": task_queue, "smtp_port": smtp_port})
+        stack.settings.model_copy(
+            update={"task_queue": task_queue, "smtp_port": smtp_port, **apart}
+        )
     )
 
 

@@ -12,6 +12,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 
 from schemas.settings import Settings
 from workers.codec import data_converter
+from workers.telemetry import interceptors, runtime
 from workflows import search_attributes as sa
 
 
@@ -20,6 +21,8 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        interceptors=interceptors(settings),
+        runtime=runtime(settings),
     )
 
 

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.predicates import evaluate, fields
     from schemas.profile import Profile
+    from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.split import bucket, choose
 
@@ -199,6 +200,8 @@ class JourneyWorkflow:
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentState:
+        if input.carry is None:
+            metrics.enrolled(self._spec.id, input.version)
         while self._ending is None:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -217,6 +220,7 @@ class JourneyWorkflow:
                 self._carry.step = following
         self._status, self._ended_reason = self._ending
         self._waiting = None
+        metrics.ended(self._spec.id, self._input.version, self._status)
         workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
         workflow.set_current_details(f"{self._status}: {self._ended_reason}")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -241,6 +245,7 @@ class JourneyWorkflow:
                 updates.append(sa.JOURNEY_REACHED.value_set(reached + new))
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(f"step {step.id} ({step.type})")
+        metrics.stepped(self._spec.id, step.id, step.type)
 
     def _record(self, outcome: str) -> None:
         self._carry.path[-1].outcome = outcome
@@ -382,6 +387,8 @@ class JourneyWorkflow:
             mode="json", exclude_none=True
         )
         self._record(result.status if not self._ending else f"{result.status}, then ended")
+        channel = result.channel or step.channel
+        metrics.sent(self._spec.id, step.id, channel, result.status, result.reason)
         if self._ending is not None:
             return None
         if result.status == "sent":
