@@ -72,7 +72,7 @@ def test_the_image_holds_every_package() -> None:
 def test_compose_registers_the_workflows_search_attributes() -> None:
     setup = documents()[0]["services"]["temporal-setup"]["command"][0]
     registered = dict(re.findall(r"--name (\w+) --type (\w+)", setup))
-    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "INT": "Int", "KEYWORD_LIST": "KeywordList"}
     expected = {key.name: kinds[key.indexed_value_type.name] for key in sa.ALL}
     assert registered == expected
 

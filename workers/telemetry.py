@@ -74,7 +74,7 @@ def _exporter(name: str, console: TextIO | None) -> SpanExporter:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError as err:
             raise SystemExit(
-                "OTEL_TRACES_EXPORTER=otlp needs `pip install opentelemetry-exporter-otlp`"
+                "OTEL_TRACES_EXPORTER=otlp needs `pip install 'journeys[otlp]'`"
             ) from err
         return OTLPSpanExporter()
     raise SystemExit(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (console, otlp, none)")
