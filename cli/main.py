@@ -349,6 +349,63 @@ def control(
 
 
 @app.command()
+def migrate(
+    journey_id: Annotated[str, typer.Argument(help="The journey.")],
+    customer_id: Annotated[
+        str | None, typer.Argument(help="One customer; without it, every older enrollment.")
+    ] = None,
+    to_version: Annotated[int | None, typer.Option(help="Target version; default latest.")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="OLD=NEW for a step renamed or removed (repeatable)."),
+    ] = None,
+    step: Annotated[str | None, typer.Option(help="In bulk: only enrollments here.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would happen; change nothing.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (kept in the enrollment's path).")] = "operator",
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Move running enrollments to a newer version of their journey, step by step id
+    (`--map` renames). Try it with --dry-run first: each enrollment says what it would do."""
+    mapping: dict[str, str] = {}
+    for pair in map_ or []:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            console.print(f"[red]--map {pair!r}: write OLD=NEW[/]")
+            raise typer.Exit(2)
+        mapping[old] = new
+    body: dict[str, object] = {"mapping": mapping, "dry_run": dry_run, "reason": reason}
+    if to_version is not None:
+        body["to_version"] = to_version
+    base = f"{api_url}/v1/journeys/{journey_id}"
+    would = "would move" if dry_run else "moved"
+    with httpx.Client(timeout=300) as http:
+        if customer_id is not None:
+            if step is not None:
+                console.print("[red]--step selects enrollments in bulk; drop the customer id[/]")
+                raise typer.Exit(2)
+            url = f"{base}/enrollments/{customer_id}/migrate"
+            plan = _fail_unless(http.post(url, json=body), 200)
+            console.print(
+                f"{customer_id} {would}: v{plan['from_version']} {plan['from_step']} -> "
+                f"v{plan['to_version']} {plan['to_step']}: {plan['effect']}"
+            )
+            return
+        if step is not None:
+            body["step"] = step
+        result = _fail_unless(http.post(f"{base}/migrate", json=body), 200)
+    moved, refused = result["moved"], result["refused"]
+    assert isinstance(moved, dict) and isinstance(refused, dict)
+    console.print(
+        f"{sum(moved.values())} of {result['matched']} enrollments {would} to "
+        f"v{result['to_version']}"
+    )
+    for way, count in moved.items():
+        console.print(f"  {count}: {way}")
+    for why, count in refused.items():
+        console.print(f"  refused by {count}: {why}")
+
+
+@app.command()
 def funnel(
     journey_id: Annotated[str, typer.Argument(help="The journey.")],
     version: Annotated[int | None, typer.Option(help="A version; the latest by default.")] = None,
@@ -412,7 +469,8 @@ def replay(
         raise typer.Exit(2)
 
     async def run() -> list[Replayed]:
-        settings = Settings()
+        # A one-off command: no metrics endpoint (a running stack may hold its port).
+        settings = Settings(metrics_address=None)
         if files:
             return [r async for r in replay_all(from_files(files), data_converter(settings))]
         assert query is not None

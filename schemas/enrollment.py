@@ -85,6 +85,27 @@ class EnrollmentState(BaseModel):
     context: dict[str, Any]
 
 
+class MigrateRequest(BaseModel):
+    """Move an enrollment to a newer version of its journey. Its position maps by step
+    id: `mapping` renames (old step -> new step); a step it leaves out keeps its id."""
+
+    journey: JourneySpec
+    version: int
+    mapping: dict[str, str] = Field(default_factory=dict)
+    reason: str = Field(default="operator", max_length=200)
+
+
+class MigrationPlan(BaseModel):
+    """What a migration does (or, from a dry run, would do), in data and in words."""
+
+    customer_id: str
+    from_version: int
+    to_version: int
+    from_step: str
+    to_step: str
+    effect: str
+
+
 class ControlRequest(BaseModel):
     """An operator's pause, resume, skip or exit, with why (kept in the path)."""
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas import activities as names
@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         ControlRequest,
         EnrollmentInput,
         EnrollmentState,
+        MigrateRequest,
+        MigrationPlan,
         PathEntry,
         Status,
         Waiting,
@@ -53,6 +55,7 @@ DEDUP_WINDOW = 1000
 # Histories recorded before it cleared the event inbox when a wait_for_event began.
 EVENTS_BETWEEN_WAITS = "events-between-waits"
 PATH_KEPT = 200
+MIGRATED = "migrated to"
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -97,6 +100,9 @@ class JourneyWorkflow:
         self._inbox: list[CustomerEvent] = []
         self._skip: str | None = None
         self._skipped: str | None = None  # why the last wait was skipped, if it was
+        self._migration: MigrateRequest | None = None
+        self._migrated: MigrationPlan | str | None = None  # the plan carried out, or why not
+        self._promised: MigrationPlan | None = None  # the plan as the update accepted it
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -181,6 +187,72 @@ class JourneyWorkflow:
         if self._waiting is None or self._waiting.reason is not None:
             raise ValueError("enrollment is not at a wait step (a send's hold cannot be skipped)")
 
+    @workflow.query(name="plan_migration")
+    def plan_migration(self, request: MigrateRequest) -> MigrationPlan:
+        """The dry run of `migrate`: what it would do now, or why it would be refused."""
+        self._validate_migrate(request)
+        return self._plan(request, self._carry.step)
+
+    @workflow.update(name="migrate")
+    async def migrate(self, request: MigrateRequest) -> MigrationPlan:
+        """Move to a newer version at the mapped step: a wait under way ends now and its
+        counterpart starts anew; a step in flight finishes first and the step it leads to
+        is mapped. Continues as new on the new version; answers once it is done."""
+        self._migration, self._migrated = request, None
+        self._promised = self._plan(request, self._carry.step)
+        if self._waiting is not None:
+            self._skip = f"{MIGRATED} v{request.version} by an operator: {request.reason}"
+        await workflow.wait_condition(lambda: self._migrated is not None)
+        if isinstance(self._migrated, str):
+            raise ApplicationError(self._migrated, type="MigrationRefused")
+        assert self._migrated is not None
+        return self._migrated
+
+    @migrate.validator
+    def _validate_migrate(self, request: MigrateRequest) -> None:
+        self._require_active()
+        if self._migration is not None:
+            raise ValueError("enrollment is already migrating")
+        if request.journey.id != self._spec.id:
+            raise ValueError(
+                f"enrollment runs journey '{self._spec.id}', not '{request.journey.id}'"
+            )
+        if request.version <= self._input.version:
+            raise ValueError(f"enrollment runs v{self._input.version}: migrate to a newer version")
+        if self._waiting is not None and self._waiting.reason is not None:
+            raise ValueError(
+                f"enrollment is holding a send ({self._waiting.reason}); migrate after it"
+            )
+        self._plan(request, self._carry.step)
+
+    def _plan(self, request: MigrateRequest, step: str) -> MigrationPlan:
+        """Where `step` lands in the new version; ValueError when it has no counterpart."""
+        target = request.mapping.get(step, step)
+        ids = [s.id for s in request.journey.steps]
+        if target not in ids:
+            raise ValueError(
+                f"step '{step}' has no counterpart in v{request.version}: map it to one of "
+                + ", ".join(ids)
+            )
+        to = f"'{target}' of v{request.version}"
+        if self._waiting is not None:
+            effect = f"the wait at '{step}' ends now; the enrollment enters {to} anew"
+        elif self._carry.paused:
+            effect = f"paused before '{step}'; it stays paused, before {to}"
+        else:
+            effect = (
+                f"step '{step}' is running: once it is done, the step it leads to maps into "
+                f"v{request.version} the same way"
+            )
+        return MigrationPlan(
+            customer_id=self._input.customer_id,
+            from_version=self._input.version,
+            to_version=request.version,
+            from_step=step,
+            to_step=target,
+            effect=effect,
+        )
+
     def _require_active(self) -> None:
         if self._status != "active" or self._ending:
             raise ValueError(
@@ -206,25 +278,76 @@ class JourneyWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._input.model_copy(update={"carry": self._carry}))
+            if self._migration is not None:
+                await self._carry_out_migration(self._migration)
+                continue
             if self._carry.paused:
                 await workflow.wait_condition(
-                    lambda: not self._carry.paused or self._ending is not None
+                    lambda: (
+                        not self._carry.paused
+                        or self._ending is not None
+                        or self._migration is not None
+                    )
                 )
                 continue
             step = self._steps[self._carry.step]
             self._enter(step)
             following = await self._execute(step)
+            if self._migration is not None and (self._skipped or "").startswith(MIGRATED):
+                following = step.id  # the wait was cut short to migrate: map the wait itself
             if self._ending is None and following is None:
                 self._ending = ("completed", f"exit step {step.id}")
             elif following is not None:
                 self._carry.step = following
         self._status, self._ended_reason = self._ending
         self._waiting = None
+        if self._migration is not None and self._migrated is None:
+            self._migrated = f"enrollment {self._status} before it could migrate"
         metrics.ended(self._spec.id, self._input.version, self._status)
         workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
         workflow.set_current_details(f"{self._status}: {self._ended_reason}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
+
+    async def _carry_out_migration(self, request: MigrateRequest) -> None:
+        """Continue as new on the new version at the mapped step, keeping the enrollment's
+        id, path, context and visits; or refuse, when the step has no counterpart."""
+        try:
+            plan = self._plan(request, self._carry.step)
+        except ValueError as err:
+            self._migrated, self._migration = str(err), None
+            return
+        promised = self._promised
+        if promised is not None and promised.from_step == plan.from_step:
+            plan = promised  # what the operator was told (a cut wait) is what happened
+        else:
+            plan.effect = f"the enrollment entered '{plan.to_step}' of v{plan.to_version} next"
+        self._migrated = plan
+        self._carry.step = plan.to_step
+        self._carry.path.append(
+            PathEntry(
+                step=plan.from_step,
+                at=workflow.now(),
+                outcome=f"migrated to v{plan.to_version} at {plan.to_step}: {request.reason}",
+            )
+        )
+        workflow.upsert_search_attributes(
+            [
+                sa.JOURNEY_VERSION.value_set(plan.to_version),
+                sa.JOURNEY_STEP.value_set(plan.to_step),
+                sa.JOURNEY_REACHED.value_set([plan.to_step]),
+            ]
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            self._input.model_copy(
+                update={
+                    "journey": request.journey,
+                    "version": plan.to_version,
+                    "carry": self._carry,
+                }
+            )
+        )
 
     def _enter(self, step: Any) -> None:
         c = self._carry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from api.errors import problem
 from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollment_workflow_id
 from schemas.journey import SLUG
 
+T = TypeVar("T", bound=BaseModel)
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
 
@@ -53,11 +54,23 @@ class Refused(Exception):
     """An enrollment's answer to a control it will not take, in its own words."""
 
 
-async def _apply(handle: WorkflowHandle, action: Control, body: ControlRequest) -> EnrollmentState:
-    """One control (a validated workflow update) to one enrollment. Raises `Refused` (already
-    ended, not paused, not waiting), or RPCError NOT_FOUND when there is no such workflow."""
+async def _apply(
+    handle: WorkflowHandle,
+    action: str,
+    body: BaseModel,
+    result_type: type[T] = EnrollmentState,  # type: ignore[assignment]
+    *,
+    plan: str | None = None,
+) -> T:
+    """One control (a validated workflow update; or, as a dry run, the query `plan` that
+    says what it would do) to one enrollment. Raises `Refused` (already ended, not paused,
+    not waiting), or RPCError NOT_FOUND when there is no such workflow."""
     try:
-        return await handle.execute_update(action, body, result_type=EnrollmentState)
+        if plan is not None:
+            return await handle.query(plan, body, result_type=result_type)
+        return await handle.execute_update(action, body, result_type=result_type)
+    except WorkflowQueryFailedError as err:
+        raise Refused(str(err)) from err
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -70,11 +83,19 @@ async def _apply(handle: WorkflowHandle, action: Control, body: ControlRequest) 
 
 
 async def control(
-    client: ClientDep, journey_id: str, customer_id: str, action: Control, body: ControlRequest
-) -> EnrollmentState:
+    client: ClientDep,
+    journey_id: str,
+    customer_id: str,
+    action: str,
+    body: BaseModel,
+    result_type: type[T] = EnrollmentState,  # type: ignore[assignment]
+    *,
+    plan: str | None = None,
+) -> T:
     """One control for one customer's enrollment; a refusal is a 409 that says why."""
+    handle = _handle(client, journey_id, customer_id)
     try:
-        return await _apply(_handle(client, journey_id, customer_id), action, body)
+        return await _apply(handle, action, body, result_type, plan=plan)
     except Refused as err:
         raise problem(409, f"cannot {action}: {err}") from err
     except RPCError as err:
@@ -129,20 +150,44 @@ async def control_all(
     """One control for every running enrollment of the journey (at `step`, if given), 20
     at a time; each is validated by its own enrollment."""
     body = body or BulkControl()
+    request = ControlRequest(reason=body.reason)
+    done, refused = await for_each(
+        client, journey_id, body.step, None, action, request, EnrollmentState
+    )
+    return BulkResult(matched=len(done) + refused.total(), done=len(done), refused=refused)
+
+
+async def for_each(
+    client: ClientDep,
+    journey_id: str,
+    step: str | None,
+    version_below: int | None,
+    action: str,
+    body: BaseModel,
+    result_type: type[T] = EnrollmentState,  # type: ignore[assignment]
+    *,
+    plan: str | None = None,
+) -> tuple[list[T], Counter[str]]:
+    """`action` for every running enrollment of the journey (at `step`; on a version below
+    `version_below`), 20 at a time, each validated by its own enrollment: the answers of
+    those that took it, and how many refused, by why."""
     query = f'JourneyId = "{journey_id}" AND ExecutionStatus = "Running"'
-    if body.step:
-        query += f' AND JourneyStep = "{body.step}"'
+    if step:
+        query += f' AND JourneyStep = "{step}"'
+    if version_below is not None:
+        query += f" AND JourneyVersion < {version_below}"
     ids = [execution.id async for execution in client.list_workflows(query)]
+    done: list[T] = []
     refused: Counter[str] = Counter()
     limit = asyncio.Semaphore(20)
-    request = ControlRequest(reason=body.reason)
 
     async def one(workflow_id: str) -> None:
+        handle = client.get_workflow_handle(workflow_id)
         async with limit:
             try:
-                await _apply(client.get_workflow_handle(workflow_id), action, request)
+                done.append(await _apply(handle, action, body, result_type, plan=plan))
             except Refused as err:
                 refused[str(err)] += 1
 
     await asyncio.gather(*(one(i) for i in ids))
-    return BulkResult(matched=len(ids), done=len(ids) - sum(refused.values()), refused=refused)
+    return done, refused

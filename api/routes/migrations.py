@@ -1,0 +1,90 @@
+"""Migrating enrollments to a newer version of their journey by step-id mapping: one
+customer's or in bulk, each with a dry run that says what would happen."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.deps import ClientDep, StoresDep
+from api.errors import problem
+from api.routes.enrollments import control, for_each
+from schemas.enrollment import MigrateRequest, MigrationPlan
+from schemas.journey import SLUG
+
+router = APIRouter(prefix="/v1/journeys/{journey_id}", tags=["enrollments"])
+
+
+class Migration(BaseModel):
+    to_version: int | None = None
+    """The version to move to; the latest by default."""
+    mapping: dict[str, str] = Field(default_factory=dict)
+    """Old step id -> new step id, for steps renamed or removed; others keep their id."""
+    dry_run: bool = False
+    """Say what would happen, change nothing (a query: nothing is written to histories)."""
+    reason: str = Field(default="operator", max_length=200)
+
+
+class BulkMigration(Migration):
+    step: str | None = Field(default=None, pattern=SLUG)
+    """Only enrollments at this step."""
+
+
+class BulkMigrated(BaseModel):
+    to_version: int
+    dry_run: bool
+    matched: int
+    moved: dict[str, int]
+    """"v1 wait -> v2 wait-longer": how many moved (or, dry, would move) that way."""
+    refused: dict[str, int]
+
+
+async def _request(stores: StoresDep, journey_id: str, body: Migration) -> MigrateRequest:
+    found = await stores.journeys.get(journey_id, body.to_version)
+    if found is None:
+        what = f"journey '{journey_id}'" + (
+            f" version {body.to_version}" if body.to_version else ""
+        )
+        raise problem(404, f"{what} not found", "body", "to_version")
+    spec, version = found
+    return MigrateRequest(journey=spec, version=version, mapping=body.mapping, reason=body.reason)
+
+
+def _plan(body: Migration) -> str | None:
+    """A dry run asks the enrollment's `plan_migration` query instead of the update."""
+    return "plan_migration" if body.dry_run else None
+
+
+@router.post("/enrollments/{customer_id}/migrate")
+async def migrate_enrollment(
+    journey_id: str, customer_id: str, body: Migration, client: ClientDep, stores: StoresDep
+) -> MigrationPlan:
+    """Move one enrollment to a newer version at the mapped step (a wait under way ends and
+    its counterpart starts anew). With `dry_run`, only what would happen."""
+    request = await _request(stores, journey_id, body)
+    return await control(
+        client, journey_id, customer_id, "migrate", request, MigrationPlan, plan=_plan(body)
+    )
+
+
+@router.post("/migrate")
+async def migrate_all(
+    journey_id: str, body: BulkMigration, client: ClientDep, stores: StoresDep
+) -> BulkMigrated:
+    """Every running enrollment on an older version (at `step`, if given), each validated
+    by its own enrollment: how many moved which way, and who refused why."""
+    request = await _request(stores, journey_id, body)
+    done, refused = await for_each(
+        client, journey_id, body.step, request.version, "migrate", request, MigrationPlan,
+        plan=_plan(body),
+    )  # fmt: skip
+    moved = Counter(f"v{p.from_version} {p.from_step} -> v{p.to_version} {p.to_step}" for p in done)
+    return BulkMigrated(
+        to_version=request.version,
+        dry_run=body.dry_run,
+        matched=len(done) + refused.total(),
+        moved=dict(moved),
+        refused=dict(refused),
+    )
