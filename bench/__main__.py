@@ -25,7 +25,7 @@ from rich.table import Table
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.routing import EventRouter
-from bench import ingestion, reservations, services
+from bench import ingestion, operations, reservations, services
 from bench.baseline import TrivialWorkflow, raw_worker
 from bench.stack import Row, alternate, bench_stack, pct, tag
 from cli.embedded import Stack
@@ -209,12 +209,13 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument(
         "--suite",
-        choices=["journeys", "reservations", "services", "ingestion", "all"],
+        choices=["journeys", "reservations", "services", "ingestion", "operations", "all"],
         default="all",
         help="journeys: scenario 1 vs raw Temporal; reservations: the guardrail reservation "
         "vs a bare insert, 50 concurrent senders, on SQLite and PostgreSQL; services: "
         "decision latency (200 offers) and send overhead per channel vs a bare provider call; "
-        "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts",
+        "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts; "
+        "operations: scenario 1 with tracing, metrics and the payload codec on vs off",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
@@ -230,6 +231,8 @@ def main() -> None:
         rows += asyncio.run(services.measure(args.n, 10, console))
     if args.suite in ("ingestion", "all"):
         rows += asyncio.run(ingestion.measure(max(args.n, 2000), 4, args.audience, console))
+    if args.suite in ("operations", "all"):
+        rows += asyncio.run(operations.measure(args.n, args.concurrency, console))
     report(rows, args.markdown)
 
 

@@ -56,7 +56,14 @@ async def bench_stack(
                 smtp_port=smtp.port,
                 task_queue="bench-journeys",
                 **(
-                    {"frequency_caps": [], "quiet_hours": None, "arbitration_seconds": 0}
+                    {
+                        "frequency_caps": [],
+                        "quiet_hours": None,
+                        "arbitration_seconds": 0,
+                        # Telemetry off unless a suite measures it (bench/operations.py).
+                        "tracing": False,
+                        "metrics_address": None,
+                    }
                     | overrides
                 ),
             )
