@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 import uvicorn
 from temporalio.client import Client
@@ -70,14 +70,17 @@ PROJECT = Path(__file__).resolve().parent.parent
 WORKER = ("cli.main", "worker")
 
 
-def spawn(settings: Settings, *module_and_args: str) -> subprocess.Popen[bytes]:
+def spawn(
+    settings: Settings, *module_and_args: str, stdout: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
     """`python -m module args` (default: `journeys worker`) in its own process with every
     one of these settings: a worker beside an API, to crash it in a test or to measure it
-    apart in a benchmark."""
+    apart in a benchmark. `stdout` takes what it prints (console traces)."""
     return subprocess.Popen(
         [sys.executable, "-m", *(module_and_args or WORKER)],
         env={**os.environ, **settings.as_environment()},
         cwd=PROJECT,
+        stdout=stdout,
     )
 
 
@@ -196,13 +199,17 @@ async def run_until_stopped(
     settings: Settings, *, traces: TextIO | None = None, **kwargs: object
 ) -> None:
     """Run the stack until SIGINT/SIGTERM; console traces go to `traces` (or stdout)."""
-    install_tracing(settings, console=traces)
+    provider = install_tracing(settings, console=traces)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_stack(settings, **kwargs):  # type: ignore[arg-type]
-        await stop.wait()
+    try:
+        async with running_stack(settings, **kwargs):  # type: ignore[arg-type]
+            await stop.wait()
+    finally:
+        if provider is not None:
+            provider.shutdown()  # export the last spans before `traces` closes
 
 
 def mailbox_for(settings: Settings) -> Mailbox:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
             cursor = conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             # No checkpoint inside a request's commit (that was the p99 of every write);
             # `checkpoints` runs them in the background instead.
@@ -37,6 +39,20 @@ def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
         return engine
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
     return create_async_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
+
+
+def _wal(cursor: Any, tries: int = 200) -> None:
+    """Switch to WAL. Another process opening a new database at the same moment holds it
+    locked briefly, and this switch does not wait on SQLite's busy timeout: retry. (Runs
+    in the driver's thread, not on the event loop.)"""
+    for attempt in range(tries):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 async def checkpoints(engine: AsyncEngine, every: float = 1.0) -> None:
@@ -53,8 +69,16 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    """Create missing tables. An API and a worker starting together would race to create
+    them, so each looks and creates holding a lock: SQLite's write lock, taken up front by
+    BEGIN IMMEDIATE, or a PostgreSQL advisory lock."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(7007)"))
         await conn.run_sync(SQLModel.metadata.create_all)
+        await conn.commit()
 
 
 async def upsert(session: AsyncSession, table: type[SQLModel], key: Any, **values: Any) -> None:
