@@ -6,7 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from api.deps import RouterDep, SettingsDep, StoresDep
+from api.deps import ClientDep, RouterDep, SettingsDep, StoresDep
+from api.erasure import Erased, erase
 from api.errors import problem
 from api.models import ProfileIn, UnsubscribeIn
 from schemas.delivery import Delivery, InboxMessage
@@ -20,6 +21,15 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 async def put_profile(customer_id: str, body: ProfileIn, stores: StoresDep) -> Profile:
     """Create or replace the customer's profile (activity learned from events is kept)."""
     return await stores.profiles.put(Profile(customer_id=customer_id, **body.model_dump()))
+
+
+@router.delete("/{customer_id}")
+async def erase_customer(customer_id: str, stores: StoresDep, client: ClientDep) -> Erased:
+    """Erase the customer: their running enrollments end (as `exited`, "customer erased"),
+    their profile, deliveries, inbox, offer grants, decisions and list memberships are
+    deleted, and so is every workflow run that names them, with its history. Temporal
+    removes deleted runs from visibility asynchronously, within seconds."""
+    return await erase(client, stores, customer_id)
 
 
 @router.get("/{customer_id}")
