@@ -23,7 +23,7 @@ from rich.console import Console
 from temporalio.client import Client
 
 from activities.channels import CHANNEL_NAMES
-from bench.stack import Row, bench_stack, bounded, drained, free_port, tag
+from bench.stack import Row, bench_stack, bounded, cpu_seconds, drained, free_port, tag
 from cli.embedded import load_examples, spawn
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
@@ -49,16 +49,22 @@ class Side:
     api: httpx.AsyncClient
     client: Client
     """This process's client, with the side's converter (to read results)."""
+    pids: list[int]
+    """Its API and worker processes."""
+
+    def cpu(self) -> float:
+        """CPU seconds its API and worker have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.pids)
 
 
 @contextlib.contextmanager
-def processes(settings: Settings, out: IO[bytes] | None) -> Iterator[None]:
+def processes(settings: Settings, out: IO[bytes] | None) -> Iterator[list[int]]:
     """The side's API and worker, each in its own process, stopped at the end."""
     api = spawn(settings, "cli.main", "api", stdout=out)
     other = settings.model_copy(update={"metrics_address": _next_port(settings)})
     worker = spawn(other, "cli.main", "worker", stdout=out)
     try:
-        yield
+        yield [api.pid, worker.pid]
     finally:
         for process in (api, worker):
             process.terminate()
@@ -91,12 +97,12 @@ async def side(base: Settings, name: str, on: bool, scratch: Path) -> AsyncItera
     await stores.close()
     with (
         (scratch / f"{name}-traces.log").open("wb") as out,
-        processes(settings, out),
+        processes(settings, out) as pids,
     ):
         client = await connect(settings.model_copy(update={"metrics_address": None}))
         async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as api:
             await _ready(api)
-            yield Side(settings, api, client)
+            yield Side(settings, api, client, pids)
 
 
 async def _ready(api: httpx.AsyncClient) -> None:
@@ -124,6 +130,7 @@ async def turns(
     """Items per second per side over `rounds` rounds of n/rounds items, the sides' order
     alternating (ABBA...), each round timed until its worker drained its task queue."""
     seconds = dict.fromkeys(sides, 0.0)
+    cpu = dict.fromkeys(sides, 0.0)
     per = n // rounds
     names = list(sides)
     for r in range(rounds):
@@ -133,11 +140,14 @@ async def turns(
             async def shifted(i: int, s: Side = s, base: int = base) -> None:
                 await one(s, base + i)
 
-            started = time.perf_counter()
+            started, used = time.perf_counter(), s.cpu()
             await bounded(per, c, shifted)
             await drained(s.client, s.settings.task_queue)
             seconds[name] += time.perf_counter() - started
-    return {name: per * rounds / spent for name, spent in seconds.items()}
+            cpu[name] += s.cpu() - used
+    rates = {name: per * rounds / spent for name, spent in seconds.items()}
+    cpu_ms = {f"{name} cpu": 1000 * used / (per * rounds) for name, used in cpu.items()}
+    return rates | cpu_ms
 
 
 async def measure(n: int, c: int, console: Console) -> list[Row]:
@@ -175,5 +185,7 @@ async def measure(n: int, c: int, console: Console) -> list[Row]:
     console.print(f"console traces written while on: {size:.1f} MB")
     return [
         ("scenario 1 entry, tracing+metrics+codec (/s)", entry["on"], entry["off"], ">= 0.90x"),
+        ("  API + worker CPU per entry (ms)", entry["on cpu"], entry["off cpu"], "-"),
         ("one-send completion, all on (/s)", done["on"], done["off"], ">= 0.90x"),
+        ("  API + worker CPU per completion (ms)", done["on cpu"], done["off cpu"], "-"),
     ]
