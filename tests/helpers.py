@@ -10,9 +10,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from temporalio.client import WorkflowHandle
 
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from tests.conftest import eventually, repo_root, unique
+
+HISTORIES = repo_root() / "tests" / "histories"
+
+
+async def keep_history(handle: WorkflowHandle, name: str) -> None:
+    """With JOURNEYS_RECORD_HISTORIES=1, save the run's history for the replay tests (from
+    the plain-payload SQLite stack only: CI replays them without the test key)."""
+    if os.environ.get("JOURNEYS_RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        if any(p.metadata.get("encoding") == b"binary/encrypted" for p in started.input.payloads):
+            return
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 def one_send(

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 
+from cli.embedded import Stack
+from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitStep
 from tests.conftest import eventually, unique
-from tests.helpers import customer, ended, event, journeys_ok, state
+from tests.helpers import customer, ended, event, journeys_ok, keep_history, state
 
 
 def version(journey_id: str, entry: str, wait: str, days: int, body: str) -> JourneySpec:
@@ -62,9 +64,11 @@ async def setup(api: httpx.AsyncClient, customers: int) -> tuple[str, list[str]]
     return journey_id, cids
 
 
-async def test_dry_run_then_migrate_one_enrollment(api: httpx.AsyncClient) -> None:
+async def test_dry_run_then_migrate_one_enrollment(api: httpx.AsyncClient, stack: Stack) -> None:
     journey_id, [cid] = await setup(api, 1)
     url = f"/v1/journeys/{journey_id}/enrollments/{cid}/migrate"
+    workflow_id = enrollment_workflow_id(journey_id, cid)
+    first_run = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
 
     unmapped = await migrate(api, url, 409, dry_run=True)
     why = unmapped["detail"][0]["msg"]
@@ -90,6 +94,8 @@ async def test_dry_run_then_migrate_one_enrollment(api: httpx.AsyncClient) -> No
     outcomes = [(p["step"], p["outcome"]) for p in final["path"]]
     assert outcomes[0] == ("wait", "migrated to v2 by an operator: test")
     assert [s for s, _ in outcomes[-3:]] == ["short-wait", "send", "end"]
+    # The run that took the migration, for the replay tests.
+    await keep_history(stack.client.get_workflow_handle(workflow_id, run_id=first_run), "migrated")
 
     again = await migrate(api, url, 409, mapping={"wait": "short-wait"})
     assert "enrollment already completed" in again["detail"][0]["msg"]

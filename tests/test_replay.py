@@ -25,7 +25,12 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"onboarding-reminder-email", "onboarding-converted", "welcome-split"} <= names
+    assert {
+        "onboarding-reminder-email",
+        "onboarding-converted",
+        "welcome-split",
+        "migrated",
+    } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -5,9 +5,7 @@ JOURNEYS_RECORD_HISTORIES=1."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio.client import WorkflowHandle
 from temporalio.testing import TimeSkipper
@@ -21,10 +19,9 @@ from schemas.journey import JourneySpec
 from schemas.profile import Profile
 from services.mailbox import Mailbox
 from tests.conftest import eventually, unique
+from tests.helpers import keep_history
 from workflows.journey import JourneyWorkflow
 from workflows.split import bucket, choose
-
-HISTORIES = Path(__file__).parent / "histories"
 
 
 async def enroll(
@@ -42,13 +39,6 @@ async def enroll(
 
 async def sends(stack: Stack, customer_id: str) -> list[tuple[str, str]]:
     return [(d.step_id, d.status) for d in await stack.stores.ledger.for_customer(customer_id)]
-
-
-async def keep_history(handle: WorkflowHandle, name: str) -> None:
-    if os.environ.get("JOURNEYS_RECORD_HISTORIES") == "1":
-        history = await handle.fetch_history()
-        HISTORIES.mkdir(exist_ok=True)
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 async def test_reminder_and_email_at_real_durations(
