@@ -48,7 +48,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     # The Temporal UI calls the codec endpoint from the operator's browser.
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.codec_origins,
+        allow_origins=settings.ui_origins(),
         allow_methods=["POST"],
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,

@@ -102,10 +102,13 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     """When set, the codec endpoint (`/codec/decode`) answers only requests bearing it
     (the Temporal UI passes the operator's access token)."""
-    codec_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
-    )
-    """Browser origins (the Temporal UI's) allowed to call the codec endpoint."""
+    codec_origins: list[str] | None = None
+    """Browser origins (the Temporal UI's) allowed to call the codec endpoint; default: the
+    embedded UI on `temporal_ui_port` of this host."""
+
+    def ui_origins(self) -> list[str]:
+        port = self.temporal_ui_port
+        return self.codec_origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
     public_url: str = "http://127.0.0.1:8000"
     """Where customers reach the API (List-Unsubscribe links in emails)."""
