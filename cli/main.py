@@ -328,12 +328,10 @@ def control(
     if action not in ("pause", "resume", "skip", "exit"):
         console.print(f"[red]unknown control {action!r}[/]: pause, resume, skip or exit")
         raise typer.Exit(2)
+    _one_or_bulk(customer_id, step)
     base = f"{api_url}/v1/journeys/{journey_id}"
     with httpx.Client(timeout=120) as http:
         if customer_id is not None:
-            if step is not None:
-                console.print("[red]--step selects enrollments in bulk; drop the customer id[/]")
-                raise typer.Exit(2)
             url = f"{base}/enrollments/{customer_id}/{action}"
             state = _fail_unless(http.post(url, json={"reason": reason}), 200)
             waiting = " (paused)" if state["paused"] else ""
@@ -342,7 +340,17 @@ def control(
         body = {"reason": reason, **({"step": step} if step else {})}
         result = _fail_unless(http.post(f"{base}/controls/{action}", json=body), 200)
     console.print(f"{action}: {result['done']} of {result['matched']} enrollments")
-    refused = result["refused"]
+    _print_refused(result["refused"])
+
+
+def _one_or_bulk(customer_id: str | None, step: str | None) -> None:
+    """A customer id addresses one enrollment; `--step` selects in bulk: not both."""
+    if customer_id is not None and step is not None:
+        console.print("[red]--step selects enrollments in bulk; drop the customer id[/]")
+        raise typer.Exit(2)
+
+
+def _print_refused(refused: object) -> None:
     assert isinstance(refused, dict)
     for why, count in refused.items():
         console.print(f"  refused by {count}: {why}")
@@ -378,11 +386,9 @@ def migrate(
         body["to_version"] = to_version
     base = f"{api_url}/v1/journeys/{journey_id}"
     would = "would move" if dry_run else "moved"
+    _one_or_bulk(customer_id, step)
     with httpx.Client(timeout=300) as http:
         if customer_id is not None:
-            if step is not None:
-                console.print("[red]--step selects enrollments in bulk; drop the customer id[/]")
-                raise typer.Exit(2)
             url = f"{base}/enrollments/{customer_id}/migrate"
             plan = _fail_unless(http.post(url, json=body), 200)
             console.print(
@@ -393,16 +399,37 @@ def migrate(
         if step is not None:
             body["step"] = step
         result = _fail_unless(http.post(f"{base}/migrate", json=body), 200)
-    moved, refused = result["moved"], result["refused"]
-    assert isinstance(moved, dict) and isinstance(refused, dict)
+    moved = result["moved"]
+    assert isinstance(moved, dict)
     console.print(
         f"{sum(moved.values())} of {result['matched']} enrollments {would} to "
         f"v{result['to_version']}"
     )
     for way, count in moved.items():
         console.print(f"  {count}: {way}")
-    for why, count in refused.items():
-        console.print(f"  refused by {count}: {why}")
+    _print_refused(result["refused"])
+
+
+@app.command()
+def erase(
+    customer_id: Annotated[str, typer.Argument(help="The customer to erase.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Erase a customer (a privacy request): end their enrollments, delete their data and
+    every workflow run that names them. It cannot be undone."""
+    if not yes:
+        typer.confirm(f"Erase customer {customer_id} and all their data?", abort=True)
+    with httpx.Client(timeout=300) as http:
+        erased = _fail_unless(http.delete(f"{api_url}/v1/customers/{customer_id}"), 200)
+    rows = erased["rows_deleted"]
+    assert isinstance(rows, dict)
+    console.print(
+        f"{customer_id}: {erased['enrollments_ended']} enrollments ended, "
+        f"{erased['runs_deleted']} runs deleted (Temporal removes them within a minute), "
+        f"{sum(rows.values())} rows deleted"
+        + "".join(f", {n} {table}" for table, n in rows.items() if n)
+    )
 
 
 @app.command()

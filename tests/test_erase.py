@@ -13,7 +13,7 @@ from cli.embedded import Stack
 from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitStep
 from tests.conftest import eventually, unique
-from tests.helpers import customer, ended, event, one_send, publish_copy, state
+from tests.helpers import customer, ended, event, journeys_ok, one_send, publish_copy, state
 
 
 async def gone(stack: Stack, workflow_id: str) -> bool:
@@ -72,5 +72,6 @@ async def test_erase_ends_enrollments_and_removes_data_and_runs(
     assert (await api.get(f"/v1/customers/{other}")).status_code == 200
     assert len((await api.get(f"/v1/customers/{other}/deliveries")).json()) == 2
     assert (await state(api, waiting.id, other))["status"] == "active"
-    again = await api.delete(f"/v1/customers/{cid}")
-    assert again.json()["runs_deleted"] == 0 and again.json()["rows_deleted"]["profiles"] == 0
+    out = await journeys_ok("erase", other, "--yes", "--api-url", str(api.base_url).rstrip("/"))
+    assert f"{other}: 1 enrollments ended, 2 runs deleted" in out and "1 profiles" in out
+    assert (await api.get(f"/v1/customers/{other}")).status_code == 404
