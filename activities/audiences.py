@@ -21,14 +21,23 @@ from schemas.audience import (
 from schemas.events import CustomerEvent
 from schemas.journey import Audience
 from storage.audiences import AudienceStore
+from storage.profiles import ProfileStore
 
 COUNT_PAGE = 5000
 
 
 class AudienceActivities:
-    def __init__(self, client: Client, audiences: AudienceStore, *, task_queue: str):
+    def __init__(
+        self,
+        client: Client,
+        audiences: AudienceStore,
+        profiles: ProfileStore,
+        *,
+        task_queue: str,
+    ):
         self._client = client
         self._audiences = audiences
+        self._profiles = profiles
         self._task_queue = task_queue
 
     @activity.defn(name=names.AUDIENCE_COUNT)
@@ -79,10 +88,12 @@ class AudienceActivities:
                 task_queue=self._task_queue,
                 options=request.options,
                 deliver_to_running=False,
+                timezone=timezones.get(customer_id),
             )
 
         while done < len(ids):
             part = ids[done : done + slice_size]
+            timezones = await self._profiles.timezones(part)
             outcomes = await asyncio.gather(*(one(done + k, c) for k, c in enumerate(part)))
             entered += outcomes.count("started")
             already += len(part) - outcomes.count("started")

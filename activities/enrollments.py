@@ -35,6 +35,7 @@ async def start_enrollment(
     task_queue: str,
     options: EnrollmentOptions,
     deliver_to_running: bool = True,
+    timezone: str | None = None,
 ) -> Literal["started", "running", "not_reentered"]:
     """Signal-with-start `journey/{id}/{customer}`: a running enrollment only receives the
     trigger (which it de-duplicates), so a repeated entry never makes a second one; an
@@ -51,6 +52,7 @@ async def start_enrollment(
                 customer_id=trigger.customer_id,
                 trigger=trigger,
                 options=options,
+                timezone=timezone,
             ),
             id=enrollment_workflow_id(spec.id, trigger.customer_id),
             task_queue=task_queue,

@@ -22,6 +22,7 @@ from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 from schemas.predicates import evaluate
 from storage.journeys import JourneyStore
+from storage.profiles import ProfileStore
 from storage.stores import Stores
 
 
@@ -53,9 +54,11 @@ class EventRouter:
         task_queue: str,
         refresh_seconds: float = 2.0,
         options: EnrollmentOptions | None = None,
+        profiles: ProfileStore | None = None,
     ):
         self._client = client
         self._journeys = journeys
+        self._profiles = profiles
         self._task_queue = task_queue
         self._refresh = refresh_seconds
         self._options = options or EnrollmentOptions()
@@ -88,15 +91,24 @@ class EventRouter:
         for i, event in enumerate(events):
             by_customer[event.customer_id].append(i)
         results: list[Routed | None] = [None] * len(events)
+        timezones = await self._timezones(events)
 
         async def one_customer(indexes: list[int]) -> None:
             for i in indexes:
-                results[i] = await self.route(events[i])
+                event = events[i]
+                results[i] = await self.route(event, timezones.get(event.customer_id))
 
         await asyncio.gather(*(one_customer(ix) for ix in by_customer.values()))
         return [r for r in results if r is not None]
 
-    async def route(self, event: CustomerEvent) -> Routed:
+    async def _timezones(self, events: list[CustomerEvent]) -> dict[str, str]:
+        """The time zones of customers whose events enter a journey (one query)."""
+        if self._profiles is None:
+            return {}
+        entries = (await self._current()).entries
+        return await self._profiles.timezones(e.customer_id for e in events if e.name in entries)
+
+    async def route(self, event: CustomerEvent, timezone: str | None = None) -> Routed:
         catalog = await self._current()
         routed = Routed(message_id=event.message_id)
         entering = [
@@ -107,16 +119,27 @@ class EventRouter:
         entered_ids = {spec.id for spec, _ in entering}
         listening = [j for j in catalog.listeners.get(event.name, []) if j not in entered_ids]
         await asyncio.gather(
-            *(self._enter(spec, version, event, routed) for spec, version in entering),
+            *(self._enter(spec, version, event, routed, timezone) for spec, version in entering),
             *(self._signal(journey_id, event, routed) for journey_id in listening),
         )
         return routed
 
     async def _enter(
-        self, spec: JourneySpec, version: int, event: CustomerEvent, routed: Routed
+        self,
+        spec: JourneySpec,
+        version: int,
+        event: CustomerEvent,
+        routed: Routed,
+        timezone: str | None,
     ) -> None:
         outcome = await start_enrollment(
-            self._client, spec, version, event, task_queue=self._task_queue, options=self._options
+            self._client,
+            spec,
+            version,
+            event,
+            task_queue=self._task_queue,
+            options=self._options,
+            timezone=timezone,
         )
         (routed.not_reentered if outcome == "not_reentered" else routed.entered).append(spec.id)
 

@@ -58,6 +58,9 @@ class EnrollmentInput(BaseModel):
     trigger: CustomerEvent
     options: EnrollmentOptions = Field(default_factory=EnrollmentOptions)
     carry: Carry | None = None
+    timezone: str | None = None
+    """The customer's time zone when the enrollment began: its current details state waits
+    in local time (None: UTC)."""
 
 
 class Waiting(BaseModel):

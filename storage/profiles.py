@@ -7,7 +7,7 @@ unsubscribe events and links). A client's PUT keeps the activity fields.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -75,6 +75,17 @@ def _profile(customer_id: str, row: ProfileRow | None) -> Profile:
 class ProfileStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
+
+    async def timezones(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        """Each known customer's time zone, in one query (enrollments state their waits in
+        the customer's local time)."""
+        ids = list(set(customer_ids))
+        if not ids:
+            return {}
+        async with self._sessions() as session:
+            query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
+            rows = (await session.exec(query)).all()
+        return {r.customer_id: str(r.data.get("timezone") or "UTC") for r in rows}
 
     async def put(self, profile: Profile) -> Profile:
         """Create or replace, keeping the activity the server has learned."""

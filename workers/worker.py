@@ -47,7 +47,7 @@ def build_worker(
     load_actions(settings.action_modules)
     actions = ActionActivities(http)
     queue = task_queue or settings.task_queue
-    audiences = AudienceActivities(client, stores.audiences, task_queue=queue)
+    audiences = AudienceActivities(client, stores.audiences, stores.profiles, task_queue=queue)
     restrictions = SandboxRestrictions.default
     if not settings.strict_sandbox:
         restrictions = restrictions.with_passthrough_modules("workflows")

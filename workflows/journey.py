@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.profile import Profile
     from workflows import metrics
     from workflows import search_attributes as sa
+    from workflows.clock import local_time
     from workflows.split import bucket, choose
 
 T = TypeVar("T")
@@ -443,9 +444,8 @@ class JourneyWorkflow:
         True when `done()` held."""
         self._waiting = waiting
         what = f"waiting for {waiting.event}" if waiting.event else (waiting.reason or "waiting")
-        workflow.set_current_details(
-            f"step {self._carry.step}, {what} until {waiting.until:%Y-%m-%d %H:%M:%S} UTC"
-        )
+        until = local_time(waiting.until, self._input.timezone)
+        workflow.set_current_details(f"step {self._carry.step}, {what} until {until}")
         remaining = max(waiting.until - workflow.now(), timedelta(0))
         try:
             await workflow.wait_condition(
