@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -162,6 +163,7 @@ async def running_stack(
     published = await load_examples(stores) if examples else []
     tasks: list[asyncio.Task[None]] = []
     server: _EmbeddedServer | None = None
+    janitor: asyncio.Task[None] | None = None
     http = shared_client(settings)
     instrument_http(http, settings)
     temporal_worker = build_worker(client, stores, settings, http) if worker else None
@@ -169,6 +171,7 @@ async def running_stack(
         if temporal_worker:
             tasks.append(asyncio.create_task(temporal_worker.run()))
         if api:
+            janitor = asyncio.create_task(forget_old_event_ids(stores, settings))
             config = uvicorn.Config(
                 create_app(settings, stores, client),
                 host=settings.api_host,
@@ -188,11 +191,21 @@ async def running_stack(
     finally:
         if server:
             server.should_exit = True
+        if janitor is not None:
+            janitor.cancel()
         if temporal_worker:
             await temporal_worker.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *([janitor] if janitor else []), return_exceptions=True)
         await http.aclose()
         await stores.close()
+
+
+async def forget_old_event_ids(stores: Stores, settings: Settings, every: float = 3600) -> None:
+    """Hourly, drop message ids routed longer ago than `event_ids_kept` (runs with the API,
+    which owns ingestion; until cancelled)."""
+    while True:
+        await stores.events.forget(datetime.now(UTC) - settings.event_ids_kept)
+        await asyncio.sleep(every)
 
 
 async def run_until_stopped(

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         port = self.temporal_ui_port
         return self.codec_origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
+    event_ids_kept: timedelta = timedelta(days=7)
+    """How long an event's message id is remembered after routing, so a producer's retry
+    changes nothing (ISO 8601 in the environment: P7D). The API forgets older ids hourly."""
+
     public_url: str = "http://127.0.0.1:8000"
     """Where customers reach the API (List-Unsubscribe links in emails)."""
     unsubscribe_secret: SecretStr | None = None

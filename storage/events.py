@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -47,6 +47,17 @@ class EventLog:
             claimed = await _claim(session, message_ids)
             await session.commit()
         return claimed
+
+    async def forget(self, routed_before: datetime) -> int:
+        """Drop the ids routed before `routed_before` (producers retry for hours, not
+        weeks); ids claimed but never routed stay, so their retry is still routed."""
+        async with self._sessions() as session:
+            connection = await session.connection()
+            result = await connection.execute(
+                delete(AcceptedEventRow).where(col(AcceptedEventRow.routed_at) < routed_before)
+            )
+            await session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def routed(self, message_ids: Sequence[str]) -> None:
         async with self._sessions() as session:

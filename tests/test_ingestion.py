@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -143,3 +143,20 @@ async def test_bad_input_is_refused_whole_and_loses_nothing(
     )
     assert accepted.status_code == 200, accepted.text
     await eventually(lambda: inbox(api, cid), lambda bodies: bodies == ["hi"])
+
+
+async def test_message_ids_are_forgotten_after_the_retention(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Routed ids older than `event_ids_kept` are dropped (a producer retrying that late
+    would enter a customer again); ids claimed but never routed are kept."""
+    routed_old, routed_new, unrouted = unique("old"), unique("new"), unique("pending")
+    events = stack.stores.events
+    await events.claim([routed_old, routed_new, unrouted])
+    await events.routed([routed_old, routed_new])
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert await events.forget(routed_before=later) >= 2
+    new, pending = await events.claim([routed_old, routed_new, unrouted])
+    assert new == {routed_old, routed_new}  # forgotten: seen as new again
+    assert pending == {unrouted}
+    assert await events.forget(routed_before=later - timedelta(days=1)) == 0
