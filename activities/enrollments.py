@@ -67,7 +67,6 @@ async def start_enrollment(
                     SearchAttributePair(sa.CUSTOMER_ID, trigger.customer_id),
                     SearchAttributePair(sa.JOURNEY_STEP, spec.steps[0].id),
                     SearchAttributePair(sa.JOURNEY_STATUS, "active"),
-                    SearchAttributePair(sa.JOURNEY_REACHED, [spec.steps[0].id]),
                 ]
             ),
             static_summary=f"{spec.name} (v{version}) for customer {trigger.customer_id}",

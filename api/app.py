@@ -41,9 +41,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.settings = settings
     app.state.stores = stores
     app.state.client = client
-    app.state.router = EventRouter(
-        client, stores.journeys, task_queue=settings.task_queue, profiles=stores.profiles
-    )
+    app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
     instrument_app(app, settings)

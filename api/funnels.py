@@ -41,7 +41,9 @@ async def funnel(
     counts = await asyncio.gather(
         count(),
         *(count(f"{sa.JOURNEY_STATUS.name} = {_quoted(s)}") for s in STATUSES),
-        *(count(reached + _quoted(s.id)) for s in spec.steps),
+        # An enrollment still at (or ended at) its first step has no list yet.
+        count(f"({reached}{_quoted(spec.steps[0].id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"),
+        *(count(reached + _quoted(s.id)) for s in spec.steps[1:]),
         *(count(f"{sa.JOURNEY_STEP.name} = {_quoted(s.id)}", live) for s in spec.steps),
         *(count(reached + _quoted(sa.arm(*a))) for a in arms),
         *(count(reached + _quoted(sa.arm(*a)), converted) for a in arms),

@@ -22,7 +22,6 @@ from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 from schemas.predicates import evaluate
 from storage.journeys import JourneyStore
-from storage.profiles import ProfileStore
 from storage.stores import Stores
 
 
@@ -54,11 +53,9 @@ class EventRouter:
         task_queue: str,
         refresh_seconds: float = 2.0,
         options: EnrollmentOptions | None = None,
-        profiles: ProfileStore | None = None,
     ):
         self._client = client
         self._journeys = journeys
-        self._profiles = profiles
         self._task_queue = task_queue
         self._refresh = refresh_seconds
         self._options = options or EnrollmentOptions()
@@ -85,13 +82,16 @@ class EventRouter:
                 self._catalog = _Catalog(dict(entries), dict(listeners), time.monotonic())
             return self._catalog
 
-    async def route_many(self, events: list[CustomerEvent]) -> list[Routed]:
-        """Route a batch: in order per customer, customers concurrently."""
+    async def route_many(
+        self, events: list[CustomerEvent], timezones: dict[str, str] | None = None
+    ) -> list[Routed]:
+        """Route a batch: in order per customer, customers concurrently; `timezones` (by
+        customer) go into the enrollments they start."""
+        timezones = timezones or {}
         by_customer: dict[str, list[int]] = defaultdict(list)
         for i, event in enumerate(events):
             by_customer[event.customer_id].append(i)
         results: list[Routed | None] = [None] * len(events)
-        timezones = await self._timezones(events)
 
         async def one_customer(indexes: list[int]) -> None:
             for i in indexes:
@@ -100,13 +100,6 @@ class EventRouter:
 
         await asyncio.gather(*(one_customer(ix) for ix in by_customer.values()))
         return [r for r in results if r is not None]
-
-    async def _timezones(self, events: list[CustomerEvent]) -> dict[str, str]:
-        """The time zones of customers whose events enter a journey (one query)."""
-        if self._profiles is None:
-            return {}
-        entries = (await self._current()).entries
-        return await self._profiles.timezones(e.customer_id for e in events if e.name in entries)
 
     async def route(self, event: CustomerEvent, timezone: str | None = None) -> Routed:
         catalog = await self._current()
@@ -161,12 +154,12 @@ async def ingest(
     """Accept a batch exactly once by message id: the profile learns from each new event,
     then every event not yet routed is routed; it returns once Temporal has them all. A
     message id already routed (by this batch or an earlier request) is a `duplicate`."""
-    new, pending = await stores.events.accept(batch, unsubscribe_event)
+    new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
     todo: dict[str, CustomerEvent] = {}
     for event in batch:
         if event.message_id in new or event.message_id in pending:
             todo.setdefault(event.message_id, event)
-    routed = {r.message_id: r for r in await router.route_many(list(todo.values()))}
+    routed = {r.message_id: r for r in await router.route_many(list(todo.values()), timezones)}
     await stores.events.routed(list(routed))
     results = []
     for event in batch:

@@ -30,15 +30,16 @@ class EventLog:
 
     async def accept(
         self, events: Sequence[CustomerEvent], unsubscribe_event: str
-    ) -> tuple[set[str], set[str]]:
+    ) -> tuple[set[str], set[str], dict[str, str]]:
         """Claim the events' message ids and let the profiles learn from the new ones, in
-        one transaction; (new, pending) as `claim` says."""
+        one transaction; (new, pending) as `claim` says, and the new events' customers'
+        time zones."""
         async with self._sessions() as session:
             new, pending = await _claim(session, [e.message_id for e in events])
             learned = {e.message_id: e for e in events if e.message_id in new}
-            await profiles.observe(session, list(learned.values()), unsubscribe_event)
+            zones = await profiles.observe(session, list(learned.values()), unsubscribe_event)
             await session.commit()
-        return new, pending
+        return new, pending, zones
 
     async def claim(self, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
         """(new, pending): ids never seen before, and ids seen but not yet routed. Every

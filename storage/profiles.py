@@ -33,10 +33,10 @@ async def load(session: AsyncSession, customer_id: str) -> tuple[ProfileRow | No
 
 async def observe(
     session: AsyncSession, events: Sequence[CustomerEvent], unsubscribe_event: str
-) -> None:
+) -> dict[str, str]:
     """Learn from incoming events, in the caller's transaction: activity hours, last seen
     per event, location, and marketing unsubscribes (`properties.channel`, else every
-    channel)."""
+    channel). Returns each customer's time zone (for the enrollments they enter)."""
     by_customer: dict[str, list[CustomerEvent]] = {}
     for event in events:
         by_customer.setdefault(event.customer_id, []).append(event)
@@ -44,6 +44,7 @@ async def observe(
     rows = {r.customer_id: r for r in (await session.exec(query)).all()}
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
+    timezones: dict[str, str] = {}
     now = utcnow()
     for customer_id, theirs in sorted(by_customer.items()):
         row = rows.get(customer_id)
@@ -61,11 +62,13 @@ async def observe(
         data = profile.model_dump(mode="json", exclude={"customer_id"})
         changed = updates if row is not None else inserts
         changed.append({"customer_id": customer_id, "data": data, "updated_at": now})
+        timezones[customer_id] = profile.timezone
     # One statement each (executemany): a batch costs two round trips, not one per customer.
     if updates:
         await session.exec(update(ProfileRow), params=updates)  # type: ignore[call-overload]
     if inserts:
         await session.exec(insert(ProfileRow), params=inserts)  # type: ignore[call-overload]
+    return timezones
 
 
 def _profile(customer_id: str, row: ProfileRow | None) -> Profile:

@@ -193,3 +193,40 @@ async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncCl
     assert f"reached {expected['reached']['nudge']}" in dom
     assert 'data-count="converted">converted <b>2</b>' in dom
     assert '<div id="error"></div>' in dom
+
+
+async def test_enrollments_at_their_first_step_count_as_reaching_it(
+    api: httpx.AsyncClient,
+) -> None:
+    """An enrollment that has not left its first step (or ended there) has no
+    `JourneyReached` list yet: the funnel still counts it at that step."""
+    journey = JourneySpec(
+        id=unique("funnel-first"),
+        name="First step",
+        entry=Entry(event=unique("go")),
+        steps=[
+            WaitForEventStep(
+                id="wait",
+                event="never.happens",
+                timeout=timedelta(days=30),
+                on_event="end",
+                on_timeout="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    assert (await api.post("/v1/journeys", json=journey.model_dump(mode="json"))).status_code == 201
+    cids = [await customer(api) for _ in range(3)]
+    for cid in cids:
+        await event(api, cid, str(journey.entry.event))
+    url = f"/v1/journeys/{journey.id}/enrollments/{cids[0]}/exit"
+    assert (await api.post(url, json={"reason": "test"})).status_code == 200
+
+    async def funnel() -> dict[str, Any]:
+        return (await api.get(f"/v1/journeys/{journey.id}/funnel")).json()
+
+    def steps(f: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        return {s["id"]: (s["reached"], s["here"]) for s in f["steps"]}
+
+    found = await eventually(funnel, lambda f: (f["entered"], f["exited"]) == (3, 1))
+    assert steps(found) == {"wait": (3, 2), "end": (0, 0)}

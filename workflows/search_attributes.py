@@ -9,7 +9,8 @@ JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
 JOURNEY_STATUS = SearchAttributeKey.for_keyword("JourneyStatus")
 JOURNEY_REACHED = SearchAttributeKey.for_keyword_list("JourneyReached")
 """Every step the enrollment has reached, and each split arm it took as `split:arm`: the
-funnel counts these in visibility, so counting costs no storage and no activity."""
+funnel counts these in visibility, so counting costs no storage and no activity. Written
+from the first step change on (absent: still at, or ended at, the first step)."""
 
 ALL = (JOURNEY_ID, JOURNEY_VERSION, CUSTOMER_ID, JOURNEY_STEP, JOURNEY_STATUS, JOURNEY_REACHED)
 
