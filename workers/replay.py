@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from workers.sandbox import sandbox
 from workflows.audience import AudienceEntryWorkflow
 from workflows.journey import JourneyWorkflow
 
@@ -43,7 +44,9 @@ async def replay(
     """`converter` must decode the histories' payloads: the deployment's, when they are
     encrypted (`workers.codec.data_converter`)."""
     workflows = [JourneyWorkflow, AudienceEntryWorkflow]
-    replayer = Replayer(workflows=workflows, data_converter=converter)
+    replayer = Replayer(
+        workflows=workflows, data_converter=converter, workflow_runner=sandbox(strict=True)
+    )
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:
             failure = result.replay_failure

@@ -1,17 +1,11 @@
-"""The journey worker: `JourneyWorkflow` plus the activities, built once with their stores.
-
-Sandbox: by default `workflows/` is passed through the workflow sandbox instead of being
-re-imported for every enrollment; that re-import was most of the worker's per-enrollment CPU
-(bench/RESULTS.md). The tests run with `strict_sandbox`, which re-imports and polices the
-workflow code on every run, so nondeterministic code in `workflows/` still fails CI.
-"""
+"""The journey worker: `JourneyWorkflow` plus the activities, built once with their stores,
+in the sandbox of workers/sandbox.py (`strict_sandbox` in the tests)."""
 
 from __future__ import annotations
 
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.actions import ActionActivities
 from activities.actions import load as load_actions
@@ -22,6 +16,7 @@ from activities.delivery import DeliveryActivities
 from activities.profiles import ProfileActivities
 from schemas.settings import Settings
 from storage.stores import Stores
+from workers.sandbox import sandbox
 from workflows.audience import AudienceEntryWorkflow
 from workflows.journey import JourneyWorkflow
 
@@ -48,9 +43,6 @@ def build_worker(
     actions = ActionActivities(http)
     queue = task_queue or settings.task_queue
     audiences = AudienceActivities(client, stores.audiences, stores.profiles, task_queue=queue)
-    restrictions = SandboxRestrictions.default
-    if not settings.strict_sandbox:
-        restrictions = restrictions.with_passthrough_modules("workflows")
     return Worker(
         client,
         task_queue=queue,
@@ -68,5 +60,5 @@ def build_worker(
             audiences.enroll,
         ],
         max_concurrent_activities=200,
-        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+        workflow_runner=sandbox(strict=settings.strict_sandbox),
     )
