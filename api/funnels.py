@@ -17,15 +17,11 @@ from workflows import search_attributes as sa
 STATUSES = ("active", "paused", "completed", "converted", "exited")
 
 
-def _quoted(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 async def funnel(
     client: Client, ledger: DeliveryLedger, spec: JourneySpec, version: int, versions: list[int]
 ) -> Funnel:
     base = (
-        f"WorkflowType = 'Journey' AND {sa.JOURNEY_ID.name} = {_quoted(spec.id)}"
+        f"WorkflowType = 'Journey' AND {sa.JOURNEY_ID.name} = {sa.quoted(spec.id)}"
         f" AND {sa.JOURNEY_VERSION.name} = {version}"
         " AND ExecutionStatus != 'ContinuedAsNew'"
     )
@@ -40,13 +36,13 @@ async def funnel(
     converted = f"{sa.JOURNEY_STATUS.name} = 'converted'"
     counts = await asyncio.gather(
         count(),
-        *(count(f"{sa.JOURNEY_STATUS.name} = {_quoted(s)}") for s in STATUSES),
+        *(count(f"{sa.JOURNEY_STATUS.name} = {sa.quoted(s)}") for s in STATUSES),
         # An enrollment still at (or ended at) its first step has no list yet.
-        count(f"({reached}{_quoted(spec.steps[0].id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"),
-        *(count(reached + _quoted(s.id)) for s in spec.steps[1:]),
-        *(count(f"{sa.JOURNEY_STEP.name} = {_quoted(s.id)}", live) for s in spec.steps),
-        *(count(reached + _quoted(sa.arm(*a))) for a in arms),
-        *(count(reached + _quoted(sa.arm(*a)), converted) for a in arms),
+        count(f"({reached}{sa.quoted(spec.steps[0].id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"),
+        *(count(reached + sa.quoted(s.id)) for s in spec.steps[1:]),
+        *(count(f"{sa.JOURNEY_STEP.name} = {sa.quoted(s.id)}", live) for s in spec.steps),
+        *(count(reached + sa.quoted(sa.arm(*a))) for a in arms),
+        *(count(reached + sa.quoted(sa.arm(*a)), converted) for a in arms),
     )
     it = iter(counts)
     entered = next(it)

@@ -15,6 +15,11 @@ from the first step change on (absent: still at, or ended at, the first step).""
 ALL = (JOURNEY_ID, JOURNEY_VERSION, CUSTOMER_ID, JOURNEY_STEP, JOURNEY_STATUS, JOURNEY_REACHED)
 
 
+def quoted(value: str) -> str:
+    """`value` as a string literal in a visibility list query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def arm(split_id: str, path: str) -> str:
     """The `JourneyReached` entry of a split's arm."""
     return f"{split_id}:{path}"

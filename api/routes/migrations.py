@@ -8,9 +8,10 @@ from collections import Counter
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from api.controls import Command, for_each, running
 from api.deps import ClientDep, StoresDep
 from api.errors import problem
-from api.routes.enrollments import control, for_each
+from api.routes.enrollments import send
 from schemas.enrollment import MigrateRequest, MigrationPlan
 from schemas.journey import SLUG
 
@@ -52,9 +53,9 @@ async def _request(stores: StoresDep, journey_id: str, body: Migration) -> Migra
     return MigrateRequest(journey=spec, version=version, mapping=body.mapping, reason=body.reason)
 
 
-def _plan(body: Migration) -> str | None:
+def _command(request: MigrateRequest, body: Migration) -> Command[MigrationPlan]:
     """A dry run asks the enrollment's `plan_migration` query instead of the update."""
-    return "plan_migration" if body.dry_run else None
+    return Command("migrate", request, MigrationPlan, "plan_migration" if body.dry_run else None)
 
 
 @router.post("/enrollments/{customer_id}/migrate")
@@ -64,9 +65,7 @@ async def migrate_enrollment(
     """Move one enrollment to a newer version at the mapped step (a wait under way ends and
     its counterpart starts anew). With `dry_run`, only what would happen."""
     request = await _request(stores, journey_id, body)
-    return await control(
-        client, journey_id, customer_id, "migrate", request, MigrationPlan, plan=_plan(body)
-    )
+    return await send(client, journey_id, customer_id, _command(request, body))
 
 
 @router.post("/migrate")
@@ -76,10 +75,8 @@ async def migrate_all(
     """Every running enrollment on an older version (at `step`, if given), each validated
     by its own enrollment: how many moved which way, and who refused why."""
     request = await _request(stores, journey_id, body)
-    done, refused = await for_each(
-        client, journey_id, body.step, request.version, "migrate", request, MigrationPlan,
-        plan=_plan(body),
-    )  # fmt: skip
+    query = running(journey_id, body.step, version_below=request.version)
+    done, refused = await for_each(client, query, _command(request, body))
     moved = Counter(f"v{p.from_version} {p.from_step} -> v{p.to_version} {p.to_step}" for p in done)
     return BulkMigrated(
         to_version=request.version,
