@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
 from rich.console import Console
 from temporalio.client import Client
 
 from activities.channels import CHANNEL_NAMES
-from bench.stack import Row, bench_stack, bounded, cpu_seconds, drained, free_port, tag
-from cli.embedded import load_examples, spawn
+from bench.stack import (
+    Row,
+    alternate,
+    bench_stack,
+    cpu_seconds,
+    drained,
+    free_port,
+    tag,
+    worker_process,
+)
+from cli.embedded import load_examples
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from schemas.settings import Settings
@@ -57,20 +66,6 @@ class Side:
         return sum(cpu_seconds(pid) for pid in self.pids)
 
 
-@contextlib.contextmanager
-def processes(settings: Settings, out: IO[bytes] | None) -> Iterator[list[int]]:
-    """The side's API and worker, each in its own process, stopped at the end."""
-    api = spawn(settings, "cli.main", "api", stdout=out)
-    other = settings.model_copy(update={"metrics_address": _next_port(settings)})
-    worker = spawn(other, "cli.main", "worker", stdout=out)
-    try:
-        yield [api.pid, worker.pid]
-    finally:
-        for process in (api, worker):
-            process.terminate()
-            process.wait(30)
-
-
 def _next_port(settings: Settings) -> str | None:
     return f"127.0.0.1:{free_port()}" if settings.metrics_address else None
 
@@ -95,14 +90,16 @@ async def side(base: Settings, name: str, on: bool, scratch: Path) -> AsyncItera
     stores = await Stores.open(settings.db_url(), channels=CHANNEL_NAMES)
     await load_examples(stores)  # the templates scenario 1 sends
     await stores.close()
+    worker = settings.model_copy(update={"metrics_address": _next_port(settings)})
     with (
         (scratch / f"{name}-traces.log").open("wb") as out,
-        processes(settings, out) as pids,
+        worker_process(settings, "cli.main", "api", stdout=out) as api_process,
+        worker_process(worker, "cli.main", "worker", stdout=out) as worker_process_,
     ):
         client = await connect(settings.model_copy(update={"metrics_address": None}))
         async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as api:
             await _ready(api)
-            yield Side(settings, api, client, pids)
+            yield Side(settings, api, client, [api_process.pid, worker_process_.pid])
 
 
 async def _ready(api: httpx.AsyncClient) -> None:
@@ -124,30 +121,21 @@ async def publish(api: httpx.AsyncClient, spec: JourneySpec) -> tuple[str, str]:
     return body.id, f"ops.{t}"
 
 
-async def turns(
-    n: int, c: int, rounds: int, sides: dict[str, Side], one: Callable[[Side, int], Awaitable[None]]
-) -> dict[str, float]:
-    """Items per second per side over `rounds` rounds of n/rounds items, the sides' order
-    alternating (ABBA...), each round timed until its worker drained its task queue."""
-    seconds = dict.fromkeys(sides, 0.0)
-    cpu = dict.fromkeys(sides, 0.0)
-    per = n // rounds
-    names = list(sides)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            s, base = sides[name], r * per
+async def phase(
+    n: int, c: int, sides: dict[str, Side], one: Callable[[str, int], Awaitable[None]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Items per second per side, in six rounds of alternating order, each round timed
+    until its worker drained its task queue; and the milliseconds of API + worker CPU
+    each side spent per item."""
+    used = {name: s.cpu() for name, s in sides.items()}
 
-            async def shifted(i: int, s: Side = s, base: int = base) -> None:
-                await one(s, base + i)
+    async def settle(name: str) -> None:
+        await drained(sides[name].client, sides[name].settings.task_queue)
 
-            started, used = time.perf_counter(), s.cpu()
-            await bounded(per, c, shifted)
-            await drained(s.client, s.settings.task_queue)
-            seconds[name] += time.perf_counter() - started
-            cpu[name] += s.cpu() - used
-    rates = {name: per * rounds / spent for name, spent in seconds.items()}
-    cpu_ms = {f"{name} cpu": 1000 * used / (per * rounds) for name, used in cpu.items()}
-    return rates | cpu_ms
+    each = {name: functools.partial(one, name) for name in sides}
+    rates = await alternate(n, c, each, rounds=6, settle=settle)
+    cpu = {name: 1000 * (s.cpu() - used[name]) / n for name, s in sides.items()}
+    return rates, cpu
 
 
 async def measure(n: int, c: int, console: Console) -> list[Row]:
@@ -162,30 +150,30 @@ async def measure(n: int, c: int, console: Console) -> list[Row]:
                 sends = {k: await publish(s.api, ONE_SEND) for k, s in sides.items()}
                 run = tag()
 
-                async def enter(s: Side, i: int, prefix: str = run) -> None:
-                    name = "on" if s is on else "off"
+                async def enter(name: str, i: int, prefix: str = run) -> None:
                     event = {"customer_id": f"{prefix}-{i}", "name": entries[name][1]}
-                    response = await s.api.post("/v1/events", json=event)
+                    response = await sides[name].api.post("/v1/events", json=event)
                     assert response.status_code == 202, response.text
 
-                async def complete(s: Side, i: int) -> None:
-                    journey, entry = sends["on" if s is on else "off"]
+                async def complete(name: str, i: int) -> None:
+                    journey, entry = sends[name]
                     cid = f"{run}-done-{i}"
                     event = {"customer_id": cid, "name": entry}
-                    response = await s.api.post("/v1/events", json=event)
+                    response = await sides[name].api.post("/v1/events", json=event)
                     assert response.status_code == 202, response.text
-                    await s.client.get_workflow_handle(f"journey/{journey}/{cid}").result()
+                    handle = sides[name].client.get_workflow_handle(f"journey/{journey}/{cid}")
+                    await handle.result()
 
-                await turns(40, 10, 2, sides, lambda s, i: enter(s, i, f"warm-{run}"))
+                await phase(40, 10, sides, functools.partial(enter, prefix=f"warm-{run}"))
                 console.print(f"n={n}, concurrency={c}: scenario 1 entry, telemetry on vs off")
-                entry = await turns(n, c, 6, sides, enter)
+                entry, entry_cpu = await phase(n, c, sides, enter)
                 console.print("one-send completion, telemetry on vs off ...")
-                done = await turns(n, c, 6, sides, complete)
+                done, done_cpu = await phase(n, c, sides, complete)
             size = (Path(scratch) / "on-traces.log").stat().st_size / 1e6
     console.print(f"console traces written while on: {size:.1f} MB")
     return [
         ("scenario 1 entry, tracing+metrics+codec (/s)", entry["on"], entry["off"], ">= 0.90x"),
-        ("  API + worker CPU per entry (ms)", entry["on cpu"], entry["off cpu"], "-"),
+        ("  API + worker CPU per entry (ms)", entry_cpu["on"], entry_cpu["off"], "-"),
         ("one-send completion, all on (/s)", done["on"], done["off"], ">= 0.90x"),
-        ("  API + worker CPU per completion (ms)", done["on cpu"], done["off cpu"], "-"),
+        ("  API + worker CPU per completion (ms)", done_cpu["on"], done_cpu["off"], "-"),
     ]

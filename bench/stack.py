@@ -12,9 +12,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -74,10 +74,12 @@ async def bench_stack(
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings, *module_and_args: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, *module_and_args: str, stdout: IO[bytes] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m module args` with these settings, stopped at the end: a worker in its
-    own process, so its memory and CPU are its own."""
-    process = spawn(settings, *module_and_args)
+    own process, so its memory and CPU are its own (`stdout` takes what it prints)."""
+    process = spawn(settings, *module_and_args, stdout=stdout)
     try:
         yield process
     finally:
@@ -138,19 +140,30 @@ async def bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[None]
 
 
 async def alternate(
-    n: int, concurrency: int, sides: dict[str, Callable[[int], Awaitable[None]]]
+    n: int,
+    concurrency: int,
+    sides: Mapping[str, Callable[[int], Awaitable[None]]],
+    *,
+    rounds: int = 2,
+    settle: Callable[[str], Awaitable[None]] | None = None,
 ) -> dict[str, float]:
-    """Run every side twice on half of n, interleaved, so no side always meets the
-    emptier (or busier) server; items per second for each side."""
+    """Run every side in `rounds` rounds of n/rounds items, the order alternating (AB, BA,
+    ...) so no side always meets the emptier (or busier) server; items per second for each
+    side. A round's clock stops after `settle(side)` (e.g. its worker drained its queue)."""
     seconds = dict.fromkeys(sides, 0.0)
-    half = n // 2
-    for offset in (0, half):
-        for name, one in sides.items():
+    per = n // rounds
+    names = list(sides)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
 
             async def shifted(
-                i: int, one: Callable[[int], Awaitable[None]] = one, at: int = offset
+                i: int, one: Callable[[int], Awaitable[None]] = sides[name], at: int = r * per
             ) -> None:
                 await one(i + at)
 
-            seconds[name] += await bounded(half, concurrency, shifted)
-    return {name: 2 * half / spent for name, spent in seconds.items()}
+            started = time.perf_counter()
+            await bounded(per, concurrency, shifted)
+            if settle is not None:
+                await settle(name)
+            seconds[name] += time.perf_counter() - started
+    return {name: per * rounds / spent for name, spent in seconds.items()}
