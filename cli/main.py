@@ -123,14 +123,14 @@ def up(
 
 
 def _telemetry(settings: Settings, data_dir: Path) -> str:
-    from workers.telemetry import tracing_enabled
+    from workers.telemetry import exporters, tracing_enabled
 
     traces = "traces off"
     if tracing_enabled(settings):
-        exporters = os.environ.get("OTEL_TRACES_EXPORTER", "console")
-        traces = f"traces ({exporters}) in {data_dir / 'traces.log'}"
-        if exporters != "console":
-            traces = f"traces to {exporters} (OTEL_EXPORTER_OTLP_ENDPOINT)"
+        names = ", ".join(exporters())
+        traces = f"traces ({names}) in {data_dir / 'traces.log'}"
+        if names != "console":
+            traces = f"traces to {names} (OTEL_EXPORTER_OTLP_ENDPOINT)"
     metrics = "metrics off"
     if settings.metrics_address:
         metrics = f"Prometheus http://{settings.metrics_address}/metrics"

@@ -40,10 +40,11 @@ _runtimes: dict[str, Runtime] = {}
 
 def tracing_enabled(settings: Settings) -> bool:
     off = os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true"
-    return settings.tracing and not off and _exporter_names() != ["none"]
+    return settings.tracing and not off and exporters() != ["none"]
 
 
-def _exporter_names() -> list[str]:
+def exporters() -> list[str]:
+    """The trace exporters `OTEL_TRACES_EXPORTER` names (console by default)."""
     raw = os.environ.get("OTEL_TRACES_EXPORTER", "console")
     return [name.strip() for name in raw.split(",") if name.strip()]
 
@@ -60,7 +61,7 @@ def install_tracing(
     if processor is not None:
         provider.add_span_processor(processor)
     else:
-        for name in _exporter_names():
+        for name in exporters():
             provider.add_span_processor(BatchSpanProcessor(_exporter(name, console)))
     trace.set_tracer_provider(provider)
     return provider

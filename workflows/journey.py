@@ -56,7 +56,6 @@ DEDUP_WINDOW = 1000
 # Histories recorded before it cleared the event inbox when a wait_for_event began.
 EVENTS_BETWEEN_WAITS = "events-between-waits"
 PATH_KEPT = 200
-MIGRATED = "migrated to"
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -104,6 +103,7 @@ class JourneyWorkflow:
         self._migration: MigrateRequest | None = None
         self._migrated: MigrationPlan | str | None = None  # the plan carried out, or why not
         self._promised: MigrationPlan | None = None  # the plan as the update accepted it
+        self._cut_wait = False  # the migration ended the wait under way
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -201,8 +201,9 @@ class JourneyWorkflow:
         is mapped. Continues as new on the new version; answers once it is done."""
         self._migration, self._migrated = request, None
         self._promised = self._plan(request, self._carry.step)
-        if self._waiting is not None:
-            self._skip = f"{MIGRATED} v{request.version} by an operator: {request.reason}"
+        self._cut_wait = self._waiting is not None
+        if self._cut_wait:
+            self._skip = f"migrated to v{request.version} by an operator: {request.reason}"
         await workflow.wait_condition(lambda: self._migrated is not None)
         if isinstance(self._migrated, str):
             raise ApplicationError(self._migrated, type="MigrationRefused")
@@ -294,7 +295,7 @@ class JourneyWorkflow:
             step = self._steps[self._carry.step]
             self._enter(step)
             following = await self._execute(step)
-            if self._migration is not None and (self._skipped or "").startswith(MIGRATED):
+            if self._migration is not None and self._cut_wait:
                 following = step.id  # the wait was cut short to migrate: map the wait itself
             if self._ending is None and following is None:
                 self._ending = ("completed", f"exit step {step.id}")

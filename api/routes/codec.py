@@ -5,12 +5,11 @@ a codec token, only to callers bearing it."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Header, Request
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.common.v1 import Payloads
 
 from api.deps import SettingsDep
 from api.errors import problem
@@ -23,7 +22,7 @@ async def _convert(
     request: Request,
     settings: SettingsDep,
     authorization: str | None,
-    step: Callable[[Any], Callable[[Sequence[Payload]], Awaitable[list[Payload]]]],
+    decrypt: bool,
 ) -> dict[str, Any]:
     found = codec(settings)
     if found is None:
@@ -37,7 +36,8 @@ async def _convert(
         payloads = json_format.Parse(await request.body(), Payloads())
     except json_format.ParseError as err:
         raise problem(400, f"not a payloads message: {err}", "body", "payloads") from err
-    converted = await step(found)(list(payloads.payloads))
+    convert = found.decode if decrypt else found.encode
+    converted = await convert(list(payloads.payloads))
     out: dict[str, Any] = json_format.MessageToDict(Payloads(payloads=converted))
     return out
 
@@ -47,7 +47,7 @@ async def decode(
     request: Request, settings: SettingsDep, authorization: str | None = Header(None)
 ) -> dict[str, Any]:
     """`{"payloads": [...]}` as the UI sends it, decrypted."""
-    return await _convert(request, settings, authorization, lambda c: c.decode)
+    return await _convert(request, settings, authorization, decrypt=True)
 
 
 @router.post("/encode")
@@ -55,4 +55,4 @@ async def encode(
     request: Request, settings: SettingsDep, authorization: str | None = Header(None)
 ) -> dict[str, Any]:
     """`{"payloads": [...]}` encrypted with the current key (the UI uses it to send signals)."""
-    return await _convert(request, settings, authorization, lambda c: c.encode)
+    return await _convert(request, settings, authorization, decrypt=False)
