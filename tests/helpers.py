@@ -7,12 +7,20 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from temporalio.client import WorkflowHandle
 
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
+from schemas.journey import (
+    Entry,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitForEventStep,
+)
 from tests.conftest import eventually, repo_root, unique
 
 HISTORIES = repo_root() / "tests" / "histories"
@@ -49,6 +57,16 @@ def one_send(
         entry=Entry(event=entry),
         steps=[SendStep(content=content, next="end", **send), ExitStep(id="end")],
     )
+
+
+def wait_then_end(
+    event: str = "never.happens", timeout: timedelta = timedelta(days=30)
+) -> list[Any]:
+    """A `wait` step for `event` that ends the journey either way, and the `end` step."""
+    wait = WaitForEventStep(
+        id="wait", event=event, timeout=timeout, on_event="end", on_timeout="end"
+    )
+    return [wait, ExitStep(id="end")]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,16 +15,14 @@ import pytest
 from schemas.journey import (
     Entry,
     EventCondition,
-    ExitStep,
     JourneySpec,
     MessageContent,
     SendStep,
     SplitPath,
     SplitStep,
-    WaitForEventStep,
 )
 from tests.conftest import eventually, unique
-from tests.helpers import customer, event, journeys_ok, state
+from tests.helpers import customer, event, journeys_ok, state, wait_then_end
 from workflows.split import bucket, choose
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -48,14 +45,7 @@ def spec() -> JourneySpec:
             ),
             SendStep(id="mail", channel="email", content=content, next="wait"),
             SendStep(id="nudge", channel="in_app", content=content, next="wait"),
-            WaitForEventStep(
-                id="wait",
-                event="never.happens",
-                timeout=timedelta(days=30),
-                on_event="end",
-                on_timeout="end",
-            ),
-            ExitStep(id="end"),
+            *wait_then_end(),
         ],
     )
 
@@ -205,14 +195,7 @@ async def test_enrollments_at_their_first_step_count_as_reaching_it(
         name="First step",
         entry=Entry(event=unique("go")),
         steps=[
-            WaitForEventStep(
-                id="wait",
-                event="never.happens",
-                timeout=timedelta(days=30),
-                on_event="end",
-                on_timeout="end",
-            ),
-            ExitStep(id="end"),
+            *wait_then_end(),
         ],
     )
     assert (await api.post("/v1/journeys", json=journey.model_dump(mode="json"))).status_code == 201

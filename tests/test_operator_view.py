@@ -15,14 +15,12 @@ from cli.embedded import Stack
 from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import (
     Entry,
-    ExitStep,
     JourneySpec,
     MessageContent,
     SendStep,
-    WaitForEventStep,
 )
 from tests.conftest import eventually, unique
-from tests.helpers import customer, event, state
+from tests.helpers import customer, event, state, wait_then_end
 from workflows import search_attributes as sa
 from workflows.clock import local_time
 
@@ -36,14 +34,7 @@ async def test_the_ui_shows_the_run_in_words_and_local_time(
         entry=Entry(event=unique("cart")),
         steps=[
             SendStep(id="remind", channel="in_app", content=MessageContent(body="Hi"), next="wait"),
-            WaitForEventStep(
-                id="wait",
-                event="checkout.completed",
-                timeout=timedelta(days=2),
-                on_event="end",
-                on_timeout="end",
-            ),
-            ExitStep(id="end"),
+            *wait_then_end("checkout.completed", timedelta(days=2)),
         ],
     )
     assert (await api.post("/v1/journeys", json=spec.model_dump(mode="json"))).status_code == 201
