@@ -7,6 +7,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.http import ServiceRefused, call
+from activities.keys import services_key
 from schemas import activities as names
 from schemas.decision import DecisionRequest, DecisionResult
 from schemas.settings import Settings
@@ -16,6 +17,7 @@ class DecisioningActivities:
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
         self._url = settings.service_url(settings.decisioning_url, "") + "/v1/decisions"
         self._http = http
+        self._auth = {"Authorization": f"Bearer {services_key(settings).decode()}"}
 
     @activity.defn(name=names.DECIDE)
     async def decide(self, request: DecisionRequest) -> DecisionResult:
@@ -27,6 +29,7 @@ class DecisioningActivities:
                 what="decisioning",
                 idempotency_key=request.key,
                 json=request.model_dump(mode="json"),
+                headers=self._auth,
             )
         except ServiceRefused as err:
             raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err

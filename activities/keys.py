@@ -24,3 +24,8 @@ def secret(settings: Settings, configured: SecretStr | None, name: str) -> bytes
             pass
         path.chmod(0o600)
     return path.read_text().strip().encode()
+
+
+def services_key(settings: Settings) -> bytes:
+    """What workers show the built-in services on the API (the `decide` scope only)."""
+    return secret(settings, settings.services_key, "services")

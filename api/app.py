@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from temporalio.client import Client
 
-from activities.keys import secret
+from activities.keys import secret, services_key
 from activities.unsubscribe import signing_key
-from api import errors
+from api import errors, openapi
+from api.access import check_covered
+from api.guard import Guard, Secrets
 from api.routes import (
     audiences,
     codec,
@@ -18,6 +24,7 @@ from api.routes import (
     events,
     funnels,
     journeys,
+    keys,
     migrations,
     providers,
     segment,
@@ -36,7 +43,11 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         title="Journeys",
         version="1",
         description="A durable customer-journey runner on Temporal. Publish journeys, send "
-        "customer events, read what each customer received and where their enrollment is.",
+        "customer events, read what each customer received and where their enrollment is. "
+        "Every route but a few public ones wants an API key with its scope: "
+        "`Authorization: Bearer <key>`.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.stores = stores
@@ -45,6 +56,18 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.unsubscribe_key = signing_key(settings)
     errors.install(app)
     instrument_app(app, settings)
+    codec_token = settings.codec_token
+    app.add_middleware(
+        Guard,
+        settings=settings,
+        keys=stores.keys,
+        audit=stores.audit,
+        secrets=Secrets(
+            services=services_key(settings),
+            inbox=secret(settings, settings.inbox_secret, "inbox"),
+            codec=codec_token.get_secret_value().encode() if codec_token else None,
+        ),
+    )
     # The Temporal UI calls the codec endpoint from the operator's browser.
     app.add_middleware(
         CORSMiddleware,
@@ -66,6 +89,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         funnels,
         unsubscribe,
         decisioning,
+        keys,
     )
     for module in (*routes, providers):
         app.include_router(module.router)
@@ -79,4 +103,42 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    _offline_docs(app)
+    openapi.install(app)
+    check_covered(app)
     return app
+
+
+DOCS = resources.files("fastapi_offline") / "static"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from the pinned `fastapi-offline` package: no CDN."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Journeys API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Journeys API",
+            redoc_js_url="/static/docs/redoc.standalone.js",
+            redoc_favicon_url="/static/docs/favicon.png",
+            with_google_fonts=False,
+        )
+
+    files = {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"}
+
+    @app.get("/static/docs/{name}", include_in_schema=False)
+    async def docs_file(name: str) -> FileResponse:
+        if name not in files:
+            raise errors.problem(404, "no such file", "path", "name")
+        return FileResponse(str(DOCS / name))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from temporalio.client import Client
 
 from api.routing import EventRouter
+from schemas.events import CUSTOMER_ID
+from schemas.journey import SLUG
 from schemas.settings import Settings
 from storage.stores import Stores
 
@@ -32,3 +34,20 @@ StoresDep = Annotated[Stores, Depends(_stores)]
 ClientDep = Annotated[Client, Depends(_client)]
 RouterDep = Annotated[EventRouter, Depends(_router)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+# Path parameters, bounded: a value outside these is a 422 naming the parameter, never a
+# database overflow or a lookup of something that cannot exist.
+MAX_INT = 2**31 - 1
+JourneyId = Annotated[str, Path(pattern=SLUG, description="A journey id.")]
+CustomerId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        pattern=CUSTOMER_ID,
+        description="A customer id: 1 to 200 printable characters.",
+    ),
+]
+Slug = Annotated[str, Path(pattern=SLUG)]
+VersionNo = Annotated[int, Path(ge=1, le=MAX_INT)]
+RowId = Annotated[int, Path(ge=1, le=2**62)]

@@ -91,7 +91,7 @@ class ProfileIn(BaseModel):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         if value not in _ZONES and value != "UTC":
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+            raise ValueError("unknown time zone (use an IANA name like Europe/Berlin)")
         ZoneInfo(value)
         return value
 

@@ -27,7 +27,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from api.routing import EventRouter
 from bench import ingestion, operations, reservations, services
 from bench.baseline import TrivialWorkflow, raw_worker
-from bench.stack import Row, alternate, bench_stack, pct, tag
+from bench.stack import Row, alternate, api_client, bench_stack, pct, tag
 from cli.embedded import Stack
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.events import CustomerEvent
@@ -170,7 +170,7 @@ async def measure(n: int, concurrency: int) -> list[Row]:
         )
         async with (
             raw_worker(stack.client, RAW_QUEUE),
-            httpx.AsyncClient(base_url=base, timeout=60) as api,
+            await api_client(stack.stores, base) as api,
         ):
             await entry_throughput(stack, router, 40, 10)  # warm both paths up
             console.print(f"n={n}, concurrency={concurrency}: entry throughput ...")

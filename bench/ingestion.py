@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 
-from api.routes.segment import write_key
 from bench.baseline import TrivialWorkflow
 from bench.stack import (
     Row,
     alternate,
+    api_client,
     bench_stack,
     cpu_seconds,
     drained,
@@ -79,7 +79,6 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
         )
         for k in range(CUSTOMERS)
     ]
-    auth = (write_key(stack.settings), "")
     batches = n // BATCH
 
     async def ours(b: int) -> None:
@@ -93,7 +92,7 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
             }
             for k in range(BATCH)
         ]
-        response = await api.post("/v1/batch", json={"batch": messages}, auth=auth)
+        response = await api.post("/v1/batch", json={"batch": messages})
         assert response.status_code == 200, response.text
 
     async def baseline(b: int) -> None:
@@ -220,7 +219,7 @@ async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> li
             worker_process(stack.settings, "cli.main", "worker") as journey_worker,
             worker_process(stack.settings, "bench.baseline", RAW_QUEUE) as raw_worker,
         ):
-            async with httpx.AsyncClient(base_url=base, timeout=60) as api:
+            async with await api_client(stack.stores, base) as api:
                 await stack.client.execute_workflow(  # the raw worker is polling
                     TrivialWorkflow.run, True, id=f"raw-ready-{tag()}", task_queue=RAW_QUEUE
                 )

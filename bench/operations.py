@@ -89,6 +89,7 @@ async def side(base: Settings, name: str, on: bool, scratch: Path) -> AsyncItera
     )
     stores = await Stores.open(settings.db_url(), channels=CHANNEL_NAMES)
     await load_examples(stores)  # the templates scenario 1 sends
+    key = await stores.keys.create("bench", ["admin"])
     await stores.close()
     worker = settings.model_copy(update={"metrics_address": _next_port(settings)})
     with (
@@ -97,7 +98,11 @@ async def side(base: Settings, name: str, on: bool, scratch: Path) -> AsyncItera
         worker_process(worker, "cli.main", "worker", stdout=out) as worker_process_,
     ):
         client = await connect(settings.model_copy(update={"metrics_address": None}))
-        async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as api:
+        async with httpx.AsyncClient(
+            base_url=settings.public_url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {key.token}"},
+        ) as api:
             await _ready(api)
             yield Side(settings, api, client, [api_process.pid, worker_process_.pid])
 

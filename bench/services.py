@@ -26,7 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.channels import Outbound, channels_for
 from activities.delivery import DeliveryActivities
 from activities.http import shared_client
-from bench.stack import Row, bench_stack
+from bench.stack import Row, api_client, bench_stack
 from cli.embedded import Stack
 from schemas.decision import Offer
 from schemas.delivery import SendRequest
@@ -268,7 +268,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def measure(n: int, concurrency: int, console: Any) -> list[Row]:
     async with bench_stack() as (stack, base, _):
-        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        async with await api_client(stack.stores, base, 30) as api:
             console.print(f"decision latency, 200 offers, n={n} ...")
             rows = await decision_latency(stack, api, n)
         console.print(f"send overhead per channel, n={n}, concurrency={concurrency} ...")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -24,6 +25,7 @@ from temporalio.client import Client
 from cli.embedded import Stack, dev_server, dev_server_command, running_stack, spawn
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
+from storage.stores import Stores
 
 Row = tuple[str, float, float, str]
 """One figure: (what, measured, baseline, target)."""
@@ -63,6 +65,8 @@ async def bench_stack(
                         # Telemetry off unless a suite measures it (bench/operations.py).
                         "tracing": False,
                         "metrics_address": None,
+                        # One key sends everything here: a per-key limit would pace it.
+                        "rate_limit_per_second": 0,
                     }
                     | overrides
                 ),
@@ -167,3 +171,11 @@ async def alternate(
                 await settle(name)
             seconds[name] += time.perf_counter() - started
     return {name: per * rounds / spent for name, spent in seconds.items()}
+
+
+async def api_client(stores: Stores, base: str, timeout: float = 60) -> httpx.AsyncClient:
+    """The API at `base` as an admin calls it (a key made in its database)."""
+    key = await stores.keys.create("bench", ["admin"])
+    return httpx.AsyncClient(
+        base_url=base, timeout=timeout, headers={"Authorization": f"Bearer {key.token}"}
+    )

@@ -238,3 +238,32 @@ def free_port_or_fail(host: str, port: int, what: str) -> None:
                 f"port {port} ({what}) is already in use: stop the other process or pick "
                 "another port (see `journeys up --help`)."
             )
+
+
+def kept_payload_key(data_dir: Path) -> str:
+    """The embedded default's payload key: made on first run, kept (0600) in the data
+    folder, so history written before a restart still decrypts."""
+    from workers.codec import new_key
+
+    path = data_dir / "payload.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            contextlib.suppress(FileExistsError),
+            os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle,
+        ):
+            handle.write(new_key() + "\n")
+    return path.read_text().strip()
+
+
+async def embedded_admin_key(settings: Settings) -> str:
+    """Open the database once to make (or find) the embedded default's admin key."""
+    from cli.keys import admin_key
+
+    stores = await Stores.open(
+        settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
+    )
+    try:
+        return await admin_key(stores, settings.data_dir)
+    finally:
+        await stores.close()

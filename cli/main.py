@@ -13,11 +13,13 @@ from typing import Annotated
 import httpx
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from cli import keys
+from cli.keys import api_client
 from schemas.funnel import Funnel
 from schemas.journey import JourneySpec
 from schemas.settings import Settings
@@ -30,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console()
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()
@@ -49,14 +52,16 @@ def up(
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
-    from api.routes.segment import write_key
     from cli.embedded import (
         dev_server,
         dev_server_command,
+        embedded_admin_key,
         free_port_or_fail,
+        kept_payload_key,
         mailbox_for,
         run_until_stopped,
     )
+    from cli.keys import key_file
     from services.mailbox import start_smtp
 
     settings = Settings(
@@ -68,6 +73,11 @@ def up(
         temporal_ui_port=ui_port,
         smtp_port=smtp_port,
         database_url=database_url,
+        # History is encrypted unless a key is configured: with a key kept in the data
+        # folder, and the embedded UI (which has no login) decrypts through the API.
+        payload_key=SecretStr(os.environ.get("JOURNEYS_PAYLOAD_KEY") or kept_payload_key(data_dir)),
+        codec_open=True,
+        egress_allow=[f"http://127.0.0.1:{api_port}/sandbox/"],
     )
     for port, what in (
         (api_port, "API"),
@@ -76,7 +86,6 @@ def up(
         (smtp_port, "SMTP"),
     ):
         free_port_or_fail("127.0.0.1", port, what)
-    data_dir.mkdir(parents=True, exist_ok=True)
     # With payload encryption on, the UI decrypts through this API's codec endpoint.
     codec = ["--ui-codec-endpoint", f"{settings.public_url}/codec"] if settings.payload_key else []
     command = dev_server_command(
@@ -92,14 +101,17 @@ def up(
             Panel.fit(
                 f"[bold]API[/]          http://127.0.0.1:{api_port}"
                 f"  (docs: http://127.0.0.1:{api_port}/docs)\n"
+                f"[bold]API key[/]      {api_key}\n"
+                f"               (admin; in {key_file(data_dir)}, where the CLI finds it;\n"
+                f"               for curl: export JOURNEYS_API_KEY=$(cat {key_file(data_dir)}))\n"
                 f"[bold]Temporal UI[/]  http://127.0.0.1:{ui_port}/namespaces/default/workflows\n"
                 f"[bold]Temporal[/]     127.0.0.1:{temporal_port}\n"
                 f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, "
                 f"messages in {data_dir / 'mailbox'}\n"
                 f"[bold]Sandboxes[/]    Twilio, FCM, webhooks: what they received at "
                 f"http://127.0.0.1:{api_port}/sandbox/{{twilio,fcm,webhooks}}/received\n"
-                f"[bold]Segment[/]      host http://127.0.0.1:{api_port}, "
-                f"write key {write_key(settings)}\n"
+                f"[bold]Segment[/]      host http://127.0.0.1:{api_port}, write key: a key "
+                "with events:write (journeys keys create --scope events:write)\n"
                 f"[bold]Data[/]         {data_dir.resolve()}\n"
                 f"[bold]Telemetry[/]    {_telemetry(settings, data_dir)}\n"
                 f"[bold]Journeys[/]\n{journeys}\n\nCtrl-C stops everything.",
@@ -107,6 +119,7 @@ def up(
             )
         )
 
+    api_key = asyncio.run(embedded_admin_key(settings))
     smtp = start_smtp(mailbox_for(settings), port=smtp_port)
     try:
         with (
@@ -198,11 +211,12 @@ def publish(
 ) -> None:
     """Publish a journey as a new version through the API."""
     spec = load_spec(source)
-    response = httpx.post(
-        f"{api_url}/v1/journeys",
-        content=spec.model_dump_json(),
-        headers={"content-type": "application/json"},
-    )
+    with api_client() as http:
+        response = http.post(
+            f"{api_url}/v1/journeys",
+            content=spec.model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
     if response.status_code != 201:
         console.print_json(json.dumps(response.json()))
         raise typer.Exit(1)
@@ -244,7 +258,7 @@ def audience(
     )
 
     base = f"{api_url}/v1/journeys/{journey_id}/audience-runs"
-    with httpx.Client(timeout=30) as http:
+    with api_client(timeout=30) as http:
         if cancel:
             if run is None:
                 console.print("[red]--cancel needs --run[/]")
@@ -298,7 +312,7 @@ def audience_upload(
     ids = [i for i in ids if i and i.lower() not in ("customer_id", "id", "user_id")]
     chunks = [ids[i : i + 10_000] for i in range(0, len(ids), 10_000)]
     size = 0
-    with httpx.Client(timeout=60) as http:
+    with api_client(timeout=60) as http:
         for chunk in track(chunks, description=f"uploading {len(ids):,} ids", console=console):
             out = _fail_unless(
                 http.post(
@@ -330,7 +344,7 @@ def control(
         raise typer.Exit(2)
     _one_or_bulk(customer_id, step)
     base = f"{api_url}/v1/journeys/{journey_id}"
-    with httpx.Client(timeout=120) as http:
+    with api_client(timeout=120) as http:
         if customer_id is not None:
             url = f"{base}/enrollments/{customer_id}/{action}"
             state = _fail_unless(http.post(url, json={"reason": reason}), 200)
@@ -387,7 +401,7 @@ def migrate(
     base = f"{api_url}/v1/journeys/{journey_id}"
     would = "would move" if dry_run else "moved"
     _one_or_bulk(customer_id, step)
-    with httpx.Client(timeout=300) as http:
+    with api_client(timeout=300) as http:
         if customer_id is not None:
             url = f"{base}/enrollments/{customer_id}/migrate"
             plan = _fail_unless(http.post(url, json=body), 200)
@@ -420,7 +434,7 @@ def erase(
     every workflow run that names them. It cannot be undone."""
     if not yes:
         typer.confirm(f"Erase customer {customer_id} and all their data?", abort=True)
-    with httpx.Client(timeout=300) as http:
+    with api_client(timeout=300) as http:
         erased = _fail_unless(http.delete(f"{api_url}/v1/customers/{customer_id}"), 200)
     rows = erased["rows_deleted"]
     assert isinstance(rows, dict)
@@ -443,7 +457,7 @@ def funnel(
     converted and exited per step, and conversion per split arm. The same counts, drawn on
     the journey, are at {api_url}/journeys/{id}/funnel."""
     params = {"version": version} if version else {}
-    with httpx.Client(timeout=60) as http:
+    with api_client(timeout=60) as http:
         url = f"{api_url}/v1/journeys/{journey_id}/funnel"
         found = Funnel.model_validate(_fail_unless(http.get(url, params=params), 200))
     if mermaid:
@@ -520,6 +534,27 @@ def replay(
     console.print(f"{len(results) - len(failed)} of {len(results)} replay")
     if failed or not results:
         raise typer.Exit(1)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    before: Annotated[int | None, typer.Option(help="Only entries older than this id.")] = None,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Who changed what: every change made through the API, by key (admin)."""
+    params: dict[str, int] = {"limit": limit, **({"before": before} if before else {})}
+    with api_client() as http:
+        response = http.get(f"{api_url}/v1/audit", params=params)
+    _fail_unless(response, 200) if response.status_code != 200 else None
+    table = Table("id", "at", "key", "action", "target", "status", "from")
+    for e in response.json():
+        target = ", ".join(f"{k}={v}" for k, v in e["target"].items())
+        table.add_row(
+            str(e["id"]), e["at"][:19], f"{e['key_name']} ({e['key_id']})", e["action"],
+            target, str(e["status"]), e["client"] or "-",
+        )  # fmt: skip
+    console.print(table)
 
 
 @app.command("payload-key")

@@ -8,11 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+CUSTOMER_ID = r"^[^\x00-\x1f\x7f]+$"
+"""Customer ids: 1 to 200 characters, no control characters."""
+
 
 class CustomerEvent(BaseModel):
     """One thing a customer did. `message_id` makes redelivery harmless everywhere."""
 
-    customer_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)
     name: str = Field(min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
     timestamp: datetime

@@ -82,9 +82,31 @@ class Settings(BaseSettings):
     action_modules: list[str] = Field(default_factory=lambda: ["examples.actions"])
     """Modules imported by the worker to register `action` step handlers."""
 
-    segment_write_key: SecretStr | None = None
-    """The write key Segment-compatible calls (`/v1/track`, `/v1/batch`, ...) authenticate
-    with, as Basic auth user; default: a random key kept in `data_dir` (`journeys up` shows it)."""
+    services_key: SecretStr | None = None
+    """The key workers present to the built-in services on the API (decisioning); default:
+    a random key kept in `data_dir`. Set it when the worker and API run apart."""
+    inbox_secret: SecretStr | None = None
+    """Signs the inbox tokens a customer's app reads its inbox with; default: a random key
+    kept in `data_dir`."""
+    inbox_token_ttl: timedelta = timedelta(days=1)
+    """How long an inbox token is valid (ISO 8601 in the environment: P1D)."""
+    rate_limit_per_second: float = Field(default=100.0, ge=0)
+    """Write requests per second allowed to each API key (0: no limit); over it, 429."""
+    rate_limit_burst: int = Field(default=200, ge=1)
+    """Write requests a key may make at once before the per-second rate applies."""
+    max_json_depth: int = Field(default=32, ge=2, le=200)
+    """How deeply a request's JSON may nest (objects and arrays)."""
+    max_event_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    """The largest event (as JSON) accepted; Segment's own limit is 32 KB."""
+    egress_allow: list[str] = Field(default_factory=list)
+    """Where webhook and action steps may call although the address is private, loopback
+    or link-local: URL prefixes (`http://10.0.0.5:9000/hooks/`) or networks (`10.0.0.0/8`).
+    Public addresses are always allowed."""
+    template_render_seconds: float = Field(default=1.0, gt=0)
+    """How long one template may render before the send fails (the render runs off the
+    worker's event loop)."""
+    template_max_chars: int = Field(default=256 * 1024, ge=1024)
+    """The largest rendered message (each field)."""
 
     tracing: bool = True
     """OpenTelemetry traces, exported as the `OTEL_` variables say (console by default;
@@ -102,6 +124,9 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     """When set, the codec endpoint (`/codec/decode`) answers only requests bearing it
     (the Temporal UI passes the operator's access token)."""
+    codec_open: bool = False
+    """The codec endpoint answers without a key or token: only for the embedded default,
+    whose Temporal UI has no login of its own (`journeys up` turns it on)."""
     codec_origins: list[str] | None = None
     """Browser origins (the Temporal UI's) allowed to call the codec endpoint; default: the
     embedded UI on `temporal_ui_port` of this host."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.access import AuditLog, KeyStore
 from storage.audiences import AudienceStore
 from storage.db import checkpoints, create_tables, make_engine, sessions
 from storage.events import EventLog
@@ -31,6 +32,8 @@ class Stores:
     offers: OfferStore
     events: EventLog
     audiences: AudienceStore
+    keys: KeyStore
+    audit: AuditLog
     _checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
@@ -49,6 +52,8 @@ class Stores:
             offers=OfferStore(factory),
             events=EventLog(factory),
             audiences=AudienceStore(factory),
+            keys=KeyStore(factory),
+            audit=AuditLog(factory),
         )
         if engine.dialect.name == "sqlite":
             stores._checkpoints = asyncio.create_task(checkpoints(engine))

@@ -130,3 +130,30 @@ class AudienceMemberRow(SQLModel, table=True):
     __tablename__ = "audience_members"
     audience_id: str = Field(primary_key=True, max_length=80)
     customer_id: str = Field(primary_key=True, max_length=200)
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: its SHA-256 only, never the token."""
+
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=80)
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class AuditRow(SQLModel, table=True):
+    """One change made through the API, by key."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    key_id: str = Field(max_length=20)
+    key_name: str = Field(max_length=80)
+    action: str = Field(max_length=200)
+    target: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: int
+    client: str | None = Field(default=None, max_length=64)

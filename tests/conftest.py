@@ -139,8 +139,44 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         yield running
 
 
+API_KEYS: dict[str, str] = {}
+"""The admin key of each stack's API, by its base URL (the CLI helper passes it on)."""
+
+
 @pytest_asyncio.fixture(scope="session")
-async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+async def admin_key(stack: Stack) -> str:
+    """A key with every scope, made in the stack's own database."""
+    created = await stack.stores.keys.create("tests", ["admin"])
+    s = stack.settings
+    API_KEYS[f"http://{s.api_host}:{s.api_port}"] = created.token
+    segment = await stack.stores.keys.create("segment", ["events:write"])
+    WRITE_KEYS[s.api_port] = segment.token
+    return created.token
+
+
+WRITE_KEYS: dict[int, str] = {}
+
+
+def write_key(stack: Stack) -> str:
+    """An `events:write` key of this stack: what a Segment library sends as write key."""
+    return WRITE_KEYS[stack.settings.api_port]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(stack: Stack, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The stack's API as an admin calls it."""
+    s = stack.settings
+    async with httpx.AsyncClient(
+        base_url=f"http://{s.api_host}:{s.api_port}",
+        timeout=30,
+        headers={"Authorization": f"Bearer {admin_key}"},
+    ) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def anonymous(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """The stack's API as anyone on the network calls it: no key."""
     s = stack.settings
     async with httpx.AsyncClient(
         base_url=f"http://{s.api_host}:{s.api_port}", timeout=30

@@ -21,7 +21,7 @@ from schemas.journey import (
     SendStep,
     WaitForEventStep,
 )
-from tests.conftest import eventually, repo_root, unique
+from tests.conftest import API_KEYS, eventually, repo_root, unique
 
 HISTORIES = repo_root() / "tests" / "histories"
 
@@ -131,6 +131,8 @@ async def received(
 def journeys_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The `journeys` command as a user runs it, in its own process (a wide terminal, so
     lines are not wrapped); `env` adds variables."""
+    if "--api-url" in args:  # the key of the stack it talks to
+        env.setdefault("JOURNEYS_API_KEY", API_KEYS[args[args.index("--api-url") + 1]])
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
         capture_output=True,

@@ -164,7 +164,7 @@ async def test_audience_predicates_must_select_profiles(api: httpx.AsyncClient) 
     spec["entry"] = {"audience": {"where": {"field": "event.total", "op": "gt", "value": 1}}}
     response = await api.post("/v1/journeys", json=spec)
     assert response.status_code == 422
-    [problem] = response.json()["detail"]
+    [problem] = response.json()["errors"]
     assert problem["loc"] == ["body", "entry", "audience", "where"]
     assert "profile." in problem["msg"]
     both = one_send(unique("both")).model_dump(mode="json")

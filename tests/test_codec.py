@@ -90,7 +90,7 @@ async def test_codec_token_guards_the_endpoint(stack: Stack) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         refused = await http.post("/codec/encode", json=body)
         assert refused.status_code == 401
-        assert "codec token" in refused.json()["detail"][0]["msg"]
+        assert "API key" in refused.json()["errors"][0]["msg"]
         wrong = await http.post("/codec/encode", json=body, headers={"Authorization": "Bearer x"})
         assert wrong.status_code == 401
         ok = await http.post("/codec/encode", json=body, headers={"Authorization": "Bearer s3cret"})
@@ -121,4 +121,4 @@ async def test_plain_payloads_when_no_key_is_set(stack: Stack, api: httpx.AsyncC
     assert secret.encode() in stored.payloads[0].data
     response = await api.post("/codec/decode", json=as_json(stored))
     assert response.status_code == 404
-    assert "encryption is off" in response.json()["detail"][0]["msg"]
+    assert "encryption is off" in response.json()["errors"][0]["msg"]

@@ -65,7 +65,7 @@ async def test_pause_holds_the_next_step_until_resume(api: httpx.AsyncClient) ->
     paused = await control(api, journey_id, cid, "pause")
     assert paused["paused"] is True and paused["step"] == "wait"
     refused = await control(api, journey_id, cid, "pause", status=409)
-    assert "already paused" in refused["detail"][0]["msg"]
+    assert "already paused" in refused["errors"][0]["msg"]
 
     await asyncio.sleep(3)  # the wait ran out while paused: the send holds
     held = await state(api, journey_id, cid)
@@ -78,7 +78,7 @@ async def test_pause_holds_the_next_step_until_resume(api: httpx.AsyncClient) ->
     assert (await ended(api, journey_id, cid))["status"] == "completed"
     assert await inbox(api, cid) == ["after the wait"]
     refused = await control(api, journey_id, cid, "resume", status=409)
-    assert "already completed" in refused["detail"][0]["msg"]
+    assert "already completed" in refused["errors"][0]["msg"]
 
 
 async def test_skip_ends_the_wait_by_its_timeout_edge(api: httpx.AsyncClient) -> None:
@@ -115,7 +115,7 @@ async def test_skip_is_refused_between_steps_and_exit_ends_a_paused_run(
     await control(api, journey_id, cid, "pause")
     await eventually(lambda: state(api, journey_id, cid), lambda s: s["waiting"] is None)
     refused = await control(api, journey_id, cid, "skip", status=409)
-    assert "not at a wait step" in refused["detail"][0]["msg"]
+    assert "not at a wait step" in refused["errors"][0]["msg"]
     exited = await control(api, journey_id, cid, "exit")
     assert exited["status"] == "exited"
     assert await inbox(api, cid) == []

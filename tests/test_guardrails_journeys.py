@@ -121,7 +121,7 @@ async def test_api_unsubscribe_on_one_channel(api: httpx.AsyncClient) -> None:
     response = await api.post(f"/v1/customers/{cid}/unsubscribe", json={"channel": "sms"})
     assert response.status_code == 200 and response.json()["unsubscribed"] == ["sms"]
     bad = await api.post(f"/v1/customers/{cid}/unsubscribe", json={"channel": "pigeon"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "channel"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"][-1] == "channel"
 
 
 def _inbox(mailbox: tuple[Mailbox, int], cid: str) -> list[Any]:

@@ -71,7 +71,7 @@ async def test_dry_run_then_migrate_one_enrollment(api: httpx.AsyncClient, stack
     first_run = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
 
     unmapped = await migrate(api, url, 409, dry_run=True)
-    why = unmapped["detail"][0]["msg"]
+    why = unmapped["errors"][0]["msg"]
     assert "step 'wait' has no counterpart in v2: map it to one of short-wait, send, end" in why
 
     plan = await migrate(api, url, dry_run=True, mapping={"wait": "short-wait"})
@@ -98,9 +98,9 @@ async def test_dry_run_then_migrate_one_enrollment(api: httpx.AsyncClient, stack
     await keep_history(stack.client.get_workflow_handle(workflow_id, run_id=first_run), "migrated")
 
     again = await migrate(api, url, 409, mapping={"wait": "short-wait"})
-    assert "enrollment already completed" in again["detail"][0]["msg"]
+    assert "enrollment already completed" in again["errors"][0]["msg"]
     missing = await migrate(api, url, 404, to_version=9)
-    assert "version 9 not found" in missing["detail"][0]["msg"]
+    assert "no such journey version" in missing["errors"][0]["msg"]
 
 
 async def test_bulk_migration_with_a_dry_run_and_the_cli(api: httpx.AsyncClient) -> None:

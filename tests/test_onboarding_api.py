@@ -84,4 +84,4 @@ async def test_operator_exit(api: httpx.AsyncClient) -> None:
     assert again.status_code == 409
     missing = await api.get(f"/v1/journeys/{journey.id}/enrollments/nobody")
     assert missing.status_code == 404
-    assert missing.json()["detail"][0]["loc"] == ["path", "customer_id"]
+    assert missing.json()["errors"][0]["loc"] == ["path", "customer_id"]

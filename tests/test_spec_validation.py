@@ -184,18 +184,18 @@ async def test_publish_over_api_reports_step_and_field(api: httpx.AsyncClient) -
     body["steps"][3]["template"] = "no-such-template"
     response = await api.post("/v1/journeys", json=body)
     assert response.status_code == 422
-    assert [d["loc"] for d in response.json()["detail"]] == [["body", "steps", 3, "template"]]
+    assert [d["loc"] for d in response.json()["errors"]] == [["body", "steps", 3, "template"]]
     body["steps"][3]["template"] = "add-your-clubs"
     body["steps"][3]["next"] = "gone"
     response = await api.post("/v1/journeys", json=body)
     assert response.status_code == 422
-    assert [d["loc"] for d in response.json()["detail"]] == [["body", "steps", 3, "next"]]
+    assert [d["loc"] for d in response.json()["errors"]] == [["body", "steps", 3, "next"]]
 
     structural = await api.post(
         "/v1/journeys", json={**body, "steps": [{"id": "x", "type": "send"}]}
     )
     assert structural.status_code == 422
-    assert structural.json()["detail"][0]["loc"][:3] == ["body", "steps", 0]
+    assert structural.json()["errors"][0]["loc"][:3] == ["body", "steps", 0]
 
     garbage = await api.post(
         "/v1/journeys", content=b"{not json", headers={"content-type": "application/json"}
@@ -223,7 +223,7 @@ async def test_publish_versions_and_read_back(api: httpx.AsyncClient) -> None:
 async def test_bad_customer_and_event_input(api: httpx.AsyncClient) -> None:
     bad_zone = await api.put("/v1/customers/c", json={"timezone": "Mars/Olympus"})
     assert bad_zone.status_code == 422
-    assert bad_zone.json()["detail"][0]["loc"] == ["body", "timezone"]
+    assert bad_zone.json()["errors"][0]["loc"] == ["body", "timezone"]
     bad_consent = await api.put("/v1/customers/c", json={"consent": {"fax": True}})
     assert bad_consent.status_code == 422
     no_name = await api.post("/v1/events", json={"customer_id": "c"})
@@ -232,5 +232,5 @@ async def test_bad_customer_and_event_input(api: httpx.AsyncClient) -> None:
     assert empty_batch.status_code == 422
     bad_template = await api.put("/v1/templates/t1", json={"body": "{{ oops"})
     assert bad_template.status_code == 422
-    assert bad_template.json()["detail"][0]["loc"] == ["body", "body"]
+    assert bad_template.json()["errors"][0]["loc"] == ["body", "body"]
     assert (await api.get("/v1/customers/nobody-at-all")).status_code == 404

@@ -224,14 +224,14 @@ async def test_missing_variables_fail_publish_and_then_send(api: httpx.AsyncClie
     spec = journey(SendStep(id="send", channel="in_app", template=tid, next="end"))
     response = await api.post("/v1/journeys", json=spec.model_dump(mode="json"))
     assert response.status_code == 422
-    [detail] = response.json()["detail"]
+    [detail] = response.json()["errors"]
     assert detail["loc"] == ["body", "steps", 0, "template"]
     assert "unknown variable 'customer'" in detail["msg"]
 
     inline = one_send(unique("inline"), body="{{ context.decisions.nope.top.name }}")
     response = await api.post("/v1/journeys", json=inline.model_dump(mode="json"))
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "steps", 0, "content", "body"]
+    assert response.json()["errors"][0]["loc"] == ["body", "steps", 0, "content", "body"]
 
     # A template changed after publishing fails at send time, for good, with the reason.
     await api.put(f"/v1/templates/{tid}", json={"body": "Hi {{ profile.attributes.name }}"})

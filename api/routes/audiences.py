@@ -18,7 +18,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.audience_runs import start_run
-from api.deps import ClientDep, SettingsDep, StoresDep
+from api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
 from api.errors import problem
 from schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
 from schemas.journey import SLUG, JourneySpec
@@ -44,7 +44,7 @@ class RunIn(BaseModel):
 
 
 @router.post("/v1/audiences/{audience_id}/members")
-async def add_members(audience_id: str, body: MembersIn, stores: StoresDep) -> AudienceOut:
+async def add_members(audience_id: Slug, body: MembersIn, stores: StoresDep) -> AudienceOut:
     """Add up to 10,000 customer ids to an uploaded list (ids already in it stay once)."""
     if any(not c or len(c) > 200 for c in body.customer_ids):
         raise problem(422, "customer ids are 1 to 200 characters", "body", "customer_ids")
@@ -54,46 +54,46 @@ async def add_members(audience_id: str, body: MembersIn, stores: StoresDep) -> A
 
 
 @router.get("/v1/audiences/{audience_id}")
-async def get_audience(audience_id: str, stores: StoresDep) -> AudienceOut:
+async def get_audience(audience_id: Slug, stores: StoresDep) -> AudienceOut:
     return AudienceOut(id=audience_id, size=await stores.audiences.size(audience_id))
 
 
-async def _journey(stores: StoresDep, journey_id: str) -> tuple[JourneySpec, int]:
+async def _journey(stores: StoresDep, journey_id: JourneyId) -> tuple[JourneySpec, int]:
     found = await stores.journeys.get(journey_id, None)
     if found is None:
-        raise problem(404, f"journey '{journey_id}' not found", "path", "journey_id")
+        raise problem(404, "no such journey", "path", "journey_id")
     return found
 
 
 @router.post("/v1/journeys/{journey_id}/audience-runs", status_code=status.HTTP_202_ACCEPTED)
 async def start(
-    journey_id: str, body: RunIn, stores: StoresDep, client: ClientDep, settings: SettingsDep
+    journey_id: JourneyId, body: RunIn, stores: StoresDep, client: ClientDep, settings: SettingsDep
 ) -> AudienceRunOut:
     """Enrol the journey's audience (its latest version) at its rate; answers at once with
     the run's progress, which `GET .../audience-runs/{run}` follows."""
     spec, version = await _journey(stores, journey_id)
     if spec.entry.audience is None:
-        raise problem(409, f"journey '{journey_id}' enters on an event, not an audience")
+        raise problem(409, "this journey enters on an event, not an audience")
     run = body.run or f"v{version}"
     await start_run(client, spec, version, run, body.rate_per_second, settings.task_queue)
     return await get_run(journey_id, run, client, stores)
 
 
 async def _described(
-    client: ClientDep, journey_id: str, run: str
+    client: ClientDep, journey_id: JourneyId, run: str
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
     handle = client.get_workflow_handle(audience_run_id(journey_id, run))
     try:
         return handle, await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise problem(404, f"no audience run '{run}' of '{journey_id}'", "path", "run") from err
+            raise problem(404, "no such audience run of this journey", "path", "run") from err
         raise
 
 
 @router.get("/v1/journeys/{journey_id}/audience-runs/{run}")
 async def get_run(
-    journey_id: str, run: str, client: ClientDep, stores: StoresDep
+    journey_id: JourneyId, run: Slug, client: ClientDep, stores: StoresDep
 ) -> AudienceRunOut:
     """done/total, entered, rate (customers/s) and ETA (seconds). Read from the run's memo,
     so it answers however busy the workers are."""
@@ -113,11 +113,13 @@ async def get_run(
 
 
 @router.post("/v1/journeys/{journey_id}/audience-runs/{run}/cancel")
-async def cancel(journey_id: str, run: str, client: ClientDep, stores: StoresDep) -> AudienceRunOut:
+async def cancel(
+    journey_id: JourneyId, run: Slug, client: ClientDep, stores: StoresDep
+) -> AudienceRunOut:
     """Stop enrolling; customers already enrolled stay enrolled."""
     handle, described = await _described(client, journey_id, run)
     if described.status != WorkflowExecutionStatus.RUNNING:
-        raise problem(409, f"audience run '{run}' already ended")
+        raise problem(409, "the audience run already ended")
     await handle.cancel()
     with contextlib.suppress(WorkflowFailureError, TimeoutError):
         await asyncio.wait_for(handle.result(), 10)  # ends after the page's current starts

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
-from api.deps import ClientDep, RouterDep, SettingsDep, StoresDep
+from activities.keys import secret
+from api import customer_tokens
+from api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, StoresDep
 from api.erasure import Erased, erase
 from api.errors import problem
 from api.models import ProfileIn, UnsubscribeIn
@@ -18,13 +22,13 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
 @router.put("/{customer_id}")
-async def put_profile(customer_id: str, body: ProfileIn, stores: StoresDep) -> Profile:
+async def put_profile(customer_id: CustomerId, body: ProfileIn, stores: StoresDep) -> Profile:
     """Create or replace the customer's profile (activity learned from events is kept)."""
     return await stores.profiles.put(Profile(customer_id=customer_id, **body.model_dump()))
 
 
 @router.delete("/{customer_id}")
-async def erase_customer(customer_id: str, stores: StoresDep, client: ClientDep) -> Erased:
+async def erase_customer(customer_id: CustomerId, stores: StoresDep, client: ClientDep) -> Erased:
     """Erase the customer: their running enrollments end (as `exited`, "customer erased"),
     their profile, deliveries, inbox, offer grants, decisions and list memberships are
     deleted, and so is every workflow run that names them, with its history. Temporal
@@ -33,49 +37,72 @@ async def erase_customer(customer_id: str, stores: StoresDep, client: ClientDep)
 
 
 @router.get("/{customer_id}")
-async def get_profile(customer_id: str, stores: StoresDep) -> Profile:
+async def get_profile(customer_id: CustomerId, stores: StoresDep) -> Profile:
     profile = await stores.profiles.get(customer_id)
     if profile is None:
-        raise problem(404, f"customer '{customer_id}' not found", "path", "customer_id")
+        raise problem(404, "no such customer", "path", "customer_id")
     return profile
 
 
 @router.get("/{customer_id}/deliveries")
-async def deliveries(customer_id: str, stores: StoresDep) -> list[Delivery]:
+async def deliveries(customer_id: CustomerId, stores: StoresDep) -> list[Delivery]:
     """Every message sent, suppressed or failed for the customer, oldest first."""
     return await stores.ledger.for_customer(customer_id)
 
 
+class InboxToken(BaseModel):
+    token: str
+    """For the customer's app: `Authorization: Bearer <token>` on this customer's inbox
+    routes (list, read, dismiss), and nothing else."""
+    expires_at: datetime
+
+
+@router.post("/{customer_id}/inbox-token")
+async def inbox_token(customer_id: CustomerId, settings: SettingsDep) -> InboxToken:
+    """A token that opens this customer's in-app inbox, for their own app to read it
+    without an API key (your backend asks for it when the customer signs in)."""
+    expires = datetime.now(UTC) + settings.inbox_token_ttl
+    key = secret(settings, settings.inbox_secret, "inbox")
+    return InboxToken(token=customer_tokens.mint(key, customer_id, expires), expires_at=expires)
+
+
 @router.get("/{customer_id}/inbox")
-async def inbox(customer_id: str, stores: StoresDep) -> list[InboxMessage]:
+async def inbox(customer_id: CustomerId, stores: StoresDep) -> list[InboxMessage]:
     """In-app messages not dismissed, newest first."""
     return await stores.inbox.for_customer(customer_id)
 
 
 @router.post("/{customer_id}/inbox/{message_id}/read")
-async def read_message(customer_id: str, message_id: int, stores: StoresDep) -> InboxMessage:
+async def read_message(
+    customer_id: CustomerId, message_id: RowId, stores: StoresDep
+) -> InboxMessage:
     """The app showed the message."""
     return await _mark(customer_id, message_id, "read", stores)
 
 
 @router.post("/{customer_id}/inbox/{message_id}/dismiss")
-async def dismiss_message(customer_id: str, message_id: int, stores: StoresDep) -> InboxMessage:
+async def dismiss_message(
+    customer_id: CustomerId, message_id: RowId, stores: StoresDep
+) -> InboxMessage:
     """The customer dismissed it: it leaves the inbox listing."""
     return await _mark(customer_id, message_id, "dismissed", stores)
 
 
 async def _mark(
-    customer_id: str, message_id: int, what: Literal["read", "dismissed"], stores: StoresDep
+    customer_id: CustomerId,
+    message_id: RowId,
+    what: Literal["read", "dismissed"],
+    stores: StoresDep,
 ) -> InboxMessage:
     message = await stores.inbox.mark(customer_id, message_id, what)
     if message is None:
-        raise problem(404, f"no inbox message {message_id} for this customer", "path", "message_id")
+        raise problem(404, "no such inbox message for this customer", "path", "message_id")
     return message
 
 
 @router.post("/{customer_id}/unsubscribe")
 async def unsubscribe(
-    customer_id: str,
+    customer_id: CustomerId,
     stores: StoresDep,
     events: RouterDep,
     settings: SettingsDep,
@@ -87,7 +114,7 @@ async def unsubscribe(
 
 
 async def withdraw(
-    customer_id: str,
+    customer_id: CustomerId,
     channel: str | None,
     source: str,
     stores: StoresDep,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from api.deps import StoresDep
+from api.deps import Slug, StoresDep
 from api.errors import problem
 from schemas.decision import DecisionRequest, DecisionResult, Offer, OfferIn
 
@@ -14,7 +14,7 @@ router = APIRouter(tags=["decisioning"])
 
 
 @router.put("/v1/offers/{offer_id}")
-async def put_offer(offer_id: str, body: OfferIn, stores: StoresDep) -> Offer:
+async def put_offer(offer_id: Slug, body: OfferIn, stores: StoresDep) -> Offer:
     """Create or replace an offer."""
     try:
         offer = Offer(id=offer_id, **body.model_dump())
@@ -29,17 +29,17 @@ async def list_offers(stores: StoresDep, placement: str | None = None) -> list[O
 
 
 @router.get("/v1/offers/{offer_id}")
-async def get_offer(offer_id: str, stores: StoresDep) -> Offer:
+async def get_offer(offer_id: Slug, stores: StoresDep) -> Offer:
     offer = await stores.offers.get(offer_id)
     if offer is None:
-        raise problem(404, f"offer '{offer_id}' not found", "path", "offer_id")
+        raise problem(404, "no such offer", "path", "offer_id")
     return offer
 
 
 @router.delete("/v1/offers/{offer_id}", status_code=204)
-async def delete_offer(offer_id: str, stores: StoresDep) -> None:
+async def delete_offer(offer_id: Slug, stores: StoresDep) -> None:
     if not await stores.offers.delete(offer_id):
-        raise problem(404, f"offer '{offer_id}' not found", "path", "offer_id")
+        raise problem(404, "no such offer", "path", "offer_id")
 
 
 @router.post("/v1/decisions")

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.controls import Command, Refused, apply, control, for_each, running
-from api.deps import ClientDep
+from api.deps import ClientDep, CustomerId, JourneyId
 from api.errors import problem
 from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollment_workflow_id
 from schemas.journey import SLUG
@@ -20,21 +20,23 @@ T = TypeVar("T", bound=BaseModel)
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
 
-def _handle(client: ClientDep, journey_id: str, customer_id: str) -> WorkflowHandle:
+def _handle(client: ClientDep, journey_id: JourneyId, customer_id: CustomerId) -> WorkflowHandle:
     return client.get_workflow_handle(enrollment_workflow_id(journey_id, customer_id))
 
 
-def _not_found(journey_id: str, customer_id: str) -> Exception:
+def _not_found(journey_id: JourneyId, customer_id: CustomerId) -> Exception:
     return problem(
         404,
-        f"customer '{customer_id}' has no enrollment in journey '{journey_id}'",
+        "this customer has no enrollment in this journey",
         "path",
         "customer_id",
     )
 
 
 @router.get("/{customer_id}")
-async def get_enrollment(journey_id: str, customer_id: str, client: ClientDep) -> EnrollmentState:
+async def get_enrollment(
+    journey_id: JourneyId, customer_id: CustomerId, client: ClientDep
+) -> EnrollmentState:
     """Status, version, current step, what it waits for and until when, the path so far."""
     try:
         return await _handle(client, journey_id, customer_id).query(
@@ -48,7 +50,9 @@ async def get_enrollment(journey_id: str, customer_id: str, client: ClientDep) -
         raise problem(409, f"enrollment cannot be read: {err}") from err
 
 
-async def send(client: ClientDep, journey_id: str, customer_id: str, command: Command[T]) -> T:
+async def send(
+    client: ClientDep, journey_id: JourneyId, customer_id: CustomerId, command: Command[T]
+) -> T:
     """One command to one customer's enrollment; a refusal is a 409 that says why."""
     try:
         return await apply(_handle(client, journey_id, customer_id), command)
@@ -62,7 +66,10 @@ async def send(client: ClientDep, journey_id: str, customer_id: str, command: Co
 
 def _one(action: Control, doc: str) -> Any:
     async def endpoint(
-        journey_id: str, customer_id: str, client: ClientDep, body: ControlRequest | None = None
+        journey_id: JourneyId,
+        customer_id: CustomerId,
+        client: ClientDep,
+        body: ControlRequest | None = None,
     ) -> EnrollmentState:
         return await send(
             client, journey_id, customer_id, control(action, body or ControlRequest())
@@ -103,7 +110,7 @@ bulk = APIRouter(prefix="/v1/journeys/{journey_id}/controls", tags=["enrollments
 
 @bulk.post("/{action}")
 async def control_all(
-    journey_id: str, action: Control, client: ClientDep, body: BulkControl | None = None
+    journey_id: JourneyId, action: Control, client: ClientDep, body: BulkControl | None = None
 ) -> BulkResult:
     """One control for every running enrollment of the journey (at `step`, if given), 20
     at a time; each is validated by its own enrollment."""

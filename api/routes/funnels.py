@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api import funnels
-from api.deps import ClientDep, StoresDep
+from api.deps import MAX_INT, ClientDep, JourneyId, StoresDep
 from api.errors import problem
 from schemas.funnel import Funnel
 
@@ -19,22 +20,25 @@ PAGE = Path(__file__).resolve().parent.parent / "static" / "funnel.html"
 
 @router.get("/v1/journeys/{journey_id}/funnel")
 async def get_funnel(
-    journey_id: str, stores: StoresDep, client: ClientDep, version: int | None = None
+    journey_id: JourneyId,
+    stores: StoresDep,
+    client: ClientDep,
+    version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
 ) -> Funnel:
     """Entered, reached, sent, suppressed by reason, converted and exited per step of one
     version (the latest by default), conversion per split arm, and the journey as a
     Mermaid diagram with those counts. Counts are live: visibility lags by about a second."""
     found = await stores.journeys.get(journey_id, version)
     if found is None:
-        what = f"journey '{journey_id}'" + (f" version {version}" if version else "")
-        raise problem(404, f"{what} not found", "path", "journey_id")
+        what = "no such journey" + (" version" if version else "")
+        raise problem(404, what, "path", "journey_id")
     spec, number = found
     versions = await stores.journeys.versions(journey_id)
     return await funnels.funnel(client, stores.ledger, spec, number, versions)
 
 
 @router.get("/journeys/{journey_id}/funnel", response_class=HTMLResponse, include_in_schema=False)
-async def funnel_page(journey_id: str) -> HTMLResponse:
+async def funnel_page(journey_id: JourneyId) -> HTMLResponse:
     """The diagram page; it reads the funnel API and redraws every few seconds."""
     return HTMLResponse(PAGE.read_text())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.audience_runs import sync_schedule
-from api.deps import ClientDep, RouterDep, SettingsDep, StoresDep
+from api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, VersionNo
 from api.errors import problem
 from api.models import JourneySummary, JourneyVersionOut, Published
 from schemas.journey import JourneySpec
@@ -47,12 +47,12 @@ async def list_journeys(stores: StoresDep) -> list[JourneySummary]:
 
 
 async def _version_out(
-    stores: StoresDep, journey_id: str, version: int | None
+    stores: StoresDep, journey_id: JourneyId, version: int | None
 ) -> JourneyVersionOut:
     found = await stores.journeys.get(journey_id, version)
     if found is None:
-        what = f"journey '{journey_id}'" + (f" version {version}" if version else "")
-        raise problem(404, f"{what} not found", "path", "id")
+        what = "no such journey" + (" version" if version else "")
+        raise problem(404, what, "path", "id")
     spec, number = found
     return JourneyVersionOut(
         id=journey_id,
@@ -63,11 +63,13 @@ async def _version_out(
 
 
 @router.get("/{journey_id}")
-async def get_journey(journey_id: str, stores: StoresDep) -> JourneyVersionOut:
+async def get_journey(journey_id: JourneyId, stores: StoresDep) -> JourneyVersionOut:
     """The latest version of a journey."""
     return await _version_out(stores, journey_id, None)
 
 
 @router.get("/{journey_id}/versions/{version}")
-async def get_version(journey_id: str, version: int, stores: StoresDep) -> JourneyVersionOut:
+async def get_version(
+    journey_id: JourneyId, version: VersionNo, stores: StoresDep
+) -> JourneyVersionOut:
     return await _version_out(stores, journey_id, version)

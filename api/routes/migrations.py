@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.controls import Command, for_each, running
-from api.deps import ClientDep, StoresDep
+from api.deps import ClientDep, CustomerId, JourneyId, StoresDep
 from api.errors import problem
 from api.routes.enrollments import send
 from schemas.enrollment import MigrateRequest, MigrationPlan
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/journeys/{journey_id}", tags=["enrollments"])
 
 
 class Migration(BaseModel):
-    to_version: int | None = None
+    to_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """The version to move to; the latest by default."""
     mapping: dict[str, str] = Field(default_factory=dict)
     """Old step id -> new step id, for steps renamed or removed; others keep their id."""
@@ -42,13 +42,11 @@ class BulkMigrated(BaseModel):
     refused: dict[str, int]
 
 
-async def _request(stores: StoresDep, journey_id: str, body: Migration) -> MigrateRequest:
+async def _request(stores: StoresDep, journey_id: JourneyId, body: Migration) -> MigrateRequest:
     found = await stores.journeys.get(journey_id, body.to_version)
     if found is None:
-        what = f"journey '{journey_id}'" + (
-            f" version {body.to_version}" if body.to_version else ""
-        )
-        raise problem(404, f"{what} not found", "body", "to_version")
+        where = ("body", "to_version") if body.to_version else ("path", "journey_id")
+        raise problem(404, "no such journey" + (" version" if body.to_version else ""), *where)
     spec, version = found
     return MigrateRequest(journey=spec, version=version, mapping=body.mapping, reason=body.reason)
 
@@ -60,7 +58,11 @@ def _command(request: MigrateRequest, body: Migration) -> Command[MigrationPlan]
 
 @router.post("/enrollments/{customer_id}/migrate")
 async def migrate_enrollment(
-    journey_id: str, customer_id: str, body: Migration, client: ClientDep, stores: StoresDep
+    journey_id: JourneyId,
+    customer_id: CustomerId,
+    body: Migration,
+    client: ClientDep,
+    stores: StoresDep,
 ) -> MigrationPlan:
     """Move one enrollment to a newer version at the mapped step (a wait under way ends and
     its counterpart starts anew). With `dry_run`, only what would happen."""
@@ -70,7 +72,7 @@ async def migrate_enrollment(
 
 @router.post("/migrate")
 async def migrate_all(
-    journey_id: str, body: BulkMigration, client: ClientDep, stores: StoresDep
+    journey_id: JourneyId, body: BulkMigration, client: ClientDep, stores: StoresDep
 ) -> BulkMigrated:
     """Every running enrollment on an older version (at `step`, if given), each validated
     by its own enrollment: how many moved which way, and who refused why."""

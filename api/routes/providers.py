@@ -35,4 +35,4 @@ async def twilio_status(
             raise problem(403, "invalid Twilio signature", "header", TWILIO_HEADER)
     detail = f"error {error_code}" if error_code else None
     if not await stores.ledger.provider_update(message_sid, message_status, detail):
-        raise problem(404, f"no message with sid {message_sid}", "body", "MessageSid")
+        raise problem(404, "no message with this sid", "body", "MessageSid")

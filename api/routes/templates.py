@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import StoresDep
+from api.deps import Slug, StoresDep
 from api.errors import problem
 from api.models import TemplateIn
 from schemas.delivery import Template
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
 
 @router.put("/{template_id}")
-async def put_template(template_id: str, body: TemplateIn, stores: StoresDep) -> Template:
+async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -> Template:
     """Create or replace a template. Journeys that use it are checked against its
     variables when they are published."""
     try:
@@ -34,8 +34,8 @@ async def list_templates(stores: StoresDep) -> list[Template]:
 
 
 @router.get("/{template_id}")
-async def get_template(template_id: str, stores: StoresDep) -> Template:
+async def get_template(template_id: Slug, stores: StoresDep) -> Template:
     template = await stores.templates.get(template_id)
     if template is None:
-        raise problem(404, f"template '{template_id}' not found", "path", "template_id")
+        raise problem(404, "no such template", "path", "template_id")
     return template

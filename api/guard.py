@@ -1,0 +1,294 @@
+"""The API's front door, in front of every route (an ASGI middleware, so it runs before
+FastAPI reads a body): who is calling and may they (401, 403), how often (429), and how much
+they send (413, 400). It audits each change it lets through.
+
+Order matters: the key is checked before a byte of the body is read, and a compressed body
+is inflated only up to the route's limit, so a gzip bomb costs its compressed size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import math
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import customer_tokens
+from api.access import PUBLIC, ROUTES, Access, Matched, Table
+from api.errors import respond
+from schemas.access import Caller
+from schemas.settings import Settings
+from storage.access import AuditLog, KeyStore
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUDITED = frozenset({"journeys:write", "operate", "admin"})
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, msg: str, *loc: str, headers: dict[str, str] | None = None):
+        super().__init__(msg)
+        self.status, self.msg, self.loc, self.headers = status, msg, list(loc), headers
+
+
+def too_deep(raw: bytes, limit: int) -> bool:
+    """Whether JSON `raw` nests objects and arrays deeper than `limit` (strings skipped)."""
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub(b'""', raw)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+@dataclass
+class Bucket:
+    """A token bucket: `rate` a second, up to `burst` at once."""
+
+    rate: float
+    burst: int
+    tokens: float = field(init=False)
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self) -> float:
+        """0 when a request may go now, else the seconds until it may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class Secrets:
+    """The non-key credentials some routes take."""
+
+    services: bytes
+    inbox: bytes
+    codec: bytes | None
+
+
+class Guard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        keys: KeyStore,
+        audit: AuditLog,
+        secrets: Secrets,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.keys = keys
+        self.audit = audit
+        self.secrets = secrets
+        self.table = Table({**ROUTES, **PUBLIC})
+        self.buckets: dict[str, Bucket] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        matched = self.table.match(scope["method"], scope["path"])
+        if matched is None:  # the app answers 404 or 405
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            caller, body = await self._admit(scope, receive, headers, matched)
+        except Refusal as refused:
+            errors = [{"loc": refused.loc, "msg": refused.msg}]
+            response = respond(refused.status, refused.msg, errors, refused.headers)
+            await response(scope, receive, send)
+            return
+        if caller is not None:
+            scope.setdefault("state", {})["caller"] = caller
+        scope["headers"] = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
+        ] + [(b"content-length", str(len(body)).encode())]
+        status = await self._forward(scope, receive, send, body)
+        audited = matched.access.scope in AUDITED and scope["method"] in WRITES
+        if caller is not None and audited and status < 400:
+            await self._audit(caller, scope, matched, body, status)
+
+    async def _admit(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], matched: Matched
+    ) -> tuple[Caller | None, bytes]:
+        """The caller (None on a public route) and the body, or a `Refusal`."""
+        raw: bytes | None = None
+        caller = None
+        access = matched.access
+        if access.scope is not None and not (access.codec_token and self.settings.codec_open):
+            caller = await self._caller(headers, matched)
+            if caller is None and access.basic and "authorization" not in headers:
+                raw = await self._read(receive, headers, access)
+                caller = await self._write_key(raw, headers)
+            if caller is None:
+                raise Refusal(
+                    401,
+                    "an API key is required: Authorization: Bearer <key>",
+                    "header",
+                    "authorization",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if not caller.may(access.scope):
+                raise Refusal(403, f"this key lacks the '{access.scope}' scope")
+            self._limit(caller, scope["method"])
+        body = raw if raw is not None else await self._read(receive, headers, access)
+        body = self._inflate(body, headers, access)
+        if body and "json" in headers.get("content-type", "json"):
+            limit = self.settings.max_json_depth
+            if too_deep(body, limit):
+                raise Refusal(400, f"the JSON nests deeper than {limit} levels", "body")
+            if _LONE_SURROGATE.search(body):
+                raise Refusal(400, "the JSON has a lone UTF-16 surrogate (\\uD800-\\uDFFF)", "body")
+        return caller, body
+
+    async def _caller(self, headers: dict[str, str], matched: Matched) -> Caller | None:
+        """Who the Authorization header says is calling, if anyone valid."""
+        header = headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() == "basic" and matched.access.basic:
+            try:
+                value = base64.b64decode(value, validate=True).decode().split(":", 1)[0]
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+        elif scheme.lower() != "bearer" or not value:
+            return None
+        return await self._token(value, matched)
+
+    async def _token(self, token: str, matched: Matched) -> Caller | None:
+        access = matched.access
+        if access.customer_token and token.startswith(customer_tokens.PREFIX):
+            owner = customer_tokens.customer(self.secrets.inbox, token)
+            if owner is not None and owner == matched.params.get("customer_id"):
+                return Caller(key_id="customer", name="customer app", scopes=frozenset({"read"}))
+            return None
+        codec = self.secrets.codec
+        if access.codec_token and codec is not None and hmac.compare_digest(token.encode(), codec):
+            return Caller(key_id="codec", name="codec token", scopes=frozenset({"read"}))
+        if hmac.compare_digest(token.encode(), self.secrets.services):
+            return Caller(key_id="services", name="worker", scopes=frozenset({"decide"}))
+        return await self.keys.caller(token)
+
+    async def _write_key(self, raw: bytes, headers: dict[str, str]) -> Caller | None:
+        """A Segment `writeKey` in an uncompressed JSON body (analytics.js sends it so)."""
+        if headers.get("content-encoding") or len(raw) > 1024 * 1024:
+            return None
+        match = re.search(rb'"writeKey"\s*:\s*"([A-Za-z0-9_\-]{1,120})"', raw)
+        return await self.keys.caller(match.group(1).decode()) if match else None
+
+    def _limit(self, caller: Caller, method: str) -> None:
+        rate = self.settings.rate_limit_per_second
+        if rate <= 0 or method not in WRITES:
+            return
+        bucket = self.buckets.get(caller.key_id)
+        if bucket is None:
+            bucket = self.buckets[caller.key_id] = Bucket(rate, self.settings.rate_limit_burst)
+        wait = bucket.take()
+        if wait > 0:
+            raise Refusal(
+                429,
+                f"over this key's rate limit ({rate:g} writes a second)",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    async def _read(self, receive: Receive, headers: dict[str, str], access: Access) -> bytes:
+        """The body, refused once it passes the route's limit (checked as it streams)."""
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > access.max_body):
+            raise Refusal(413, f"the body is over {access.max_body} bytes", "body")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > access.max_body:
+                raise Refusal(413, f"the body is over {access.max_body} bytes", "body")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _inflate(self, body: bytes, headers: dict[str, str], access: Access) -> bytes:
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return body
+        if encoding != "gzip" or not access.gzip:
+            raise Refusal(415, "this route takes no compressed body", "header", "content-encoding")
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(body, access.max_body + 1)
+        except zlib.error as err:
+            raise Refusal(400, "the body is not valid gzip", "body") from err
+        if len(out) > access.max_body or inflater.unconsumed_tail:
+            raise Refusal(413, f"the body inflates to over {access.max_body} bytes", "body")
+        if not inflater.eof:
+            raise Refusal(400, "the gzip body is truncated", "body")
+        return out
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> int:
+        """Run the app on the body already read; the response's status."""
+        sent = False
+        status = 500
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        return status
+
+    async def _audit(
+        self, caller: Caller, scope: Scope, matched: Matched, body: bytes, status: int
+    ) -> None:
+        target: dict[str, Any] = dict(matched.params)
+        if matched.access.audit:
+            try:
+                found = json.loads(body).get(matched.access.audit)
+            except (ValueError, AttributeError):
+                found = None
+            if isinstance(found, str):
+                target[matched.access.audit] = found[:200]
+        client = scope.get("client")
+        await self.audit.record(
+            caller,
+            f"{scope['method']} {matched.template}",
+            target,
+            status,
+            client[0] if client else None,
+        )

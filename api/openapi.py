@@ -1,0 +1,75 @@
+"""The OpenAPI document, completed from `api.access`: each operation's scope and security
+scheme, and the problem responses (400, 401, 403, 404, 409, 413, 415, 422, 429) every route
+may answer with, all in RFC 9457's shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.access import PUBLIC, ROUTES
+from api.errors import MEDIA_TYPE, Problem
+
+ERRORS = {
+    "400": "The body is malformed (not JSON, nested too deep, bad gzip).",
+    "404": "Nothing there.",
+    "409": "The change conflicts with the current state (the problem says why).",
+    "413": "The body is over the route's limit (as sent or inflated).",
+    "415": "A compressed body where none is taken.",
+    "422": "A field is invalid (each in `errors`, with its path).",
+}
+KEYED = {
+    "401": "No valid API key (`Authorization: Bearer <key>`).",
+    "403": "The key lacks the route's scope.",
+    "429": "Over the key's rate limit; `Retry-After` says when to try again.",
+}
+
+
+def install(app: FastAPI) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(problem_schema.pop("$defs", {}))
+        schemas["Problem"] = problem_schema
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        components["securitySchemes"] = {
+            "key": {"type": "http", "scheme": "bearer", "description": "An API key."},
+            "writeKey": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "Segment's way: an `events:write` key as the Basic-auth user.",
+            },
+        }
+        for path, operations in doc.get("paths", {}).items():
+            for method, operation in operations.items():
+                _complete(operation, method.upper(), path)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+def _complete(operation: dict[str, Any], method: str, path: str) -> None:
+    access = ROUTES.get((method, path)) or PUBLIC.get((method, path))
+    responses = operation.setdefault("responses", {})
+    wanted = dict(ERRORS)
+    if access is not None and access.scope is not None:
+        operation["x-scope"] = access.scope
+        operation["security"] = [{"key": []}, *([{"writeKey": []}] if access.basic else [])]
+        wanted.update(KEYED)
+    else:
+        operation["security"] = []
+    for code, description in wanted.items():
+        responses[code] = {
+            "description": description,
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }

@@ -1,0 +1,45 @@
+"""API keys (admin): create one (its token is shown once), list them, revoke one; and the
+audit log of every change made with a key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+
+from api.deps import StoresDep
+from api.errors import problem
+from schemas.access import AuditEntry, KeyCreated, KeyIn, KeyOut
+
+router = APIRouter(tags=["keys"])
+
+
+@router.post("/v1/keys", status_code=status.HTTP_201_CREATED)
+async def create_key(body: KeyIn, stores: StoresDep) -> KeyCreated:
+    """A new key with these scopes. The answer carries the token; only its hash is kept,
+    so it cannot be shown again."""
+    return await stores.keys.create(body.name, body.scopes)
+
+
+@router.get("/v1/keys")
+async def list_keys(stores: StoresDep) -> list[KeyOut]:
+    """Every key, revoked ones included, with when it was last used (to the minute)."""
+    return await stores.keys.all()
+
+
+@router.delete("/v1/keys/{key_id}")
+async def revoke_key(key_id: str, stores: StoresDep) -> KeyOut:
+    """Revoke a key: it stops working within seconds on every API process."""
+    revoked = await stores.keys.revoke(key_id[:20])
+    if revoked is None:
+        raise problem(404, "no such key", "path", "key_id")
+    return revoked
+
+
+@router.get("/v1/audit")
+async def audit(
+    stores: StoresDep,
+    before: int | None = Query(default=None, ge=1, le=2**62),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[AuditEntry]:
+    """Changes made through the API, newest first: which key, when, what, from where.
+    Page back with `before` (the smallest id seen)."""
+    return await stores.audit.page(before=before, limit=limit)

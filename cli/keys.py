@@ -1,0 +1,138 @@
+"""API keys on the command line: where the CLI finds its key, the admin key `journeys up`
+makes on first run, and `journeys keys create|list|revoke` and `journeys audit`.
+
+`keys` works on the database itself (JOURNEYS_DATABASE_URL, else the data folder's SQLite
+file), as Django's `createsuperuser` does: that is how the first key of a production
+deployment is made, before any key exists to call the API with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.access import SCOPE_HELP, SCOPES, Caller, Scope
+from schemas.settings import Settings
+from storage.stores import Stores
+
+KEY_FILE = "api-key"
+T = TypeVar("T")
+console = Console()
+app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+
+
+def key_file(data_dir: Path) -> Path:
+    return data_dir / KEY_FILE
+
+
+def find_key() -> str | None:
+    """JOURNEYS_API_KEY, else the key `journeys up` keeps in the data folder."""
+    if key := os.environ.get("JOURNEYS_API_KEY"):
+        return key
+    path = key_file(Settings().data_dir)
+    return path.read_text().strip() if path.exists() else None
+
+
+def api_client(timeout: float = 60) -> httpx.Client:
+    """An HTTP client that carries the CLI's key."""
+    key = find_key()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(timeout=timeout, headers=headers)
+
+
+async def admin_key(stores: Stores, data_dir: Path) -> str:
+    """The embedded default's admin key: made on first run and kept (0600) in the data
+    folder, where the CLI finds it; made anew if it was revoked."""
+    path = key_file(data_dir)
+    if path.exists():
+        kept = path.read_text().strip()
+        if await stores.keys.caller(kept) is not None:
+            return kept
+    created = await stores.keys.create("admin (journeys up)", ["admin"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(created.token + "\n")
+    return created.token
+
+
+def _on_database(work: Callable[[Stores], Awaitable[T]]) -> T:
+    async def run() -> T:
+        settings = Settings()
+        from activities.channels import CHANNEL_NAMES
+
+        stores = await Stores.open(
+            settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
+        )
+        try:
+            return await work(stores)
+        finally:
+            await stores.close()
+
+    return asyncio.run(run())
+
+
+LOCAL = Caller(key_id="cli", name=f"cli:{getpass.getuser()}", scopes=frozenset({"admin"}))
+SCOPE_LIST = "; ".join(f"{s}: {h}" for s, h in SCOPE_HELP.items())
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Option(help="Who holds it, e.g. 'checkout-service'.")],
+    scope: Annotated[
+        list[str], typer.Option(help=f"Repeatable. {SCOPE_LIST}.", show_default=False)
+    ],
+) -> None:
+    """Make a key and print it once (only its hash is kept)."""
+    unknown = [s for s in scope if s not in SCOPES]
+    if unknown:
+        console.print(f"[red]unknown scope {', '.join(unknown)}[/]: one of {', '.join(SCOPES)}")
+        raise typer.Exit(2)
+    scopes: list[Scope] = [s for s in SCOPES if s in scope]
+
+    async def work(stores: Stores) -> str:
+        made = await stores.keys.create(name, scopes)
+        await stores.audit.record(LOCAL, "keys create", {"key_id": made.id}, 201, None)
+        return made.token
+
+    token = _on_database(work)
+    console.print(f"key for {name} ({', '.join(scopes)}); it is not shown again:")
+    print(token)
+
+
+@app.command("list")
+def list_keys() -> None:
+    """Every key: id, name, scopes, created, last used, revoked."""
+    keys = _on_database(lambda stores: stores.keys.all())
+    table = Table("id", "name", "scopes", "created", "last used", "revoked")
+    for k in keys:
+        table.add_row(
+            k.id, k.name, ", ".join(k.scopes), f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")]) -> None:
+    """Revoke a key; API processes stop taking it within seconds."""
+
+    async def work(stores: Stores) -> bool:
+        revoked = await stores.keys.revoke(key_id)
+        if revoked is not None:
+            await stores.audit.record(LOCAL, "keys revoke", {"key_id": key_id}, 200, None)
+        return revoked is not None
+
+    if not _on_database(work):
+        console.print(f"[red]no key {key_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")

@@ -1,0 +1,75 @@
+"""Who may call the API: scopes, API keys and the audit log's entries.
+
+A key is a random token shown once at creation; only its SHA-256 is stored (the token has
+256 bits of entropy, so a slow password hash would add nothing but latency per request).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, Field
+
+Scope = Literal["events:write", "journeys:write", "operate", "read", "decide", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+SCOPE_HELP: dict[Scope, str] = {
+    "events:write": "send customer events (/v1/events and the Segment routes; such a key "
+    "is also a Segment write key)",
+    "journeys:write": "publish journeys, change templates and offers, migrate enrollments",
+    "operate": "steer enrollments, audiences and audience runs, unsubscribe and erase "
+    "customers, write profiles",
+    "read": "read journeys, enrollments, funnels, profiles, deliveries and inboxes",
+    "decide": "ask the decisioning service for offers (workers do)",
+    "admin": "everything, and manage keys and read the audit log",
+}
+KEY_PREFIX = "jk_"
+
+
+class KeyIn(BaseModel):
+    """A new key: who holds it, and what it may do."""
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
+
+
+class KeyOut(BaseModel):
+    """A key as listed: never the token itself."""
+
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    token: str
+    """The key itself (`Authorization: Bearer <token>`). Shown once: it is stored hashed."""
+
+
+class Caller(BaseModel):
+    """Who made a request: a key's id and name (or a built-in identity) and its scopes."""
+
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+    def may(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+class AuditEntry(BaseModel):
+    """One change made through the API: by which key, when, what and from where."""
+
+    id: int
+    at: datetime
+    key_id: str
+    key_name: str
+    action: str
+    """The operation, e.g. `POST /v1/journeys/{journey_id}/migrate`."""
+    target: dict[str, Any]
+    """The ids it touched (path parameters; a published journey's id)."""
+    status: int
+    client: str | None
