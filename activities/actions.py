@@ -28,7 +28,7 @@ from aiolimiter import AsyncLimiter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import ServiceRefused, call
+from activities.http import Permanent, call
 from schemas import activities as names
 from schemas.activities import ActionRequest
 
@@ -127,7 +127,7 @@ class ActionActivities:
                 idempotency_key=request.key,
                 json=body,
             )
-        except ServiceRefused as err:
+        except Permanent as err:
             raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
         try:
             output = response.json()

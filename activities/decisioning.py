@@ -6,7 +6,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import ServiceRefused, call
+from activities.http import Permanent, call
 from activities.keys import services_key
 from schemas import activities as names
 from schemas.decision import DecisionRequest, DecisionResult
@@ -31,6 +31,6 @@ class DecisioningActivities:
                 json=request.model_dump(mode="json"),
                 headers=self._auth,
             )
-        except ServiceRefused as err:
+        except Permanent as err:
             raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
         return DecisionResult.model_validate(response.json())

@@ -6,12 +6,16 @@ for what a failure means to Temporal.
   activity's retry policy with backoff;
 - any other 4xx: `ServiceRefused`, never retried (the request itself is wrong).
 
+A failure keeps the status only, never the provider's body (which may echo the message or
+carry anything the far side chose to put there).
+
 Every call carries the send's or decision's idempotency key as `Idempotency-Key`, which
 providers that support one (and the built-in services) use to drop a retried request.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -30,7 +34,7 @@ class ServiceRefused(Permanent):
 
     def __init__(self, response: httpx.Response, what: str):
         self.response = response
-        super().__init__(f"{what}: HTTP {response.status_code} {_excerpt(response)}")
+        super().__init__(f"{what}: {status(response)}")
 
 
 class ServiceUnavailable(Exception):
@@ -38,9 +42,15 @@ class ServiceUnavailable(Exception):
 
 
 def shared_client(settings: Settings) -> httpx.AsyncClient:
+    """The worker's client, every call under the egress policy (`activities.egress`)."""
+    from activities.egress import PolicyTransport, policy
+
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, headers={"User-Agent": "journeys/1"})
+    transport = PolicyTransport(policy(settings), limits=limits)
+    return httpx.AsyncClient(
+        timeout=timeout, transport=transport, headers={"User-Agent": "journeys/1"}
+    )
 
 
 async def call(
@@ -63,9 +73,23 @@ async def call(
     if response.is_success:
         return response
     if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
-        raise ServiceUnavailable(f"{what}: HTTP {response.status_code} {_excerpt(response)}")
+        raise ServiceUnavailable(f"{what}: {status(response)}")
     raise ServiceRefused(response, what)
 
 
-def _excerpt(response: httpx.Response) -> str:
-    return response.text[:300].replace("\n", " ")
+_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
+
+
+def status(response: httpx.Response) -> str:
+    """`HTTP 400`, with the provider's own short error code when it gives one (Twilio's
+    `code`, FCM's `error.status`): enough to act on, nothing of the body's text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        code = body.get("code") or (error.get("status") if isinstance(error, dict) else None)
+    shown = f" ({code})" if code is not None and _CODE.match(str(code)) else ""
+    return f"HTTP {response.status_code}{shown}"

@@ -148,12 +148,32 @@ class EventRouter:
                 raise
 
 
+class EventTooLarge(ValueError):
+    """An event over the size limit: refused before anything of its batch is stored, so
+    no event can become a poison message that Temporal refuses on every retry."""
+
+    def __init__(self, index: int, limit: int):
+        super().__init__(f"an event is over {limit} bytes as JSON")
+        self.index = index
+
+
+def check_sizes(batch: list[CustomerEvent], max_bytes: int) -> None:
+    for index, event in enumerate(batch):
+        if len(event.model_dump_json()) > max_bytes:
+            raise EventTooLarge(index, max_bytes)
+
+
 async def ingest(
-    batch: list[CustomerEvent], router: EventRouter, stores: Stores, unsubscribe_event: str
+    batch: list[CustomerEvent],
+    router: EventRouter,
+    stores: Stores,
+    unsubscribe_event: str,
+    max_bytes: int,
 ) -> list[Routed]:
     """Accept a batch exactly once by message id: the profile learns from each new event,
     then every event not yet routed is routed; it returns once Temporal has them all. A
     message id already routed (by this batch or an earlier request) is a `duplicate`."""
+    check_sizes(batch, max_bytes)
     new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
     todo: dict[str, CustomerEvent] = {}
     for event in batch:

@@ -141,7 +141,8 @@ class BranchStep(_Model):
 
 
 class SplitPath(_Model):
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=SLUG)
+    """The arm's name, as reports and `JourneyReached` (`split:arm`) show it."""
     weight: float = Field(gt=0)
     next: StepId
 
@@ -172,7 +173,7 @@ class SendStep(_Model):
     type: Literal["send"] = "send"
     channel: SendChannel
     fallbacks: list[Channel] = Field(default_factory=list)
-    template: str | None = None
+    template: str | None = Field(default=None, pattern=SLUG)
     content: MessageContent | None = None
     topic: Topic = "marketing"
     when_capped: Literal["suppress", "defer"] = "suppress"

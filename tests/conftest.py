@@ -5,10 +5,13 @@ unique journey and customer ids, never by restarting servers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,6 +79,37 @@ def _postgres_schema() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+class Receiver(ThreadingHTTPServer):
+    """A brand's own endpoint on this machine (for `action` steps): POST /offers answers
+    an offer, anything else 404. It is on loopback, so the stacks allow it by prefix."""
+
+    url: str
+
+
+class _Answer(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        found = self.path == "/offers"
+        body = json.dumps({"offers": [{"name": "called"}]} if found else {"error": "nope"})
+        self.send_response(200 if found else 404)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(("127.0.0.1", free_port()), _Answer)
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def spans() -> InMemorySpanExporter:
     """Every span the test process records (its API, worker and provider sandboxes)."""
@@ -98,6 +132,7 @@ def settings(
     mailbox: tuple[Mailbox, int],
     spans: InMemorySpanExporter,
     metrics_address: str,
+    receiver: Receiver,
 ) -> Iterator[Settings]:
     """Settings of one stack; every test that uses it runs on SQLite and on PostgreSQL."""
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
@@ -116,6 +151,7 @@ def settings(
         frequency_caps=[],
         arbitration_seconds=0,
         metrics_address=metrics_address,
+        egress_allow=[f"{receiver.url}/"],
     )
     if request.param == "sqlite":
         yield Settings(**common)

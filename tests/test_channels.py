@@ -12,7 +12,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from schemas.signatures import sign_twilio, sign_webhook, verify_webhook
-from tests.conftest import eventually, unique
+from tests.conftest import Receiver, eventually, unique
 from tests.helpers import (
     customer,
     deliveries,
@@ -117,12 +117,11 @@ async def test_webhook_is_signed_and_retried_after_a_provider_outage(
     assert hooks[0]["idempotency_key"].endswith("/send/1")
 
 
-async def test_webhook_refused_by_the_receiver_fails_the_step(api: httpx.AsyncClient) -> None:
+async def test_webhook_refused_by_the_receiver_fails_the_step(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
     cid = await customer(api)
-    base = str(api.base_url).rstrip("/")
-    failed = await _one(
-        api, cid, channel="webhook", body="x", url=f"{base}/sandbox/no-such-receiver"
-    )
+    failed = await _one(api, cid, channel="webhook", body="x", url=f"{receiver.url}/no-such")
     assert failed["status"] == "failed"
     assert "HTTP 404" in failed["reason"]
 

@@ -174,7 +174,8 @@ async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncCl
         return int((await api.get(f"/v1/journeys/{journey.id}/funnel")).json()["converted"])
 
     await eventually(converted, lambda n: n == 2)
-    page = f"{str(api.base_url).rstrip('/')}/journeys/{journey.id}/funnel"
+    key = api.headers["authorization"].split()[1]
+    page = f"{str(api.base_url).rstrip('/')}/journeys/{journey.id}/funnel#key={key}"
     dom = await asyncio.to_thread(dump_dom, page)
     assert 'data-ready="true"' in dom, dom[-3000:]
     assert "<svg" in dom and "flowchart" in dom

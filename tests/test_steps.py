@@ -23,7 +23,7 @@ from schemas.journey import (
     UpdateProfileStep,
     WaitForEventStep,
 )
-from tests.conftest import eventually, unique
+from tests.conftest import Receiver, eventually, unique
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
 
 STAMPS: dict[str, list[float]] = {}
@@ -138,17 +138,12 @@ async def test_registered_action_output_reaches_the_message(api: httpx.AsyncClie
     assert body.startswith("Your code: SAVE15-")
 
 
-async def test_http_action_and_its_failure_edge(api: httpx.AsyncClient) -> None:
-    base = str(api.base_url).rstrip("/")
-    placement = unique("p")
-    await api.put(f"/v1/offers/{unique('o')}", json={"name": "called", "placements": [placement]})
+async def test_http_action_and_its_failure_edge(api: httpx.AsyncClient, receiver: Receiver) -> None:
+    base = receiver.url
     spec = journey(
         ActionStep(
             id="call",
-            http={
-                "url": f"{base}/v1/decisions",
-                "body": {"customer_id": "x", "placement": placement},
-            },
+            http={"url": f"{base}/offers", "body": {"customer_id": "x"}},
             next="ok",
             on_failed="failed",
         ),
@@ -162,7 +157,7 @@ async def test_http_action_and_its_failure_edge(api: httpx.AsyncClient) -> None:
     assert await inbox(api, cid) == ["got called"]
 
     refused = spec.model_copy(deep=True)
-    refused.steps[0].http.url = f"{base}/v1/no-such-endpoint"  # type: ignore[union-attr]
+    refused.steps[0].http.url = f"{base}/no-such-endpoint"  # type: ignore[union-attr]
     copy = await publish_copy(api, refused)
     other = await customer(api)
     await event(api, other, copy.entry)

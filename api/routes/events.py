@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from api import routing
 from api.deps import RouterDep, SettingsDep, StoresDep
+from api.errors import problem
 from api.models import EventBatchIn, EventIn, EventsAccepted, RoutedOut
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -21,5 +22,11 @@ async def accept(
     `duplicate`). The profile learns from each new event first (activity hours; an
     unsubscribe withdraws marketing consent)."""
     batch = [e.to_event() for e in (body.events if isinstance(body, EventBatchIn) else [body])]
-    routed = await routing.ingest(batch, events, stores, settings.unsubscribe_event)
+    try:
+        routed = await routing.ingest(
+            batch, events, stores, settings.unsubscribe_event, settings.max_event_bytes
+        )
+    except routing.EventTooLarge as err:
+        where = ("body", "events", err.index) if isinstance(body, EventBatchIn) else ("body",)
+        raise problem(413, str(err), *where) from err
     return EventsAccepted(accepted=len(batch), results=[RoutedOut(**vars(r)) for r in routed])

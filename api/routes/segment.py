@@ -48,7 +48,13 @@ async def _accept(
     messages: list[SegmentMessage], events: RouterDep, stores: StoresDep, settings: SettingsDep
 ) -> dict[str, bool]:
     """Identify calls first (a batch's later track may need the address it sets), each
-    once by message id; then track and page calls through the one event path."""
+    once by message id; then track and page calls through the one event path. Sizes are
+    checked first, so a refused request changes nothing."""
+    batch = [m.to_event() for m in messages if m.type in ROUTED]
+    try:
+        routing.check_sizes(batch, settings.max_event_bytes)
+    except routing.EventTooLarge as err:
+        raise problem(413, str(err), "body") from err
     identifies = {m.message_id: m for m in messages if m.type == "identify"}
     if identifies:
         new, pending = await stores.events.claim(list(identifies))
@@ -58,9 +64,10 @@ async def _accept(
         except ValueError as err:  # nothing was written: the producer may fix and retry
             raise problem(400, f"identify: {err}", "body") from err
         await stores.events.routed(list(identifies))
-    batch = [m.to_event() for m in messages if m.type in ROUTED]
     if batch:
-        await routing.ingest(batch, events, stores, settings.unsubscribe_event)
+        await routing.ingest(
+            batch, events, stores, settings.unsubscribe_event, settings.max_event_bytes
+        )
     return {"success": True}
 
 
