@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities import unsubscribe
 from activities.channels import Channel, Outbound
 from activities.http import Permanent
-from activities.templates import RenderError, render
+from activities.templates import Limits, RenderError, render_off_loop
 from schemas import activities as names
 from schemas.delivery import SendRequest, SendResult
 from schemas.journey import MessageContent
@@ -48,6 +48,7 @@ class DeliveryActivities:
             arbitration=timedelta(seconds=settings.arbitration_seconds),
         )
         self._key = unsubscribe.signing_key(settings)
+        self._limits = Limits(settings.template_render_seconds, settings.template_max_chars)
 
     @property
     def channel_names(self) -> list[str]:
@@ -84,7 +85,7 @@ class DeliveryActivities:
             "unsubscribe_url": unsubscribe_url,
         }
         try:
-            rendered = render(content, scope)
+            rendered = await render_off_loop(content, scope, self._limits)
         except RenderError as err:
             return await self._fail(key, f"template {request.template or 'inline'}: {err}")
         message = Outbound(

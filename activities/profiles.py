@@ -4,13 +4,13 @@ send-time optimisation."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from temporalio import activity
 
 from schemas import activities as names
 from schemas.activities import LocalTimeRequest, ProfileUpdate, SendTimeRequest
 from schemas.guardrails import best_hour, next_local_time
-from schemas.profile import Profile
 from storage.profiles import ProfileStore
 
 
@@ -19,14 +19,16 @@ class ProfileActivities:
         self._profiles = profiles
 
     @activity.defn(name=names.GET_PROFILE)
-    async def get_profile(self, customer_id: str) -> Profile:
-        return await self._profiles.get_or_default(customer_id)
+    async def get_profile(
+        self, customer_id: str, fields: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Only the profile fields the branch reads: the result goes into history."""
+        return (await self._profiles.get_or_default(customer_id)).view(fields)
 
     @activity.defn(name=names.UPDATE_PROFILE)
-    async def update_profile(self, update: ProfileUpdate) -> Profile:
-        return await self._profiles.update(
-            update.customer_id, update.attributes, update.lifecycle_stage
-        )
+    async def update_profile(self, update: ProfileUpdate) -> None:
+        """Nothing comes back: the profile stays out of history."""
+        await self._profiles.update(update.customer_id, update.attributes, update.lifecycle_stage)
 
     @activity.defn(name=names.NEXT_LOCAL_TIME)
     async def next_local_time(self, request: LocalTimeRequest) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,6 +23,10 @@ class Location(BaseModel):
     lon: float = Field(ge=-180, le=180)
     at: datetime | None = None
     place: str | None = None
+
+
+CONTACT = frozenset({"email", "phone", "push_tokens", "location"})
+"""Profile fields that address or locate the customer: never in a workflow's history."""
 
 
 class Profile(BaseModel):
@@ -117,3 +122,23 @@ class Profile(BaseModel):
 
     def scope(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"active_hours"})
+
+    def view(self, fields: Iterable[str] | None) -> dict[str, Any]:
+        """Only what predicates over `fields` (`profile.attributes.tier`, ...) read, in
+        the shape of `scope()`: what a workflow may hold (and its history keep) of the
+        profile. Without fields, everything but addresses."""
+        scope = self.scope()
+        if fields is None:
+            return {k: v for k, v in scope.items() if k not in CONTACT}
+        view: dict[str, Any] = {}
+        for field in fields:
+            path = field.split(".")[1:] if field.startswith("profile.") else []
+            source, target = scope, view
+            for i, part in enumerate(path):
+                if not isinstance(source, dict) or part not in source:
+                    break
+                if i == len(path) - 1 or not isinstance(source[part], dict):
+                    target[part] = source[part]
+                    break
+                source, target = source[part], target.setdefault(part, {})
+        return view

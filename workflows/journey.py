@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
     )
     from schemas.predicates import evaluate, fields
-    from schemas.profile import Profile
     from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.clock import local_time
@@ -471,8 +470,8 @@ class JourneyWorkflow:
         return held
 
     async def _branch(self, step: BranchStep) -> str:
-        needs_profile = any(f.startswith("profile") for c in step.cases for f in fields(c.when))
-        scope = self._scope(await self._profile() if needs_profile else None)
+        wanted = sorted({f for c in step.cases for f in fields(c.when) if f.startswith("profile")})
+        scope = self._scope(await self._profile(wanted) if wanted else None)
         for i, case in enumerate(step.cases):
             if evaluate(case.when, scope):
                 self._record(f"case {i}")
@@ -598,7 +597,6 @@ class JourneyWorkflow:
                     attributes=step.attributes,
                     lifecycle_stage=step.lifecycle_stage,
                 ),
-                result_type=Profile,
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=LOOKUP_RETRY,
                 summary=f"{step.id}: update profile",
@@ -680,21 +678,22 @@ class JourneyWorkflow:
 
     # -- helpers --------------------------------------------------------------------------
 
-    async def _profile(self) -> Profile:
-        profile: Profile = await workflow.execute_activity(
+    async def _profile(self, wanted: list[str]) -> dict[str, Any]:
+        """The profile fields `wanted` (a branch's predicates read them), nothing more."""
+        profile: dict[str, Any] = await workflow.execute_activity(
             names.GET_PROFILE,
-            self._input.customer_id,
-            result_type=Profile,
+            args=[self._input.customer_id, wanted],
+            result_type=dict,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=LOOKUP_RETRY,
             summary=f"{self._carry.step}: profile",
         )
         return profile
 
-    def _scope(self, profile: Profile | None) -> dict[str, Any]:
+    def _scope(self, profile: dict[str, Any] | None) -> dict[str, Any]:
         last = self._carry.last_event
         return {
-            "profile": profile.scope() if profile else {},
+            "profile": profile or {},
             "event": self._input.trigger.scope(),
             "last_event": last.scope() if last else None,
             "context": self._carry.context,

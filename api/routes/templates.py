@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from api.deps import Slug, StoresDep
 from api.errors import problem
 from api.models import TemplateIn
 from schemas.delivery import Template
 from schemas.templating import syntax_error
+from schemas.validation import check_journey
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
 
 @router.put("/{template_id}")
 async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -> Template:
-    """Create or replace a template. Journeys that use it are checked against its
-    variables when they are published."""
+    """Create or replace a template. It is checked as publishing checks it: its syntax,
+    and what it refers to in every journey whose latest version sends it (422 naming the
+    journey and step); a refused template changes nothing."""
     try:
         template = Template(id=template_id, **body.model_dump())
     except ValueError as err:
@@ -24,6 +26,17 @@ async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -
     for field, source in template.sources().items():
         if (error := syntax_error(source)) is not None:
             raise problem(422, error, "body", *field.split("."))
+    templates = {t.id: t for t in await stores.templates.all()} | {template.id: template}
+    errors = []
+    for spec, _, _ in await stores.journeys.latest():
+        if not any(getattr(step, "template", None) == template_id for step in spec.steps):
+            continue
+        for found in check_journey(spec, templates=templates):
+            step = found.loc[1] if found.loc[:1] == ("steps",) else None
+            if isinstance(step, int) and getattr(spec.steps[step], "template", None) == template_id:
+                errors.append({"loc": ["body"], "msg": f"journey '{spec.id}': {found.msg}"})
+    if errors:
+        raise HTTPException(422, detail=errors)
     await stores.templates.put(template)
     return template
 
