@@ -169,28 +169,27 @@ def settings(
         next(schemas, None)
 
 
+API_KEYS: dict[str, str] = {}
+"""The admin key of each stack's API, by its base URL (the CLI helper passes it on)."""
+WRITE_KEYS: dict[int, str] = {}
+"""An `events:write` key of each stack, by its API port."""
+
+
 @pytest_asyncio.fixture(scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     async with running_stack(settings) as running:
+        admin = await running.stores.keys.create("tests", ["admin"])
+        API_KEYS[f"http://{settings.api_host}:{settings.api_port}"] = admin.token
+        segment = await running.stores.keys.create("segment", ["events:write"])
+        WRITE_KEYS[settings.api_port] = segment.token
         yield running
 
 
-API_KEYS: dict[str, str] = {}
-"""The admin key of each stack's API, by its base URL (the CLI helper passes it on)."""
-
-
-@pytest_asyncio.fixture(scope="session")
-async def admin_key(stack: Stack) -> str:
+@pytest.fixture(scope="session")
+def admin_key(stack: Stack) -> str:
     """A key with every scope, made in the stack's own database."""
-    created = await stack.stores.keys.create("tests", ["admin"])
     s = stack.settings
-    API_KEYS[f"http://{s.api_host}:{s.api_port}"] = created.token
-    segment = await stack.stores.keys.create("segment", ["events:write"])
-    WRITE_KEYS[s.api_port] = segment.token
-    return created.token
-
-
-WRITE_KEYS: dict[int, str] = {}
+    return API_KEYS[f"http://{s.api_host}:{s.api_port}"]
 
 
 def write_key(stack: Stack) -> str:

@@ -1,0 +1,263 @@
+"""Hostile input gets a clear 4xx and leaves nothing half-stored: compression bombs, deep
+JSON, huge integers, lone surrogates, oversized events, outbound calls to places the egress
+policy does not allow, and templates that would run forever or grow without end. Each test
+asserts status codes and what was (not) stored, never time."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import zlib
+from typing import Any
+
+import httpx
+import pytest
+
+from activities.egress import Policy
+from activities.templates import Limits, RenderError, render
+from cli.embedded import Stack
+from schemas.journey import ActionStep, MessageContent
+from tests.conftest import unique, write_key
+from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
+from tests.test_steps import inbox_send, journey
+
+
+def gzip_bomb(mib: int) -> bytes:
+    """`mib` MiB of zeros, gzip-compressed (about 1 KB per MiB), made without holding it."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    parts = [packer.compress(zeros) for _ in range(mib)]
+    return b"".join(parts) + packer.flush()
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+async def test_a_gzip_bomb_is_refused_before_it_is_inflated(
+    stack: Stack, anonymous: httpx.AsyncClient
+) -> None:
+    bomb = gzip_bomb(100)
+    assert len(bomb) < 500 * 1024  # under the batch limit as sent
+    headers = {"content-encoding": "gzip", "content-type": "application/json"}
+    without_key = await anonymous.post("/v1/batch", content=bomb, headers=headers)
+    assert without_key.status_code == 401  # the key is checked before a byte is read
+    with_key = await anonymous.post(
+        "/v1/batch", content=bomb, headers=headers, auth=(write_key(stack), "")
+    )
+    assert with_key.status_code == 413
+    assert "inflates" in with_key.json()["detail"]
+    not_gzip = await anonymous.post(
+        "/v1/batch", content=b"\x1f\x8bnope", headers=headers, auth=(write_key(stack), "")
+    )
+    assert not_gzip.status_code == 400
+    elsewhere = await anonymous.post(
+        "/v1/events",
+        content=gzip_bomb(1),
+        headers={**headers, "Authorization": f"Bearer {write_key(stack)}"},
+    )
+    assert elsewhere.status_code == 415  # only the Segment routes take compressed bodies
+
+
+async def test_deep_json_is_refused_before_auth_and_before_parsing(
+    stack: Stack, api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    deep = '{"userId": "u", "event": "e", "properties": {"a": ' + nested(10_000) + "}}"
+    headers = {"content-type": "application/json"}
+    assert (await anonymous.post("/v1/track", content=deep, headers=headers)).status_code == 401
+    keyed = await anonymous.post(
+        "/v1/track", content=deep, headers=headers, auth=(write_key(stack), "")
+    )
+    assert keyed.status_code == 400 and "deeper" in keyed.json()["detail"]
+    properties: Any = "leaf"
+    for _ in range(260):
+        properties = {"a": properties}
+    cid = unique("deep")
+    refused = await api.post(
+        "/v1/events", json={"customer_id": cid, "name": "x", "properties": properties}
+    )
+    assert refused.status_code == 400
+    assert (await api.get(f"/v1/customers/{cid}")).status_code == 404  # nothing learned
+
+
+async def test_huge_integers_and_bad_ids_in_paths_are_422(api: httpx.AsyncClient) -> None:
+    huge = "9" * 20
+    for url in (
+        f"/v1/journeys/onboarding-nudge/versions/{huge}",
+        f"/v1/journeys/onboarding-nudge/funnel?version={huge}",
+        f"/v1/customers/c/inbox/{huge}/read",
+        "/v1/journeys/Not%20A%20Slug",
+        "/v1/customers/%01ctrl",
+        "/v1/audit?before=" + huge,
+    ):
+        method = "POST" if url.endswith("/read") else "GET"
+        answer = await api.request(method, url)
+        assert answer.status_code == 422, (url, answer.text)
+        assert huge not in answer.text
+
+
+async def test_lone_surrogates_and_non_ascii_tokens(
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    body = '{"customer_id": "c-1", "name": "x\\ud800"}'
+    answer = await api.post(
+        "/v1/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400 and "surrogate" in answer.json()["detail"]
+    paired = '{"customer_id": "' + unique("c") + '", "name": "smile \\ud83d\\ude00"}'
+    ok = await api.post("/v1/events", content=paired, headers={"content-type": "application/json"})
+    assert ok.status_code == 202
+    for method in ("GET", "POST"):
+        token = await anonymous.request(method, "/v1/unsubscribe/%C3%A9t%C3%A9.abc")
+        assert token.status_code == 404
+
+
+async def test_an_oversized_event_is_refused_and_nothing_is_stored(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    copy = await publish_copy(api, one_send(unique("big")))
+    cid = await customer(api)
+    message_id = unique("m")
+    big = {"blob": "x" * 40_000}  # under the body limit, over the 32 KB event limit
+    refused = await api.post(
+        "/v1/events",
+        json={"events": [{"customer_id": cid, "name": copy.entry, "message_id": message_id,
+                          "properties": big}]},
+    )  # fmt: skip
+    assert refused.status_code == 413
+    assert refused.json()["errors"][0]["loc"] == ["body", "events", 0]
+    ten_mb = await api.post(
+        "/v1/events",
+        json={"customer_id": cid, "name": copy.entry, "properties": {"b": "x" * 10**7}},
+    )
+    assert ten_mb.status_code == 413
+    # The refused message id was never claimed: sent again within limits, it enters.
+    routed = await event(api, cid, copy.entry, message_id=message_id)
+    assert routed["entered"] == [copy.id] and not routed["duplicate"]
+    await ended(api, copy.id, cid)
+
+
+async def test_segment_identify_in_a_refused_batch_changes_no_profile(
+    stack: Stack, api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    cid = unique("seg")
+    batch = [
+        {"type": "identify", "userId": cid, "traits": {"plan": "gold"}, "messageId": unique("m")},
+        {"type": "track", "userId": cid, "event": "e", "properties": {"blob": "x" * 33_000}},
+    ]
+    refused = await anonymous.post("/v1/batch", json={"batch": batch}, auth=(write_key(stack), ""))
+    assert refused.status_code == 413
+    assert (await api.get(f"/v1/customers/{cid}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "{api}/v1/customers/{cid}",  # the API itself
+        "http://127.0.0.1:5432/",  # the database
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "http://[::1]:{port}/",  # loopback, IPv6
+        "http://localhost:{port}/offers",  # a name for loopback
+    ],
+)
+async def test_action_and_webhook_targets_pass_the_egress_policy(
+    api: httpx.AsyncClient, target: str
+) -> None:
+    cid = await customer(api)
+    port = api.base_url.port
+    url = target.format(api=str(api.base_url).rstrip("/"), cid=cid, port=port)
+    spec = journey(
+        ActionStep(id="call", http={"url": url}, next="ok", on_failed="failed"),
+        inbox_send("ok", "reached it"),
+        inbox_send("failed", "{{ context.actions.call.error }}"),
+    )
+    copy = await publish_copy(api, spec)
+    await event(api, cid, copy.entry)
+    await ended(api, copy.id, cid)
+    [message] = [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    assert "egress refused" in message
+    hook = await publish_copy(api, one_send(unique("hook"), channel="webhook", url=url))
+    await event(api, cid, hook.entry)
+    await ended(api, hook.id, cid)
+    failed = (await deliveries(api, cid))[-1]
+    assert failed["status"] == "failed" and "egress refused" in failed["reason"]
+
+
+def test_the_egress_policy_by_address_and_prefix() -> None:
+    policy = Policy(
+        ["10.1.0.0/16", "http://127.0.0.1:9000/hooks/"],
+        ["http://127.0.0.1:8000/sandbox/webhooks"],
+        own="http://203.0.113.5:8000",
+    )
+    for address, reachable in (
+        ("8.8.8.8", True),
+        ("10.1.2.3", True),  # allowed network
+        ("10.2.0.1", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),
+        ("192.168.1.1", False),
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("fe80::1", False),
+        ("224.0.0.1", False),
+    ):
+        assert policy.reachable(ipaddress.ip_address(address)) is reachable, address
+    for url, trusted in (
+        ("http://127.0.0.1:9000/hooks/a", True),
+        ("http://127.0.0.1:9000/other", False),
+        ("http://127.0.0.1:9000/hooks/../admin", False),
+        ("http://127.0.0.1:8000/sandbox/webhooks", True),
+        ("https://127.0.0.1:9000/hooks/a", False),
+    ):
+        assert policy.trusted(httpx.URL(url)) is trusted, url
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}", "limit"),
+        (
+            "{% set l = [1] * 5000 %}{% for a in l %}{% for b in l %}{% endfor %}{% endfor %}",
+            "limit",
+        ),
+        ("{{ 'x' * 100000000 }}", "over"),
+        ("{% for a in range(99999) %}{{ 'x' * 100 }}{% endfor %}", "over"),
+        ("{{ ((9 ** 64) ** 64) ** 64 }}", "power"),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion"),
+    ],
+)
+def test_template_time_and_size_limits(source: str, why: str) -> None:
+    with pytest.raises(RenderError, match=why):
+        render(MessageContent(body=source), {}, Limits(seconds=0.2, max_chars=100_000))
+
+
+def test_templates_within_limits_render_as_before() -> None:
+    source = "{% for i in range(3) %}{{ loop.index }}{% endfor %} {{ 2 ** 10 }} {{ '-' * 3 }}"
+    assert render(MessageContent(body=source), {})["body"] == "123 1024 ---"
+
+
+async def test_a_runaway_template_fails_its_send_and_stores_no_message(
+    api: httpx.AsyncClient,
+) -> None:
+    cid = await customer(api)
+    copy = await publish_copy(api, one_send(unique("loop"), body="{{ 'x' * 10 ** 8 }}"))
+    await event(api, cid, copy.entry)
+    await ended(api, copy.id, cid)
+    [failed] = await deliveries(api, cid)
+    assert failed["status"] == "failed" and "over" in failed["reason"]
+    assert failed["content"] is None or len(json.dumps(failed["content"])) < 1000
+
+
+async def test_replacing_a_template_runs_the_publish_checks(api: httpx.AsyncClient) -> None:
+    template = unique("tpl")
+    ok = {"subject": "Hi", "body": "Hello {{ profile.attributes.first_name }}"}
+    assert (await api.put(f"/v1/templates/{template}", json=ok)).status_code == 200
+    spec = one_send(unique("uses")).model_dump(mode="json")
+    spec["steps"][0] = {**spec["steps"][0], "content": None, "template": template}
+    assert (await api.post("/v1/journeys", json=spec)).status_code == 201
+    broken = {"body": "Hello {{ context.decisions.nowhere.offers }}"}
+    refused = await api.put(f"/v1/templates/{template}", json=broken)
+    assert refused.status_code == 422, refused.text
+    assert spec["id"] in refused.json()["errors"][0]["msg"]
+    kept = (await api.get(f"/v1/templates/{template}")).json()
+    assert kept["body"] == ok["body"]  # nothing replaced

@@ -1,0 +1,219 @@
+"""Secure by default: every route wants a key with its scope, keys are shown once and
+revocable, changes are audited, errors are RFC 9457 problems that echo nothing, writes are
+rate limited per key, and the docs work offline."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from api.access import PUBLIC, ROUTES, SANDBOX_PREFIX, app_routes
+from api.app import create_app
+from cli.embedded import Stack
+from schemas.access import SCOPES
+from tests.conftest import eventually, unique
+from tests.helpers import customer, one_send, publish_copy
+
+SAMPLE = {
+    "journey_id": "j-1",
+    "customer_id": "c-1",
+    "version": "1",
+    "message_id": "1",
+    "action": "pause",
+    "token": "t",
+}
+
+
+def concrete(path: str) -> str:
+    """The path with a plausible value for each parameter."""
+    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE.get(m.group(1), "x-1"), path)
+
+
+def app(stack: Stack, **changes: Any) -> httpx.AsyncClient:
+    """A fresh app over the stack's stores, in this process, with `changes` to settings."""
+    settings = stack.settings.model_copy(update=changes)
+    transport = httpx.ASGITransport(app=create_app(settings, stack.stores, stack.client))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_every_route_is_declared_and_wants_its_scope(
+    stack: Stack, anonymous: httpx.AsyncClient
+) -> None:
+    served = set(app_routes(create_app(stack.settings, stack.stores, stack.client)))
+    declared = set(ROUTES) | set(PUBLIC)
+    assert {r for r in served if not r[1].startswith(SANDBOX_PREFIX)} <= declared
+    assert set(ROUTES) <= served  # no stale entries either
+    others = {
+        scope: await stack.stores.keys.create(
+            f"all but {scope}", [s for s in SCOPES if s not in (scope, "admin")]
+        )
+        for scope in SCOPES
+    }
+    checked = 0
+    for (method, path), access in ROUTES.items():
+        assert access.scope is not None
+        url = concrete(path)
+        refused = await anonymous.request(method, url, json={})
+        assert refused.status_code == 401, (method, path, refused.text)
+        assert refused.headers["www-authenticate"] == "Bearer"
+        lacking = others[access.scope].token
+        forbidden = await anonymous.request(
+            method, url, json={}, headers={"Authorization": f"Bearer {lacking}"}
+        )
+        assert forbidden.status_code == 403, (method, path, forbidden.text)
+        assert access.scope in forbidden.json()["detail"]
+        checked += 1
+    assert checked == len(ROUTES) >= 45
+
+
+async def test_public_routes_and_offline_docs(anonymous: httpx.AsyncClient) -> None:
+    assert (await anonymous.get("/healthz")).json() == {"status": "ok"}
+    doc = (await anonymous.get("/openapi.json")).json()
+    publish = doc["paths"]["/v1/journeys"]["post"]
+    assert publish["x-scope"] == "journeys:write"
+    assert {"401", "403", "404", "409", "413", "422", "429"} <= set(publish["responses"])
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = (await anonymous.get(page)).text
+        assert f"/static/docs/{asset}" in html and "cdn" not in html.lower()
+        served = await anonymous.get(f"/static/docs/{asset}")
+        assert served.status_code == 200 and len(served.content) > 100_000
+    assert (await anonymous.get("/static/docs/../../api/app.py")).status_code == 404
+    # A signed unsubscribe link is its own authority: a bad one is simply unknown.
+    assert (await anonymous.get("/v1/unsubscribe/forged.token")).status_code == 404
+
+
+async def test_keys_are_shown_once_used_and_revoked(
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    made = await api.post("/v1/keys", json={"name": "checkout", "scopes": ["events:write"]})
+    assert made.status_code == 201, made.text
+    key = made.json()
+    token = key["token"]
+    assert token.startswith("jk_")
+    listed = {k["id"]: k for k in (await api.get("/v1/keys")).json()}
+    assert "token" not in listed[key["id"]] and "hash" not in listed[key["id"]]
+    assert token not in (await api.get("/v1/keys")).text
+    auth = {"Authorization": f"Bearer {token}"}
+    cid = unique("c")
+    sent = await anonymous.post("/v1/events", json={"customer_id": cid, "name": "x"}, headers=auth)
+    assert sent.status_code == 202
+    assert (await anonymous.get(f"/v1/customers/{cid}", headers=auth)).status_code == 403
+    used = {k["id"]: k for k in (await api.get("/v1/keys")).json()}[key["id"]]
+    assert used["last_used_at"] is not None
+
+    revoked = await api.delete(f"/v1/keys/{key['id']}")
+    assert revoked.json()["revoked_at"] is not None
+
+    async def status() -> int:
+        answer = await anonymous.post(
+            "/v1/events", json={"customer_id": cid, "name": "x"}, headers=auth
+        )
+        return answer.status_code
+
+    await eventually(status, lambda code: code == 401, timeout=15)
+    actions = [(e["action"], e["key_name"]) for e in (await api.get("/v1/audit")).json()]
+    assert ("POST /v1/keys", "tests") in actions
+    assert ("DELETE /v1/keys/{key_id}", "tests") in actions
+
+
+async def test_changes_are_audited_by_key(api: httpx.AsyncClient) -> None:
+    made = (
+        await api.post("/v1/keys", json={"name": "author", "scopes": ["journeys:write"]})
+    ).json()
+    author = {"Authorization": f"Bearer {made['token']}"}
+    body = one_send(unique("audited")).model_dump(mode="json")
+    assert (await api.post("/v1/journeys", json=body, headers=author)).status_code == 201
+    refused = await api.post("/v1/journeys", json={**body, "steps": []}, headers=author)
+    assert refused.status_code == 422
+    entries = (await api.get("/v1/audit", params={"limit": 50})).json()
+    mine = [e for e in entries if e["key_id"] == made["id"]]
+    assert len(mine) == 1  # the refused publish changed nothing, so it is not a change
+    [entry] = mine
+    assert entry["action"] == "POST /v1/journeys" and entry["target"] == {"id": body["id"]}
+    assert entry["key_name"] == "author" and entry["status"] == 201
+    assert entry["client"] == "127.0.0.1"
+    older = (await api.get("/v1/audit", params={"before": entry["id"], "limit": 5})).json()
+    assert all(e["id"] < entry["id"] for e in older)
+
+
+async def test_errors_are_problems_that_echo_nothing(api: httpx.AsyncClient) -> None:
+    secret = "SECRET-" + unique("x")
+    bad = await api.put(f"/v1/customers/{unique('c')}", json={"email": secret, "timezone": secret})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    problem = bad.json()
+    assert {"type", "title", "status", "detail", "errors"} <= set(problem)
+    assert problem["status"] == 422 and problem["title"] == "Unprocessable Entity"
+    assert {tuple(e["loc"]) for e in problem["errors"]} == {("body", "email"), ("body", "timezone")}
+    assert secret not in bad.text
+    missing = await api.get(f"/v1/customers/{secret.lower()}")
+    assert missing.status_code == 404 and secret.lower() not in missing.text
+    # 100,000 events: refused by size before parsing, with a small answer.
+    events = [{"customer_id": "c", "name": "e", "properties": {"email": "a@b.c"}}] * 100_000
+    huge = await api.post("/v1/events", json={"events": events})
+    assert huge.status_code == 413 and len(huge.content) < 1000
+
+
+async def test_writes_are_rate_limited_per_key(stack: Stack, admin_key: str) -> None:
+    async with app(stack, rate_limit_per_second=0.5, rate_limit_burst=2) as limited:
+        auth = {"Authorization": f"Bearer {admin_key}"}
+        body = {"customer_id": unique("c"), "name": "rate"}
+        codes = [(await limited.post("/v1/events", json=body, headers=auth)).status_code]
+        codes += [(await limited.post("/v1/events", json=body, headers=auth)).status_code]
+        over = await limited.post("/v1/events", json=body, headers=auth)
+        assert codes == [202, 202] and over.status_code == 429
+        assert int(over.headers["retry-after"]) >= 1
+        assert (await limited.get("/v1/journeys", headers=auth)).status_code == 200  # reads
+
+
+async def test_an_app_reads_its_own_inbox_with_a_customer_token(
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    cid, other = await customer(api), await customer(api)
+    minted = await api.post(f"/v1/customers/{cid}/inbox-token")
+    assert minted.status_code == 200
+    app_auth = {"Authorization": f"Bearer {minted.json()['token']}"}
+    assert (await anonymous.get(f"/v1/customers/{cid}/inbox", headers=app_auth)).json() == []
+    for url in (f"/v1/customers/{other}/inbox", f"/v1/customers/{cid}"):
+        assert (await anonymous.get(url, headers=app_auth)).status_code == 401
+    tampered = {"Authorization": app_auth["Authorization"][:-2] + "xx"}
+    assert (await anonymous.get(f"/v1/customers/{cid}/inbox", headers=tampered)).status_code == 401
+
+
+async def test_codec_endpoint_takes_its_token_a_read_key_or_nothing_when_embedded(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    from workers.codec import new_key
+
+    body = {"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "e30="}]}
+    reader = (await api.post("/v1/keys", json={"name": "ui", "scopes": ["read"]})).json()
+    async with app(stack, payload_key=SecretStr(new_key()), codec_token=None) as closed:
+        assert (await closed.post("/codec/encode", json=body)).status_code == 401
+        read = {"Authorization": f"Bearer {reader['token']}"}
+        assert (await closed.post("/codec/encode", json=body, headers=read)).status_code == 200
+    async with app(stack, payload_key=SecretStr(new_key()), codec_open=True) as embedded:
+        assert (await embedded.post("/codec/encode", json=body)).status_code == 200
+
+
+async def test_journeys_with_hostile_names_are_refused_or_shown_as_text(
+    api: httpx.AsyncClient,
+) -> None:
+    hostile = '<img src=x onerror="document.body.dataset.pwned=1">'
+    spec = one_send(unique("hostile")).model_dump(mode="json")
+    arm = {
+        "id": "split",
+        "type": "split",
+        "paths": [{"name": hostile, "weight": 1, "next": "send"}],
+    }
+    refused = await api.post("/v1/journeys", json={**spec, "steps": [arm, *spec["steps"]]})
+    assert refused.status_code == 422 and hostile not in refused.text
+    assert refused.json()["errors"][0]["loc"][:5] == ["body", "steps", 0, "split", "paths"]
+    for field, value in (("id", "a'b.c"), ("steps", [{**spec["steps"][0], "template": hostile}])):
+        assert (await api.post("/v1/journeys", json={**spec, field: value})).status_code == 422
+    copy = await publish_copy(api, one_send(unique("hostile")), name=hostile)
+    funnel = (await api.get(f"/v1/journeys/{copy.id}/funnel")).json()
+    assert funnel["name"] == hostile and hostile not in funnel["mermaid"]
