@@ -214,3 +214,24 @@ async def test_enrollments_at_their_first_step_count_as_reaching_it(
 
     found = await eventually(funnel, lambda f: (f["entered"], f["exited"]) == (3, 1))
     assert steps(found) == {"wait": (3, 2), "end": (0, 0)}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")
+async def test_a_hostile_journey_name_is_shown_as_text_not_run(api: httpx.AsyncClient) -> None:
+    hostile = '<img src=x onerror="document.body.dataset.pwned=1">'
+    journey = spec().model_copy(update={"name": hostile})
+    assert (await api.post("/v1/journeys", json=journey.model_dump(mode="json"))).status_code == 201
+    key = api.headers["authorization"].split()[1]
+    page = f"{str(api.base_url).rstrip('/')}/journeys/{journey.id}/funnel#key={key}"
+    dom = await asyncio.to_thread(dump_dom, page)
+    assert 'data-ready="true"' in dom, dom[-3000:]
+    assert "pwned" not in dom.split("<h1")[0] and "data-pwned" not in dom
+    assert "&lt;img src=x onerror=" in dom  # the name, as text in the title
+    assert "<img" not in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")
+async def test_the_funnel_page_without_a_key_asks_for_one(api: httpx.AsyncClient) -> None:
+    page = f"{str(api.base_url).rstrip('/')}/journeys/{spec().id}/funnel"
+    dom = await asyncio.to_thread(dump_dom, page)
+    assert '<form id="key-form">' in dom and "data-ready" not in dom
