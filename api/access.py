@@ -156,6 +156,10 @@ class Table:
             return Matched(SANDBOX, path, {})
         return None
 
+    def methods(self, path: str) -> list[str]:
+        """The methods some route takes at `path` (for a 405's `Allow`)."""
+        return sorted({m for m, pattern, _, _ in self._entries if pattern.match(path)})
+
 
 def app_routes(app: FastAPI) -> list[tuple[str, str]]:
     """Every (method, path) the app serves (HEAD aside)."""

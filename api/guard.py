@@ -111,8 +111,16 @@ class Guard:
             await self.app(scope, receive, send)
             return
         matched = self.table.match(scope["method"], scope["path"])
-        if matched is None:  # the app answers 404 or 405
-            await self.app(scope, receive, send)
+        if matched is None:
+            allowed = self.table.methods(scope["path"])
+            if not allowed:  # the app answers 404
+                await self.app(scope, receive, send)
+                return
+            msg = f"this path takes {', '.join(allowed)}"
+            headers = {"Allow": ", ".join(allowed)}
+            await respond(405, msg, [{"loc": ["method"], "msg": msg}], headers)(
+                scope, receive, send
+            )
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from schemas.delivery import TemplateContent
-from schemas.events import CustomerEvent
+from schemas.events import CUSTOMER_ID, CustomerEvent, Timestamp
 from schemas.journey import Channel, JourneySpec
 from schemas.profile import Location
 
@@ -19,10 +18,10 @@ _ZONES = available_timezones()
 class EventIn(BaseModel):
     """One event. `message_id` makes retries safe; it is generated when missing."""
 
-    customer_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)
     name: str = Field(min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
     message_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     def to_event(self) -> CustomerEvent:
@@ -83,7 +82,7 @@ class ProfileIn(BaseModel):
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=32)
     push_tokens: list[str] = Field(default_factory=list)
-    consent: dict[Channel, bool] = Field(default_factory=dict)
+    consent: dict[Channel, StrictBool] = Field(default_factory=dict)
     unsubscribed: list[Channel | Literal["all"]] = Field(default_factory=list)
     preferred_channel: Channel | None = None
 

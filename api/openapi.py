@@ -8,9 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from api.access import PUBLIC, ROUTES
 from api.errors import MEDIA_TYPE, Problem
+from schemas.segment import SegmentBatchDoc, SegmentMessage
 
 ERRORS = {
     "400": "The body is malformed (not JSON, nested too deep, bad gzip).",
@@ -25,6 +27,42 @@ KEYED = {
     "403": "The key lacks the route's scope.",
     "429": "Over the key's rate limit; `Retry-After` says when to try again.",
 }
+
+
+BODIES: dict[str, type[BaseModel]] = {
+    "SegmentMessage": SegmentMessage,
+    "SegmentBatch": SegmentBatchDoc,
+}
+PAYLOADS = {
+    "type": "object",
+    "description": "Temporal's remote codec protocol: payloads as protobuf JSON.",
+    "required": ["payloads"],
+    "properties": {
+        "payloads": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metadata": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "format": "byte"},
+                    },
+                    "data": {"type": "string", "format": "byte"},
+                },
+            },
+        }
+    },
+}
+REQUESTS = {
+    **{
+        ("POST", f"/v1/{kind}"): "SegmentMessage"
+        for kind in ("track", "identify", "page", "screen")
+    },
+    ("POST", "/v1/batch"): "SegmentBatch",
+    ("POST", "/codec/decode"): "Payloads",
+    ("POST", "/codec/encode"): "Payloads",
+}
+"""Routes that read their body themselves (Segment's, the codec's), described here."""
 
 
 def install(app: FastAPI) -> None:
@@ -49,6 +87,21 @@ def install(app: FastAPI) -> None:
                 "description": "Segment's way: an `events:write` key as the Basic-auth user.",
             },
         }
+        for name, model in BODIES.items():
+            found = model.model_json_schema(
+                by_alias=True, ref_template="#/components/schemas/{model}"
+            )
+            schemas.update(found.pop("$defs", {}))
+            schemas[name] = found
+        schemas["Payloads"] = PAYLOADS
+        for (method, path), name in REQUESTS.items():
+            operation = doc["paths"][path][method.lower()]
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                },
+            }
         for path, operations in doc.get("paths", {}).items():
             for method, operation in operations.items():
                 _complete(operation, method.upper(), path)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from schemas.events import Timestamp
 from schemas.journey import SLUG, Ranking
 from schemas.predicates import Predicate
 
@@ -31,8 +32,8 @@ class OfferIn(BaseModel):
     fields: dict[str, Any] = Field(default_factory=dict)
     """What templates show and formulas use: title, image, discount, margin..."""
     eligibility: Predicate | None = None
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
     cap_per_customer: int | None = Field(default=None, ge=1)
     cap_total: int | None = Field(default=None, ge=1)
 
@@ -55,7 +56,7 @@ class DecisionRequest(BaseModel):
     at: datetime | None = None
     """The moment to decide at (the enrollment's clock); default now."""
     key: str | None = None
-    dry_run: bool = False
+    dry_run: StrictBool = False
     """Rank without counting against caps."""
 
 

@@ -10,14 +10,13 @@ A Segment message becomes a `CustomerEvent`: `userId` (else `anonymousId`) is th
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import CustomerEvent
+from schemas.events import CUSTOMER_ID, CustomerEvent, Timestamp
 
 PAGE_EVENT = "page.viewed"
 SCREEN_EVENT = "screen.viewed"
@@ -32,8 +31,10 @@ class SegmentMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     type: Literal["track", "identify", "page", "screen", "group", "alias"] | None = None
-    user_id: str | None = Field(default=None, alias="userId", max_length=200)
-    anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=200)
+    user_id: str | None = Field(default=None, alias="userId", max_length=200, pattern=CUSTOMER_ID)
+    anonymous_id: str | None = Field(
+        default=None, alias="anonymousId", max_length=200, pattern=CUSTOMER_ID
+    )
     event: str | None = Field(default=None, max_length=200)
     name: str | None = None
     category: str | None = None
@@ -43,8 +44,8 @@ class SegmentMessage(BaseModel):
         default_factory=lambda: str(uuid.uuid4()), alias="messageId", min_length=1, max_length=200
     )
     """Segment's libraries always send one; a hand-made call without it gets a fresh one."""
-    timestamp: datetime | None = None
-    original_timestamp: datetime | None = Field(default=None, alias="originalTimestamp")
+    timestamp: Timestamp | None = None
+    original_timestamp: Timestamp | None = Field(default=None, alias="originalTimestamp")
     context: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -102,3 +103,10 @@ class SegmentBatch(BaseModel):
 @cache
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+class SegmentBatchDoc(BaseModel):
+    """`/v1/batch` as the API documents it: each message typed."""
+
+    batch: list[SegmentMessage] = Field(min_length=1, max_length=2500)
+    context: dict[str, Any] = Field(default_factory=dict)

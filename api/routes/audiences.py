@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
@@ -21,6 +21,7 @@ from api.audience_runs import start_run
 from api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
 from api.errors import problem
 from schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
+from schemas.events import CUSTOMER_ID
 from schemas.journey import SLUG, JourneySpec
 from workflows.audience import PROGRESS_MEMO
 
@@ -28,7 +29,9 @@ router = APIRouter(tags=["audiences"])
 
 
 class MembersIn(BaseModel):
-    customer_ids: list[str] = Field(min_length=1, max_length=10_000)
+    customer_ids: list[Annotated[str, Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)]] = (
+        Field(min_length=1, max_length=10_000)
+    )
 
 
 class AudienceOut(BaseModel):

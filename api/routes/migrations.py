@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.controls import Command, for_each, running
 from api.deps import ClientDep, CustomerId, JourneyId, StoresDep
@@ -23,7 +23,7 @@ class Migration(BaseModel):
     """The version to move to; the latest by default."""
     mapping: dict[str, str] = Field(default_factory=dict)
     """Old step id -> new step id, for steps renamed or removed; others keep their id."""
-    dry_run: bool = False
+    dry_run: StrictBool = False
     """Say what would happen, change nothing (a query: nothing is written to histories)."""
     reason: str = Field(default="operator", max_length=200)
 

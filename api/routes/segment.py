@@ -99,8 +99,10 @@ async def batch(
     except ValidationError as err:
         first = err.errors()[0]
         raise problem(400, first["msg"], "body", *first["loc"]) from err
-    messages = [
-        _parse({**m, "context": {**parsed.context, **(m.get("context") or {})}}, ("batch", i))
-        for i, m in enumerate(parsed.batch)
-    ]
+    messages = []
+    for i, m in enumerate(parsed.batch):
+        context = m.get("context") or {}
+        if not isinstance(context, dict):
+            raise problem(400, "a message's context is an object", "body", "batch", i, "context")
+        messages.append(_parse({**m, "context": {**parsed.context, **context}}, ("batch", i)))
     return await _accept(messages, events, stores, settings)

@@ -1,0 +1,67 @@
+"""Schemathesis against `/openapi.json` with an admin key: every check, on a stack of its
+own (its own database and task queue, so what it publishes, erases or revokes touches no
+other test), bounded and deterministic so CI gives the same answer each run. The README
+says how to run a long one."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cli.embedded import running_stack
+from schemas.settings import Settings
+from tests.conftest import free_port, repo_root
+
+CONFIG = repo_root() / "tests" / "schemathesis.toml"
+EXAMPLES = 12
+
+
+def command(base: str, key: str, report: Path, examples: int = EXAMPLES) -> list[str]:
+    """The `st run` the test makes (and the README's long run, with more examples)."""
+    return [
+        str(Path(sys.executable).parent / "st"),
+        "--config-file", str(CONFIG),
+        "run", f"{base}/openapi.json",
+        "--header", f"Authorization: Bearer {key}",
+        "--checks", "all",
+        "--exclude-path-regex", "^/sandbox/",  # stand-ins for providers, in their formats
+        "--max-examples", str(examples),
+        "--generation-deterministic",
+        "--workers", "1",
+        "--no-color",
+        "--report", "junit", "--report-junit-path", str(report),
+    ]  # fmt: skip
+
+
+async def test_schemathesis_finds_no_server_error_or_schema_violation(
+    settings: Settings, tmp_path: Path
+) -> None:
+    if settings.database_url is not None:
+        pytest.skip("one database is enough: the API contract is the same on both")
+    port = free_port()
+    own = settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "api_port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "task_queue": f"fuzz-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    async with running_stack(own) as stack:
+        key = (await stack.stores.keys.create("schemathesis", ["admin"])).token
+        run = await asyncio.create_subprocess_exec(
+            *command(own.public_url, key, tmp_path / "junit.xml"),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(run.communicate(), timeout=600)
+    text = out.decode()
+    summary = text[text.rfind("SUMMARY") :]
+    print(summary)
+    assert run.returncode == 0, text[-20000:]
+    assert "Tested: " in summary and " passed" in summary.splitlines()[-1]
