@@ -149,9 +149,10 @@ class Guard:
         access = matched.access
         if access.scope is not None and not (access.codec_token and self.settings.codec_open):
             caller = await self._caller(headers, matched)
-            if caller is None and access.basic and "authorization" not in headers:
+            plain = "content-encoding" not in headers  # a writeKey is read from plain bodies
+            if caller is None and access.basic and plain and "authorization" not in headers:
                 raw = await self._read(receive, headers, access)
-                caller = await self._write_key(raw, headers)
+                caller = await self._write_key(raw)
             if caller is None:
                 raise Refusal(
                     401,
@@ -201,10 +202,8 @@ class Guard:
             return Caller(key_id="services", name="worker", scopes=frozenset({"decide"}))
         return await self.keys.caller(token)
 
-    async def _write_key(self, raw: bytes, headers: dict[str, str]) -> Caller | None:
+    async def _write_key(self, raw: bytes) -> Caller | None:
         """A Segment `writeKey` in an uncompressed JSON body (analytics.js sends it so)."""
-        if headers.get("content-encoding") or len(raw) > 1024 * 1024:
-            return None
         match = re.search(rb'"writeKey"\s*:\s*"([A-Za-z0-9_\-]{1,120})"', raw)
         return await self.keys.caller(match.group(1).decode()) if match else None
 

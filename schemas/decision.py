@@ -8,7 +8,6 @@ are ranked, and the top `limit` returned with the reason each was chosen or drop
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -53,7 +52,7 @@ class DecisionRequest(BaseModel):
     last_event: dict[str, Any] | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     """Eligibility and formulas see `profile`, `event`, `last_event` and `context`."""
-    at: datetime | None = None
+    at: Timestamp | None = None
     """The moment to decide at (the enrollment's clock); default now."""
     key: str | None = None
     dry_run: StrictBool = False

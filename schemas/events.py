@@ -29,7 +29,7 @@ class CustomerEvent(BaseModel):
     customer_id: str = Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)
     name: str = Field(min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
-    timestamp: datetime
+    timestamp: Timestamp
     message_id: str = Field(min_length=1, max_length=200)
 
     @classmethod

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
+from schemas.events import Timestamp
 from schemas.guardrails import Topic
 from schemas.journey import Channel
 
@@ -19,9 +20,9 @@ SEEN_KEPT = 100
 class Location(BaseModel):
     """The last known location: from an event's `context.location` or a geofence event."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    at: datetime | None = None
+    lat: StrictFloat = Field(ge=-90, le=90)
+    lon: StrictFloat = Field(ge=-180, le=180)
+    at: Timestamp | None = None
     place: str | None = None
 
 

@@ -6,6 +6,7 @@ says how to run a long one."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -17,7 +18,8 @@ from schemas.settings import Settings
 from tests.conftest import free_port, repo_root
 
 CONFIG = repo_root() / "tests" / "schemathesis.toml"
-EXAMPLES = 12
+EXAMPLES = int(os.environ.get("JOURNEYS_FUZZ_EXAMPLES", "12"))
+"""Examples per operation: a few in CI; JOURNEYS_FUZZ_EXAMPLES=500 for a long run."""
 
 
 def command(base: str, key: str, report: Path, examples: int = EXAMPLES) -> list[str]:
@@ -30,6 +32,7 @@ def command(base: str, key: str, report: Path, examples: int = EXAMPLES) -> list
         "--checks", "all",
         "--exclude-path-regex", "^/sandbox/",  # stand-ins for providers, in their formats
         "--max-examples", str(examples),
+        "--max-failures", "100",
         "--generation-deterministic",
         "--workers", "1",
         "--no-color",
