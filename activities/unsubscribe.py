@@ -31,7 +31,7 @@ def verify(key: bytes, value: str) -> tuple[str, str] | None:
     """(customer_id, channel) when `value` is a token signed with `key`, else None."""
     body, _, mac = value.partition(".")
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest()[:16])
-    if not mac or not hmac.compare_digest(mac, expected):
+    if not mac or not hmac.compare_digest(mac.encode(), expected.encode()):
         return None
     try:
         customer_id, channel = (

@@ -34,7 +34,7 @@ def verify_webhook(
     if abs(now - timestamp) > tolerance:
         return False
     expected = sign_webhook(secret, timestamp, body)
-    return hmac.compare_digest(expected, header)
+    return hmac.compare_digest(expected.encode(), header.encode())
 
 
 def sign_twilio(auth_token: bytes, url: str, params: Mapping[str, str]) -> str:
@@ -43,4 +43,4 @@ def sign_twilio(auth_token: bytes, url: str, params: Mapping[str, str]) -> str:
 
 
 def verify_twilio(auth_token: bytes, url: str, params: Mapping[str, str], signature: str) -> bool:
-    return hmac.compare_digest(sign_twilio(auth_token, url, params), signature)
+    return hmac.compare_digest(sign_twilio(auth_token, url, params).encode(), signature.encode())
