@@ -132,3 +132,14 @@ def policy(settings: Settings) -> Policy:
         settings.service_url(settings.decisioning_url, "") + "/v1/decisions",
     ]
     return Policy(settings.egress_allow, trusted, own=settings.public_url)
+
+
+def shared_client(settings: Settings) -> httpx.AsyncClient:
+    """The worker's one client (connection pooling; one place for OpenTelemetry's httpx
+    instrumentation), every call under the egress policy."""
+    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    transport = PolicyTransport(policy(settings), limits=limits)
+    return httpx.AsyncClient(
+        timeout=timeout, transport=transport, headers={"User-Agent": "journeys/1"}
+    )

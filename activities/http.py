@@ -1,6 +1,5 @@
-"""Calls to services and providers over HTTP: one shared `httpx.AsyncClient` per worker
-(connection pooling; one place for OpenTelemetry's httpx instrumentation), and one rule
-for what a failure means to Temporal.
+"""Calls to services and providers over HTTP (through the worker's one client, made by
+`activities.egress.shared_client`), and one rule for what a failure means to Temporal.
 
 - timeouts, connection errors, 5xx, 408 and 429: `ServiceUnavailable`, retried by the
   activity's retry policy with backoff;
@@ -20,8 +19,6 @@ from typing import Any
 
 import httpx
 
-from schemas.settings import Settings
-
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
@@ -39,18 +36,6 @@ class ServiceRefused(Permanent):
 
 class ServiceUnavailable(Exception):
     """A timeout, a connection failure or a 5xx/408/429 answer: worth retrying later."""
-
-
-def shared_client(settings: Settings) -> httpx.AsyncClient:
-    """The worker's client, every call under the egress policy (`activities.egress`)."""
-    from activities.egress import PolicyTransport, policy
-
-    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    transport = PolicyTransport(policy(settings), limits=limits)
-    return httpx.AsyncClient(
-        timeout=timeout, transport=transport, headers={"User-Agent": "journeys/1"}
-    )
 
 
 async def call(

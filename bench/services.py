@@ -25,7 +25,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.channels import Outbound, channels_for
 from activities.delivery import DeliveryActivities
-from activities.http import shared_client
+from activities.egress import shared_client
 from bench.stack import Row, api_client, bench_stack
 from cli.embedded import Stack
 from schemas.decision import Offer

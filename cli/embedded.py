@@ -21,7 +21,7 @@ import uvicorn
 from temporalio.client import Client
 
 from activities.channels import CHANNEL_NAMES
-from activities.http import shared_client
+from activities.egress import shared_client
 from api.app import create_app
 from examples import JOURNEYS, OFFERS, TEMPLATES
 from schemas.settings import Settings
