@@ -512,6 +512,11 @@ def replay(
     async def run() -> list[Replayed]:
         # A one-off command: no metrics endpoint (a running stack may hold its port).
         settings = Settings(metrics_address=None)
+        kept = settings.data_dir / "payload.key"  # what `journeys up` encrypts with
+        if settings.payload_key is None and kept.exists():
+            settings = settings.model_copy(
+                update={"payload_key": SecretStr(kept.read_text().strip())}
+            )
         if files:
             return [r async for r in replay_all(from_files(files), data_converter(settings))]
         assert query is not None

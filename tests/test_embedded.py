@@ -82,7 +82,7 @@ def tiered(*, send: bool) -> dict[str, Any]:
         content = {"subject": "Hi {{ profile.attributes.first_name }}", "body": "Hello"}
         steps.insert(2, {"id": "mail", "type": "send", "channel": "email", "next": "end",
                          "topic": "transactional", "content": content})  # fmt: skip
-    return {"id": unique("tiered"), "name": "tiered", "entry": {"event": unique("go")},
+    return {"id": unique("pii"), "name": "pii check", "entry": {"event": unique("go")},
             "steps": steps}  # fmt: skip
 
 
@@ -148,6 +148,19 @@ async def test_history_under_the_embedded_defaults_holds_no_pii(up: Up) -> None:
         for p in attrs.get("input", {}).get("payloads", [])
     }
     assert encodings == {"YmluYXJ5L2VuY3J5cHRlZA=="}  # base64 of binary/encrypted
+
+    # `journeys replay` finds the key in the data folder, as the CLI finds the API key.
+    replayed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli.main", "replay", "--query", f'JourneyId = "{journey["id"]}"'],
+        capture_output=True,
+        text=True,
+        cwd=repo_root(),
+        env={**os.environ, "JOURNEYS_DATA_DIR": str(up.data),
+             "JOURNEYS_TEMPORAL_ADDRESS": up.temporal},
+        timeout=120,
+    )  # fmt: skip
+    assert replayed.returncode == 0 and "1 of 1 replay" in replayed.stdout, replayed.stdout
 
     # The embedded UI (no login) decrypts through the codec endpoint without a key.
     started = json.loads(history)["events"][0]["workflowExecutionStartedEventAttributes"]
