@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from schemas.access import KEY_PREFIX, AuditEntry, Caller, KeyCreated, KeyOut, Scope
 from storage.tables import ApiKeyRow, AuditRow
 
+CACHED_KEYS = 10_000
 LAST_USED_EVERY = timedelta(minutes=1)
 """A key's last-used time is written at most this often (not on every request)."""
 
@@ -29,7 +30,7 @@ def _out(row: ApiKeyRow) -> KeyOut:
 class KeyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
-        self._cache: dict[str, tuple[Caller | None, datetime]] = {}
+        self._cache: dict[str, tuple[Caller, datetime]] = {}
         self._used: dict[str, datetime] = {}
 
     async def create(self, name: str, scopes: list[Scope]) -> KeyCreated:
@@ -71,11 +72,15 @@ class KeyStore:
         key_id = token[len(KEY_PREFIX) :].split("_", 1)[0]
         now = datetime.now(UTC)
         cached = self._cache.get(token)
+        found: Caller | None = None
         if cached is not None and now - cached[1] < cache_for:
             found = cached[0]
         else:
             found = await self._lookup(key_id, token)
-            self._cache[token] = (found, now)
+            if found is not None:  # misses are not kept: random tokens must not fill memory
+                if len(self._cache) >= CACHED_KEYS:
+                    self._cache.clear()
+                self._cache[token] = (found, now)
         if (
             found is not None
             and now - self._used.get(key_id, now - LAST_USED_EVERY) >= LAST_USED_EVERY
