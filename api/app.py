@@ -14,6 +14,7 @@ from activities.keys import secret, services_key
 from activities.unsubscribe import signing_key
 from api import errors, openapi
 from api.access import check_covered
+from api.contract import Contract
 from api.guard import Guard, Secrets
 from api.routes import (
     audiences,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
             inbox=secret(settings, settings.inbox_secret, "inbox"),
             codec=codec_token.get_secret_value().encode() if codec_token else None,
         ),
+        contract=Contract(lambda: app.openapi()),
     )
     # The Temporal UI calls the codec endpoint from the operator's browser.
     app.add_middleware(

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import customer_tokens
 from api.access import PUBLIC, ROUTES, Access, Matched, Table
+from api.contract import Contract
 from api.errors import respond
 from schemas.access import Caller
 from schemas.settings import Settings
@@ -43,9 +44,17 @@ _LONE_SURROGATE = re.compile(
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, msg: str, *loc: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        msg: str,
+        *loc: str,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(msg)
-        self.status, self.msg, self.loc, self.headers = status, msg, list(loc), headers
+        self.status, self.msg, self.headers = status, msg, headers
+        self.errors = errors or [{"loc": list(loc), "msg": msg}]
 
 
 def too_deep(raw: bytes, limit: int) -> bool:
@@ -105,8 +114,10 @@ class Guard:
         keys: KeyStore,
         audit: AuditLog,
         secrets: Secrets,
+        contract: Contract,
     ) -> None:
         self.app = app
+        self.contract = contract
         self.settings = settings
         self.keys = keys
         self.audit = audit
@@ -134,8 +145,7 @@ class Guard:
         try:
             caller, body = await self._admit(scope, receive, headers, matched)
         except Refusal as refused:
-            errors = [{"loc": refused.loc, "msg": refused.msg}]
-            response = respond(refused.status, refused.msg, errors, refused.headers)
+            response = respond(refused.status, refused.msg, refused.errors, refused.headers)
             await response(scope, receive, send)
             return
         if caller is not None:
@@ -180,6 +190,12 @@ class Guard:
                 raise Refusal(400, f"the JSON nests deeper than {limit} levels", "body")
             if lone_surrogate(body):
                 raise Refusal(400, "the JSON has a lone UTF-16 surrogate (\\uD800-\\uDFFF)", "body")
+            errors = self.contract.problems(scope["method"], matched.template, body)
+            if errors:  # Segment's API answers 400 for a message it will not take
+                where = ".".join(str(p) for p in errors[0]["loc"])
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                summary = f"{where}: {errors[0]['msg']}{more}"
+                raise Refusal(400 if access.basic else 422, summary, errors=errors)
         return caller, body
 
     async def _caller(self, headers: dict[str, str], matched: Matched) -> Caller | None:

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from schemas.delivery import TemplateContent
-from schemas.events import CUSTOMER_ID, CustomerEvent, Timestamp
+from schemas.events import CUSTOMER_ID, CustomerEvent
 from schemas.journey import Channel, JourneySpec
 from schemas.profile import Location
+from schemas.wire import Timestamp
 
 _ZONES = available_timezones()
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from schemas.events import Timestamp
 from schemas.journey import SLUG, Ranking
 from schemas.predicates import Predicate
+from schemas.wire import Timestamp
 
 
 class OfferIn(BaseModel):

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
-
-def _iso_only(value: Any) -> Any:
-    """A time is an ISO 8601 string, as the schema says: not a bare number."""
-    if isinstance(value, int | float):
-        raise ValueError("a time is an ISO 8601 string")
-    return value
-
-
-Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
-"""A time in an API body."""
+from schemas.wire import Timestamp
 
 CUSTOMER_ID = r"^[^\x00-\x1f\x7f]+$"
 """Customer ids: 1 to 200 characters, no control characters."""

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.wire import Duration
+
 Topic = Literal["marketing", "transactional"]
 """Marketing sends are capped, kept out of quiet hours and need marketing consent;
 transactional sends (receipts, security) ignore caps and quiet hours, never channel consent."""
@@ -43,7 +45,7 @@ class FrequencyCap(_Model):
     """At most `limit` marketing messages per rolling `window`, on one channel or in total."""
 
     limit: int = Field(ge=0)
-    window: timedelta = Field(gt=timedelta(0))
+    window: Duration = Field(gt=timedelta(0))
     channel: str | None = None
 
     def applies_to(self, channel: str) -> bool:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.formula import parse
 from schemas.guardrails import FrequencyCap, QuietHours, Topic
 from schemas.predicates import Predicate
+from schemas.wire import Duration
 
 Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
 CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "whatsapp", "webhook")
@@ -56,7 +57,7 @@ class Schedule(_Model):
     """When a scheduled audience entry runs: a cron expression or a fixed interval."""
 
     cron: str | None = Field(default=None, min_length=9)
-    every: timedelta | None = None
+    every: Duration | None = None
     timezone: str = "UTC"
 
     @model_validator(mode="after")
@@ -101,7 +102,7 @@ class WaitStep(_Model):
 
     id: StepId
     type: Literal["wait"] = "wait"
-    duration: timedelta | None = None
+    duration: Duration | None = None
     until_local_time: time | None = None
     next: StepId
 
@@ -121,7 +122,7 @@ class WaitForEventStep(_Model):
     type: Literal["wait_for_event"] = "wait_for_event"
     event: str = Field(min_length=1)
     where: Predicate | None = None
-    timeout: timedelta
+    timeout: Duration
     on_event: StepId
     on_timeout: StepId
 
@@ -177,9 +178,9 @@ class SendStep(_Model):
     content: MessageContent | None = None
     topic: Topic = "marketing"
     when_capped: Literal["suppress", "defer"] = "suppress"
-    max_delay: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
+    max_delay: Duration = Field(default=timedelta(days=7), gt=timedelta(0))
     send_at: Literal["now", "best_time"] = "now"
-    best_time_within: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+    best_time_within: Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
     next: StepId
     on_suppressed: StepId | None = None
     on_failed: StepId | None = None
@@ -259,7 +260,7 @@ class HttpCall(_Model):
 
 class RateLimit(_Model):
     limit: int = Field(ge=1)
-    per: timedelta = Field(gt=timedelta(0))
+    per: Duration = Field(gt=timedelta(0))
 
 
 class ActionStep(_Model):
@@ -273,7 +274,7 @@ class ActionStep(_Model):
     http: HttpCall | None = None
     input: dict[str, Any] = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
-    timeout: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    timeout: Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
     next: StepId
     on_failed: StepId | None = None
 

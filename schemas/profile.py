@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictFloat
 
-from schemas.events import Timestamp
 from schemas.guardrails import Topic
 from schemas.journey import Channel
+from schemas.wire import Timestamp
 
 ALL_CHANNELS = "all"
 SEEN_KEPT = 100

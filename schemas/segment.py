@@ -16,7 +16,8 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import CUSTOMER_ID, CustomerEvent, Timestamp
+from schemas.events import CUSTOMER_ID, CustomerEvent
+from schemas.wire import Timestamp
 
 PAGE_EVENT = "page.viewed"
 SCREEN_EVENT = "screen.viewed"

@@ -148,8 +148,14 @@ async def test_errors_are_problems_that_echo_nothing(api: httpx.AsyncClient) -> 
     problem = bad.json()
     assert {"type", "title", "status", "detail", "errors"} <= set(problem)
     assert problem["status"] == 422 and problem["title"] == "Unprocessable Entity"
-    assert {tuple(e["loc"]) for e in problem["errors"]} == {("body", "email"), ("body", "timezone")}
+    assert ("body", "email") in {tuple(e["loc"]) for e in problem["errors"]}
     assert secret not in bad.text
+    zone = await api.put(f"/v1/customers/{unique('c')}", json={"timezone": secret})
+    assert zone.status_code == 422 and secret not in zone.text
+    assert zone.json()["errors"][0]["loc"] == ["body", "timezone"]
+    strict = await api.post("/v1/events", json={"customer_id": "c", "name": "e", "timestamp": 0})
+    assert strict.status_code == 422  # what /openapi.json says, not what pydantic would coerce
+    assert strict.json()["errors"][0]["loc"] == ["body", "timestamp"]
     missing = await api.get(f"/v1/customers/{secret.lower()}")
     assert missing.status_code == 404 and secret.lower() not in missing.text
     # 100,000 events: refused by size before parsing, with a small answer.
@@ -211,7 +217,7 @@ async def test_journeys_with_hostile_names_are_refused_or_shown_as_text(
     }
     refused = await api.post("/v1/journeys", json={**spec, "steps": [arm, *spec["steps"]]})
     assert refused.status_code == 422 and hostile not in refused.text
-    assert refused.json()["errors"][0]["loc"][:5] == ["body", "steps", 0, "split", "paths"]
+    assert refused.json()["errors"][0]["loc"] == ["body", "steps", 0, "paths", 0, "name"]
     for field, value in (("id", "a'b.c"), ("steps", [{**spec["steps"][0], "template": hostile}])):
         assert (await api.post("/v1/journeys", json={**spec, field: value})).status_code == 422
     copy = await publish_copy(api, one_send(unique("hostile")), name=hostile)
