@@ -36,7 +36,9 @@ class AnyOf(BaseModel):
 
 
 class Not(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
     not_: Predicate = Field(alias="not")
 
 
