@@ -97,7 +97,7 @@ class SegmentBatch(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    batch: list[dict[str, Any]] = Field(min_length=1, max_length=2500)
+    batch: list[Any] = Field(min_length=1, max_length=2500)
     context: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -107,7 +107,25 @@ def _zones() -> frozenset[str]:
 
 
 class SegmentBatchDoc(BaseModel):
-    """`/v1/batch` as the API documents it: each message typed."""
+    """`/v1/batch` as the API documents it. Each message is a `SegmentMessage`; one that
+    is not is reported in the answer's `rejected` and the others are accepted, as
+    Segment's own API does (its libraries drop a whole batch answered with a 400)."""
 
-    batch: list[SegmentMessage] = Field(min_length=1, max_length=2500)
+    batch: list[dict[str, Any]] = Field(min_length=1, max_length=2500)
     context: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rejected(BaseModel):
+    """A message of a batch that was not accepted, by its place in the batch."""
+
+    index: int
+    loc: list[str | int]
+    """Where in that message (`userId`, `properties`, ...)."""
+    msg: str
+
+
+class SegmentAnswer(BaseModel):
+    success: bool = True
+    accepted: int
+    """Messages taken (each exactly once by `messageId`)."""
+    rejected: list[Rejected] = Field(default_factory=list)

@@ -137,17 +137,22 @@ async def test_an_oversized_event_is_refused_and_nothing_is_stored(
     await ended(api, copy.id, cid)
 
 
-async def test_segment_identify_in_a_refused_batch_changes_no_profile(
+async def test_an_oversized_segment_message_is_reported_and_the_rest_kept(
     stack: Stack, api: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     cid = unique("seg")
+    big = {"type": "track", "userId": cid, "event": "e", "properties": {"blob": "x" * 33_000}}
     batch = [
         {"type": "identify", "userId": cid, "traits": {"plan": "gold"}, "messageId": unique("m")},
-        {"type": "track", "userId": cid, "event": "e", "properties": {"blob": "x" * 33_000}},
+        big,
     ]
-    refused = await anonymous.post("/v1/batch", json={"batch": batch}, auth=(write_key(stack), ""))
-    assert refused.status_code == 413
-    assert (await api.get(f"/v1/customers/{cid}")).status_code == 404
+    answer = await anonymous.post("/v1/batch", json={"batch": batch}, auth=(write_key(stack), ""))
+    assert answer.status_code == 200
+    assert answer.json()["accepted"] == 1 and answer.json()["rejected"][0]["index"] == 1
+    profile = (await api.get(f"/v1/customers/{cid}")).json()
+    assert profile["attributes"] == {"plan": "gold"}
+    single = await anonymous.post("/v1/track", json=big, auth=(write_key(stack), ""))
+    assert single.status_code == 413  # over the 32 KB a message: refused as sent
 
 
 @pytest.mark.parametrize(

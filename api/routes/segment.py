@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 
 from api import routing
 from api.deps import RouterDep, SettingsDep, StoresDep
 from api.errors import problem
-from schemas.segment import SegmentBatch, SegmentMessage
+from schemas.segment import Rejected, SegmentAnswer, SegmentBatch, SegmentMessage
 
 router = APIRouter(prefix="/v1", tags=["segment"])
 ROUTED = ("track", "page", "screen")
@@ -41,12 +41,13 @@ def _parse(raw: dict[str, Any], loc: tuple[str | int, ...]) -> SegmentMessage:
         return SegmentMessage.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        raise problem(400, first["msg"], "body", *loc, *first["loc"]) from err
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise problem(400, msg, "body", *loc, *first["loc"]) from err
 
 
 async def _accept(
     messages: list[SegmentMessage], events: RouterDep, stores: StoresDep, settings: SettingsDep
-) -> dict[str, bool]:
+) -> SegmentAnswer:
     """Identify calls first (a batch's later track may need the address it sets), each
     once by message id; then track and page calls through the one event path. Sizes are
     checked first, so a refused request changes nothing."""
@@ -68,13 +69,13 @@ async def _accept(
         await routing.ingest(
             batch, events, stores, settings.unsubscribe_event, settings.max_event_bytes
         )
-    return {"success": True}
+    return SegmentAnswer(accepted=len(messages))
 
 
 def _single(kind: str) -> Any:
     async def endpoint(
         request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
-    ) -> dict[str, bool]:
+    ) -> SegmentAnswer:
         body = await _body(request)
         message = _parse({**body, "type": kind}, ())
         return await _accept([message], events, stores, settings)
@@ -91,18 +92,44 @@ for _kind in ("track", "identify", "page", "screen"):
 @router.post("/batch")
 async def batch(
     request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
-) -> dict[str, bool]:
-    """Segment's batch call: up to 2500 messages of any type; all or nothing is accepted."""
+) -> SegmentAnswer:
+    """Segment's batch call: up to 2500 messages of any type. Valid messages are accepted;
+    each invalid one (not an object, a bad field, over the event size) is reported in
+    `rejected` by its index, as Segment does, since its libraries drop a batch answered 400."""
     body = await _body(request)
     try:
         parsed = SegmentBatch.model_validate(body)
     except ValidationError as err:
         first = err.errors()[0]
         raise problem(400, first["msg"], "body", *first["loc"]) from err
-    messages = []
+    messages: list[SegmentMessage] = []
+    rejected: list[Rejected] = []
     for i, m in enumerate(parsed.batch):
-        context = m.get("context") or {}
-        if not isinstance(context, dict):
-            raise problem(400, "a message's context is an object", "body", "batch", i, "context")
-        messages.append(_parse({**m, "context": {**parsed.context, **context}}, ("batch", i)))
-    return await _accept(messages, events, stores, settings)
+        try:
+            message = _message(m, parsed.context)
+            if message.type in ROUTED:
+                routing.check_sizes([message.to_event()], settings.max_event_bytes)
+        except (HTTPException, routing.EventTooLarge) as err:
+            rejected.append(_rejection(i, err))
+            continue
+        messages.append(message)
+    answer = await _accept(messages, events, stores, settings)
+    return answer.model_copy(update={"rejected": rejected})
+
+
+def _message(raw: Any, batch_context: dict[str, Any]) -> SegmentMessage:
+    if not isinstance(raw, dict):
+        raise problem(400, "a message is an object")
+    context = raw.get("context") or {}
+    if not isinstance(context, dict):
+        raise problem(400, "a message's context is an object", "context")
+    return _parse({**raw, "context": {**batch_context, **context}}, ())
+
+
+def _rejection(index: int, err: Exception) -> Rejected:
+    if isinstance(err, HTTPException):
+        detail: Any = err.detail
+        [found] = detail
+        loc = [p for p in found["loc"] if p != "body"]
+        return Rejected(index=index, loc=loc, msg=found["msg"])
+    return Rejected(index=index, loc=[], msg=str(err))
