@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import time, timedelta
+from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.formula import parse
 from schemas.guardrails import FrequencyCap, QuietHours, Topic
@@ -24,6 +26,11 @@ SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
 BEST_CHANNEL = "best_channel"
 SendChannel = Literal[Channel, "best_channel"]
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 class _Model(BaseModel):
@@ -56,9 +63,16 @@ class Audience(_Model):
 class Schedule(_Model):
     """When a scheduled audience entry runs: a cron expression or a fixed interval."""
 
-    cron: str | None = Field(default=None, min_length=9)
+    cron: str | None = Field(default=None, min_length=9, max_length=200)
     every: Duration | None = None
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value != "UTC" and value not in _zones():
+            raise ValueError("unknown time zone (use an IANA name like Asia/Jakarta)")
+        return value
 
     @model_validator(mode="after")
     def _one_rule(self) -> Schedule:

@@ -44,6 +44,15 @@ class JourneyStore:
                     await session.rollback()
             raise RuntimeError(f"could not allocate a version for journey {spec.id}")
 
+    async def withdraw(self, journey_id: str, version: int) -> None:
+        """Remove a version just published whose side effects (its Schedule) failed, so a
+        publish either happens whole or not at all."""
+        async with self._sessions() as session:
+            row = await session.get(JourneyVersionRow, (journey_id, version))
+            if row is not None:
+                await session.delete(row)
+                await session.commit()
+
     @staticmethod
     async def _latest_row(session: AsyncSession, journey_id: str) -> JourneyVersionRow | None:
         query = (

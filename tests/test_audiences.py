@@ -236,3 +236,27 @@ async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer
         lambda counted: counted.count >= 150,
     )
     assert runs.count == 150  # one enrollment per customer, none started twice
+
+
+async def test_a_bad_schedule_publishes_nothing_and_names_the_field(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Issue 14, item 7: a cron Temporal refuses, or an unknown time zone, is a 422 naming
+    the schedule, and neither a version nor a Schedule is left behind."""
+    list_id = unique("list")
+    base = one_send(unique("bad-schedule")).model_dump(mode="json")
+    for schedule, where in (
+        ({"cron": "61 25 * * *"}, ["body", "entry", "schedule"]),
+        ({"cron": "0 9 * * MON", "timezone": "Mars/Olympus"}, ["body", "entry", "schedule"]),
+    ):
+        body = {**base, "entry": {"audience": {"list": list_id}, "schedule": schedule}}
+        refused = await api.post("/v1/journeys", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["loc"][:3] == where
+        assert (await api.get(f"/v1/journeys/{base['id']}")).status_code == 404
+    good = {**base, "entry": {"audience": {"list": list_id}, "schedule": {"cron": "0 9 * * MON"}}}
+    assert (await api.post("/v1/journeys", json=good)).json()["version"] == 1
+    handle = stack.client.get_schedule_handle(schedule_id(base["id"]))
+    spec = (await handle.describe()).schedule.spec  # the server keeps a cron as calendars
+    assert spec.cron_expressions == ["0 9 * * MON"] or len(spec.calendars) == 1
+    await handle.delete()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.audience_runs import sync_schedule
 from api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, VersionNo
@@ -26,9 +27,17 @@ async def publish(
     starts runs of this version."""
     previous = await stores.journeys.get(spec.id, None)
     version, _ = await stores.journeys.publish(spec)
-    events.invalidate()
     if spec.entry.schedule or (previous and previous[0].entry.schedule):
-        await sync_schedule(client, spec, version, settings.task_queue)
+        try:
+            await sync_schedule(client, spec, version, settings.task_queue)
+        except RPCError as err:  # nothing half-published: the version goes again
+            await stores.journeys.withdraw(spec.id, version)
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise problem(
+                    422, "Temporal refused this schedule", "body", "entry", "schedule"
+                ) from err
+            raise
+    events.invalidate()
     return Published(id=spec.id, version=version)
 
 
