@@ -38,6 +38,7 @@ class Mailbox:
         self.received: list[Received] = []
         self.on_data: Callable[[Any], None] | None = None
         self._lock = threading.Lock()
+        self._next: int | None = None
         if folder:
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -49,10 +50,25 @@ class Mailbox:
         entry = Received(envelope.mail_from, tuple(envelope.rcpt_tos), message)  # type: ignore[arg-type]
         with self._lock:
             self.received.append(entry)
-            count = len(self.received)
-        if self.folder:
-            (self.folder / f"{count:06d}.eml").write_bytes(raw)
+            if self.folder:
+                self._keep(raw)
         return "250 Message accepted for delivery"
+
+    def _keep(self, raw: bytes) -> None:
+        """Write the next numbered file, never over one already there (the folder outlives
+        the process: after a restart the count goes on from the highest file)."""
+        assert self.folder is not None
+        if self._next is None:
+            numbers = [int(p.stem) for p in self.folder.glob("*.eml") if p.stem.isdigit()]
+            self._next = max(numbers, default=0) + 1
+        while True:
+            number, self._next = self._next, self._next + 1
+            try:
+                with (self.folder / f"{number:06d}.eml").open("xb") as handle:
+                    handle.write(raw)
+                return
+            except FileExistsError:  # another process writes to the same folder
+                continue
 
     def to(self, address: str) -> list[Received]:
         with self._lock:
