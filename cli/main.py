@@ -297,6 +297,33 @@ def audience(
     )
 
 
+HEADERS = ("customer_id", "id", "user_id", "userid")
+
+
+def read_ids(source: Path) -> tuple[list[str], list[tuple[int, str]]]:
+    """Customer ids from a file of one per line or a CSV (first column, quoting as CSV
+    does, a UTF-8 BOM and a header row allowed): the ids, and (line, why) for each line
+    skipped."""
+    import csv
+    import re
+
+    from schemas.events import CUSTOMER_ID
+
+    valid = re.compile(CUSTOMER_ID)
+    ids: list[str] = []
+    rejected: list[tuple[int, str]] = []
+    with source.open(newline="", encoding="utf-8-sig") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            value = row[0].strip() if row else ""
+            if not value or (number == 1 and value.lower() in HEADERS):
+                continue
+            if len(value) > 200 or not valid.match(value):
+                rejected.append((number, "not a customer id (1 to 200 printable characters)"))
+                continue
+            ids.append(value)
+    return ids, rejected
+
+
 @app.command("audience-upload")
 def audience_upload(
     list_id: Annotated[str, typer.Argument(help="The list's id (an audience's `list`).")],
@@ -308,8 +335,11 @@ def audience_upload(
     """Upload customer ids to an audience list, 10,000 per request, with progress."""
     from rich.progress import track
 
-    ids = [line.split(",")[0].strip() for line in source.read_text().splitlines()]
-    ids = [i for i in ids if i and i.lower() not in ("customer_id", "id", "user_id")]
+    ids, rejected = read_ids(source)
+    for line, why in rejected[:20]:
+        console.print(f"[yellow]line {line} skipped[/]: {why}")
+    if len(rejected) > 20:
+        console.print(f"[yellow]... {len(rejected) - 20} more lines skipped[/]")
     chunks = [ids[i : i + 10_000] for i in range(0, len(ids), 10_000)]
     size = 0
     with api_client(timeout=60) as http:
