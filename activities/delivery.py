@@ -101,6 +101,11 @@ class DeliveryActivities:
             delivered = await channel.deliver(message)
         except Permanent as err:
             return await self._fail(key, str(err), rendered)
+        except Exception as err:  # worth retrying, unless this was the last attempt
+            if _last_attempt():
+                reason = f"{err} (gave up after {activity.info().attempt} attempts)"
+                return await self._fail(key, reason[:500], rendered)
+            raise
         return await self._ledger.settle(
             key,
             SendResult(status="sent"),
@@ -122,3 +127,11 @@ class DeliveryActivities:
             return request.content
         template = await self._templates.get(request.template or "")
         return template.content(channel, locale) if template else None
+
+
+def _last_attempt() -> bool:
+    """Whether Temporal will not retry this activity again: the ledger must then say
+    `failed` itself, or the row would stay `pending` (and count against caps) for good."""
+    info = activity.info()
+    policy = info.retry_policy
+    return policy is not None and 0 < policy.maximum_attempts <= info.attempt

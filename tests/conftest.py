@@ -81,7 +81,8 @@ def _postgres_schema() -> Iterator[str]:
 
 class Receiver(ThreadingHTTPServer):
     """A brand's own endpoint on this machine (for `action` steps): POST /offers answers
-    an offer, anything else 404. It is on loopback, so the stacks allow it by prefix."""
+    an offer, /unavailable 503, anything else 404. It is on loopback, so the stacks allow
+    it by prefix."""
 
     url: str
 
@@ -91,7 +92,7 @@ class _Answer(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         found = self.path == "/offers"
         body = json.dumps({"offers": [{"name": "called"}]} if found else {"error": "nope"})
-        self.send_response(200 if found else 404)
+        self.send_response(200 if found else 503 if self.path == "/unavailable" else 404)
         self.send_header("content-type", "application/json")
         self.end_headers()
         self.wfile.write(body.encode())

@@ -126,3 +126,56 @@ async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
         worker.terminate()
         worker.wait(20)
         smtp.stop()
+
+
+async def test_a_send_whose_retries_run_out_is_failed_in_the_ledger(
+    stack: Stack, receiver: Any
+) -> None:
+    """Issue 14, item 4: the last attempt of a send that keeps failing records `failed`
+    (not `pending`, which counted against caps for good and showed 0 failed)."""
+    import dataclasses
+
+    from temporalio.common import RetryPolicy
+    from temporalio.exceptions import ApplicationError
+
+    from activities.channels import WebhookChannel
+    from activities.egress import shared_client
+
+    cid = unique("gives-up")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    http = shared_client(stack.settings)
+    activities = DeliveryActivities(
+        ledger=stack.stores.ledger,
+        templates=stack.stores.templates,
+        channels=[WebhookChannel(stack.settings, http)],
+        settings=stack.settings,
+    )
+    request = SendRequest(
+        idempotency_key=f"test/{cid}/hook/1",
+        journey_id="j",
+        version=1,
+        step_id="hook",
+        customer_id=cid,
+        channel="webhook",
+        content=MessageContent(body="x", url=f"{receiver.url}/unavailable"),
+        event=CustomerEvent.create(cid, "go"),
+        topic="transactional",
+    )
+    env = ActivityEnvironment()
+    policy = RetryPolicy(maximum_attempts=8)
+    try:
+        env.info = dataclasses.replace(env.info, attempt=1, retry_policy=policy)
+        with pytest.raises(Exception) as first:
+            await env.run(activities.send, request)
+        assert not isinstance(first.value, ApplicationError)  # retried by Temporal
+        [row] = await stack.stores.ledger.for_customer(cid)
+        assert row.status == "pending"
+        env.info = dataclasses.replace(env.info, attempt=8, retry_policy=policy)
+        with pytest.raises(ApplicationError) as last:
+            await env.run(activities.send, request)
+        assert last.value.non_retryable
+        [row] = await stack.stores.ledger.for_customer(cid)
+        assert row.status == "failed" and "HTTP 503" in (row.reason or "")
+        assert "gave up after 8 attempts" in (row.reason or "")
+    finally:
+        await http.aclose()
