@@ -15,6 +15,7 @@ from storage.ledger import DeliveryLedger
 from workflows import search_attributes as sa
 
 STATUSES = ("active", "paused", "completed", "converted", "exited")
+LIVE = {s: ("ExecutionStatus = 'Running'",) for s in ("active", "paused")}
 
 
 async def funnel(
@@ -31,12 +32,15 @@ async def funnel(
         return (await client.count_workflows(query)).count
 
     reached = f"{sa.JOURNEY_REACHED.name} = "
-    live = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused')"
+    running = "ExecutionStatus = 'Running'"  # a run ended in the UI still says active
+    live = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND {running}"
+    stopped = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND ExecutionStatus != 'Running'"
     arms = [(s.id, p.name) for s in spec.steps if isinstance(s, SplitStep) for p in s.paths]
     converted = f"{sa.JOURNEY_STATUS.name} = 'converted'"
     counts = await asyncio.gather(
         count(),
-        *(count(f"{sa.JOURNEY_STATUS.name} = {sa.quoted(s)}") for s in STATUSES),
+        *(count(f"{sa.JOURNEY_STATUS.name} = {sa.quoted(s)}", *LIVE.get(s, ())) for s in STATUSES),
+        count(stopped),
         # An enrollment still at (or ended at) its first step has no list yet.
         count(f"({reached}{sa.quoted(spec.steps[0].id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"),
         *(count(reached + sa.quoted(s.id)) for s in spec.steps[1:]),
@@ -47,6 +51,7 @@ async def funnel(
     it = iter(counts)
     entered = next(it)
     by_status = {s: next(it) for s in STATUSES}
+    ended_outside = next(it)
     steps = [StepFunnel(id=s.id, type=s.type, reached=next(it), here=0) for s in spec.steps]
     for step in steps:
         step.here = next(it)
@@ -72,6 +77,7 @@ async def funnel(
         versions=versions,
         entered=entered,
         **by_status,
+        stopped=ended_outside,
         conversion=_rate(by_status["converted"], entered),
         steps=steps,
         arms=arm_funnels,

@@ -494,7 +494,7 @@ def funnel(
         print(found.mermaid)
         return
     rate = "-" if found.conversion is None else f"{found.conversion:.1%}"
-    totals = ("entered", "active", "paused", "completed", "converted", "exited")
+    totals = ("entered", "active", "paused", "completed", "converted", "exited", "stopped")
     console.print(
         f"[bold]{found.name}[/] ({found.journey_id}) v{found.version}: "
         + ", ".join(f"{k} {getattr(found, k)}" for k in totals)

@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 
-Status = Literal["active", "converted", "exited", "completed"]
+Status = Literal["active", "converted", "exited", "completed", "stopped"]
+"""`stopped`: ended in Temporal outside the journey (terminated, timed out, failed or
+cancelled there); the API says so, the workflow never does."""
 Control = Literal["exit", "pause", "resume", "skip"]
 """Operator controls: each a validated workflow update of the same name."""
 ENDED: tuple[str, ...] = ("converted", "exited", "completed")

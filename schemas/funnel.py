@@ -40,6 +40,8 @@ class Funnel(BaseModel):
     completed: int
     converted: int
     exited: int
+    stopped: int = 0
+    """Ended in Temporal outside the journey (terminated, timed out, failed): not here."""
     conversion: float | None
     steps: list[StepFunnel]
     arms: list[ArmFunnel]

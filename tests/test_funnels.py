@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from schemas.journey import (
     Entry,
@@ -235,3 +236,31 @@ async def test_the_funnel_page_without_a_key_asks_for_one(api: httpx.AsyncClient
     page = f"{str(api.base_url).rstrip('/')}/journeys/{spec().id}/funnel"
     dom = await asyncio.to_thread(dump_dom, page)
     assert '<form id="key-form">' in dom and "data-ready" not in dom
+
+
+async def test_a_run_ended_in_temporal_is_stopped_not_active(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    """Issue 14, item 3: a run terminated in the Temporal UI is `stopped` in the API and
+    no longer counted `here` in the funnel."""
+    journey = JourneySpec(
+        id=unique("funnel-stopped"),
+        name="Stopped",
+        entry=Entry(event=unique("go")),
+        steps=wait_then_end(),
+    )
+    assert (await api.post("/v1/journeys", json=journey.model_dump(mode="json"))).is_success
+    cids = [await customer(api) for _ in range(2)]
+    for cid in cids:
+        await event(api, cid, journey.entry.event or "")
+    handle = client.get_workflow_handle(f"journey/{journey.id}/{cids[0]}")
+    await handle.terminate(reason="operator in the Temporal UI")
+    stopped = await state(api, journey.id, cids[0])
+    assert stopped["status"] == "stopped" and stopped["ended_reason"] == "terminated in Temporal"
+    assert (await state(api, journey.id, cids[1]))["status"] == "active"
+
+    async def funnel() -> dict[str, Any]:
+        return (await api.get(f"/v1/journeys/{journey.id}/funnel")).json()
+
+    found = await eventually(funnel, lambda f: f["stopped"] == 1 and f["active"] == 1)
+    assert found["steps"][0]["here"] == 1 and found["entered"] == 2

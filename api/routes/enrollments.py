@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.controls import Command, Refused, apply, control, for_each, running
@@ -38,10 +38,16 @@ async def get_enrollment(
     journey_id: JourneyId, customer_id: CustomerId, client: ClientDep
 ) -> EnrollmentState:
     """Status, version, current step, what it waits for and until when, the path so far."""
+    handle = _handle(client, journey_id, customer_id)
     try:
-        return await _handle(client, journey_id, customer_id).query(
-            "state", result_type=EnrollmentState
-        )
+        state: EnrollmentState = await handle.query("state", result_type=EnrollmentState)
+        if state.status == "active":  # unless the run was ended in Temporal itself
+            described = await handle.describe()
+            if described.status not in (None, WorkflowExecutionStatus.RUNNING):
+                how = described.status.name.lower().replace("_", " ")
+                ended = {"status": "stopped", "waiting": None, "ended_reason": f"{how} in Temporal"}
+                state = state.model_copy(update=ended)
+        return state
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise _not_found(journey_id, customer_id) from err
