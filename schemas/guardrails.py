@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.wire import Duration
 
+Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 Topic = Literal["marketing", "transactional"]
 """Marketing sends are capped, kept out of quiet hours and need marketing consent;
 transactional sends (receipts, security) ignore caps and quiet hours, never channel consent."""
@@ -26,12 +28,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+QUIET_EXEMPT: tuple[Channel, ...] = ("in_app",)
+"""Channels quiet hours leave alone by default: an in-app message waits in the inbox until
+the customer opens the app, so it wakes no one."""
+
+
 class QuietHours(_Model):
     """A daily window in the customer's own time zone when marketing sends wait, e.g.
-    21:00-08:00 (it may wrap midnight). `start == end` means no quiet hours."""
+    21:00-08:00 (it may wrap midnight). `start == end` means no quiet hours. `channels`
+    are those that wait (default: all but in-app)."""
 
     start: time
     end: time
+    channels: list[Channel] | None = None
+
+    def applies_to(self, channel: str) -> bool:
+        if self.channels is None:
+            return channel not in QUIET_EXEMPT
+        return channel in self.channels
 
     def contains(self, local: time) -> bool:
         if self.start == self.end:

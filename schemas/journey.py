@@ -16,12 +16,10 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.formula import parse
-from schemas.guardrails import FrequencyCap, QuietHours, Topic
+from schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
 from schemas.predicates import Predicate
 from schemas.wire import Duration
 
-Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
-CHANNELS: tuple[str, ...] = ("email", "sms", "push", "in_app", "whatsapp", "webhook")
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
 BEST_CHANNEL = "best_channel"

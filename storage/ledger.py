@@ -138,7 +138,8 @@ class DeliveryLedger:
 
             at = request.at or utcnow()
             quiet = request.quiet_hours or rules.quiet_hours
-            until = quiet_until(quiet, at, profile.timezone)
+            held = quiet is not None and quiet.applies_to(channel)
+            until = quiet_until(quiet, at, profile.timezone) if held else None
             if until is not None:
                 return await self._defer(session, row, profile, request, until, "quiet_hours")
 

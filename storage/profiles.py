@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.events import CustomerEvent
-from schemas.journey import CHANNELS
+from schemas.guardrails import CHANNELS
 from schemas.profile import ALL_CHANNELS, Profile
 from storage.tables import ProfileRow, utcnow
 

@@ -132,7 +132,7 @@ async def _received(mailbox: tuple[Mailbox, int], cid: str) -> list[Any]:
     return _inbox(mailbox, cid)
 
 
-NIGHT = QuietHours(start=time(21), end=time(8))
+NIGHT = QuietHours(start=time(21), end=time(8), channels=["in_app", "email", "push"])
 
 
 async def test_quiet_hours_defer_across_a_dst_night_in_two_zones(
@@ -217,3 +217,35 @@ async def test_send_time_optimisation_learns_the_active_hour(
     rows = await stack.stores.ledger.for_customer(cid)
     assert rows[0].status == "sent" and rows[0].reserved_at is not None
     assert abs(rows[0].reserved_at - expected) < timedelta(minutes=2)
+
+
+async def test_quiet_hours_leave_in_app_alone_by_default(api: httpx.AsyncClient) -> None:
+    """Issue 14, item 13: an in-app message waits in the inbox until the app is opened, so
+    quiet hours hold it only when a journey names `in_app`; email still waits."""
+    all_day = {"start": "00:00:00", "end": "23:59:00"}  # quiet all day but a minute
+    spec = JourneySpec(
+        id=unique("quiet-inapp"),
+        name="Quiet in-app",
+        entry=Entry(event=unique("go")),
+        steps=[
+            SendStep(id="inbox", channel="in_app", content=MessageContent(body="Hi"), next="mail"),
+            SendStep(
+                id="mail",
+                channel="email",
+                content=MessageContent(subject="Hi", body="Hi"),
+                next="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    ).model_dump(mode="json")
+    response = await api.post("/v1/journeys", json={**spec, "quiet_hours": all_day})
+    assert response.status_code == 201, response.text
+    cid = await customer(api)
+    await event(api, cid, spec["entry"]["event"])
+    rows = await eventually(lambda: deliveries(api, cid), lambda r: len(r) == 2)
+    if datetime.now(UTC).time() < time(23, 58):  # not in the one loud minute
+        assert [(r["step_id"], r["status"]) for r in rows] == [
+            ("inbox", "sent"),
+            ("mail", "deferred"),
+        ]
+        assert rows[1]["reason"] == "quiet_hours"
