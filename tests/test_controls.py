@@ -171,3 +171,32 @@ async def test_cli_controls_one_and_all(api: httpx.AsyncClient, client: Client) 
     assert f"{customers[0]}: active at wait" in out
     out = await journeys("control", "resume", journey_id, "--step", "wait")
     assert "resume: 1 of 2" in out and "refused by 1: enrollment is not paused" in out
+
+
+async def test_the_path_says_what_ended_a_wait(api: httpx.AsyncClient) -> None:
+    """Issue 14, item 8: a goal, an exit event or an operator's exit ends a wait; the path
+    says which (not "timeout"), and an exit without a reason reads "operator"."""
+    wait = WaitForEventStep(
+        id="wait", event="never", timeout=timedelta(days=30), on_event="end", on_timeout="end"
+    )
+    goal, leave = unique("bought"), unique("left")
+    journey_id, entry = await publish(
+        api,
+        wait,
+        goal={"event": goal},
+        exit_when=[{"event": leave}],
+    )
+    by_goal, by_exit, by_operator = [await customer(api) for _ in range(3)]
+    for cid in (by_goal, by_exit, by_operator):
+        await event(api, cid, entry)
+    await event(api, by_goal, goal)
+    await event(api, by_exit, leave)
+    url = f"/v1/journeys/{journey_id}/enrollments/{by_operator}/exit"
+    assert (await api.post(url)).status_code == 200
+    outcomes = {}
+    for cid in (by_goal, by_exit, by_operator):
+        final = await ended(api, journey_id, cid)
+        outcomes[cid] = (final["path"][0]["outcome"], final["ended_reason"])
+    assert outcomes[by_goal] == (f"converted: goal {goal}", f"goal {goal}")
+    assert outcomes[by_exit] == (f"exited: exit event {leave}", f"exit event {leave}")
+    assert outcomes[by_operator] == ("exited: operator", "operator")

@@ -143,7 +143,8 @@ class JourneyWorkflow:
     @workflow.update(name="exit")
     async def exit(self, request: ControlRequest) -> EnrollmentState:
         """Operator exit: ends the enrollment after any send in flight completes."""
-        self._ending = ("exited", f"operator: {request.reason}")
+        why = "operator" if request.reason == "operator" else f"operator: {request.reason}"
+        self._ending = ("exited", why)
         await workflow.wait_condition(lambda: self._status != "active")
         return self.state()
 
@@ -375,6 +376,11 @@ class JourneyWorkflow:
         workflow.set_current_details(f"step {step.id} ({step.type})")
         metrics.stepped(self._spec.id, step.id, step.type)
 
+    def _interrupted(self) -> str | None:
+        """What ended a wait early, for its path entry: the goal, an exit event or an
+        operator's exit (not "timeout", which it was not)."""
+        return f"{self._ending[0]}: {self._ending[1]}" if self._ending else None
+
     def _record(self, outcome: str) -> None:
         self._carry.path[-1].outcome = outcome
 
@@ -418,7 +424,7 @@ class JourneyWorkflow:
             )
             until = now + self._spec.scaled(target - now)
         await self._until(Waiting(event=None, until=until), lambda: False)
-        self._record(self._skipped or "waited")
+        self._record(self._skipped or self._interrupted() or "waited")
         return step.next
 
     async def _wait_for_event(self, step: WaitForEventStep) -> str | None:
@@ -440,7 +446,7 @@ class JourneyWorkflow:
             self._carry.last_event = matched[0]
             self._record(f"event {step.event}")
             return step.on_event
-        self._record(self._skipped or "timeout")
+        self._record(self._skipped or self._interrupted() or "timeout")
         return None if self._ending else step.on_timeout
 
     async def _until(self, waiting: Waiting, done: Any) -> bool:
