@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictBool, field_validator
 from schemas.delivery import TemplateContent
 from schemas.events import CUSTOMER_ID, CustomerEvent
 from schemas.journey import Channel, JourneySpec
-from schemas.profile import Location
+from schemas.profile import EMAIL, PHONE_MAX, Location
 from schemas.wire import Timestamp
 
 _ZONES = available_timezones()
@@ -80,8 +80,8 @@ class ProfileIn(BaseModel):
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     lifecycle_stage: str | None = Field(default=None, max_length=80)
     location: Location | None = None
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL)
+    phone: str | None = Field(default=None, max_length=PHONE_MAX)
     push_tokens: list[str] = Field(default_factory=list)
     consent: dict[Channel, StrictBool] = Field(default_factory=dict)
     unsubscribed: list[Channel | Literal["all"]] = Field(default_factory=list)

@@ -26,6 +26,10 @@ class Location(BaseModel):
     place: str | None = None
 
 
+EMAIL = r"^[^@\s]+@[^@\s]+$"
+"""An email address, as profiles take it (over the API and from Segment's identify)."""
+PHONE_MAX = 32
+
 CONTACT = frozenset({"email", "phone", "push_tokens", "location"})
 """Profile fields that address or locate the customer: never in a workflow's history."""
 

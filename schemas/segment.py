@@ -9,6 +9,7 @@ A Segment message becomes a `CustomerEvent`: `userId` (else `anonymousId`) is th
 
 from __future__ import annotations
 
+import re
 import uuid
 from functools import cache
 from typing import Any, Literal
@@ -17,12 +18,14 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import CUSTOMER_ID, CustomerEvent
+from schemas.profile import EMAIL, PHONE_MAX
 from schemas.wire import Timestamp
 
 PAGE_EVENT = "page.viewed"
 SCREEN_EVENT = "screen.viewed"
 # Traits that are profile fields rather than attributes.
 PROFILE_TRAITS = ("email", "phone")
+_EMAIL = re.compile(EMAIL)
 
 
 class SegmentMessage(BaseModel):
@@ -55,6 +58,12 @@ class SegmentMessage(BaseModel):
             raise ValueError("either userId or anonymousId is required")
         if self.type == "track" and not self.event:
             raise ValueError("a track call needs `event`")
+        if self.type == "identify":  # the same rules as a profile written over the API
+            email, phone = self.traits.get("email"), self.traits.get("phone")
+            if email and not (isinstance(email, str) and len(email) <= 320 and _EMAIL.match(email)):
+                raise ValueError("traits.email is not an email address")
+            if phone and not (isinstance(phone, str) and len(phone) <= PHONE_MAX):
+                raise ValueError(f"traits.phone is a string of at most {PHONE_MAX} characters")
         return self
 
     @property

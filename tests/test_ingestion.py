@@ -172,3 +172,17 @@ async def test_message_ids_are_forgotten_after_the_retention(
     assert new == {routed_old, routed_new}  # forgotten: seen as new again
     assert pending == {unrouted}
     assert await events.forget(routed_before=later - timedelta(days=1)) == 0
+
+
+async def test_identify_holds_addresses_to_the_profile_rules(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Issue 14, item 12: an identify cannot store what `PUT /v1/customers` refuses."""
+    cid = unique("ident")
+    bad = {"userId": cid, "traits": {"email": "not an email", "plan": "gold"}}
+    refused = await api.post("/v1/identify", json=bad, auth=(write_key(stack), ""))
+    assert refused.status_code == 400 and "traits.email" in refused.json()["detail"]
+    assert (await api.get(f"/v1/customers/{cid}")).status_code == 404
+    good = {"userId": cid, "traits": {"email": f"{cid}@example.com"}}
+    assert (await api.post("/v1/identify", json=good, auth=(write_key(stack), ""))).is_success
+    assert (await api.get(f"/v1/customers/{cid}")).json()["email"] == f"{cid}@example.com"
