@@ -26,28 +26,37 @@ from tests.helpers import one_send
 from workflows.journey import JourneyWorkflow
 
 
+def delivery(stack: Stack, channel: Any) -> DeliveryActivities:
+    """The send activity over the stack's stores, delivering on `channel` alone."""
+    s = stack.stores
+    return DeliveryActivities(
+        ledger=s.ledger, templates=s.templates, channels=[channel], settings=stack.settings
+    )
+
+
+def send_request(cid: str, channel: Any, content: MessageContent, **more: Any) -> SendRequest:
+    """One send of `content` to `cid` on `channel`, as an enrollment would ask for it."""
+    return SendRequest(
+        idempotency_key=f"test/{cid}/{channel}/1",
+        journey_id="j",
+        version=1,
+        step_id=channel,
+        customer_id=cid,
+        channel=channel,
+        content=content,
+        event=CustomerEvent.create(cid, "go"),
+        **more,
+    )
+
+
 async def test_retried_send_returns_the_first_outcome(
     stack: Stack, mailbox: tuple[Mailbox, int]
 ) -> None:
     cid = unique("once")
     await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
     s = stack.stores
-    activities = DeliveryActivities(
-        ledger=s.ledger,
-        templates=s.templates,
-        channels=[EmailChannel(stack.settings)],
-        settings=stack.settings,
-    )
-    request = SendRequest(
-        idempotency_key=f"test/{cid}/step/1",
-        journey_id="j",
-        version=1,
-        step_id="step",
-        customer_id=cid,
-        channel="email",
-        content=MessageContent(subject="Hi", body="once"),
-        event=CustomerEvent.create(cid, "go"),
-    )
+    activities = delivery(stack, EmailChannel(stack.settings))
+    request = send_request(cid, "email", MessageContent(subject="Hi", body="once"))
     env = ActivityEnvironment()
     first = await env.run(activities.send, request)
     second = await env.run(activities.send, request)
@@ -144,23 +153,9 @@ async def test_a_send_whose_retries_run_out_is_failed_in_the_ledger(
     cid = unique("gives-up")
     await stack.stores.profiles.put(Profile(customer_id=cid))
     http = shared_client(stack.settings)
-    activities = DeliveryActivities(
-        ledger=stack.stores.ledger,
-        templates=stack.stores.templates,
-        channels=[WebhookChannel(stack.settings, http)],
-        settings=stack.settings,
-    )
-    request = SendRequest(
-        idempotency_key=f"test/{cid}/hook/1",
-        journey_id="j",
-        version=1,
-        step_id="hook",
-        customer_id=cid,
-        channel="webhook",
-        content=MessageContent(body="x", url=f"{receiver.url}/unavailable"),
-        event=CustomerEvent.create(cid, "go"),
-        topic="transactional",
-    )
+    activities = delivery(stack, WebhookChannel(stack.settings, http))
+    content = MessageContent(body="x", url=f"{receiver.url}/unavailable")
+    request = send_request(cid, "webhook", content, topic="transactional")
     env = ActivityEnvironment()
     policy = RetryPolicy(maximum_attempts=8)
     try:
