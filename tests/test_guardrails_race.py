@@ -162,7 +162,7 @@ async def test_consent_topic_channel_choice_and_quiet_hours(stack: Stack) -> Non
 
     night = datetime(2026, 11, 24, 22, tzinfo=UTC)  # 23:00 in Berlin
     quiet = Rules(quiet_hours=None)  # the journey's own quiet hours apply
-    nightly = QuietHours(start=time(21), end=time(8))
+    nightly = QuietHours(start=time(21), end=time(8), channels=["in_app"])
     waiting = to("in_app", quiet_hours=nightly, deadline=night + timedelta(days=1))
     waiting = waiting.model_copy(update={"at": night})
     deferred = await send(ledger, waiting, quiet)

@@ -17,6 +17,15 @@ from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollm
 from schemas.journey import SLUG
 
 T = TypeVar("T", bound=BaseModel)
+ENDED_OUTSIDE = frozenset(
+    {
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.CANCELED,
+    }
+)
+"""How a run ends when something outside the journey ended it (the UI, a timeout)."""
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
 
@@ -43,10 +52,12 @@ async def get_enrollment(
         state: EnrollmentState = await handle.query("state", result_type=EnrollmentState)
         if state.status == "active":  # unless the run was ended in Temporal itself
             described = await handle.describe()
-            if described.status not in (None, WorkflowExecutionStatus.RUNNING):
+            if described.status in ENDED_OUTSIDE:
                 how = described.status.name.lower().replace("_", " ")
                 ended = {"status": "stopped", "waiting": None, "ended_reason": f"{how} in Temporal"}
                 state = state.model_copy(update=ended)
+            elif described.status != WorkflowExecutionStatus.RUNNING:  # it ended meanwhile
+                state = await handle.query("state", result_type=EnrollmentState)
         return state
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
