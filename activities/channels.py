@@ -15,6 +15,7 @@ import smtplib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Literal, Protocol
@@ -94,7 +95,10 @@ class EmailChannel:
 
     def compose(self, message: Outbound) -> EmailMessage:
         c = message.content
-        email = EmailMessage()
+        # Lines up to RFC 5322's 998: a long List-Unsubscribe URL must stay the literal
+        # `<https://...>` that mailbox providers' one-click unsubscribe reads (RFC 8058),
+        # not an RFC 2047 encoded-word, which the default 78-column folding makes of it.
+        email = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
         email["From"] = self._settings.email_from
         email["To"] = message.address
         email["Subject"] = c.get("subject") or c.get("title") or ""

@@ -19,6 +19,8 @@ class Received:
     sender: str
     recipients: tuple[str, ...]
     message: EmailMessage
+    raw: bytes = b""
+    """The message as it came over SMTP (headers as written, not decoded)."""
 
     @property
     def subject(self) -> str:
@@ -47,7 +49,7 @@ class Mailbox:
             self.on_data(envelope)
         raw: bytes = envelope.original_content or envelope.content
         message = message_from_bytes(raw, policy=policy.default)
-        entry = Received(envelope.mail_from, tuple(envelope.rcpt_tos), message)  # type: ignore[arg-type]
+        entry = Received(envelope.mail_from, tuple(envelope.rcpt_tos), message, raw)  # type: ignore[arg-type]
         with self._lock:
             self.received.append(entry)
             if self.folder:

@@ -4,6 +4,7 @@ virtual time, and it is sent once; send-time optimisation learns from events."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -63,6 +64,10 @@ async def test_list_unsubscribe_link_ends_the_journey_and_stops_marketing(
     received = await eventually(lambda: _received(mailbox, cid), lambda m: len(m) == 1)
     email = received[0].message
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # As written on the wire: the literal <https://...> one-click unsubscribe needs (issue
+    # 14, item 9), never an RFC 2047 encoded-word.
+    [header] = [h for h in received[0].raw.split(b"\r\n") if h.startswith(b"List-Unsubscribe:")]
+    assert re.fullmatch(rb"List-Unsubscribe: <https?://[^\s<>]+>", header), header
     link = str(email["List-Unsubscribe"]).strip("<>")
     assert link in received[0].text()  # the template can show it too
 
