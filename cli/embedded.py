@@ -178,6 +178,10 @@ async def running_stack(
                 port=settings.api_port,
                 log_level="warning",
                 lifespan="off",
+                # Idle connections outlive their clients' (httpx drops them at 5 s, load
+                # balancers at 60): the server closing one as a client reuses it loses that
+                # request ("Server disconnected without sending a response").
+                timeout_keep_alive=75,
             )
             server = _EmbeddedServer(config)
             tasks.append(asyncio.create_task(server.serve()))
