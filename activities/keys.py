@@ -3,7 +3,9 @@ data folder, created once and shared by every process of the embedded default.""
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -11,18 +13,23 @@ from pydantic import SecretStr
 from schemas.settings import Settings
 
 
-def secret(settings: Settings, configured: SecretStr | None, name: str) -> bytes:
+def secret(
+    settings: Settings,
+    configured: SecretStr | None,
+    name: str,
+    make: Callable[[], str] = lambda: secrets.token_hex(32),
+) -> bytes:
+    """`configured`, else `{data_dir}/{name}.key`, made by `make` on first use."""
     if configured is not None:
         return configured.get_secret_value().encode()
     path = Path(settings.data_dir) / f"{name}.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x") as handle:  # exclusive: two processes starting agree on one
-                handle.write(secrets.token_hex(32))
+        try:  # exclusive, and 0600 from the start: two processes starting agree on one
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(make() + "\n")
         except FileExistsError:
             pass
-        path.chmod(0o600)
     return path.read_text().strip().encode()
 
 

@@ -7,11 +7,10 @@ app with a route in neither, so a new route is closed until someone gives it a s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
 
 from schemas.access import Scope
@@ -162,19 +161,13 @@ class Table:
 
 
 def app_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """Every (method, path) the app serves (HEAD aside)."""
-    try:
-        from fastapi.routing import iter_route_contexts  # FastAPI >= 0.165
-    except ImportError:  # pragma: no cover
-        contexts: Iterable[Any] = app.routes
-    else:
-        contexts = iter_route_contexts(app.routes)
-    found = []
-    for route in contexts:
-        for method in sorted(getattr(route, "methods", None) or ()):
-            if method != "HEAD":
-                found.append((method, str(route.path)))
-    return found
+    """Every (method, path) the app serves (HEAD aside), included routers flattened."""
+    return [
+        (method, str(route.path))
+        for route in iter_route_contexts(app.routes)
+        for method in sorted(getattr(route, "methods", None) or ())
+        if method != "HEAD"
+    ]
 
 
 def check_covered(app: FastAPI) -> None:

@@ -55,6 +55,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.client = client
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = signing_key(settings)
+    app.state.inbox_key = secret(settings, settings.inbox_secret, "inbox")
     errors.install(app)
     instrument_app(app, settings)
     codec_token = settings.codec_token
@@ -65,7 +66,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         audit=stores.audit,
         secrets=Secrets(
             services=services_key(settings),
-            inbox=secret(settings, settings.inbox_secret, "inbox"),
+            inbox=app.state.inbox_key,
             codec=codec_token.get_secret_value().encode() if codec_token else None,
         ),
         contract=Contract(lambda: app.openapi()),

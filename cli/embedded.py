@@ -247,17 +247,10 @@ def free_port_or_fail(host: str, port: int, what: str) -> None:
 def kept_payload_key(data_dir: Path) -> str:
     """The embedded default's payload key: made on first run, kept (0600) in the data
     folder, so history written before a restart still decrypts."""
+    from activities.keys import secret
     from workers.codec import new_key
 
-    path = data_dir / "payload.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with (
-            contextlib.suppress(FileExistsError),
-            os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle,
-        ):
-            handle.write(new_key() + "\n")
-    return path.read_text().strip()
+    return secret(Settings(data_dir=data_dir), None, "payload", make=new_key).decode()
 
 
 async def embedded_admin_key(settings: Settings) -> str:

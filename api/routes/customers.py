@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from activities.keys import secret
 from api import customer_tokens
 from api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, StoresDep
 from api.erasure import Erased, erase
@@ -58,12 +57,14 @@ class InboxToken(BaseModel):
 
 
 @router.post("/{customer_id}/inbox-token")
-async def inbox_token(customer_id: CustomerId, settings: SettingsDep) -> InboxToken:
+async def inbox_token(
+    customer_id: CustomerId, request: Request, settings: SettingsDep
+) -> InboxToken:
     """A token that opens this customer's in-app inbox, for their own app to read it
     without an API key (your backend asks for it when the customer signs in)."""
     expires = datetime.now(UTC) + settings.inbox_token_ttl
-    key = secret(settings, settings.inbox_secret, "inbox")
-    return InboxToken(token=customer_tokens.mint(key, customer_id, expires), expires_at=expires)
+    token = customer_tokens.mint(request.app.state.inbox_key, customer_id, expires)
+    return InboxToken(token=token, expires_at=expires)
 
 
 @router.get("/{customer_id}/inbox")

@@ -3,7 +3,9 @@ audit log of every change made with a key."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
 
 from api.deps import StoresDep
 from api.errors import problem
@@ -26,13 +28,17 @@ async def list_keys(stores: StoresDep) -> list[KeyOut]:
 
 
 @router.delete("/v1/keys/{key_id}")
-async def revoke_key(key_id: str, request: Request, stores: StoresDep) -> KeyOut:
+async def revoke_key(
+    key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="A key's id.")],
+    request: Request,
+    stores: StoresDep,
+) -> KeyOut:
     """Revoke a key: it stops working within seconds on every API process. A key cannot
     revoke itself (so no one locks themselves out by mistake)."""
     caller = request.state.caller
     if caller.key_id == key_id:
         raise problem(409, "a key cannot revoke itself: use another admin key", "path", "key_id")
-    revoked = await stores.keys.revoke(key_id[:20])
+    revoked = await stores.keys.revoke(key_id)
     if revoked is None:
         raise problem(404, "no such key", "path", "key_id")
     return revoked
