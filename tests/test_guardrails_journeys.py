@@ -12,6 +12,7 @@ import httpx
 from temporalio.testing import TimeSkipper
 
 from cli.embedded import Stack
+from schemas.events import CustomerEvent
 from schemas.guardrails import QuietHours
 from schemas.journey import (
     Entry,
@@ -254,3 +255,52 @@ async def test_quiet_hours_leave_in_app_alone_by_default(api: httpx.AsyncClient)
             ("mail", "deferred"),
         ]
         assert rows[1]["reason"] == "quiet_hours"
+
+
+async def test_an_event_during_a_held_send_counts_for_the_next_wait(
+    stack: Stack, skipper: TimeSkipper
+) -> None:
+    """Issue 14, item 1: the reminder falls due at night and waits out quiet hours; the
+    customer walks into the store meanwhile. The next wait_for_event sees that event and
+    the store offer goes out, instead of waiting a day for an event already gone."""
+    cid = unique("held")
+    await stack.stores.profiles.put(Profile(customer_id=cid, timezone="UTC"))
+    now = datetime.now(UTC)
+    due = datetime.combine(now.date() + timedelta(days=1), time(23), tzinfo=UTC)
+    spec = JourneySpec(
+        id=unique("held"),
+        name="Reminder, then store offer",
+        entry=Entry(event="held.start"),
+        quiet_hours=NIGHT,
+        steps=[
+            WaitStep(id="until-night", duration=due - now, next="reminder"),
+            SendStep(id="reminder", channel="in_app", content=MessageContent(body="Hi"), next="near"),
+            WaitForEventStep(
+                id="near",
+                event="geofence.entered",
+                timeout=timedelta(days=1),
+                on_event="offer",
+                on_timeout="end",
+            ),
+            SendStep(
+                id="offer", channel="in_app", content=MessageContent(body="10% off"), next="end"
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    handle = await enroll(stack, skipper, spec, cid)
+    await skipper.fast_forward(handle, due - now + timedelta(minutes=1))
+    await eventually(
+        lambda: stack.stores.ledger.for_customer(cid),
+        lambda r: len(r) == 1 and r[0].status == "deferred",
+    )
+    await handle.signal(JourneyWorkflow.event, CustomerEvent.create(cid, "geofence.entered"))
+    await skipper.fast_forward(handle, timedelta(days=1, hours=10))
+    final = await handle.result()
+    assert [(p.step, p.outcome) for p in final.path][1:] == [
+        ("reminder", "sent"),
+        ("near", "event geofence.entered"),
+        ("offer", "sent"),
+        ("end", "exit"),
+    ]
+    await keep_history(handle, "event-during-held-send")

@@ -54,6 +54,9 @@ T = TypeVar("T")
 DEDUP_WINDOW = 1000
 # Histories recorded before it cleared the event inbox when a wait_for_event began.
 EVENTS_BETWEEN_WAITS = "events-between-waits"
+# Histories recorded before a send's hold (quiet hours, a cap, the best time) kept the events
+# that arrived during it for the next wait_for_event.
+EVENTS_DURING_HOLDS = "events-during-holds"
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -451,7 +454,8 @@ class JourneyWorkflow:
 
     async def _until(self, waiting: Waiting, done: Any) -> bool:
         """Wait durably until `done()` holds, the enrollment ends, or `waiting.until`.
-        True when `done()` held."""
+        True when `done()` held. A wait step's end clears the inbox; a send's hold
+        (`waiting.reason`) keeps it, since the customer's events then are still news."""
         self._waiting = waiting
         what = f"waiting for {waiting.event}" if waiting.event else (waiting.reason or "waiting")
         until = local_time(waiting.until, self._input.timezone)
@@ -471,7 +475,8 @@ class JourneyWorkflow:
         # An event counts for the next wait_for_event if it came after this wait ended:
         # a customer who reacts to a message while its send is settling is not missed.
         # (Not in a `finally`: an evicted workflow must not call workflow APIs.)
-        if workflow.patched(EVENTS_BETWEEN_WAITS):
+        held_send = waiting.reason is not None and workflow.patched(EVENTS_DURING_HOLDS)
+        if workflow.patched(EVENTS_BETWEEN_WAITS) and not held_send:
             self._inbox.clear()
         return held
 
