@@ -87,7 +87,10 @@ class EnrollmentState(BaseModel):
     ended_reason: str | None = None
     paused: bool = False
     path: list[PathEntry]
+    """The latest steps (up to 200; `steps_taken` counts them all)."""
     context: dict[str, Any]
+    steps_taken: int = 0
+    """Steps entered since enrollment, across continue-as-new runs."""
 
 
 class MigrateRequest(BaseModel):

@@ -9,7 +9,8 @@ class StepFunnel(BaseModel):
     id: str
     type: str
     reached: int
-    """Enrollments that reached the step at least once."""
+    """Enrollments that reached the step at least once (at most `Funnel.unlisted` fewer
+    than that, in journeys too long to list every step an enrollment reached)."""
     here: int
     """Enrollments at the step now (active or paused)."""
     sent: int = 0
@@ -42,6 +43,9 @@ class Funnel(BaseModel):
     exited: int
     stopped: int = 0
     """Ended in Temporal outside the journey (terminated, timed out, failed): not here."""
+    unlisted: int = 0
+    """Enrollments that reached more steps than their `JourneyReached` list holds (2 KB):
+    steps after the list is full are not counted in `reached` for them."""
     conversion: float | None
     steps: list[StepFunnel]
     arms: list[ArmFunnel]

@@ -42,8 +42,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def temporal_address() -> Iterator[str]:
-    """One dev server for the session, with per-workflow time skipping and an early
-    continue-as-new suggestion (every ~50 events) so long journeys exercise it."""
+    """One dev server for the session, with per-workflow time skipping, an early
+    continue-as-new suggestion (every ~50 events) so long journeys exercise it, and timers
+    that fire on time: by default the server batches timer tasks within a 1 s shift and
+    polls them at most 20 times a second, so every timer, however short, took a second
+    (a 1,000-step journey, 1,000 s; now ~30 ms a timer); and a continue-as-new run that
+    starts at once (the server holds a run of the same workflow id for 1 s by default)."""
     port = free_port()
     command = dev_server_command(
         port=port,
@@ -54,6 +58,12 @@ def temporal_address() -> Iterator[str]:
             "frontend.WorkflowTimeSkippingEnabled=true",
             "--dynamic-config-value",
             "limit.historyCount.suggestContinueAsNew=50",
+            "--dynamic-config-value",
+            'history.timerProcessorMaxTimeShift="10ms"',
+            "--dynamic-config-value",
+            "history.timerProcessorMaxPollRPS=1000",
+            "--dynamic-config-value",
+            'history.workflowIdReuseMinimalInterval="0s"',
         ],
     )
     with dev_server(command):
@@ -237,7 +247,11 @@ def unique(prefix: str) -> str:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, timeout: float = 30.0
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
 ) -> T:
     """Poll `probe` until `check` holds on its result; fail with the last value seen."""
     deadline = time.monotonic() + timeout
@@ -247,7 +261,7 @@ async def eventually(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
 
 
 def repo_root() -> Path:

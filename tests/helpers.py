@@ -98,9 +98,13 @@ async def state(api: httpx.AsyncClient, journey_id: str, customer_id: str) -> di
     return response.json()
 
 
-async def ended(api: httpx.AsyncClient, journey_id: str, customer_id: str) -> dict[str, Any]:
+async def ended(
+    api: httpx.AsyncClient, journey_id: str, customer_id: str, *, timeout: float = 30.0
+) -> dict[str, Any]:
     return await eventually(
-        lambda: state(api, journey_id, customer_id), lambda s: s["status"] != "active"
+        lambda: state(api, journey_id, customer_id),
+        lambda s: s["status"] != "active",
+        timeout=timeout,
     )
 
 

@@ -274,7 +274,9 @@ async def test_an_event_during_a_held_send_counts_for_the_next_wait(
         quiet_hours=NIGHT,
         steps=[
             WaitStep(id="until-night", duration=due - now, next="reminder"),
-            SendStep(id="reminder", channel="in_app", content=MessageContent(body="Hi"), next="near"),
+            SendStep(
+                id="reminder", channel="in_app", content=MessageContent(body="Hi"), next="near"
+            ),
             WaitForEventStep(
                 id="near",
                 event="geofence.entered",

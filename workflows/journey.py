@@ -141,6 +141,7 @@ class JourneyWorkflow:
             paused=c.paused,
             path=c.path,
             context=c.context,
+            steps_taken=c.steps_taken,
         )
 
     @workflow.update(name="exit")
@@ -373,8 +374,9 @@ class JourneyWorkflow:
             left = [at] if at and not reached else []
             new = [r for r in dict.fromkeys([*left, step.id, *arms]) if r not in reached]
             updates: list[SearchAttributeUpdate[Any]] = [sa.JOURNEY_STEP.value_set(step.id)]
-            if new:
-                updates.append(sa.JOURNEY_REACHED.value_set(reached + new))
+            listed = sa.reached(reached, new)
+            if listed is not None:
+                updates.append(sa.JOURNEY_REACHED.value_set(listed))
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(f"step {step.id} ({step.type})")
         metrics.stepped(self._spec.id, step.id, step.type)
