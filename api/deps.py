@@ -45,7 +45,8 @@ CustomerId = Annotated[
         min_length=1,
         max_length=200,
         pattern=CUSTOMER_ID,
-        description="A customer id: 1 to 200 printable characters.",
+        description="A customer id: 1 to 200 characters; no whitespace, control "
+        "characters, `/`, `\\`, `\"` or `'`.",
     ),
 ]
 Slug = Annotated[str, Path(pattern=SLUG)]

@@ -27,14 +27,17 @@ class Erased(BaseModel):
 
 
 async def erase(client: Client, stores: Stores, customer_id: str) -> Erased:
+    """Within the erasure window (the customer's events are refused meanwhile, so none can
+    start an enrollment or rebuild the profile halfway); ValueError when one is under way."""
     mine = f"{sa.CUSTOMER_ID.name} = {sa.quoted(customer_id)}"
-    # An exit lets a send in flight settle first, so no row is written after the erase;
-    # one that ended meanwhile refuses, which is as good.
-    exit_ = control("exit", ControlRequest(reason="customer erased"))
-    ended, _ = await for_each(client, f"{mine} AND ExecutionStatus = 'Running'", exit_)
-    rows = await erase_customer(sessions(stores.engine), customer_id)
-    runs = [(e.id, e.run_id) async for e in client.list_workflows(mine)]
-    await asyncio.gather(*(_delete(client, wid, rid) for wid, rid in runs))
+    async with stores.erasures.window(customer_id):
+        # An exit lets a send in flight settle first, so no row is written after the erase;
+        # one that ended meanwhile refuses, which is as good.
+        exit_ = control("exit", ControlRequest(reason="customer erased"))
+        ended, _ = await for_each(client, f"{mine} AND ExecutionStatus = 'Running'", exit_)
+        rows = await erase_customer(sessions(stores.engine), customer_id)
+        runs = [(e.id, e.run_id) async for e in client.list_workflows(mine)]
+        await asyncio.gather(*(_delete(client, wid, rid) for wid, rid in runs))
     return Erased(
         customer_id=customer_id,
         enrollments_ended=len(ended),

@@ -16,6 +16,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.validation import JourneyInvalid
+from storage.erase import CustomerErasing
+
+ERASE_RETRY_SECONDS = 5
+"""What a producer is told to wait when its event is for a customer being erased."""
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("journeys.api")
@@ -87,6 +91,10 @@ def install(app: FastAPI) -> None:
     async def _journey(_: Request, exc: JourneyInvalid) -> JSONResponse:
         errors = [p.as_detail() for p in exc.problems]
         return respond(422, _summary(errors, "the journey is invalid"), errors)
+
+    @app.exception_handler(CustomerErasing)
+    async def _erasing(_: Request, exc: CustomerErasing) -> JSONResponse:
+        return respond(503, str(exc), None, headers={"Retry-After": str(ERASE_RETRY_SECONDS)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

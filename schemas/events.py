@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 
 from schemas.wire import Timestamp
 
-CUSTOMER_ID = r"^[^\x00-\x1f\x7f]+$"
-"""Customer ids: 1 to 200 characters, no control characters."""
+CUSTOMER_ID = r"""^[^\s\x00-\x1f\x7f-\x9f/\\"']+$"""
+"""Customer ids: 1 to 200 characters, none of them whitespace, a control character, `/`,
+`\\`, `"` or `'`: so every id is one path segment of the API and a plain literal in a
+Temporal visibility query, hence readable and erasable. Refused everywhere with a 4xx."""
 
 
 class CustomerEvent(BaseModel):

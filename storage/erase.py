@@ -1,21 +1,73 @@
 """Erasing a customer's rows: the profile, every ledger entry, in-app message, offer grant,
-decision and audience-list membership, in one transaction."""
+decision and audience-list membership, in one transaction; and the erasure window, during
+which the customer's events are refused."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.tables import (
     AudienceMemberRow,
     DecisionRow,
     DeliveryRow,
+    ErasureRow,
     InboxRow,
     OfferGrantRow,
     ProfileRow,
 )
+
+
+class CustomerErasing(Exception):
+    """An event for a customer being erased: refused whole (nothing of its request is
+    stored), to be sent again once the erase is done."""
+
+    def __init__(self, customer_id: str):
+        super().__init__("a customer of this request is being erased: send it again shortly")
+        self.customer_id = customer_id
+
+
+class Erasures:
+    """Customers being erased, in the database, so every API process refuses their events."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def window(self, customer_id: str) -> AsyncIterator[None]:
+        """Hold the customer's events off while the body runs; ValueError when an erase of
+        the same customer is already under way."""
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(ErasureRow(customer_id=customer_id))
+        except IntegrityError as err:
+            raise ValueError("this customer is already being erased") from err
+        try:
+            yield
+        finally:
+            async with self._sessions() as session, session.begin():
+                await session.exec(  # type: ignore[call-overload]
+                    delete(ErasureRow).where(col(ErasureRow.customer_id) == customer_id)
+                )
+
+    async def check(self, customer_ids: Iterable[str]) -> None:
+        """Raise CustomerErasing when one of `customer_ids` is being erased."""
+        wanted = list(set(customer_ids))
+        if not wanted:
+            return
+        async with self._sessions() as session:
+            found = await session.exec(
+                select(ErasureRow.customer_id).where(col(ErasureRow.customer_id).in_(wanted))
+            )
+            erasing = found.first()
+        if erasing is not None:
+            raise CustomerErasing(erasing)
 
 
 async def erase_customer(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage.access import AuditLog, KeyStore
 from storage.audiences import AudienceStore
 from storage.db import checkpoints, create_tables, make_engine, sessions
+from storage.erase import Erasures
 from storage.events import EventLog
 from storage.inbox import Inbox
 from storage.journeys import JourneyStore
@@ -31,6 +32,7 @@ class Stores:
     inbox: Inbox
     offers: OfferStore
     events: EventLog
+    erasures: Erasures
     audiences: AudienceStore
     keys: KeyStore
     audit: AuditLog
@@ -51,6 +53,7 @@ class Stores:
             inbox=Inbox(factory),
             offers=OfferStore(factory),
             events=EventLog(factory),
+            erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),
             audit=AuditLog(factory),

@@ -28,6 +28,15 @@ class TemplateRow(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class ErasureRow(SQLModel, table=True):
+    """A customer being erased: their events are refused (503, retry) until it is done,
+    so no event can start an enrollment or rebuild a profile halfway through."""
+
+    __tablename__ = "erasures"
+    customer_id: str = Field(primary_key=True, max_length=200)
+    started_at: datetime = Field(default_factory=utcnow)
+
+
 class ProfileRow(SQLModel, table=True):
     __tablename__ = "profiles"
     customer_id: str = Field(primary_key=True, max_length=200)

@@ -5,6 +5,7 @@ theirs."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 import httpx
 from temporalio.service import RPCError, RPCStatusCode
@@ -75,3 +76,68 @@ async def test_erase_ends_enrollments_and_removes_data_and_runs(
     out = await journeys_ok("erase", other, "--yes", "--api-url", str(api.base_url).rstrip("/"))
     assert f"{other}: 1 enrollments ended, 2 runs deleted" in out and "1 profiles" in out
     assert (await api.get(f"/v1/customers/{other}")).status_code == 404
+
+
+WAITING = JourneySpec(
+    id="erase-ids",
+    name="Waits a month",
+    entry=Entry(event="erase.ids"),
+    steps=[WaitStep(id="wait", duration=timedelta(days=30), next="end"), ExitStep(id="end")],
+)
+ODD_BUT_VALID = ["ü@example.com+1", "a%2Fb?c#d", "😀&=;:,|~*()[]{}<>", "x" * 200]
+INVALID = ["a/b", 'a"b', "a\\b", "a b", "a'b", "tab\there", "x" * 201]
+
+
+async def test_every_valid_customer_id_is_readable_and_erasable(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Issue 14, item 5: ids a backend may well use, percent-encoded in paths as any HTTP
+    client does, enter, read and erase like any other (Temporal then deletes the runs
+    within a minute: the first test waits for that)."""
+    journey = await publish_copy(api, WAITING)
+    for raw in ODD_BUT_VALID:
+        cid = f"{unique('odd')}{raw}"[:200]
+        path = quote(cid, safe="")
+        assert (await api.put(f"/v1/customers/{path}", json={})).status_code == 200
+        await event(api, cid, journey.entry)
+        now = await state(api, journey.id, path)
+        assert now["status"] == "active" and now["customer_id"] == cid
+        erased = (await api.delete(f"/v1/customers/{path}")).json()
+        assert erased["enrollments_ended"] == 1 and erased["runs_deleted"] >= 1, raw
+        assert erased["rows_deleted"]["profiles"] == 1
+
+
+async def test_invalid_customer_ids_are_refused_everywhere(api: httpx.AsyncClient) -> None:
+    for cid in INVALID:
+        sent = await api.post("/v1/events", json={"customer_id": cid, "name": "x"})
+        assert sent.status_code == 422, cid
+        assert sent.json()["errors"][0]["loc"] == ["body", "customer_id"], cid
+        for method in ("GET", "PUT", "DELETE"):
+            response = await api.request(method, f"/v1/customers/{quote(cid, safe='')}", json={})
+            assert response.status_code in (404, 422), (method, cid, response.status_code)
+    batch = {"batch": [{"type": "track", "userId": cid, "event": "x"} for cid in INVALID]}
+    answer = await api.post("/v1/batch", json=batch)
+    assert answer.status_code == 200
+    assert [r["index"] for r in answer.json()["rejected"]] == list(range(len(INVALID)))
+
+
+async def test_events_during_an_erase_are_refused_and_start_nothing(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """An entry event that arrives while the customer is being erased is answered 503 with
+    Retry-After (nothing of it stored), so it cannot start an enrollment halfway through;
+    once the erase is done the same event is taken."""
+    journey = await publish_copy(api, WAITING)
+    cid = unique("erasing")
+    async with stack.stores.erasures.window(cid):
+        body = {"customer_id": cid, "name": journey.entry, "message_id": f"{cid}-1"}
+        refused = await api.post("/v1/events", json=body)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+        assert cid not in refused.text
+        identify = await api.post("/v1/identify", json={"userId": cid, "traits": {"a": 1}})
+        assert identify.status_code == 503
+        assert (await api.delete(f"/v1/customers/{cid}")).status_code == 409
+        assert (await api.get(f"/v1/customers/{cid}")).status_code == 404
+        assert await gone(stack, enrollment_workflow_id(journey.id, cid))
+    taken = await api.post("/v1/events", json=body)
+    assert taken.status_code == 202 and taken.json()["results"][0]["entered"] == [journey.id]

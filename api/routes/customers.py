@@ -31,8 +31,13 @@ async def erase_customer(customer_id: CustomerId, stores: StoresDep, client: Cli
     """Erase the customer: their running enrollments end (as `exited`, "customer erased"),
     their profile, deliveries, inbox, offer grants, decisions and list memberships are
     deleted, and so is every workflow run that names them, with its history. Temporal
-    removes deleted runs from visibility asynchronously, within seconds."""
-    return await erase(client, stores, customer_id)
+    removes deleted runs from visibility asynchronously, within seconds. Meanwhile the
+    customer's events are answered 503 with `Retry-After`; a second erase of the same
+    customer is 409."""
+    try:
+        return await erase(client, stores, customer_id)
+    except ValueError as err:
+        raise problem(409, str(err), "path", "customer_id") from err
 
 
 @router.get("/{customer_id}")
