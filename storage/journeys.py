@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -13,7 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from schemas.delivery import Template
 from schemas.journey import JourneySpec
 from schemas.validation import ensure_valid
-from storage.tables import JourneyVersionRow, TemplateRow
+from storage.tables import JourneyVersionRow, PublishKeyRow, TemplateRow
+
+
+class KeyReused(Exception):
+    """An `Idempotency-Key` sent again with a different journey body."""
 
 
 class JourneyStore:
@@ -22,21 +26,29 @@ class JourneyStore:
         self._channels = tuple(channels)
 
     async def publish(
-        self, spec: JourneySpec, *, only_if_changed: bool = False
+        self, spec: JourneySpec, *, only_if_changed: bool = False, key: str | None = None
     ) -> tuple[int, bool]:
         """Validate and store `spec` as the next version: (version, created). With
-        `only_if_changed`, an identical latest version is returned instead of a new one."""
+        `only_if_changed`, an identical latest version is returned instead of a new one;
+        with an idempotency `key` already used, the version it made (KeyReused when that
+        version's body differs from `spec`)."""
         async with self._sessions() as session:
             rows = (await session.exec(select(TemplateRow))).all()
             templates = {r.id: Template(id=r.id, **r.content) for r in rows}
             ensure_valid(spec, channels=self._channels, templates=templates)
             body = spec.model_dump(mode="json")
             for _ in range(5):
+                if key is not None and (made := await self._keyed(session, spec.id, key)):
+                    if made.spec != body:
+                        raise KeyReused("this Idempotency-Key was used for another body")
+                    return made.version, False
                 latest = await self._latest_row(session, spec.id)
                 if only_if_changed and latest is not None and latest.spec == body:
                     return latest.version, False
                 version = (latest.version if latest else 0) + 1
                 session.add(JourneyVersionRow(journey_id=spec.id, version=version, spec=body))
+                if key is not None:
+                    session.add(PublishKeyRow(journey_id=spec.id, key=key, version=version))
                 try:
                     await session.commit()
                     return version, True
@@ -50,8 +62,21 @@ class JourneyStore:
         async with self._sessions() as session:
             row = await session.get(JourneyVersionRow, (journey_id, version))
             if row is not None:
+                await session.exec(  # type: ignore[call-overload]
+                    delete(PublishKeyRow).where(
+                        col(PublishKeyRow.journey_id) == journey_id,
+                        col(PublishKeyRow.version) == version,
+                    )
+                )
                 await session.delete(row)
                 await session.commit()
+
+    @staticmethod
+    async def _keyed(session: AsyncSession, journey_id: str, key: str) -> JourneyVersionRow | None:
+        made = await session.get(PublishKeyRow, (journey_id, key))
+        if made is None:
+            return None
+        return await session.get(JourneyVersionRow, (journey_id, made.version))
 
     @staticmethod
     async def _latest_row(session: AsyncSession, journey_id: str) -> JourneyVersionRow | None:

@@ -21,6 +21,15 @@ class JourneyVersionRow(SQLModel, table=True):
     published_at: datetime = Field(default_factory=utcnow)
 
 
+class PublishKeyRow(SQLModel, table=True):
+    """The version a publish with an `Idempotency-Key` made, so its retry makes no other."""
+
+    __tablename__ = "publish_keys"
+    journey_id: str = Field(primary_key=True, max_length=80)
+    key: str = Field(primary_key=True, max_length=200)
+    version: int
+
+
 class TemplateRow(SQLModel, table=True):
     __tablename__ = "templates"
     id: str = Field(primary_key=True, max_length=80)

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
 from tests.conftest import eventually, unique
-from tests.helpers import customer, deliveries, ended, event, publish_copy, state
+from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy, state
 
 PINGS = JourneySpec(
     id="pings",
@@ -108,3 +108,23 @@ async def test_events_for_nobody_are_accepted(api: httpx.AsyncClient) -> None:
         "not_reentered": [],
         "duplicate": False,
     }
+
+
+async def test_publish_with_the_same_idempotency_key_makes_one_version(
+    api: httpx.AsyncClient,
+) -> None:
+    """Issue 14, item 12: a publish retried after a lost answer (same key, same body) gets
+    the version the first made; the same key with another body is refused, naming it."""
+    spec = one_send(unique("idem-publish")).model_dump(mode="json")
+    key = {"Idempotency-Key": unique("publish")}
+    first = await api.post("/v1/journeys", json=spec, headers=key)
+    again = await api.post("/v1/journeys", json=spec, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() == {"id": spec["id"], "version": 1}
+    other = await api.post("/v1/journeys", json={**spec, "name": "Changed"}, headers=key)
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["loc"] == ["header", "idempotency-key"]
+    fresh = await api.post("/v1/journeys", json=spec, headers={"Idempotency-Key": unique("p")})
+    assert fresh.json()["version"] == 2
+    versions = (await api.get(f"/v1/journeys/{spec['id']}")).json()
+    assert versions["versions"] == [1, 2]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, status
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.audience_runs import sync_schedule
@@ -10,6 +12,7 @@ from api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, Ve
 from api.errors import problem
 from api.models import JourneySummary, JourneyVersionOut, Published
 from schemas.journey import JourneySpec
+from storage.journeys import KeyReused
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
@@ -21,12 +24,19 @@ async def publish(
     events: RouterDep,
     client: ClientDep,
     settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> Published:
     """Validate and publish `spec` as the journey's next version. Running enrollments keep
     the version they entered with. A scheduled audience entry's Temporal Schedule now
-    starts runs of this version."""
+    starts runs of this version. A retry with the same `Idempotency-Key` and body answers
+    the version the first made; the same key with another body is 422."""
     previous = await stores.journeys.get(spec.id, None)
-    version, _ = await stores.journeys.publish(spec)
+    try:
+        version, created = await stores.journeys.publish(spec, key=idempotency_key)
+    except KeyReused as err:
+        raise problem(422, str(err), "header", "idempotency-key") from err
+    if not created:
+        return Published(id=spec.id, version=version)
     if spec.entry.schedule or (previous and previous[0].entry.schedule):
         try:
             await sync_schedule(client, spec, version, settings.task_queue)
