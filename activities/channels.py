@@ -194,10 +194,14 @@ class PushChannel:
         self._forget = forget
 
     def payload(self, message: Outbound, token: str) -> dict[str, object]:
+        """One device's message. Its collapse key derives from the idempotency key, so a
+        copy sent again (FCM accepted the first, the answer was lost) replaces the first on
+        the device instead of showing twice (Android, APNs and Web Push alike)."""
         c = message.content
         data = {"journey": message.journey_id, "step": message.step_id}
         if c.get("url"):
             data["url"] = c["url"]
+        collapse = hashlib.sha256(message.key.encode()).hexdigest()[:32]
         return {
             "message": {
                 "token": token,
@@ -206,6 +210,9 @@ class PushChannel:
                     "body": c.get("body", ""),
                 },
                 "data": data,
+                "android": {"collapse_key": collapse},
+                "apns": {"headers": {"apns-collapse-id": collapse}},
+                "webpush": {"headers": {"Topic": collapse}},
                 "fcm_options": {"analytics_label": message.journey_id[:50]},
             }
         }

@@ -87,6 +87,9 @@ async def test_push_in_fcm_v1_format_removes_invalid_tokens(api: httpx.AsyncClie
     message = request["message"]
     assert message["notification"] == {"title": "Come back", "body": "Your bag is empty"}
     assert all(isinstance(v, str) for v in message["data"].values())
+    collapse = message["android"]["collapse_key"]  # a repeated copy replaces the first
+    assert len(collapse) == 32 and message["apns"]["headers"]["apns-collapse-id"] == collapse
+    assert message["webpush"]["headers"]["Topic"] == collapse
     profile = (await api.get(f"/v1/customers/{cid}")).json()
     assert profile["push_tokens"] == [good]
 
