@@ -27,6 +27,10 @@ KEYED = {
     "403": "The key lacks the route's scope.",
     "429": "Over the key's rate limit; `Retry-After` says when to try again.",
 }
+ERASING = {
+    "503": "A customer of the request is being erased: nothing was taken; send it again "
+    "after `Retry-After` seconds.",
+}
 
 
 BODIES: dict[str, type[BaseModel]] = {
@@ -119,6 +123,8 @@ def _complete(operation: dict[str, Any], method: str, path: str) -> None:
         operation["x-scope"] = access.scope
         operation["security"] = [{"key": []}, *([{"writeKey": []}] if access.basic else [])]
         wanted.update(KEYED)
+        if access.scope == "events:write":
+            wanted.update(ERASING)
     else:
         operation["security"] = []
     for code, description in wanted.items():

@@ -137,6 +137,7 @@ async def test_events_during_an_erase_are_refused_and_start_nothing(
         identify = await api.post("/v1/identify", json={"userId": cid, "traits": {"a": 1}})
         assert identify.status_code == 503
         assert (await api.delete(f"/v1/customers/{cid}")).status_code == 409
+        assert (await api.put(f"/v1/customers/{cid}", json={})).status_code == 503
         assert (await api.get(f"/v1/customers/{cid}")).status_code == 404
         assert await gone(stack, enrollment_workflow_id(journey.id, cid))
     taken = await api.post("/v1/events", json=body)
