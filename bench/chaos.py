@@ -48,6 +48,9 @@ class Plan:
     worker_kills: int
     db: str
     timeout: float = 900.0
+    provider_delay: float = 0.0
+    """Seconds the webhook endpoint takes to answer after taking a message: a kill in that
+    window leaves a message delivered but not settled, so it goes again."""
 
 
 @dataclass
@@ -79,9 +82,10 @@ class Report:
 
 
 class Hooks(ThreadingHTTPServer):
-    """The brand's webhook endpoint: records the Idempotency-Key of every POST."""
+    """The brand's webhook endpoint: records the customer of every POST, then answers."""
 
     keys: list[str]
+    delay: float
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -89,6 +93,7 @@ class _Hook(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         customer = json.loads(body).get("customer_id", "")
         self.server.keys.append(customer)  # type: ignore[attr-defined]
+        time.sleep(self.server.delay)  # type: ignore[attr-defined]
         self.send_response(200)
         self.end_headers()
 
@@ -135,7 +140,7 @@ async def run(plan: Plan, say: Any = print) -> Report:
         mailbox = Mailbox()
         smtp = start_smtp(mailbox, port=free_port())
         hooks = Hooks(("127.0.0.1", free_port()), _Hook)
-        hooks.keys = []
+        hooks.keys, hooks.delay = [], plan.provider_delay
         threading.Thread(target=hooks.serve_forever, daemon=True).start()
         hook_url = hooks_url(hooks)
         schema = f"chaos_{uuid.uuid4().hex[:8]}" if plan.db == "postgres" else None
@@ -334,12 +339,21 @@ def main() -> None:
     parser.add_argument("-n", "--customers", type=int, default=1000)
     parser.add_argument("--worker-kills", type=int, default=8)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--provider-delay",
+        type=float,
+        default=0.0,
+        help="seconds the webhook endpoint takes to answer (kills then land mid-call)",
+    )
     parser.add_argument("--small", action="store_true", help="60 customers, 3 worker kills")
     args = parser.parse_args()
-    plan = Plan(args.customers, args.worker_kills, args.db)
+    plan = Plan(args.customers, args.worker_kills, args.db, provider_delay=args.provider_delay)
     if args.small:
         plan = Plan(60, 3, args.db)
-    print(f"chaos run: {plan.customers} customers on {plan.db}, {os.cpu_count()} cores")
+    print(
+        f"chaos run: {plan.customers} customers on {plan.db}, provider delay "
+        f"{plan.provider_delay} s, {os.cpu_count()} cores"
+    )
     report = asyncio.run(run(plan))
     for line in report.lines():
         print(line)
