@@ -110,6 +110,7 @@ ROUTES: dict[tuple[str, str], Access] = {
 OPEN = Access(None)
 PUBLIC: dict[tuple[str, str], Access] = {
     ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
     # Signed links in emails: the token is the authority.
     ("GET", "/v1/unsubscribe/{token}"): OPEN,
     ("POST", "/v1/unsubscribe/{token}"): Access(None, max_body=4 * KB),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from sqlalchemy import text
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from activities.keys import secret, services_key
@@ -104,7 +108,17 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
+        """Alive (the liveness probe): answers while the process serves at all."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready"}})
+    async def readyz() -> JSONResponse:
+        """Ready (the readiness probe): the database and Temporal both answer within
+        2 s. 503 names which does not (nothing more: no addresses, no errors)."""
+        checks = await readiness(stores, client)
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", **checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     _offline_docs(app)
     openapi.install(app)
@@ -145,3 +159,24 @@ def _offline_docs(app: FastAPI) -> None:
         if name not in files:
             raise errors.problem(404, "no such file", "path", "name")
         return FileResponse(str(DOCS / name))
+
+
+async def readiness(stores: Stores, client: Client) -> dict[str, str]:
+    """`ok` or `unreachable` for the database and for Temporal, asked concurrently."""
+
+    async def database() -> None:
+        async with stores.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def temporal() -> None:
+        await client.workflow_service.get_system_info(GetSystemInfoRequest())
+
+    async def state(check: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(check(), timeout=2)
+        except Exception:
+            return "unreachable"
+        return "ok"
+
+    db, tp = await asyncio.gather(state(database), state(temporal))
+    return {"database": db, "temporal": tp}

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO, TextIO
 
 import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
 from activities.channels import CHANNEL_NAMES
@@ -104,15 +106,38 @@ def dev_server(command: list[str], log: Path | None = None) -> Generator[subproc
             out.close()  # type: ignore[union-attr]
 
 
-async def wait_for_temporal(settings: Settings, *, timeout: float = 60.0) -> Client:
-    deadline = asyncio.get_running_loop().time() + timeout
+class Unreachable(Exception):
+    """A service a process needs at start did not answer: said in one line, no traceback."""
+
+
+async def wait_for_temporal(settings: Settings, *, timeout: float | None = None) -> Client:
+    """Connect, retrying for `timeout` (default `temporal_connect_seconds`); Unreachable
+    after that."""
+    wait = settings.temporal_connect_seconds if timeout is None else timeout
+    deadline = asyncio.get_running_loop().time() + wait
     while True:
         try:
             return await connect(settings)
-        except Exception:
+        except Exception as err:
             if asyncio.get_running_loop().time() > deadline:
-                raise
+                why = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise Unreachable(
+                    f"cannot reach Temporal at {settings.temporal_address} "
+                    f"(namespace {settings.temporal_namespace}) after {wait:.0f} s: {why}"
+                ) from err
             await asyncio.sleep(0.25)
+
+
+async def open_stores(settings: Settings) -> Stores:
+    """The stores, or Unreachable naming the database (its password hidden)."""
+    try:
+        return await Stores.open(
+            settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
+        )
+    except (OSError, SQLAlchemyError) as err:
+        url = make_url(settings.db_url()).render_as_string(hide_password=True)
+        why = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise Unreachable(f"cannot open the database {url}: {why}") from err
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -157,9 +182,7 @@ async def running_stack(
     """Worker and API against an already running Temporal, until the block exits."""
     client = await wait_for_temporal(settings)
     await ensure_search_attributes(client)
-    stores = await Stores.open(
-        settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
-    )
+    stores = await open_stores(settings)
     published = await load_examples(stores) if examples else []
     tasks: list[asyncio.Task[None]] = []
     server: _EmbeddedServer | None = None

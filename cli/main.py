@@ -153,17 +153,24 @@ def _telemetry(settings: Settings, data_dir: Path) -> str:
 @app.command()
 def worker() -> None:
     """Run a journey worker against JOURNEYS_TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL."""
-    from cli.embedded import run_until_stopped
-
-    asyncio.run(run_until_stopped(Settings(), api=False, examples=False))
+    _serve(api=False)
 
 
 @app.command()
 def api() -> None:
     """Run the HTTP API against JOURNEYS_TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL."""
-    from cli.embedded import run_until_stopped
+    _serve(worker=False)
 
-    asyncio.run(run_until_stopped(Settings(), worker=False, examples=False))
+
+def _serve(**parts: bool) -> None:
+    """Run a worker or the API until SIGTERM; what it cannot reach at start (Temporal, the
+    database) is one line on stderr and exit status 1, not a traceback."""
+    from cli.embedded import Unreachable, run_until_stopped
+
+    try:
+        asyncio.run(run_until_stopped(Settings(), examples=False, **parts))  # type: ignore[arg-type]
+    except Unreachable as err:
+        raise SystemExit(f"journeys: {err}") from None
 
 
 def load_spec(source: str) -> JourneySpec:

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     strict_sandbox: bool = False
     """Re-import and police `workflows/` in the sandbox on every run (tests do)."""
+    temporal_connect_seconds: float = Field(default=60.0, gt=0)
+    """How long a process keeps trying to reach Temporal at start before it gives up."""
+    worker_shutdown_seconds: float = Field(default=60.0, ge=0)
+    """On SIGTERM, how long the worker lets activities in flight (a send mid-call) finish
+    before it cancels them: match the pod's `terminationGracePeriodSeconds` (minus a few)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

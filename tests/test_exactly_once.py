@@ -174,3 +174,56 @@ async def test_a_send_whose_retries_run_out_is_failed_in_the_ledger(
         assert "gave up after 8 attempts" in (row.reason or "")
     finally:
         await http.aclose()
+
+
+class SlowMailbox(Mailbox):
+    """Takes 2 s to accept each recipient, saying when the first one arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        self.holding.set()
+        await asyncio.sleep(2)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_worker_stopped_mid_send_finishes_it_first(stack: Stack) -> None:
+    """Issue 15: SIGTERM (a rolling deploy, a pod evicted) lets the send in flight finish
+    within `worker_shutdown_seconds`: delivered once, settled on its first attempt (the
+    SDK's default, 0 s, cancelled it; a new attempt followed)."""
+    box = SlowMailbox()
+    port = free_port()
+    smtp = start_smtp(box, port=port)
+    task_queue = unique("drain")
+    cid = unique("drain")
+    await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
+    spec = one_send(unique("drain"), id="mail", channel="email", subject="Once", body="b")
+    worker = start_worker(stack, task_queue, port)
+    try:
+        handle = await stack.client.start_workflow(
+            JourneyWorkflow.run,
+            EnrollmentInput(
+                journey=spec, version=1, customer_id=cid, trigger=CustomerEvent.create(cid, "go")
+            ),
+            id=enrollment_workflow_id(spec.id, cid),
+            task_queue=task_queue,
+        )
+        assert await asyncio.to_thread(box.holding.wait, 60), "the send never reached SMTP"
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 30) == 0
+        [delivery] = await stack.stores.ledger.for_customer(cid)
+        assert (delivery.status, delivery.attempts) == ("sent", 1)
+
+        worker = start_worker(stack, task_queue, port)
+        final = await asyncio.wait_for(handle.result(), 60)
+        assert final.status == "completed"
+        assert len(box.to(f"{cid}@test.example")) == 1
+    finally:
+        worker.terminate()
+        worker.wait(20)
+        smtp.stop()

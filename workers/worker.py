@@ -3,6 +3,8 @@ in the sandbox of workers/sandbox.py (`strict_sandbox` in the tests)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -61,4 +63,5 @@ def build_worker(
         ],
         max_concurrent_activities=200,
         workflow_runner=sandbox(strict=settings.strict_sandbox),
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )
