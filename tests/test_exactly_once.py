@@ -10,13 +10,19 @@ import threading
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
 from activities.channels import EmailChannel
 from activities.delivery import DeliveryActivities
 from cli.embedded import Stack, spawn
 from schemas.delivery import SendRequest
-from schemas.enrollment import EnrollmentInput, EnrollmentOptions, enrollment_workflow_id
+from schemas.enrollment import (
+    EnrollmentInput,
+    EnrollmentOptions,
+    EnrollmentState,
+    enrollment_workflow_id,
+)
 from schemas.events import CustomerEvent
 from schemas.journey import MessageContent
 from schemas.profile import Profile
@@ -97,6 +103,25 @@ def start_worker(stack: Stack, task_queue: str, smtp_port: int) -> subprocess.Po
     )
 
 
+async def mail_once(
+    stack: Stack, task_queue: str, cid: str, **options: Any
+) -> WorkflowHandle[JourneyWorkflow, EnrollmentState]:
+    """An enrollment in a one-email journey, run by the worker on `task_queue`."""
+    spec = one_send(unique("mail"), id="mail", channel="email", subject="Once", body="b")
+    return await stack.client.start_workflow(
+        JourneyWorkflow.run,
+        EnrollmentInput(
+            journey=spec,
+            version=1,
+            customer_id=cid,
+            trigger=CustomerEvent.create(cid, "go"),
+            options=EnrollmentOptions(**options),
+        ),
+        id=enrollment_workflow_id(spec.id, cid),
+        task_queue=task_queue,
+    )
+
+
 @pytest.mark.slow
 async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
     box = HoldingMailbox()
@@ -105,21 +130,9 @@ async def test_worker_killed_during_a_send_delivers_once(stack: Stack) -> None:
     task_queue = unique("crash")
     cid = unique("crash")
     await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
-    spec = one_send(unique("crash"), id="mail", channel="email", subject="Once", body="b")
     worker = start_worker(stack, task_queue, port)
     try:
-        handle = await stack.client.start_workflow(
-            JourneyWorkflow.run,
-            EnrollmentInput(
-                journey=spec,
-                version=1,
-                customer_id=cid,
-                trigger=CustomerEvent.create(cid, "go"),
-                options=EnrollmentOptions(send_timeout=4),
-            ),
-            id=enrollment_workflow_id(spec.id, cid),
-            task_queue=task_queue,
-        )
+        handle = await mail_once(stack, task_queue, cid, send_timeout=4)
         assert await asyncio.to_thread(box.holding.wait, 60), "the send never reached SMTP"
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
@@ -202,17 +215,9 @@ async def test_a_worker_stopped_mid_send_finishes_it_first(stack: Stack) -> None
     task_queue = unique("drain")
     cid = unique("drain")
     await stack.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@test.example"))
-    spec = one_send(unique("drain"), id="mail", channel="email", subject="Once", body="b")
     worker = start_worker(stack, task_queue, port)
     try:
-        handle = await stack.client.start_workflow(
-            JourneyWorkflow.run,
-            EnrollmentInput(
-                journey=spec, version=1, customer_id=cid, trigger=CustomerEvent.create(cid, "go")
-            ),
-            id=enrollment_workflow_id(spec.id, cid),
-            task_queue=task_queue,
-        )
+        handle = await mail_once(stack, task_queue, cid)
         assert await asyncio.to_thread(box.holding.wait, 60), "the send never reached SMTP"
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 30) == 0
