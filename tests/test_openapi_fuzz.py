@@ -19,7 +19,7 @@ from schemas.settings import Settings
 from tests.conftest import free_port, repo_root
 
 CONFIG = repo_root() / "tests" / "schemathesis.toml"
-EXAMPLES = int(os.environ.get("JOURNEYS_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("JOURNEYS_FUZZ_EXAMPLES", "6"))
 """Examples per operation: a few in CI; JOURNEYS_FUZZ_EXAMPLES=500 for a long run."""
 
 
