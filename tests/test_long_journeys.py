@@ -1,6 +1,7 @@
 """Journeys longer than one history run to their end: a 1,000-step journey with long step
 ids (its list of steps reached outgrew Temporal's 2 KB search-attribute limit, and the run
-was terminated at step 37) and a wait looped through 10,000 times (300 in CI), across continue-as-new.
+was terminated at step 37) and a wait looped through 10,000 times (300 in CI), across
+continue-as-new.
 
 Their clocks run sped up by the journey's `time_scale` (each one-minute wait is a 1 ms
 timer): the dev server's per-workflow time skipping moves one timer a second, too slow for
