@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -170,7 +171,10 @@ def _serve(**parts: bool) -> None:
     try:
         asyncio.run(run_until_stopped(Settings(), examples=False, **parts))  # type: ignore[arg-type]
     except Unreachable as err:
-        raise SystemExit(f"journeys: {err}") from None
+        print(f"journeys: {err}", file=sys.stderr, flush=True)
+        # Not SystemExit: after a failed connection, the Temporal core's threads can abort
+        # the interpreter's normal exit (SIGABRT) instead of letting it return 1.
+        os._exit(1)
 
 
 def load_spec(source: str) -> JourneySpec:
