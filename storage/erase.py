@@ -56,18 +56,20 @@ class Erasures:
                     delete(ErasureRow).where(col(ErasureRow.customer_id) == customer_id)
                 )
 
-    async def check(self, customer_ids: Iterable[str]) -> None:
-        """Raise CustomerErasing when one of `customer_ids` is being erased."""
-        wanted = list(set(customer_ids))
-        if not wanted:
-            return
-        async with self._sessions() as session:
-            found = await session.exec(
-                select(ErasureRow.customer_id).where(col(ErasureRow.customer_id).in_(wanted))
-            )
-            erasing = found.first()
-        if erasing is not None:
-            raise CustomerErasing(erasing)
+
+async def refuse_erasing(session: AsyncSession, customer_ids: Iterable[str]) -> None:
+    """Raise CustomerErasing when one of `customer_ids` is being erased: asked inside the
+    transaction that would write for them (events accepted, a profile written), before it
+    writes, so a refused request leaves nothing behind and costs no session of its own."""
+    wanted = list(set(customer_ids))
+    if not wanted:
+        return
+    found = await session.exec(
+        select(ErasureRow.customer_id).where(col(ErasureRow.customer_id).in_(wanted))
+    )
+    erasing = found.first()
+    if erasing is not None:
+        raise CustomerErasing(erasing)
 
 
 async def erase_customer(

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.events import CustomerEvent
 from storage import profiles
+from storage.erase import refuse_erasing
 from storage.tables import AcceptedEventRow, utcnow
 
 CHUNK = 500  # message ids per statement (SQLite's bound-parameter limit)
@@ -33,8 +34,9 @@ class EventLog:
     ) -> tuple[set[str], set[str], dict[str, str]]:
         """Claim the events' message ids and let the profiles learn from the new ones, in
         one transaction; (new, pending) as `claim` says, and the new events' customers'
-        time zones."""
+        time zones. CustomerErasing (nothing claimed) when one of them is being erased."""
         async with self._sessions() as session:
+            await refuse_erasing(session, (e.customer_id for e in events))
             new, pending = await _claim(session, [e.message_id for e in events])
             learned = {e.message_id: e for e in events if e.message_id in new}
             zones = await profiles.observe(session, list(learned.values()), unsubscribe_event)

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from schemas.events import CustomerEvent
 from schemas.guardrails import CHANNELS
 from schemas.profile import ALL_CHANNELS, Profile
+from storage.erase import refuse_erasing
 from storage.tables import ProfileRow, utcnow
 
 SERVER_MAINTAINED = ("active_hours", "last_seen_at", "seen")
@@ -91,8 +92,10 @@ class ProfileStore:
         return {r.customer_id: str(r.data.get("timezone") or "UTC") for r in rows}
 
     async def put(self, profile: Profile) -> Profile:
-        """Create or replace, keeping the activity the server has learned."""
+        """Create or replace, keeping the activity the server has learned (CustomerErasing
+        while the customer is being erased)."""
         async with self._sessions() as session:
+            await refuse_erasing(session, [profile.customer_id])
             row, stored = await load(session, profile.customer_id)
             if row is not None:
                 kept = {k: getattr(stored, k) for k in SERVER_MAINTAINED}
@@ -127,10 +130,12 @@ class ProfileStore:
         """Apply each customer's changes in order, in one transaction: `attributes` merge
         (None removes one), other fields replace (an identify call's
         `SegmentMessage.profile_changes`, an `update_profile` step). Invalid values raise
-        ValueError and nothing is written."""
+        ValueError and nothing is written; so does CustomerErasing, for a customer being
+        erased."""
         done: list[Profile] = []
         async with self._sessions() as session:
             ids = list(dict.fromkeys(c for c, _ in changes))
+            await refuse_erasing(session, ids)
             query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
             rows = {r.customer_id: r for r in (await session.exec(query)).all()}
             current = {c: (rows.get(c), _profile(c, rows.get(c))) for c in ids}

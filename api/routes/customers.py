@@ -24,7 +24,6 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 async def put_profile(customer_id: CustomerId, body: ProfileIn, stores: StoresDep) -> Profile:
     """Create or replace the customer's profile (activity learned from events is kept);
     503 while the customer is being erased."""
-    await stores.erasures.check([customer_id])
     return await stores.profiles.put(Profile(customer_id=customer_id, **body.model_dump()))
 
 

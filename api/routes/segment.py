@@ -58,7 +58,6 @@ async def _accept(
         raise problem(413, str(err), "body") from err
     identifies = {m.message_id: m for m in messages if m.type == "identify"}
     if identifies:
-        await stores.erasures.check(m.customer_id for m in identifies.values())
         new, pending = await stores.events.claim(list(identifies))
         todo = [m for i, m in identifies.items() if i in new or i in pending]
         try:
