@@ -40,6 +40,8 @@ from storage.stores import Stores
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 API = ("cli.main", "api")
+CHANNELS = ["email", "webhook", "in_app"]
+STEPS = ("mail", "hook", "inbox")
 
 
 @dataclass
@@ -84,7 +86,7 @@ class Report:
 class Hooks(ThreadingHTTPServer):
     """The brand's webhook endpoint: records the customer of every POST, then answers."""
 
-    keys: list[str]
+    customers: list[str]
     delay: float
 
 
@@ -92,7 +94,7 @@ class _Hook(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         customer = json.loads(body).get("customer_id", "")
-        self.server.keys.append(customer)  # type: ignore[attr-defined]
+        self.server.customers.append(customer)  # type: ignore[attr-defined]
         time.sleep(self.server.delay)  # type: ignore[attr-defined]
         self.send_response(200)
         self.end_headers()
@@ -140,7 +142,7 @@ async def run(plan: Plan, say: Any = print) -> Report:
         mailbox = Mailbox()
         smtp = start_smtp(mailbox, port=free_port())
         hooks = Hooks(("127.0.0.1", free_port()), _Hook)
-        hooks.keys, hooks.delay = [], plan.provider_delay
+        hooks.customers, hooks.delay = [], plan.provider_delay
         threading.Thread(target=hooks.serve_forever, daemon=True).start()
         hook_url = hooks_url(hooks)
         schema = f"chaos_{uuid.uuid4().hex[:8]}" if plan.db == "postgres" else None
@@ -164,16 +166,23 @@ async def run(plan: Plan, say: Any = print) -> Report:
             await _create_schema(schema)
         temporal_cmd = dev_server_command(port=port, ui_port=None, db_file=data / "temporal.db")
         processes: dict[str, subprocess.Popen[bytes]] = {}
+        stores = await Stores.open(settings.db_url(), channels=CHANNELS, schema=schema)
         try:
             processes["temporal"] = _start(temporal_cmd)
             processes["api"] = spawn(settings, *API)
-            api = await _api(settings)
+            api = await _api(settings, stores)
             processes["worker"] = spawn(settings)
-            return await _drive(plan, settings, api, processes, temporal_cmd, mailbox, hooks, say)
+            try:
+                return await _drive(
+                    plan, settings, stores, api, processes, temporal_cmd, mailbox, hooks, say
+                )
+            finally:
+                await api.aclose()
         finally:
             for process in processes.values():
                 process.kill()
                 process.wait()
+            await stores.engine.dispose()
             smtp.stop()
             hooks.shutdown()
 
@@ -181,6 +190,7 @@ async def run(plan: Plan, say: Any = print) -> Report:
 async def _drive(
     plan: Plan,
     settings: Settings,
+    stores: Stores,
     api: httpx.AsyncClient,
     processes: dict[str, subprocess.Popen[bytes]],
     temporal_cmd: list[str],
@@ -215,37 +225,28 @@ async def _drive(
             say(f"  {report.chaos[-1]}")
 
     await asyncio.gather(sending, chaos())
-    stores = await Stores.open(
-        settings.db_url(), channels=["email", "webhook", "in_app"], schema=settings.database_schema
-    )
-    try:
-        expected = {(c, s) for c in ids for s in ("mail", "hook", "inbox")}
-        deadline = time.monotonic() + plan.timeout
-        while True:
-            rows = await _sent(stores, ids)
-            done = sum(1 for key in expected if rows.get(key, 0) >= 1)
-            if done == len(expected) or time.monotonic() > deadline:
-                break
-            say(f"  {done} of {len(expected)} messages settled")
-            await asyncio.sleep(3)
-        report.completed = sum(
-            all(rows.get((c, s)) for s in ("mail", "hook", "inbox")) for c in ids
-        )
-        report.stuck = plan.customers - report.completed
-        report.ledger_duplicates = sum(n - 1 for n in rows.values() if n > 1)
-        mails = Counter(r for m in mailbox.received for r in m.recipients)
-        hooks_got = Counter(hooks.keys)
-        inbox = Counter({c: len(await stores.inbox.for_customer(c)) for c in ids})
-        got = {
-            "email": Counter({c: mails.get(_email(c), 0) for c in ids}),
-            "webhook": Counter({c: hooks_got.get(c, 0) for c in ids}),
-            "in_app": Counter({c: inbox.get(c, 0) for c in ids}),
-        }
-        report.lost = {k: sum(1 for c in ids if v[c] == 0) for k, v in got.items()}
-        report.receiver_copies = {k: sum(1 for c in ids if v[c] > 1) for k, v in got.items()}
-    finally:
-        await stores.engine.dispose()
-        await api.aclose()
+    expected = len(ids) * len(STEPS)
+    deadline = time.monotonic() + plan.timeout
+    while (done := await _settled(stores, spec.id)) < expected and time.monotonic() < deadline:
+        say(f"  {done} of {expected} messages settled")
+        await asyncio.sleep(3)
+    sent: Counter[tuple[str, str]] = Counter()
+    inbox: Counter[str] = Counter()
+    for cid in ids:  # once, at the end: per customer, to find a duplicate or a gap
+        rows = await stores.ledger.for_customer(cid)
+        sent.update((cid, d.step_id) for d in rows if d.status == "sent")
+        inbox[cid] = len(await stores.inbox.for_customer(cid))
+    report.completed = sum(all(sent[(c, s)] for s in STEPS) for c in ids)
+    report.stuck = plan.customers - report.completed
+    report.ledger_duplicates = sum(n - 1 for n in sent.values() if n > 1)
+    mails = Counter(r for m in mailbox.received for r in m.recipients)
+    got = {
+        "email": Counter({c: mails[_email(c)] for c in ids}),
+        "webhook": Counter(hooks.customers),
+        "in_app": inbox,
+    }
+    report.lost = {k: sum(1 for c in ids if v[c] == 0) for k, v in got.items()}
+    report.receiver_copies = {k: sum(1 for c in ids if v[c] > 1) for k, v in got.items()}
     report.seconds = time.monotonic() - started
     return report
 
@@ -291,23 +292,14 @@ async def _retry(call: Any, status: int, attempts: int = 120) -> httpx.Response:
     raise RuntimeError(f"the API did not answer {status} after {attempts} attempts")
 
 
-async def _sent(stores: Stores, ids: list[str]) -> Counter[tuple[str, str]]:
-    rows: Counter[tuple[str, str]] = Counter()
-    for cid in ids:
-        for d in await stores.ledger.for_customer(cid):
-            if d.status == "sent":
-                rows[(cid, d.step_id)] += 1
-    return rows
+async def _settled(stores: Stores, journey_id: str) -> int:
+    """Messages sent so far: one GROUP BY over the ledger."""
+    counts = await stores.ledger.step_counts(journey_id, 1)
+    return sum(n for _, status, _, n in counts if status == "sent")
 
 
-async def _api(settings: Settings) -> httpx.AsyncClient:
-    stores = await Stores.open(
-        settings.db_url(), channels=["email", "webhook", "in_app"], schema=settings.database_schema
-    )
-    try:
-        key = await stores.keys.create("chaos", ["admin"])
-    finally:
-        await stores.engine.dispose()
+async def _api(settings: Settings, stores: Stores) -> httpx.AsyncClient:
+    key = await stores.keys.create("chaos", ["admin"])
     client = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{settings.api_port}",
         timeout=60,
