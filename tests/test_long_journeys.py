@@ -29,7 +29,7 @@ from schemas.journey import (
 )
 from schemas.predicates import Comparison
 from tests.conftest import eventually, unique
-from tests.helpers import ended, event
+from tests.helpers import ended, event, publish_copy
 from workflows import search_attributes as sa
 
 # Storage plays no part here: the SQLite stack alone.
@@ -41,12 +41,12 @@ CI runs 300 (about 30 continue-as-new runs); `JOURNEYS_TEST_LOOPS=10000` runs th
 FAST = 60_000  # a minute of the journey's time is a millisecond
 
 
-async def start(api: httpx.AsyncClient, spec: JourneySpec) -> str:
-    response = await api.post("/v1/journeys", json=spec.model_dump(mode="json"))
-    assert response.status_code == 201, response.text
+async def start(api: httpx.AsyncClient, spec: JourneySpec) -> tuple[str, str]:
+    """(journey id, customer id): a copy of `spec` published and one customer entered."""
+    journey = await publish_copy(api, spec)
     customer_id = unique("long")
-    await event(api, customer_id, spec.entry.event)
-    return customer_id
+    await event(api, customer_id, journey.entry)
+    return journey.id, customer_id
 
 
 async def test_a_thousand_steps_with_long_ids_run_to_the_end(
@@ -62,23 +62,23 @@ async def test_a_thousand_steps_with_long_ids_run_to_the_end(
         for k, (i, n) in enumerate(zip(ids, [*ids[1:], "end"], strict=True))
     ]
     spec = JourneySpec(
-        id=unique("long"),
+        id="long",
         name="A thousand steps",
-        entry=Entry(event=unique("long")),
+        entry=Entry(event="long.start"),
         time_scale=FAST,
         steps=[*steps, ExitStep(id="end")],
     )
-    cid = await start(api, spec)
-    final = await ended(api, spec.id, cid, timeout=600)
+    journey_id, cid = await start(api, spec)
+    final = await ended(api, journey_id, cid, timeout=600)
     assert final["status"] == "completed" and final["steps_taken"] == STEPS
 
-    handle = client.get_workflow_handle(enrollment_workflow_id(spec.id, cid))
+    handle = client.get_workflow_handle(enrollment_workflow_id(journey_id, cid))
     listed = (await handle.describe()).typed_search_attributes.get(sa.JOURNEY_REACHED) or []
     assert listed[-1] == sa.MORE and listed[:3] == ids[:3]
     assert sa.reached(list(listed), ["more"]) is None  # full, and within Temporal's limit
 
     async def funnel() -> dict[str, Any]:
-        return (await api.get(f"/v1/journeys/{spec.id}/funnel")).json()
+        return (await api.get(f"/v1/journeys/{journey_id}/funnel")).json()
 
     counts = await eventually(funnel, lambda f: f["completed"] == 1)
     assert counts["unlisted"] == 1
@@ -91,9 +91,9 @@ async def test_a_wait_looped_ten_thousand_times_ends_on_its_event(
     api: httpx.AsyncClient, client: Client
 ) -> None:
     spec = JourneySpec(
-        id=unique("loop"),
+        id="loop",
         name="A wait looped through",
-        entry=Entry(event=unique("loop")),
+        entry=Entry(event="loop.start"),
         time_scale=FAST,
         steps=[
             WaitForEventStep(
@@ -106,8 +106,8 @@ async def test_a_wait_looped_ten_thousand_times_ends_on_its_event(
             ExitStep(id="end"),
         ],
     )
-    cid = await start(api, spec)
-    handle = client.get_workflow_handle(enrollment_workflow_id(spec.id, cid))
+    journey_id, cid = await start(api, spec)
+    handle = client.get_workflow_handle(enrollment_workflow_id(journey_id, cid))
     first = (await handle.describe()).run_id
 
     async def steps_taken() -> int:
@@ -115,7 +115,7 @@ async def test_a_wait_looped_ten_thousand_times_ends_on_its_event(
 
     await eventually(steps_taken, lambda n: n > LOOPS, timeout=1800, interval=1.0)
     await event(api, cid, "done")
-    final = await ended(api, spec.id, cid)
+    final = await ended(api, journey_id, cid)
     assert final["status"] == "completed" and final["steps_taken"] > LOOPS + 1
     assert [(p["step"], p["outcome"]) for p in final["path"][-2:]] == [
         ("listen", "event done"),
