@@ -34,7 +34,8 @@ class CustomerErasing(Exception):
 
 
 class Erasures:
-    """Customers being erased, in the database, so every API process refuses their events."""
+    """The erasure window: a row per customer being erased, in the database, so every
+    API process sees it (`refuse_erasing` reads it where events and profiles are written)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
