@@ -13,17 +13,24 @@ from pydantic import SecretStr
 from schemas.settings import Settings
 
 
+class MissingSecret(RuntimeError):
+    """A secret is neither configured nor may be generated."""
+
+
 def secret(
     settings: Settings,
     configured: SecretStr | None,
     name: str,
     make: Callable[[], str] = lambda: secrets.token_hex(32),
 ) -> bytes:
-    """`configured`, else `{data_dir}/{name}.key`, made by `make` on first use."""
+    """`configured`, else `{data_dir}/{name}.key`, made by `make` on first use where the
+    settings allow (`generate_secrets`); else MissingSecret."""
     if configured is not None:
         return configured.get_secret_value().encode()
     path = Path(settings.data_dir) / f"{name}.key"
     if not path.exists():
+        if not settings.generate_secrets:
+            raise MissingSecret(f"no {name} secret is configured (JOURNEYS_*; see --help)")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:  # exclusive, and 0600 from the start: two processes starting agree on one
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:

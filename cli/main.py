@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from cli import keys
+from cli import db, keys
 from cli.keys import api_client
 from schemas.funnel import Funnel
 from schemas.journey import JourneySpec
@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 console = Console()
 app.add_typer(keys.app, name="keys")
+app.add_typer(db.app, name="db")
 
 
 @app.command()
@@ -67,6 +68,7 @@ def up(
 
     settings = Settings(
         data_dir=data_dir,
+        generate_secrets=True,  # one machine, one data folder: keys made once, kept there
         api_port=api_port,
         # Twilio's status callbacks and unsubscribe links reach this API unless configured.
         public_url=os.environ.get("JOURNEYS_PUBLIC_URL") or f"http://127.0.0.1:{api_port}",
@@ -168,8 +170,17 @@ def _serve(**parts: bool) -> None:
     database) is one line on stderr and exit status 1, not a traceback."""
     from cli.embedded import Unreachable, run_until_stopped
 
+    settings = Settings()
+    missing = settings.missing_secrets(api=parts.get("api", True), worker=parts.get("worker", True))
+    if missing:
+        print(
+            f"journeys: missing secrets: {', '.join(missing)} (each a random key: openssl rand "
+            "-hex 32; the worker and the API need the same ones; deploy/README.md)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
     try:
-        asyncio.run(run_until_stopped(Settings(), examples=False, **parts))  # type: ignore[arg-type]
+        asyncio.run(run_until_stopped(settings, examples=False, migrate=False, **parts))  # type: ignore[arg-type]
     except Unreachable as err:
         print(f"journeys: {err}", file=sys.stderr, flush=True)
         # Not SystemExit: after a failed connection, the Temporal core's threads can abort

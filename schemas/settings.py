@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".journeys")
+    """The only folder a process writes to: the SQLite database when no `database_url` is
+    set, and the secrets `generate_secrets` makes."""
+    generate_secrets: bool = False
+    """Make each missing secret (unsubscribe, webhook, services, inbox) as a random key kept
+    in `data_dir`, shared by the processes that read that folder: the embedded default and
+    the tests do. Off, a process refuses to start without them (`missing_secrets`)."""
     database_url: str | None = None
     """SQLAlchemy async URL; default is a SQLite file in `data_dir`. PostgreSQL:
     `postgresql+psycopg://user@host:5432/db`."""
@@ -28,8 +34,15 @@ class Settings(BaseSettings):
     database_schema: str | None = None
     """PostgreSQL schema to use (search_path); default is the server's."""
 
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
+    temporal_address: str | None = None
+    """Temporal's frontend (host:port); default: TEMPORAL_ADDRESS or the envconfig profile
+    (workers/temporal.py), else 127.0.0.1:7233. TLS, mTLS and API keys are set the same
+    way as for every Temporal tool: TEMPORAL_TLS_*, TEMPORAL_API_KEY."""
+    temporal_namespace: str | None = None
+    """Default: TEMPORAL_NAMESPACE or the envconfig profile, else `default`."""
+    register_search_attributes: bool = True
+    """Register the journey search attributes at start if the namespace lacks them; turn
+    off where the operator API is not open to workers (Temporal Cloud: `tcld`)."""
     task_queue: str = "journeys"
     temporal_ui_port: int = 8233
     strict_sandbox: bool = False
@@ -195,6 +208,20 @@ class Settings(BaseSettings):
                 text = json.dumps(value)
             env[f"JOURNEYS_{name.upper()}"] = text
         return env
+
+    def missing_secrets(self, *, api: bool, worker: bool) -> list[str]:
+        """The secrets a worker or an API needs but neither has nor may generate, by their
+        variable names."""
+        if self.generate_secrets:
+            return []
+        needed = {"unsubscribe_secret", "services_key"}
+        if worker:
+            needed.add("webhook_secret")
+        if api:
+            needed.add("inbox_secret")
+            if self.sandbox:
+                needed.add("webhook_secret")  # the sandbox's receiver checks signatures
+        return sorted(f"JOURNEYS_{n.upper()}" for n in needed if getattr(self, n) is None)
 
     def db_url(self) -> str:
         if self.database_url:

@@ -68,19 +68,6 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create missing tables. An API and a worker starting together would race to create
-    them, so each looks and creates holding a lock: SQLite's write lock, taken up front by
-    BEGIN IMMEDIATE, or a PostgreSQL advisory lock."""
-    async with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(7007)"))
-        await conn.run_sync(SQLModel.metadata.create_all)
-        await conn.commit()
-
-
 async def upsert(session: AsyncSession, table: type[SQLModel], key: Any, **values: Any) -> None:
     """Insert a row with `values` (its primary key among them), or update the row whose
     primary key is `key`, stamping `updated_at`. The caller commits."""

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage import schema as migrations
 from storage.access import AuditLog, KeyStore
 from storage.audiences import AudienceStore
-from storage.db import checkpoints, create_tables, make_engine, sessions
+from storage.db import checkpoints, make_engine, sessions
 from storage.erase import Erasures
 from storage.events import EventLog
 from storage.inbox import Inbox
@@ -39,10 +40,20 @@ class Stores:
     _checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str, *, channels: Iterable[str], schema: str | None = None) -> Stores:
-        """Connect and create missing tables. `channels` are those sends may name."""
+    async def open(
+        cls, url: str, *, channels: Iterable[str], schema: str | None = None, migrate: bool = True
+    ) -> Stores:
+        """Connect, and migrate the database to this version's schema (`migrate`) or
+        check it is there (SchemaBehind). `channels` are those sends may name."""
         engine = make_engine(url, schema=schema)
-        await create_tables(engine)
+        try:
+            if migrate:
+                await migrations.upgrade(engine)
+            else:
+                await migrations.check(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         factory = sessions(engine)
         stores = cls(
             engine=engine,

@@ -150,6 +150,7 @@ def settings(
     api_port = free_port()
     common: dict[str, Any] = dict(
         data_dir=data_dir,
+        generate_secrets=True,
         temporal_address=temporal_address,
         task_queue=f"journeys-{request.param}-{uuid.uuid4().hex[:6]}",
         api_port=api_port,

@@ -21,6 +21,7 @@ from schemas.enrollment import enrollment_workflow_id
 from tests.conftest import unique
 from tests.helpers import customer, ended, event, one_send, publish_copy
 from workers.codec import codec, new_key
+from workers.temporal import connect_config
 
 UI = "http://127.0.0.1:8233"
 
@@ -32,7 +33,7 @@ async def started_input(stack: Stack, api: httpx.AsyncClient, secret: str) -> Pa
     cid = await customer(api)
     await event(api, cid, copy.entry, properties={"sku": secret})
     await ended(api, copy.id, cid)
-    raw = await Client.connect(stack.settings.temporal_address)  # no payload codec
+    raw = await Client.connect(connect_config(stack.settings)["target_host"])  # no payload codec
     history = await raw.get_workflow_handle(enrollment_workflow_id(copy.id, cid)).fetch_history()
     return history.events[0].workflow_execution_started_event_attributes.input
 

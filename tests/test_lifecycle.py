@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -53,3 +54,24 @@ async def test_readiness_answers_for_the_database_and_temporal(
     ready = await anonymous.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "database": "ok", "temporal": "ok"}
+
+
+def test_missing_secrets_are_named_in_one_line_and_nothing_is_written(
+    stack: Stack, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    done = run_cli(
+        stack,
+        "worker",
+        JOURNEYS_GENERATE_SECRETS="false",
+        JOURNEYS_DATA_DIR=str(data),
+        JOURNEYS_UNSUBSCRIBE_SECRET="null",
+        JOURNEYS_WEBHOOK_SECRET="null",
+        JOURNEYS_SERVICES_KEY="0" * 64,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "journeys: missing secrets: JOURNEYS_UNSUBSCRIBE_SECRET, JOURNEYS_WEBHOOK_SECRET ("
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not data.exists()  # no key was generated in its place

@@ -9,6 +9,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
 from schemas.settings import Settings
 from workers.codec import data_converter
@@ -16,10 +17,26 @@ from workers.telemetry import interceptors, runtime
 from workflows import search_attributes as sa
 
 
+def connect_config(settings: Settings) -> ClientConnectConfig:
+    """Where and how to reach Temporal, as every Temporal tool reads it
+    (`temporalio.envconfig`): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, the
+    TEMPORAL_TLS_* files for TLS and mTLS, or a profile of a config file (TEMPORAL_PROFILE,
+    TEMPORAL_CONFIG_FILE); JOURNEYS_TEMPORAL_ADDRESS and _NAMESPACE, where set, win. A TLS
+    file that cannot be read is a ConnectionError naming it."""
+    try:
+        config = ClientConfigProfile.load().to_client_connect_config()
+    except OSError as err:
+        raise ConnectionError(f"cannot read {err.filename}: {err.strerror}") from err
+    config["target_host"] = (
+        settings.temporal_address or config.get("target_host") or "127.0.0.1:7233"
+    )
+    config["namespace"] = settings.temporal_namespace or config.get("namespace") or "default"
+    return config
+
+
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
+        **connect_config(settings),
         data_converter=data_converter(settings),
         interceptors=interceptors(settings),
         runtime=runtime(settings),

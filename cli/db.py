@@ -1,0 +1,83 @@
+"""`journeys db`: the database's schema. `upgrade` migrates to this version's schema (the
+embedded default does it at start; a deployment runs it once per release, as a Job or a
+one-shot service, before the new pods); `current` says where a database stands; `revision`
+writes the migration for a change to storage/tables.py."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from schemas.settings import Settings
+from storage import schema
+from storage.db import make_engine
+
+T = TypeVar("T")
+app = typer.Typer(help="The database schema: upgrade, current, revision.", no_args_is_help=True)
+
+
+def _on_engine(work: Callable[..., Awaitable[T]], *args: object) -> T:
+    """Run `work(engine, *args)` on the configured database; a database that cannot be
+    reached is one line and exit 1."""
+    settings = Settings()
+    url = make_url(settings.db_url()).render_as_string(hide_password=True)
+
+    async def run() -> T:
+        engine = make_engine(settings.db_url(), schema=settings.database_schema)
+        try:
+            return await work(engine, *args)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (OSError, SQLAlchemyError) as err:
+        why = str(getattr(err, "orig", None) or err).splitlines()[0]
+        print(f"journeys: cannot open the database {url}: {why}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def upgrade() -> None:
+    """Migrate JOURNEYS_DATABASE_URL to this version's schema (safe to run again, and from
+    several places at once: one migrates, the others wait and find it done)."""
+    before, now = _on_engine(schema.upgrade)
+    if before == now:
+        print(f"the database is at {now}: nothing to do")
+    else:
+        print(f"migrated the database from {before or 'empty'} to {now}")
+
+
+@app.command()
+def current() -> None:
+    """Print the database's revision and this version's; exit 1 if it needs `upgrade`."""
+    at = _on_engine(schema.current)
+    print(f"database: {at or 'not migrated'}; this version: {schema.head()}")
+    if at != schema.head():
+        raise typer.Exit(1)
+
+
+@app.command()
+def revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the change is for.")],
+) -> None:
+    """Write a new migration with what storage/tables.py changed since the newest revision
+    (compared on a scratch SQLite database migrated to it; check it on PostgreSQL too)."""
+
+    async def write(folder: str) -> str:
+        engine = make_engine(f"sqlite+aiosqlite:///{folder}/scratch.db")
+        try:
+            await schema.upgrade(engine)
+            return await schema.revision(engine, message)
+        finally:
+            await engine.dispose()
+
+    with tempfile.TemporaryDirectory() as folder:
+        print(f"wrote {asyncio.run(write(folder))}: read it before committing it")
