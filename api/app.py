@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from fastapi import FastAPI
@@ -11,7 +9,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from activities.keys import secret, services_key
@@ -40,6 +37,7 @@ from api.routing import EventRouter
 from schemas.settings import Settings
 from services.sandbox import Sandbox, build_router
 from storage.stores import Stores
+from workers.health import answers, temporal_answers
 from workers.telemetry import instrument_app
 
 
@@ -168,15 +166,4 @@ async def readiness(stores: Stores, client: Client) -> dict[str, str]:
         async with stores.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
-    async def temporal() -> None:
-        await client.workflow_service.get_system_info(GetSystemInfoRequest())
-
-    async def state(check: Callable[[], Awaitable[None]]) -> str:
-        try:
-            await asyncio.wait_for(check(), timeout=2)
-        except Exception:
-            return "unreachable"
-        return "ok"
-
-    db, tp = await asyncio.gather(state(database), state(temporal))
-    return {"database": db, "temporal": tp}
+    return await answers({"database": database, "temporal": lambda: temporal_answers(client)})

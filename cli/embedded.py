@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Any, TextIO
 
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -30,6 +30,7 @@ from schemas.settings import Settings
 from services.mailbox import Mailbox
 from storage.schema import SchemaBehind
 from storage.stores import Stores
+from workers.health import worker_health_app
 from workers.telemetry import install_tracing, instrument_http
 from workers.temporal import (
     connect,
@@ -165,6 +166,30 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+async def _serve_http(
+    app: Any, host: str, port: int, tasks: list[asyncio.Task[None]]
+) -> _EmbeddedServer:
+    """Serve `app` (its task joins `tasks`) once it listens; a port taken raises here."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        # Idle connections outlive their clients' (httpx drops them at 5 s, load
+        # balancers at 60): the server closing one as a client reuses it loses that
+        # request ("Server disconnected without sending a response").
+        timeout_keep_alive=75,
+    )
+    server = _EmbeddedServer(config)
+    tasks.append(asyncio.create_task(server.serve()))
+    while not server.started and not tasks[-1].done():
+        await asyncio.sleep(0.05)
+    if tasks[-1].done():
+        tasks[-1].result()
+    return server
+
+
 async def load_examples(stores: Stores) -> list[tuple[str, int, bool]]:
     """Publish the example templates, offers and journeys; unchanged journeys keep their
     version, offers already in the catalogue are left as they are."""
@@ -205,38 +230,28 @@ async def running_stack(
     stores = await open_stores(settings, migrate=migrate)
     published = await load_examples(stores) if examples else []
     tasks: list[asyncio.Task[None]] = []
-    server: _EmbeddedServer | None = None
+    servers: list[_EmbeddedServer] = []
     janitor: asyncio.Task[None] | None = None
     http = shared_client(settings)
     instrument_http(http, settings)
     temporal_worker = build_worker(client, stores, settings, http) if worker else None
     try:
         if temporal_worker:
-            tasks.append(asyncio.create_task(temporal_worker.run()))
+            running = temporal_worker  # (narrowed, for the probe's closure)
+            tasks.append(asyncio.create_task(running.run()))
+            if settings.worker_health_address:
+                host, port = settings.worker_health_address.rsplit(":", 1)
+                probes = worker_health_app(lambda: running.is_running, client, running.task_queue)
+                servers.append(await _serve_http(probes, host, int(port), tasks))
         if api:
             janitor = asyncio.create_task(forget_old_event_ids(stores, settings))
-            config = uvicorn.Config(
-                create_app(settings, stores, client),
-                host=settings.api_host,
-                port=settings.api_port,
-                log_level="warning",
-                lifespan="off",
-                # Idle connections outlive their clients' (httpx drops them at 5 s, load
-                # balancers at 60): the server closing one as a client reuses it loses that
-                # request ("Server disconnected without sending a response").
-                timeout_keep_alive=75,
-            )
-            server = _EmbeddedServer(config)
-            tasks.append(asyncio.create_task(server.serve()))
-            while not server.started and not tasks[-1].done():
-                await asyncio.sleep(0.05)
-            if tasks[-1].done():
-                tasks[-1].result()
+            app = create_app(settings, stores, client)
+            servers.append(await _serve_http(app, settings.api_host, settings.api_port, tasks))
         if ready:
             ready(published)
         yield Stack(settings, stores, client)
     finally:
-        if server:
+        for server in servers:
             server.should_exit = True
         if janitor is not None:
             janitor.cancel()

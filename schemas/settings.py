@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     """On SIGTERM, how long the worker lets activities in flight (a send mid-call) finish
     before it cancels them: match the pod's `terminationGracePeriodSeconds` (minus a few)."""
 
+    worker_health_address: str | None = None
+    """Where a worker serves its probes, `/healthz` (running) and `/readyz` (Temporal
+    answers, the worker polls), e.g. `0.0.0.0:8081`; None: not served."""
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
