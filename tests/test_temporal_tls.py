@@ -88,21 +88,31 @@ async def tls_frontend(pki: Path, upstream: str) -> AsyncIterator[str]:
     host, port = upstream.rsplit(":", 1)
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             while data := await reader.read(65536):
                 writer.write(data)
                 await writer.drain()
         writer.close()
 
+    handlers: set[asyncio.Task[None]] = set()
+
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            up_writer.close()
+            writer.close()
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=context)
     try:
         yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
+        for handler in handlers:  # connections still open end with the frontend
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
 @pytest.fixture
