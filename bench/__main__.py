@@ -25,7 +25,7 @@ from rich.table import Table
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.routing import EventRouter
-from bench import ingestion, operations, reservations, services
+from bench import ingestion, operations, reservations, services, sizing
 from bench.baseline import TrivialWorkflow, raw_worker
 from bench.stack import Row, alternate, api_client, bench_stack, pct, tag
 from cli.embedded import Stack
@@ -210,13 +210,22 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument(
         "--suite",
-        choices=["journeys", "reservations", "services", "ingestion", "operations", "all"],
+        choices=[
+            "journeys",
+            "reservations",
+            "services",
+            "ingestion",
+            "operations",
+            "sizing",
+            "all",
+        ],
         default="all",
         help="journeys: scenario 1 vs raw Temporal; reservations: the guardrail reservation "
         "vs a bare insert, 50 concurrent senders, on SQLite and PostgreSQL; services: "
         "decision latency (200 offers) and send overhead per channel vs a bare provider call; "
         "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts; "
-        "operations: scenario 1 with tracing, metrics and the payload codec on vs off",
+        "operations: scenario 1 with tracing, metrics and the payload codec on vs off; "
+        "sizing: CPU, history and billable actions per enrollment (deploy/README.md)",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
@@ -234,7 +243,10 @@ def main() -> None:
         rows += asyncio.run(ingestion.measure(max(args.n, 2000), 4, args.audience, console))
     if args.suite in ("operations", "all"):
         rows += asyncio.run(operations.measure(args.n, args.concurrency, console))
-    report(rows, args.markdown)
+    if args.suite in ("sizing", "all"):
+        asyncio.run(sizing.measure(args.n, args.concurrency, console))
+    if rows:
+        report(rows, args.markdown)
 
 
 if __name__ == "__main__":

@@ -155,13 +155,15 @@ def _telemetry(settings: Settings, data_dir: Path) -> str:
 
 @app.command()
 def worker() -> None:
-    """Run a journey worker against JOURNEYS_TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL."""
+    """Run a journey worker against TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL (migrated:
+    `journeys db upgrade`); secrets from JOURNEYS_* (deploy/README.md)."""
     _serve(api=False)
 
 
 @app.command()
 def api() -> None:
-    """Run the HTTP API against JOURNEYS_TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL."""
+    """Run the HTTP API against TEMPORAL_ADDRESS and JOURNEYS_DATABASE_URL (migrated:
+    `journeys db upgrade`); secrets from JOURNEYS_* (deploy/README.md)."""
     _serve(worker=False)
 
 
