@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -65,19 +66,22 @@ async def admin_key(stores: Stores, data_dir: Path) -> str:
 
 
 def _on_database(work: Callable[[Stores], Awaitable[T]]) -> T:
-    async def run() -> T:
-        settings = Settings()
-        from activities.channels import CHANNEL_NAMES
+    """Run `work` on the configured database, which `journeys db upgrade` has migrated; a
+    database that cannot be opened or is not migrated is one line and exit 1."""
+    from cli.embedded import Unreachable, open_stores
 
-        stores = await Stores.open(
-            settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
-        )
+    async def run() -> T:
+        stores = await open_stores(Settings(), migrate=False)
         try:
             return await work(stores)
         finally:
             await stores.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except Unreachable as err:
+        print(f"journeys: {err}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 LOCAL = Caller(key_id="cli", name=f"cli:{getpass.getuser()}", scopes=frozenset({"admin"}))
