@@ -22,8 +22,13 @@ class ProfileActivities:
     async def get_profile(
         self, customer_id: str, fields: list[str] | None = None
     ) -> dict[str, Any]:
-        """Only the profile fields the branch reads: the result goes into history."""
-        return (await self._profiles.get_or_default(customer_id)).view(fields)
+        """Only the profile fields the branch reads (and, for `group.*` fields, the
+        traits of the customer's group under `group`): the result goes into history."""
+        profile = await self._profiles.get_or_default(customer_id)
+        view = profile.view(fields)
+        if fields and any(f.startswith("group.") for f in fields):
+            view["group"] = await self._profiles.group_traits(profile.group_id)
+        return view
 
     @activity.defn(name=names.UPDATE_PROFILE)
     async def update_profile(self, update: ProfileUpdate) -> None:

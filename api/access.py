@@ -56,6 +56,9 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/v1/identify"): _segment(SEGMENT_MESSAGE),
     ("POST", "/v1/page"): _segment(SEGMENT_MESSAGE),
     ("POST", "/v1/screen"): _segment(SEGMENT_MESSAGE),
+    ("POST", "/v1/group"): _segment(SEGMENT_MESSAGE),
+    ("POST", "/v1/alias"): _segment(SEGMENT_MESSAGE),
+    ("POST", "/v1/import"): _segment(SEGMENT_BATCH),
     ("POST", "/v1/batch"): _segment(SEGMENT_BATCH),
     ("PUT", CUSTOMER): Access("events:write"),
     # Journeys, templates, offers and migration.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
@@ -15,6 +14,7 @@ from activities.keys import secret, services_key
 from activities.unsubscribe import signing_key
 from api import errors, openapi
 from api.access import check_covered
+from api.browsers import SEGMENT_PATHS, CORSFor, SegmentErrors
 from api.contract import Contract
 from api.guard import Guard, Secrets
 from api.routes import (
@@ -73,13 +73,23 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         ),
         contract=Contract(lambda: app.openapi()),
     )
-    # The Temporal UI calls the codec endpoint from the operator's browser.
+    app.add_middleware(SegmentErrors)
+    # The Temporal UI calls the codec endpoint from the operator's browser; analytics.js
+    # calls the Segment routes from customers' browsers.
     app.add_middleware(
-        CORSMiddleware,
+        CORSFor,
+        paths=["/codec/"],
         allow_origins=settings.ui_origins(),
         allow_methods=["POST"],
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
+    )
+    app.add_middleware(
+        CORSFor,
+        paths=SEGMENT_PATHS,
+        allow_origins=settings.segment_origins,
+        allow_methods=["POST"],
+        allow_headers=["content-type", "content-encoding", "authorization"],
     )
     routes = (
         journeys,

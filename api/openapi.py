@@ -60,9 +60,10 @@ PAYLOADS = {
 REQUESTS = {
     **{
         ("POST", f"/v1/{kind}"): "SegmentMessage"
-        for kind in ("track", "identify", "page", "screen")
+        for kind in ("track", "identify", "page", "screen", "group", "alias")
     },
     ("POST", "/v1/batch"): "SegmentBatch",
+    ("POST", "/v1/import"): "SegmentBatch",
     ("POST", "/codec/decode"): "Payloads",
     ("POST", "/codec/encode"): "Payloads",
 }

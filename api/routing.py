@@ -174,7 +174,7 @@ async def ingest(
     then every event not yet routed is routed; it returns once Temporal has them all. A
     message id already routed (by this batch or an earlier request) is a `duplicate`."""
     check_sizes(batch, max_bytes)
-    new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
+    batch, new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
     todo: dict[str, CustomerEvent] = {}
     for event in batch:
         if event.message_id in new or event.message_id in pending:

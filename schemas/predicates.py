@@ -1,7 +1,8 @@
 """The predicate language: data (all / any / not over typed comparisons), never eval().
 
 Predicates appear in branch cases, entry and event filters. Evaluation is a pure function of
-a scope dict rooted at `profile`, `event`, `last_event` and `context`, so the same code runs
+a scope dict rooted at `profile`, `group` (the traits of the customer's group, in branches),
+`event`, `last_event` and `context`, so the same code runs
 inside workflows (deterministic) and in the API's event router.
 """
 
@@ -12,8 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
-ROOTS = ("profile", "event", "last_event", "context")
-FIELD_PATTERN = r"^(profile|event|last_event|context)(\.[A-Za-z0-9_\-]+)*$"
+ROOTS = ("profile", "group", "event", "last_event", "context")
+FIELD_PATTERN = r"^(profile|group|event|last_event|context)(\.[A-Za-z0-9_\-]+)*$"
 
 
 class Comparison(BaseModel):

@@ -61,6 +61,9 @@ class Profile(BaseModel):
     last_seen_at: datetime | None = None
     seen: dict[str, datetime] = Field(default_factory=dict)
     location: Location | None = None
+    group_id: str | None = None
+    """The group (Segment `group` call: an account, a company) the customer joined last;
+    branch predicates read its traits as `group.*`."""
 
     def refusal(self, channel: str, topic: Topic) -> Literal["no_consent", "unsubscribed"] | None:
         """Why this channel may not carry this topic to the customer, or None."""
@@ -124,6 +127,32 @@ class Profile(BaseModel):
                     at=event.timestamp,
                     place=str(place) if place else None,
                 )
+
+    def absorb(self, anonymous: Profile) -> Profile:
+        """This profile with an anonymous visitor's merged in (identity resolution): what
+        this one says wins, the visitor's fills the gaps; activity adds up; an opt-out on
+        either side stays (a channel without consent, an unsubscribe)."""
+        mine = self.model_dump()
+        theirs = anonymous.model_dump()
+        merged = {k: mine[k] if mine[k] not in (None, "UTC") else theirs[k] for k in mine}
+        merged["customer_id"] = self.customer_id
+        merged["attributes"] = {**anonymous.attributes, **self.attributes}
+        merged["push_tokens"] = list(dict.fromkeys(self.push_tokens + anonymous.push_tokens))
+        channels = {**anonymous.consent, **self.consent}
+        merged["consent"] = {
+            c: self.consent.get(c, True) and anonymous.consent.get(c, True) for c in channels
+        }
+        merged["unsubscribed"] = list(dict.fromkeys(self.unsubscribed + anonymous.unsubscribed))
+        merged["active_hours"] = [
+            a + b for a, b in zip(self.active_hours, anonymous.active_hours, strict=True)
+        ]
+        seen = dict(anonymous.seen)
+        for name, at in self.seen.items():
+            seen[name] = max(at, seen.get(name, at))
+        merged["seen"] = seen
+        times = [t for t in (self.last_seen_at, anonymous.last_seen_at) if t is not None]
+        merged["last_seen_at"] = max(times) if times else None
+        return Profile.model_validate(merged)
 
     def scope(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"active_hours"})

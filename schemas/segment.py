@@ -3,8 +3,12 @@
 A Segment message becomes a `CustomerEvent`: `userId` (else `anonymousId`) is the customer,
 `messageId` the de-duplication key, `timestamp` (else `originalTimestamp`, else now) the time.
 `page` (`screen`) becomes the event `page.viewed` (`screen.viewed`) with the page's name as
-`properties.page_name`. `group` and `alias` calls are accepted and ignored.
-`identify` does not route; it updates the profile from `traits` and `context`.
+`properties.page_name`. `identify` does not route; it updates the profile from `traits` and
+`context`. Identity resolution: `alias` (`previousId` into `userId`) and an `identify`
+carrying both `anonymousId` and `userId` merge the anonymous profile into the customer's,
+and route the anonymous id's later events to the customer. `group` keeps the group's
+`traits` (`group.*` in branch predicates) and makes the customer a member. Ids may be
+numbers, as Segment allows; they are read as their decimal text.
 """
 
 from __future__ import annotations
@@ -12,10 +16,18 @@ from __future__ import annotations
 import re
 import uuid
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from schemas.events import CUSTOMER_ID, CustomerEvent
 from schemas.profile import EMAIL, PHONE_MAX
@@ -28,6 +40,21 @@ PROFILE_TRAITS = ("email", "phone")
 _EMAIL = re.compile(EMAIL)
 
 
+def _number_as_text(value: Any) -> Any:
+    """Segment takes numeric ids (`"userId": 42`): the same customer as `"42"`."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": CUSTOMER_ID}
+SegmentId = Annotated[
+    str,
+    BeforeValidator(_number_as_text),
+    StringConstraints(min_length=1, max_length=200, pattern=CUSTOMER_ID),
+    WithJsonSchema({"anyOf": [_ID_SCHEMA, {"type": "integer"}]}),
+]
+"""A user, anonymous, previous or group id: text, or a whole number."""
+
+
 class SegmentMessage(BaseModel):
     """One call. Unknown fields (integrations, sentAt, writeKey, ...) are accepted and
     ignored, as Segment does."""
@@ -35,10 +62,12 @@ class SegmentMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     type: Literal["track", "identify", "page", "screen", "group", "alias"] | None = None
-    user_id: str | None = Field(default=None, alias="userId", max_length=200, pattern=CUSTOMER_ID)
-    anonymous_id: str | None = Field(
-        default=None, alias="anonymousId", max_length=200, pattern=CUSTOMER_ID
-    )
+    user_id: SegmentId | None = Field(default=None, alias="userId")
+    anonymous_id: SegmentId | None = Field(default=None, alias="anonymousId")
+    previous_id: SegmentId | None = Field(default=None, alias="previousId")
+    """`alias`: the id (anonymous, or an earlier user id) merged into `userId`."""
+    group_id: SegmentId | None = Field(default=None, alias="groupId")
+    """`group`: the group (account, company) the customer belongs to."""
     event: str | None = Field(default=None, max_length=200)
     name: str | None = None
     category: str | None = None
@@ -58,6 +87,10 @@ class SegmentMessage(BaseModel):
             raise ValueError("either userId or anonymousId is required")
         if self.type == "track" and not self.event:
             raise ValueError("a track call needs `event`")
+        if self.type == "alias" and not (self.user_id and self.previous_id):
+            raise ValueError("an alias call needs `userId` and `previousId`")
+        if self.type == "group" and not self.group_id:
+            raise ValueError("a group call needs `groupId`")
         if self.type == "identify":  # the same rules as a profile written over the API
             email, phone = self.traits.get("email"), self.traits.get("phone")
             if email and not (isinstance(email, str) and len(email) <= 320 and _EMAIL.match(email)):
@@ -69,6 +102,15 @@ class SegmentMessage(BaseModel):
     @property
     def customer_id(self) -> str:
         return str(self.user_id or self.anonymous_id)
+
+    def merge(self) -> tuple[str, str] | None:
+        """(the id merged, the customer it is merged into) for an `alias`, or an `identify`
+        that carries both ids; None for every other call."""
+        if self.type == "alias" and self.previous_id and self.user_id:
+            return self.previous_id, self.user_id
+        if self.type == "identify" and self.anonymous_id and self.user_id:
+            return self.anonymous_id, self.user_id
+        return None
 
     def to_event(self) -> CustomerEvent:
         """The customer event of a track or page call."""

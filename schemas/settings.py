@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     """Browser origins (the Temporal UI's) allowed to call the codec endpoint; default: the
     embedded UI on `temporal_ui_port` of this host."""
 
+    segment_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the Segment routes (analytics.js on your site:
+    `["https://www.example.com"]`, or `["*"]`); none by default."""
+
     def ui_origins(self) -> list[str]:
         port = self.temporal_ui_port
         return self.codec_origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]

@@ -1,6 +1,6 @@
-"""Erasing a customer's rows: the profile, every ledger entry, in-app message, offer grant,
-decision and audience-list membership, in one transaction; and the erasure window, during
-which the customer's events are refused."""
+"""Erasing a customer's rows: the profile, the anonymous ids merged into it, every ledger
+entry, in-app message, offer grant, decision and audience-list membership, in one
+transaction; and the erasure window, during which the customer's events are refused."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.tables import (
+    AliasRow,
     AudienceMemberRow,
     DecisionRow,
     DeliveryRow,
@@ -81,6 +82,9 @@ async def erase_customer(
     escaped = customer_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     statements = {
         "profiles": delete(ProfileRow).where(col(ProfileRow.customer_id) == customer_id),
+        "aliases": delete(AliasRow).where(
+            (col(AliasRow.customer_id) == customer_id) | (col(AliasRow.anonymous_id) == customer_id)
+        ),
         "deliveries": delete(DeliveryRow).where(col(DeliveryRow.customer_id) == customer_id),
         "inbox": delete(InboxRow).where(col(InboxRow.customer_id) == customer_id),
         "offer_grants": delete(OfferGrantRow).where(col(OfferGrantRow.customer_id) == customer_id),

@@ -31,17 +31,26 @@ class EventLog:
 
     async def accept(
         self, events: Sequence[CustomerEvent], unsubscribe_event: str
-    ) -> tuple[set[str], set[str], dict[str, str]]:
+    ) -> tuple[list[CustomerEvent], set[str], set[str], dict[str, str]]:
         """Claim the events' message ids and let the profiles learn from the new ones, in
-        one transaction; (new, pending) as `claim` says, and the new events' customers'
-        time zones. CustomerErasing (nothing claimed) when one of them is being erased."""
+        one transaction: the events, each under the customer it is for (an anonymous id
+        merged into a customer stands for them), (new, pending) as `claim` says, and the
+        new events' customers' time zones. CustomerErasing (nothing claimed) when one of
+        them is being erased."""
         async with self._sessions() as session:
+            aliases = await profiles.resolve(session, {e.customer_id for e in events})
+            events = [
+                e.model_copy(update={"customer_id": aliases[e.customer_id]})
+                if e.customer_id in aliases
+                else e
+                for e in events
+            ]
             await refuse_erasing(session, (e.customer_id for e in events))
             new, pending = await _claim(session, [e.message_id for e in events])
             learned = {e.message_id: e for e in events if e.message_id in new}
             zones = await profiles.observe(session, list(learned.values()), unsubscribe_event)
             await session.commit()
-        return new, pending, zones
+        return list(events), new, pending, zones
 
     async def claim(self, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
         """(new, pending): ids never seen before, and ids seen but not yet routed. Every

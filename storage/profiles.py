@@ -20,7 +20,7 @@ from schemas.events import CustomerEvent
 from schemas.guardrails import CHANNELS
 from schemas.profile import ALL_CHANNELS, Profile
 from storage.erase import refuse_erasing
-from storage.tables import ProfileRow, utcnow
+from storage.tables import AliasRow, GroupRow, ProfileRow, utcnow
 
 SERVER_MAINTAINED = ("active_hours", "last_seen_at", "seen")
 
@@ -70,6 +70,16 @@ async def observe(
     if inserts:
         await session.exec(insert(ProfileRow), params=inserts)  # type: ignore[call-overload]
     return timezones
+
+
+async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
+    """The known customer of each id that is an alias (an anonymous id merged into them);
+    ids that are not aliases are left out."""
+    wanted = list(set(customer_ids))
+    if not wanted:
+        return {}
+    query = select(AliasRow).where(col(AliasRow.anonymous_id).in_(wanted))
+    return {a.anonymous_id: a.customer_id for a in (await session.exec(query)).all()}
 
 
 def _profile(customer_id: str, row: ProfileRow | None) -> Profile:
@@ -150,6 +160,65 @@ class ProfileStore:
                 self._write(session, row, profile)
             await session.commit()
         return done
+
+    async def resolve(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        """Every id to the customer it stands for (itself unless it is an alias)."""
+        ids = list(customer_ids)
+        async with self._sessions() as session:
+            found = await resolve(session, ids)
+        return {i: found.get(i, i) for i in ids}
+
+    async def merge(self, anonymous_id: str, customer_id: str) -> Profile:
+        """Identity resolution: fold the anonymous id's profile into the customer's (traits,
+        activity hours, events seen) and route the anonymous id's later events, and those
+        of ids merged into it before, to the customer. One transaction; CustomerErasing
+        while either is being erased."""
+        async with self._sessions() as session:
+            target = (await resolve(session, [customer_id])).get(customer_id, customer_id)
+            await refuse_erasing(session, [anonymous_id, target])
+            row, known = await load(session, target)
+            if anonymous_id == target:
+                return known
+            anonymous_row, anonymous = await load(session, anonymous_id)
+            profile = known.absorb(anonymous) if anonymous_row is not None else known
+            self._write(session, row, profile)
+            if anonymous_row is not None:
+                await session.delete(anonymous_row)
+            await session.exec(  # type: ignore[call-overload]
+                update(AliasRow)
+                .where(col(AliasRow.customer_id) == anonymous_id)
+                .values(customer_id=target)
+            )
+            alias = await session.get(AliasRow, anonymous_id)
+            session.add(
+                AliasRow(anonymous_id=anonymous_id, customer_id=target)
+                if alias is None
+                else alias.model_copy(update={"customer_id": target})
+            )
+            await session.commit()
+            return profile
+
+    async def join_group(self, customer_id: str, group_id: str, traits: dict[str, Any]) -> None:
+        """Segment's `group`: the group's traits merge into what it had; the customer
+        joins it (their `group_id`)."""
+        async with self._sessions() as session:
+            await refuse_erasing(session, [customer_id])
+            group = await session.get(GroupRow, group_id)
+            if group is None:
+                session.add(GroupRow(group_id=group_id, traits=traits))
+            else:
+                group.traits, group.updated_at = {**group.traits, **traits}, utcnow()
+                session.add(group)
+            row, profile = await load(session, customer_id)
+            self._write(session, row, profile.model_copy(update={"group_id": group_id}))
+            await session.commit()
+
+    async def group_traits(self, group_id: str | None) -> dict[str, Any]:
+        if group_id is None:
+            return {}
+        async with self._sessions() as session:
+            group = await session.get(GroupRow, group_id)
+            return dict(group.traits) if group else {}
 
     async def forget_push_tokens(self, customer_id: str, tokens: Sequence[str]) -> Profile:
         """Remove device tokens the push provider reported as invalid."""

@@ -53,14 +53,14 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def _upgrade(connection: Connection) -> tuple[str | None, str]:
+def _upgrade(connection: Connection, target: str = "head") -> tuple[str | None, str]:
     config = _config(connection)
     before = _current(connection)
     if before is None and inspect(connection).has_table("deliveries"):
         command.stamp(config, BASELINE)  # made by create_all before migrations existed
         before = LEGACY
-    command.upgrade(config, "head")
-    return before, head()
+    command.upgrade(config, target)
+    return before, str(_current(connection))
 
 
 async def _locked(engine: AsyncEngine, work: Any) -> Any:
@@ -76,9 +76,9 @@ async def _locked(engine: AsyncEngine, work: Any) -> Any:
         return result
 
 
-async def upgrade(engine: AsyncEngine) -> tuple[str | None, str]:
-    """Migrate to the newest revision; (the revision before, the one now)."""
-    result: tuple[str | None, str] = await _locked(engine, _upgrade)
+async def upgrade(engine: AsyncEngine, target: str = "head") -> tuple[str | None, str]:
+    """Migrate to the newest revision (or `target`); (the revision before, the one now)."""
+    result: tuple[str | None, str] = await _locked(engine, lambda c: _upgrade(c, target))
     return result
 
 

@@ -53,6 +53,26 @@ class ProfileRow(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class AliasRow(SQLModel, table=True):
+    """An anonymous id merged into a known customer (Segment's `alias`, or an `identify`
+    carrying both ids): events sent with it are routed to the customer."""
+
+    __tablename__ = "aliases"
+    anonymous_id: str = Field(primary_key=True, max_length=200)
+    customer_id: str = Field(index=True, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class GroupRow(SQLModel, table=True):
+    """A Segment group (an account, a company) and its traits, which branch predicates
+    read as `group.*` for the group a customer joined last."""
+
+    __tablename__ = "groups"
+    group_id: str = Field(primary_key=True, max_length=200)
+    traits: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class DeliveryRow(SQLModel, table=True):
     """The delivery ledger: the unique idempotency key is what makes sends exactly-once."""
 

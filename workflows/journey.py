@@ -483,7 +483,8 @@ class JourneyWorkflow:
         return held
 
     async def _branch(self, step: BranchStep) -> str:
-        wanted = sorted({f for c in step.cases for f in fields(c.when) if f.startswith("profile")})
+        read = {f for c in step.cases for f in fields(c.when)}
+        wanted = sorted(f for f in read if f.startswith(("profile", "group")))
         scope = self._scope(await self._profile(wanted) if wanted else None)
         for i, case in enumerate(step.cases):
             if evaluate(case.when, scope):
@@ -619,7 +620,7 @@ class JourneyWorkflow:
 
     async def _action(self, step: ActionStep) -> str:
         scope = self._scope(None)
-        del scope["profile"]
+        del scope["profile"], scope["group"]  # (an action's input is what it was before groups)
         request = ActionRequest(
             key=self._step_key(step.id),
             journey_id=self._spec.id,
@@ -703,10 +704,14 @@ class JourneyWorkflow:
         )
         return profile
 
-    def _scope(self, profile: dict[str, Any] | None) -> dict[str, Any]:
+    def _scope(self, fetched: dict[str, Any] | None) -> dict[str, Any]:
+        """What predicates read; `fetched` is `_profile`'s answer (its `group`, the
+        traits of the customer's group, is a root of its own)."""
         last = self._carry.last_event
+        profile = dict(fetched or {})
         return {
-            "profile": profile or {},
+            "profile": profile,
+            "group": profile.pop("group", None) or {},
             "event": self._input.trigger.scope(),
             "last_event": last.scope() if last else None,
             "context": self._carry.context,

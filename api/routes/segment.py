@@ -1,8 +1,8 @@
-"""Segment-compatible ingestion: `/v1/track`, `/v1/identify`, `/v1/page`, `/v1/screen` and
-`/v1/batch` with Segment's payloads and write-key Basic auth (any key with the
-`events:write` scope is a write key; `api.guard` checks it, and inflates gzip bodies), so a
-backend already instrumented with a Segment library points its host here and changes
-nothing else.
+"""Segment-compatible ingestion: `/v1/track`, `/v1/identify`, `/v1/page`, `/v1/screen`,
+`/v1/group`, `/v1/alias`, `/v1/batch` and `/v1/import` with Segment's payloads and write-key
+Basic auth (any key with the `events:write` scope is a write key; `api.guard` checks it, and
+inflates gzip bodies), so a backend already instrumented with a Segment library points its
+host here and changes nothing else.
 
 Answers 200 `{"success": true}` once every event is durably with Temporal (Segment's
 libraries retry anything else); messages are de-duplicated by `messageId`.
@@ -23,6 +23,7 @@ from schemas.segment import Rejected, SegmentAnswer, SegmentBatch, SegmentMessag
 
 router = APIRouter(prefix="/v1", tags=["segment"])
 ROUTED = ("track", "page", "screen")
+IDENTITY = ("identify", "alias", "group")
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -48,23 +49,35 @@ def _parse(raw: dict[str, Any], loc: tuple[str | int, ...]) -> SegmentMessage:
 async def _accept(
     messages: list[SegmentMessage], events: RouterDep, stores: StoresDep, settings: SettingsDep
 ) -> SegmentAnswer:
-    """Identify calls first (a batch's later track may need the address it sets), each
-    once by message id; then track and page calls through the one event path. Sizes are
-    checked first, so a refused request changes nothing."""
+    """Identity calls first, each once by message id (a batch's later track may need the
+    merge or the address they make): merges (`alias`, an `identify` with both ids), then
+    `group` and `identify` for the customer each id stands for; then track and page calls
+    through the one event path, which routes an anonymous id merged into a customer to
+    them. Sizes are checked first, so a refused request changes nothing."""
     batch = [m.to_event() for m in messages if m.type in ROUTED]
     try:
         routing.check_sizes(batch, settings.max_event_bytes)
     except routing.EventTooLarge as err:
         raise problem(413, str(err), "body") from err
-    identifies = {m.message_id: m for m in messages if m.type == "identify"}
-    if identifies:
-        new, pending = await stores.events.claim(list(identifies))
-        todo = [m for i, m in identifies.items() if i in new or i in pending]
+    identity = {m.message_id: m for m in messages if m.type in IDENTITY}
+    if identity:
+        new, pending = await stores.events.claim(list(identity))
+        todo = [m for i, m in identity.items() if i in new or i in pending]
+        for merging in (m.merge() for m in todo):
+            if merging is not None:
+                await stores.profiles.merge(*merging)
+        customers = await stores.profiles.resolve({m.customer_id for m in todo})
+        for m in todo:
+            if m.type == "group" and m.group_id:
+                await stores.profiles.join_group(customers[m.customer_id], m.group_id, m.traits)
+        identifies = [m for m in todo if m.type == "identify"]
         try:
-            await stores.profiles.change([(m.customer_id, m.profile_changes()) for m in todo])
+            await stores.profiles.change(
+                [(customers[m.customer_id], m.profile_changes()) for m in identifies]
+            )
         except ValueError as err:  # nothing was written: the producer may fix and retry
             raise problem(400, f"identify: {err}", "body") from err
-        await stores.events.routed(list(identifies))
+        await stores.events.routed(list(identity))
     if batch:
         await routing.ingest(
             batch, events, stores, settings.unsubscribe_event, settings.max_event_bytes
@@ -85,11 +98,12 @@ def _single(kind: str) -> Any:
     return endpoint
 
 
-for _kind in ("track", "identify", "page", "screen"):
+for _kind in ("track", "identify", "page", "screen", "group", "alias"):
     router.add_api_route(f"/{_kind}", _single(_kind), methods=["POST"], name=_kind)
 
 
 @router.post("/batch")
+@router.post("/import", name="import", description="Segment's import call: the same as batch.")
 async def batch(
     request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
 ) -> SegmentAnswer:
