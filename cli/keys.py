@@ -10,44 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.http import Json, console, key_file, print_json
 from schemas.access import SCOPE_HELP, SCOPES, Caller, Scope
 from schemas.settings import Settings
 from storage.stores import Stores
 
-KEY_FILE = "api-key"
 T = TypeVar("T")
-console = Console()
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
-
-
-def key_file(data_dir: Path) -> Path:
-    return data_dir / KEY_FILE
-
-
-def find_key() -> str | None:
-    """JOURNEYS_API_KEY, else the key `journeys up` keeps in the data folder."""
-    if key := os.environ.get("JOURNEYS_API_KEY"):
-        return key
-    path = key_file(Settings().data_dir)
-    return path.read_text().strip() if path.exists() else None
-
-
-def api_client(timeout: float = 60) -> httpx.Client:
-    """An HTTP client that carries the CLI's key."""
-    key = find_key()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(timeout=timeout, headers=headers)
 
 
 async def admin_key(stores: Stores, data_dir: Path) -> str:
@@ -113,9 +90,12 @@ def create(
 
 
 @app.command("list")
-def list_keys() -> None:
+def list_keys(as_json: Json = False) -> None:
     """Every key: id, name, scopes, created, last used, revoked."""
     keys = _on_database(lambda stores: stores.keys.all())
+    if as_json:
+        print_json([k.model_dump(mode="json", exclude={"hash"}) for k in keys])
+        return
     table = Table("id", "name", "scopes", "created", "last used", "revoked")
     for k in keys:
         table.add_row(

@@ -15,12 +15,20 @@ import httpx
 import typer
 import yaml
 from pydantic import SecretStr, ValidationError
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from cli import db, keys
-from cli.keys import api_client
+from cli.http import (
+    ApiUrl,
+    CliError,
+    Json,
+    api_client,
+    console,
+    find_api_url,
+    ok,
+    print_json,
+)
 from schemas.funnel import Funnel
 from schemas.journey import JourneySpec
 from schemas.settings import Settings
@@ -30,9 +38,8 @@ app = typer.Typer(
     help="A durable customer-journey runner on Temporal.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
-console = Console()
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 
@@ -48,6 +55,9 @@ def up(
     ] = 7233,
     ui_port: Annotated[int, typer.Option(help="Port of the Temporal UI.")] = 8233,
     smtp_port: Annotated[int, typer.Option(help="Port of the built-in SMTP mailbox.")] = 1025,
+    metrics_port: Annotated[
+        int, typer.Option(help="Port of the Prometheus metrics endpoint (/metrics).")
+    ] = 9464,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data folder.")
     ] = None,
@@ -63,9 +73,18 @@ def up(
         mailbox_for,
         run_until_stopped,
     )
-    from cli.keys import key_file
+    from cli.http import key_file, url_file
     from services.mailbox import start_smtp
 
+    # Every port first: nothing is made or started when one is taken.
+    for port, what in (
+        (api_port, "API"),
+        (temporal_port, "Temporal"),
+        (ui_port, "Temporal UI"),
+        (smtp_port, "SMTP"),
+        (metrics_port, "metrics"),
+    ):
+        free_port_or_fail("127.0.0.1", port, what)
     settings = Settings(
         data_dir=data_dir,
         generate_secrets=True,  # one machine, one data folder: keys made once, kept there
@@ -75,6 +94,7 @@ def up(
         temporal_address=f"127.0.0.1:{temporal_port}",
         temporal_ui_port=ui_port,
         smtp_port=smtp_port,
+        metrics_address=f"127.0.0.1:{metrics_port}",
         database_url=database_url,
         # History is encrypted unless a key is configured: with a key kept in the data
         # folder, and the embedded UI (which has no login) decrypts through the API.
@@ -82,13 +102,6 @@ def up(
         codec_open=True,
         egress_allow=[f"http://127.0.0.1:{api_port}/sandbox/"],
     )
-    for port, what in (
-        (api_port, "API"),
-        (temporal_port, "Temporal"),
-        (ui_port, "Temporal UI"),
-        (smtp_port, "SMTP"),
-    ):
-        free_port_or_fail("127.0.0.1", port, what)
     # With payload encryption on, the UI decrypts through this API's codec endpoint.
     codec = ["--ui-codec-endpoint", f"{settings.public_url}/codec"] if settings.payload_key else []
     command = dev_server_command(
@@ -123,6 +136,7 @@ def up(
         )
 
     api_key = asyncio.run(embedded_admin_key(settings))
+    url_file(data_dir).write_text(f"http://127.0.0.1:{api_port}\n")  # where the CLI calls
     smtp = start_smtp(mailbox_for(settings), port=smtp_port)
     try:
         with (
@@ -135,7 +149,8 @@ def up(
         pass
     finally:
         smtp.stop()
-    console.print("stopped; run `journeys up` again to resume.")
+    again = os.environ.get("JOURNEYS_LAUNCHER", "journeys")  # ./dev sets "./dev"
+    console.print(f"stopped; run `{again} up` again to resume.")
 
 
 def _telemetry(settings: Settings, data_dir: Path) -> str:
@@ -191,31 +206,55 @@ def _serve(**parts: bool) -> None:
 
 
 def load_spec(source: str) -> JourneySpec:
-    """A journey from a .json/.yaml file or a Python `module:ATTRIBUTE`."""
+    """A journey from a .json/.yaml file or a Python `module:ATTRIBUTE`; CliError naming
+    what is missing or invalid (the first problem; `journeys validate` lists them all)."""
     path = Path(source)
-    if path.suffix in (".json", ".yaml", ".yml") or path.exists():
-        return JourneySpec.model_validate(yaml.safe_load(path.read_text()))
-    module, _, attribute = source.partition(":")
-    return getattr(importlib.import_module(module), attribute or "JOURNEY")
+    try:
+        if path.suffix in (".json", ".yaml", ".yml") or path.exists():
+            return JourneySpec.model_validate(yaml.safe_load(path.read_text()))
+        module, _, attribute = source.partition(":")
+        found = getattr(importlib.import_module(module), attribute or "JOURNEY", None)
+    except FileNotFoundError as err:
+        raise CliError(f"no such file: {source}") from err
+    except ModuleNotFoundError as err:
+        raise CliError(
+            f"no module {err.name!r}: a journey is file.json, file.yaml or module:ATTRIBUTE"
+        ) from err
+    except yaml.YAMLError as err:
+        raise CliError(f"{source} is neither JSON nor YAML: {str(err).splitlines()[0]}") from err
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise CliError(f"{source} is not a valid journey: {where}: {first['msg']}{more}") from err
+    if not isinstance(found, JourneySpec):
+        raise CliError(f"{source}: no JourneySpec named {attribute or 'JOURNEY'} there")
+    return found
 
 
 @app.command()
 def validate(
     source: Annotated[str, typer.Argument(help="file.json / file.yaml / module:ATTR")],
+    as_json: Json = False,
 ) -> None:
     """Check a journey's structure and graph; exit 1 listing every problem."""
     try:
         spec = load_spec(source)
-    except ValidationError as err:
-        for e in err.errors():
-            console.print(f"[red]{'.'.join(map(str, e['loc']))}[/]: {e['msg']}")
-        raise typer.Exit(1) from err
-    problems = check_journey(spec)
-    for p in problems:
-        console.print(f"[red]{'.'.join(map(str, p.loc))}[/]: {p.msg}")
-    if problems:
+        found = [(".".join(map(str, p.loc)), p.msg) for p in check_journey(spec)]
+    except CliError as err:
+        if not isinstance(err.__cause__, ValidationError):
+            raise
+        errors = err.__cause__.errors()
+        found = [(".".join(map(str, e["loc"])), str(e["msg"])) for e in errors]
+    if as_json:
+        print_json({"valid": not found, "problems": [{"loc": w, "msg": m} for w, m in found]})
+    else:
+        for where, msg in found:
+            console.print(f"[red]{where}[/]: {msg}")
+        if not found:
+            console.print(f"[green]ok[/]: {spec.id} ({len(spec.steps)} steps)")
+    if found:
         raise typer.Exit(1)
-    console.print(f"[green]ok[/]: {spec.id} ({len(spec.steps)} steps)")
 
 
 @app.command()
@@ -231,32 +270,22 @@ def export(
 @app.command()
 def publish(
     source: Annotated[str, typer.Argument(help="file.json / file.yaml / module:ATTR")],
-    api_url: Annotated[str, typer.Option(envvar="JOURNEYS_API_URL")] = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Publish a journey as a new version through the API."""
     spec = load_spec(source)
-    with api_client() as http:
+    with api_client(api_url) as http:
         response = http.post(
-            f"{api_url}/v1/journeys",
+            "/v1/journeys",
             content=spec.model_dump_json(),
             headers={"content-type": "application/json"},
         )
-    if response.status_code != 201:
-        console.print_json(json.dumps(response.json()))
-        raise typer.Exit(1)
-    console.print(f"published {spec.id} v{response.json()['version']}")
-
-
-ApiUrl = Annotated[str, typer.Option(envvar="JOURNEYS_API_URL", help="The journeys API.")]
-
-
-def _fail_unless(response: httpx.Response, *ok: int) -> dict[str, object]:
-    if response.status_code not in ok:
-        console.print(f"[red]HTTP {response.status_code}[/]")
-        console.print_json(response.text)
-        raise typer.Exit(1)
-    result: dict[str, object] = response.json()
-    return result
+    published = ok(response, 201)
+    if as_json:
+        print_json(published)
+    else:
+        console.print(f"published {spec.id} v{published['version']}")
 
 
 @app.command()
@@ -269,7 +298,7 @@ def audience(
         float | None, typer.Option(help="Enrollments per second; default: the journey's.")
     ] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Stop the run instead.")] = False,
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
 ) -> None:
     """Enrol a journey's audience and follow it with a progress bar (done/total, rate, ETA).
     Ctrl-C stops following; the run goes on in Temporal."""
@@ -281,17 +310,17 @@ def audience(
         TimeRemainingColumn,
     )
 
-    base = f"{api_url}/v1/journeys/{journey_id}/audience-runs"
-    with api_client(timeout=30) as http:
+    base = f"/v1/journeys/{journey_id}/audience-runs"
+    with api_client(api_url, timeout=30) as http:
         if cancel:
             if run is None:
                 console.print("[red]--cancel needs --run[/]")
                 raise typer.Exit(2)
-            out = _fail_unless(http.post(f"{base}/{run}/cancel"), 200)
+            out = ok(http.post(f"{base}/{run}/cancel"), 200)
             console.print_json(json.dumps(out["progress"]))
             return
         body = {k: v for k, v in {"run": run, "rate_per_second": rate}.items() if v is not None}
-        started = _fail_unless(http.post(base, json=body), 202)
+        started = ok(http.post(base, json=body), 202)
         name = str(started["run"])
         columns = (
             TextColumn(f"{journey_id} run {name}"),
@@ -303,7 +332,7 @@ def audience(
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("enrolling", total=None, rate=0.0, entered=0)
             while True:
-                progress = _fail_unless(http.get(f"{base}/{name}"), 200)["progress"]
+                progress = ok(http.get(f"{base}/{name}"), 200)["progress"]
                 assert isinstance(progress, dict)
                 bar.update(
                     task,
@@ -354,7 +383,7 @@ def audience_upload(
     source: Annotated[
         Path, typer.Argument(help="Customer ids: one per line, or a CSV's first column.")
     ],
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
 ) -> None:
     """Upload customer ids to an audience list, 10,000 per request, with progress."""
     from rich.progress import track
@@ -366,12 +395,10 @@ def audience_upload(
         console.print(f"[yellow]... {len(rejected) - 20} more lines skipped[/]")
     chunks = [ids[i : i + 10_000] for i in range(0, len(ids), 10_000)]
     size = 0
-    with api_client(timeout=60) as http:
+    with api_client(api_url, timeout=60) as http:
         for chunk in track(chunks, description=f"uploading {len(ids):,} ids", console=console):
-            out = _fail_unless(
-                http.post(
-                    f"{api_url}/v1/audiences/{list_id}/members", json={"customer_ids": chunk}
-                ),
+            out = ok(
+                http.post(f"/v1/audiences/{list_id}/members", json={"customer_ids": chunk}),
                 200,
             )
             size = int(str(out["size"]))
@@ -389,7 +416,8 @@ def control(
         str | None, typer.Option(help="In bulk: only enrollments at this step.")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (kept in the enrollment's path).")] = "operator",
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Steer enrollments: one customer's, or in bulk by journey (and step). Each enrollment
     validates the control itself; refusals say why."""
@@ -397,16 +425,22 @@ def control(
         console.print(f"[red]unknown control {action!r}[/]: pause, resume, skip or exit")
         raise typer.Exit(2)
     _one_or_bulk(customer_id, step)
-    base = f"{api_url}/v1/journeys/{journey_id}"
-    with api_client(timeout=120) as http:
+    base = f"/v1/journeys/{journey_id}"
+    with api_client(api_url, timeout=120) as http:
         if customer_id is not None:
             url = f"{base}/enrollments/{customer_id}/{action}"
-            state = _fail_unless(http.post(url, json={"reason": reason}), 200)
+            state = ok(http.post(url, json={"reason": reason}), 200)
+            if as_json:
+                print_json(state)
+                return
             waiting = " (paused)" if state["paused"] else ""
             console.print(f"{customer_id}: {state['status']} at {state['step']}{waiting}")
             return
         body = {"reason": reason, **({"step": step} if step else {})}
-        result = _fail_unless(http.post(f"{base}/controls/{action}", json=body), 200)
+        result = ok(http.post(f"{base}/controls/{action}", json=body), 200)
+    if as_json:
+        print_json(result)
+        return
     console.print(f"{action}: {result['done']} of {result['matched']} enrollments")
     _print_refused(result["refused"])
 
@@ -438,7 +472,8 @@ def migrate(
     step: Annotated[str | None, typer.Option(help="In bulk: only enrollments here.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Say what would happen; change nothing.")] = False,
     reason: Annotated[str, typer.Option(help="Why (kept in the enrollment's path).")] = "operator",
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Move running enrollments to a newer version of their journey, step by step id
     (`--map` renames). Try it with --dry-run first: each enrollment says what it would do."""
@@ -452,13 +487,16 @@ def migrate(
     body: dict[str, object] = {"mapping": mapping, "dry_run": dry_run, "reason": reason}
     if to_version is not None:
         body["to_version"] = to_version
-    base = f"{api_url}/v1/journeys/{journey_id}"
+    base = f"/v1/journeys/{journey_id}"
     would = "would move" if dry_run else "moved"
     _one_or_bulk(customer_id, step)
-    with api_client(timeout=300) as http:
+    with api_client(api_url, timeout=300) as http:
         if customer_id is not None:
             url = f"{base}/enrollments/{customer_id}/migrate"
-            plan = _fail_unless(http.post(url, json=body), 200)
+            plan = ok(http.post(url, json=body), 200)
+            if as_json:
+                print_json(plan)
+                return
             console.print(
                 f"{customer_id} {would}: v{plan['from_version']} {plan['from_step']} -> "
                 f"v{plan['to_version']} {plan['to_step']}: {plan['effect']}"
@@ -466,7 +504,10 @@ def migrate(
             return
         if step is not None:
             body["step"] = step
-        result = _fail_unless(http.post(f"{base}/migrate", json=body), 200)
+        result = ok(http.post(f"{base}/migrate", json=body), 200)
+    if as_json:
+        print_json(result)
+        return
     moved = result["moved"]
     assert isinstance(moved, dict)
     console.print(
@@ -482,14 +523,18 @@ def migrate(
 def erase(
     customer_id: Annotated[str, typer.Argument(help="The customer to erase.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Erase a customer (a privacy request): end their enrollments, delete their data and
     every workflow run that names them. It cannot be undone."""
     if not yes:
         typer.confirm(f"Erase customer {customer_id} and all their data?", abort=True)
-    with api_client(timeout=300) as http:
-        erased = _fail_unless(http.delete(f"{api_url}/v1/customers/{customer_id}"), 200)
+    with api_client(api_url, timeout=300) as http:
+        erased = ok(http.delete(f"/v1/customers/{customer_id}"), 200)
+    if as_json:
+        print_json(erased)
+        return
     rows = erased["rows_deleted"]
     assert isinstance(rows, dict)
     console.print(
@@ -505,15 +550,19 @@ def funnel(
     journey_id: Annotated[str, typer.Argument(help="The journey.")],
     version: Annotated[int | None, typer.Option(help="A version; the latest by default.")] = None,
     mermaid: Annotated[bool, typer.Option(help="Print the Mermaid diagram instead.")] = False,
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """How a journey version performs: entered, reached, sent, suppressed by reason,
     converted and exited per step, and conversion per split arm. The same counts, drawn on
-    the journey, are at {api_url}/journeys/{id}/funnel."""
+    the journey, are on the API's page /journeys/JOURNEY_ID/funnel."""
     params = {"version": version} if version else {}
-    with api_client(timeout=60) as http:
-        url = f"{api_url}/v1/journeys/{journey_id}/funnel"
-        found = Funnel.model_validate(_fail_unless(http.get(url, params=params), 200))
+    with api_client(api_url, timeout=60) as http:
+        url = f"/v1/journeys/{journey_id}/funnel"
+        found = Funnel.model_validate(ok(http.get(url, params=params), 200))
+    if as_json:
+        print_json(found.model_dump(mode="json"))
+        return
     if mermaid:
         print(found.mermaid)
         return
@@ -538,7 +587,7 @@ def funnel(
             pct = "-" if a.conversion is None else f"{a.conversion:.1%}"
             arms.add_row(a.split, a.arm, str(a.entered), str(a.converted), pct)
         console.print(arms)
-    console.print(f"diagram: {api_url}/journeys/{journey_id}/funnel")
+    console.print(f"diagram: {find_api_url(api_url)}/journeys/{journey_id}/funnel")
 
 
 @app.command()
@@ -551,6 +600,7 @@ def replay(
         typer.Option(help="Replay what this list query finds, e.g. 'JourneyId = \"cart\"'."),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many from the server.")] = 1000,
+    as_json: Json = False,
 ) -> None:
     """Replay workflow histories (from files, or from the server by a list query) against
     this code: exit 1 if any would break, naming it and why. Run it before a deploy."""
@@ -584,6 +634,11 @@ def replay(
 
     results = asyncio.run(run())
     failed = [r for r in results if r.failure]
+    if as_json:
+        print_json([{"workflow_id": r.workflow_id, "failure": r.failure} for r in results])
+        if failed or not results:
+            raise typer.Exit(1)
+        return
     for r in results:
         console.print(
             f"[red]breaks[/] {r.workflow_id}: {r.failure}"
@@ -599,15 +654,18 @@ def replay(
 def audit(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
     before: Annotated[int | None, typer.Option(help="Only entries older than this id.")] = None,
-    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Who changed what: every change made through the API, by key (admin)."""
     params: dict[str, int] = {"limit": limit, **({"before": before} if before else {})}
-    with api_client() as http:
-        response = http.get(f"{api_url}/v1/audit", params=params)
-    _fail_unless(response, 200) if response.status_code != 200 else None
+    with api_client(api_url) as http:
+        entries = ok(http.get("/v1/audit", params=params))
+    if as_json:
+        print_json(entries)
+        return
     table = Table("id", "at", "key", "action", "target", "status", "from")
-    for e in response.json():
+    for e in entries:
         target = ", ".join(f"{k}={v}" for k, v in e["target"].items())
         table.add_row(
             str(e["id"]), e["at"][:19], f"{e['key_name']} ({e['key_id']})", e["action"],
@@ -625,5 +683,39 @@ def payload_key() -> None:
     print(new_key())
 
 
+def main() -> None:
+    """`journeys`: what goes wrong is one line on stderr and exit status 1 (a traceback
+    with --debug, anywhere on the line)."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except Exception as err:
+        if debug:
+            raise
+        print(f"journeys: {_one_line(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _one_line(err: Exception) -> str:
+    if isinstance(err, CliError):
+        return str(err)
+    if isinstance(err, httpx.TransportError):
+        where = f"{err.request.url.scheme}://{err.request.url.netloc.decode()}"
+        return f"cannot reach the API at {where} ({type(err).__name__}); is it running?"
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {first} (--debug shows the traceback)"
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback when something fails.")
+    ] = False,
+) -> None:
+    """A durable customer-journey runner on Temporal."""
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -135,8 +135,8 @@ async def received(
 def journeys_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The `journeys` command as a user runs it, in its own process (a wide terminal, so
     lines are not wrapped); `env` adds variables."""
-    if "--api-url" in args:  # the key of the stack it talks to
-        env.setdefault("JOURNEYS_API_KEY", API_KEYS[args[args.index("--api-url") + 1]])
+    if "--api-url" in args and "JOURNEYS_API_KEY" not in env:  # the stack's key
+        env["JOURNEYS_API_KEY"] = API_KEYS[args[args.index("--api-url") + 1]]
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
         capture_output=True,

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,18 +39,18 @@ class Up:
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     data = tmp_path_factory.mktemp("up")
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     out = data / "up.log"
     with out.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "up", "--data-dir", str(data),
              "--api-port", str(ports[0]), "--temporal-port", str(ports[1]),
-             "--ui-port", str(ports[2]), "--smtp-port", str(ports[3])],
+             "--ui-port", str(ports[2]), "--smtp-port", str(ports[3]),
+             "--metrics-port", str(ports[4])],
             cwd=repo_root(),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200", "JOURNEYS_METRICS_ADDRESS": "null",
-                 "OTEL_TRACES_EXPORTER": "none"},
+            env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
         )  # fmt: skip
     api = f"http://127.0.0.1:{ports[0]}"
     try:
@@ -95,16 +96,41 @@ def test_up_prints_the_admin_key_that_the_cli_finds(up: Up) -> None:
     assert anonymous.status_code == 401
     keyed = httpx.get(f"{up.api}/v1/journeys", headers={"Authorization": f"Bearer {key}"})
     assert {j["id"] for j in keyed.json()} >= {"onboarding-nudge", "cart-abandonment"}
+    # The CLI finds up's address and key in the data folder: no flags, no variables.
+    plain = {
+        k: v for k, v in os.environ.items() if k not in ("JOURNEYS_API_URL", "JOURNEYS_API_KEY")
+    }
     listed = subprocess.run(
-        [sys.executable, "-m", "cli.main", "funnel", "onboarding-nudge", "--api-url", up.api],
+        [sys.executable, "-m", "cli.main", "funnel", "onboarding-nudge", "--json"],
         capture_output=True,
         text=True,
         cwd=repo_root(),
-        env={**os.environ, "COLUMNS": "200", "JOURNEYS_DATA_DIR": str(up.data)},
+        env={**plain, "JOURNEYS_DATA_DIR": str(up.data)},
         timeout=60,
     )
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    assert "Onboarding nudge" in listed.stdout
+    assert json.loads(listed.stdout)["name"] == "Onboarding nudge"
+    assert (up.data / "api-url").read_text().strip() == up.api
+
+
+def test_up_checks_every_port_before_it_starts_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "up", "--data-dir", str(tmp_path / "data"),
+             "--api-port", str(free_port()), "--temporal-port", str(free_port()),
+             "--ui-port", str(free_port()), "--smtp-port", str(free_port()),
+             "--metrics-port", str(port)],
+            capture_output=True, text=True, cwd=repo_root(), timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"port {port} (metrics) is already in use: stop the other process or pick another "
+        "port (see `journeys up --help`)."
+    )
+    assert not (tmp_path / "data").exists()  # nothing was made or started
 
 
 async def test_history_under_the_embedded_defaults_holds_no_pii(up: Up) -> None:

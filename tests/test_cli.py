@@ -1,0 +1,97 @@
+"""The CLI in scripts: a failure is one line on stderr and exit status 1 (the traceback
+with --debug), reading commands answer JSON with --json, and piped tables keep every
+column whole."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli.embedded import Stack
+from schemas.journey import ExitStep, SendStep
+from tests.conftest import free_port, unique
+from tests.helpers import journeys_cli, one_send
+
+
+def api_url(stack: Stack) -> str:
+    return f"http://{stack.settings.api_host}:{stack.settings.api_port}"
+
+
+async def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process, off the event loop (the stack's API runs on it)."""
+    return await asyncio.to_thread(journeys_cli, *args, **env)
+
+
+async def one_line_failure(*args: str, **env: str) -> str:
+    done = await run(*args, **env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("journeys: ")
+    return line.removeprefix("journeys: ")
+
+
+async def test_failures_are_one_line(stack: Stack, tmp_path: Path) -> None:
+    assert await one_line_failure("publish", str(tmp_path / "absent.json")) == (
+        f"no such file: {tmp_path / 'absent.json'}"
+    )
+    unknown = await one_line_failure("publish", "no_such_module:JOURNEY")
+    assert unknown.startswith("no module 'no_such_module'")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"id": "x", "name": "x", "entry": {"event": "e"}, "steps": []}))
+    invalid = await one_line_failure("publish", str(bad))
+    assert invalid.startswith(f"{bad} is not a valid journey: ")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert await one_line_failure("funnel", "x", "--api-url", nobody, JOURNEYS_API_KEY="k") == (
+        f"cannot reach the API at {nobody} (ConnectError); is it running?"
+    )
+    missing = await one_line_failure("funnel", unique("nope"), "--api-url", api_url(stack))
+    assert missing.startswith("HTTP 404 Not Found: ")
+
+    debug = await run("--debug", "funnel", "x", "--api-url", nobody, JOURNEYS_API_KEY="k")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("width", ["80", "200"])
+async def test_reading_commands_answer_json_and_piped_tables_stay_whole(
+    stack: Stack, tmp_path: Path, width: str
+) -> None:
+    long_step = "a-step-whose-name-is-long-enough-to-be-cut-in-an-eighty-column-table"
+    spec = one_send(unique("cli"), id=long_step)
+    spec = spec.model_copy(
+        update={"steps": [spec.steps[0].model_copy(update={"id": long_step}), spec.steps[1]]}
+    )
+    assert isinstance(spec.steps[0], SendStep) and isinstance(spec.steps[1], ExitStep)
+    source = tmp_path / "journey.json"
+    source.write_text(spec.model_dump_json())
+    url = api_url(stack)
+
+    published = await run("publish", str(source), "--json", "--api-url", url, COLUMNS=width)
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout) == {"id": spec.id, "version": 1}
+    funnel = await run("funnel", spec.id, "--json", "--api-url", url)
+    assert [s["id"] for s in json.loads(funnel.stdout)["steps"]] == [long_step, "end"]
+    table = await run("funnel", spec.id, "--api-url", url, COLUMNS=width)
+    assert long_step in table.stdout  # not cut to the terminal's width
+    valid = await run("validate", str(source), "--json")
+    assert json.loads(valid.stdout) == {"valid": True, "problems": []}
+    audit = await run("audit", "--json", "--limit", "5", "--api-url", url)
+    entries = json.loads(audit.stdout)
+    assert entries and {"id", "action", "key_name"} <= set(entries[0])
+
+
+async def test_a_refused_publish_says_why_in_one_line(
+    api: httpx.AsyncClient, stack: Stack, tmp_path: Path
+) -> None:
+    body = one_send(unique("cli")).model_dump(mode="json", exclude_none=True)
+    del body["steps"][0]["content"]
+    body["steps"][0]["template"] = "no-such-template"  # valid in form, refused by the API
+    source = tmp_path / "journey.json"
+    source.write_text(json.dumps(body))
+    why = await one_line_failure("publish", str(source), "--api-url", api_url(stack))
+    assert why.startswith("HTTP 422 Unprocessable Entity: ")
