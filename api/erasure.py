@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.controls import control, for_each
+from schemas.base import Schema
 from schemas.enrollment import ControlRequest
 from storage.db import sessions
 from storage.erase import erase_customer
@@ -19,7 +19,7 @@ from storage.stores import Stores
 from workflows import search_attributes as sa
 
 
-class Erased(BaseModel):
+class Erased(Schema):
     customer_id: str
     enrollments_ended: int
     runs_deleted: int

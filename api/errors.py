@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.base import Schema
 from schemas.validation import JourneyInvalid
 from storage.erase import CustomerErasing
 
@@ -25,13 +25,13 @@ MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("journeys.api")
 
 
-class FieldError(BaseModel):
+class FieldError(Schema):
     loc: list[str | int]
     """Where: `body`, `path`, `query` or `header`, then the field's path."""
     msg: str
 
 
-class Problem(BaseModel):
+class Problem(Schema):
     """RFC 9457 problem details."""
 
     type: str = "about:blank"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, field_validator
 
+from schemas.base import Schema
 from schemas.delivery import TemplateContent
 from schemas.events import CUSTOMER_ID, CustomerEvent
 from schemas.journey import Channel, JourneySpec
@@ -16,7 +17,7 @@ from schemas.wire import Timestamp
 _ZONES = available_timezones()
 
 
-class EventIn(BaseModel):
+class EventIn(Schema):
     """One event. `message_id` makes retries safe; it is generated when missing."""
 
     customer_id: str = Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)
@@ -35,11 +36,11 @@ class EventIn(BaseModel):
         )
 
 
-class EventBatchIn(BaseModel):
+class EventBatchIn(Schema):
     events: list[EventIn] = Field(min_length=1, max_length=1000)
 
 
-class RoutedOut(BaseModel):
+class RoutedOut(Schema):
     message_id: str
     entered: list[str]
     signalled: list[str]
@@ -47,17 +48,17 @@ class RoutedOut(BaseModel):
     duplicate: bool
 
 
-class EventsAccepted(BaseModel):
+class EventsAccepted(Schema):
     accepted: int
     results: list[RoutedOut]
 
 
-class Published(BaseModel):
+class Published(Schema):
     id: str
     version: int
 
 
-class JourneySummary(BaseModel):
+class JourneySummary(Schema):
     id: str
     name: str
     version: int
@@ -65,14 +66,14 @@ class JourneySummary(BaseModel):
     steps: int
 
 
-class JourneyVersionOut(BaseModel):
+class JourneyVersionOut(Schema):
     id: str
     version: int
     versions: list[int]
     spec: JourneySpec
 
 
-class ProfileIn(BaseModel):
+class ProfileIn(Schema):
     """A profile as written over the API; the path names the customer."""
 
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -96,7 +97,7 @@ class ProfileIn(BaseModel):
         return value
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(Schema):
     """A template as written over the API; `variants` by channel, locale or both
     (`push`, `de`, `de/push`)."""
 
@@ -108,7 +109,7 @@ class TemplateIn(BaseModel):
     variants: dict[str, TemplateContent] = Field(default_factory=dict)
 
 
-class UnsubscribeIn(BaseModel):
+class UnsubscribeIn(Schema):
     """Withdraw marketing consent on one channel, or on every channel when omitted."""
 
     channel: Channel | None = None

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.enrollments import start_enrollment
@@ -21,6 +22,7 @@ from schemas.enrollment import EnrollmentOptions, enrollment_workflow_id
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 from schemas.predicates import evaluate
+from storage.erase import CustomerErasing
 from storage.journeys import JourneyStore
 from storage.stores import Stores
 
@@ -44,6 +46,23 @@ class _Catalog:
     loaded_at: float
 
 
+class Counts:
+    """`journeys_events` on /metrics: events the API took, by outcome (accepted: new to
+    it; duplicate: a message id it had routed; refused: too large, or for a customer being
+    erased; routed: handed to Temporal; entered and signalled: what routing did) and by
+    source (`events`, or `segment`)."""
+
+    def __init__(self, client: Client):
+        runtime = client.service_client.config.runtime or Runtime.default()
+        self._counter = runtime.metric_meter.create_counter(
+            "journeys_events", "Events the API took, by outcome and source"
+        )
+
+    def add(self, outcome: str, n: int, source: str) -> None:
+        if n:
+            self._counter.add(n, {"outcome": outcome, "source": source})
+
+
 class EventRouter:
     def __init__(
         self,
@@ -61,6 +80,7 @@ class EventRouter:
         self._options = options or EnrollmentOptions()
         self._catalog: _Catalog | None = None
         self._lock = asyncio.Lock()
+        self.counts = Counts(client)
 
     def invalidate(self) -> None:
         """Forget the cached catalog (called after a publish in this process)."""
@@ -169,20 +189,32 @@ async def ingest(
     stores: Stores,
     unsubscribe_event: str,
     max_bytes: int,
+    source: str = "events",
 ) -> list[Routed]:
     """Accept a batch exactly once by message id: the profile learns from each new event,
     then every event not yet routed is routed; it returns once Temporal has them all. A
-    message id already routed (by this batch or an earlier request) is a `duplicate`."""
-    check_sizes(batch, max_bytes)
-    batch, new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
+    message id already routed (by this batch or an earlier request) is a `duplicate`.
+    Each outcome is counted (`Counts`)."""
+    counts = router.counts
+    try:
+        check_sizes(batch, max_bytes)
+        batch, new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
+    except (EventTooLarge, CustomerErasing):
+        counts.add("refused", len(batch), source)
+        raise
     todo: dict[str, CustomerEvent] = {}
     for event in batch:
         if event.message_id in new or event.message_id in pending:
             todo.setdefault(event.message_id, event)
+    counts.add("accepted", len(todo), source)
     routed = {r.message_id: r for r in await router.route_many(list(todo.values()), timezones)}
     await stores.events.routed(list(routed))
+    counts.add("routed", len(routed), source)
+    counts.add("entered", sum(len(r.entered) for r in routed.values()), source)
+    counts.add("signalled", sum(len(r.signalled) for r in routed.values()), source)
     results = []
     for event in batch:
         result = routed.pop(event.message_id, None)
         results.append(result or Routed(message_id=event.message_id, duplicate=True))
+    counts.add("duplicate", sum(r.duplicate for r in results), source)
     return results

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from schemas.base import Schema
 
 Scope = Literal["events:write", "journeys:write", "operate", "read", "decide", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
@@ -26,14 +28,14 @@ SCOPE_HELP: dict[Scope, str] = {
 KEY_PREFIX = "jk_"
 
 
-class KeyIn(BaseModel):
+class KeyIn(Schema):
     """A new key: who holds it, and what it may do."""
 
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
 
 
-class KeyOut(BaseModel):
+class KeyOut(Schema):
     """A key as listed: never the token itself."""
 
     id: str
@@ -49,7 +51,7 @@ class KeyCreated(KeyOut):
     """The key itself (`Authorization: Bearer <token>`). Shown once: it is stored hashed."""
 
 
-class Caller(BaseModel):
+class Caller(Schema):
     """Who made a request: a key's id and name (or a built-in identity) and its scopes."""
 
     key_id: str
@@ -60,7 +62,7 @@ class Caller(BaseModel):
         return "admin" in self.scopes or scope in self.scopes
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Schema):
     """One change made through the API: by which key, when, what and from where."""
 
     id: int

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from schemas.base import Schema
 from schemas.journey import HttpCall, RateLimit
 
 SEND = "journeys.send"
@@ -22,7 +23,7 @@ UPDATE_PROFILE = "journeys.update_profile"
 ACTION = "journeys.action"
 
 
-class LocalTimeRequest(BaseModel):
+class LocalTimeRequest(Schema):
     """The next moment after `after` when the customer's clock shows `at`."""
 
     customer_id: str
@@ -30,7 +31,7 @@ class LocalTimeRequest(BaseModel):
     after: datetime
 
 
-class SendTimeRequest(BaseModel):
+class SendTimeRequest(Schema):
     """Send-time optimisation: the customer's usual active hour in [at, at + within]."""
 
     customer_id: str
@@ -38,13 +39,13 @@ class SendTimeRequest(BaseModel):
     within: timedelta
 
 
-class ProfileUpdate(BaseModel):
+class ProfileUpdate(Schema):
     customer_id: str
     attributes: dict[str, Any] = Field(default_factory=dict)
     lifecycle_stage: str | None = None
 
 
-class ActionRequest(BaseModel):
+class ActionRequest(Schema):
     """One `action` step call. `key` (workflow, enrollment, step, visit) goes to the
     endpoint as Idempotency-Key and to a registered action as `key`."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from schemas.base import Schema
 from schemas.enrollment import EnrollmentOptions
 from schemas.journey import Audience, JourneySpec
 
@@ -18,7 +19,7 @@ def audience_run_id(journey_id: str, run: str) -> str:
     return f"audience/{journey_id}/{run}"
 
 
-class AudienceProgress(BaseModel):
+class AudienceProgress(Schema):
     """Where a run is: `done` of `total` customers handled, of which `entered` started an
     enrollment and `already` had one (or may not re-enter)."""
 
@@ -46,7 +47,7 @@ class AudienceProgress(BaseModel):
         return self.model_copy(update={"rate_per_second": rate, "eta_seconds": eta})
 
 
-class AudienceRunInput(BaseModel):
+class AudienceRunInput(Schema):
     journey: JourneySpec
     version: int
     rate_per_second: float = Field(gt=0)
@@ -56,19 +57,19 @@ class AudienceRunInput(BaseModel):
     """Carried across continue-as-new."""
 
 
-class AudiencePageRequest(BaseModel):
+class AudiencePageRequest(Schema):
     audience: Audience
     after: str | None
     limit: int
 
 
-class AudiencePage(BaseModel):
+class AudiencePage(Schema):
     customer_ids: list[str]
     next: str | None
     """The cursor for the next page; None at the end."""
 
 
-class EnrollRequest(BaseModel):
+class EnrollRequest(Schema):
     journey: JourneySpec
     version: int
     run: str
@@ -78,12 +79,12 @@ class EnrollRequest(BaseModel):
     options: EnrollmentOptions
 
 
-class Enrolled(BaseModel):
+class Enrolled(Schema):
     entered: int = 0
     already: int = 0
 
 
-class AudienceRunOut(BaseModel):
+class AudienceRunOut(Schema):
     run: str
     workflow_id: str
     progress: AudienceProgress

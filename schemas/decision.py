@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
+from schemas.base import Schema
 from schemas.journey import SLUG, Ranking
 from schemas.predicates import Predicate
 from schemas.wire import Timestamp
 
 
-class OfferIn(BaseModel):
+class OfferIn(Schema):
     """An offer as written over the API; the path names it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -41,7 +42,7 @@ class Offer(OfferIn):
     id: str = Field(pattern=SLUG)
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(Schema):
     """`key` makes a retried request return the first answer (and count caps once)."""
 
     customer_id: str
@@ -59,7 +60,7 @@ class DecisionRequest(BaseModel):
     """Rank without counting against caps."""
 
 
-class Chosen(BaseModel):
+class Chosen(Schema):
     id: str
     name: str
     fields: dict[str, Any]
@@ -68,12 +69,12 @@ class Chosen(BaseModel):
     reason: str
 
 
-class Dropped(BaseModel):
+class Dropped(Schema):
     id: str
     reason: str
 
 
-class DecisionResult(BaseModel):
+class DecisionResult(Schema):
     placement: str
     offers: list[Chosen]
     dropped: list[Dropped] = Field(default_factory=list)

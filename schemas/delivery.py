@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from schemas.base import Schema
 from schemas.events import CustomerEvent
 from schemas.guardrails import FrequencyCap, QuietHours, Topic
 from schemas.journey import Channel, MessageContent, SendChannel
@@ -21,7 +22,7 @@ FINAL: tuple[str, ...] = ("sent", "suppressed", "failed")
 VARIANT_KEY = r"^(?:[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*(?:/[a-z_]+)?|[a-z_]+)$"
 
 
-class TemplateContent(BaseModel):
+class TemplateContent(Schema):
     """A variant's fields; those left out come from the less specific content."""
 
     subject: str | None = None
@@ -31,7 +32,7 @@ class TemplateContent(BaseModel):
     url: str | None = None
 
 
-class Template(BaseModel):
+class Template(Schema):
     """A stored message template: sandboxed Jinja2 over profile, event, last_event, context.
 
     `variants` override fields per channel (`push`), per locale (`de`, `de-DE`) or both
@@ -79,7 +80,7 @@ def variant_keys(channel: str | None, locale: str | None) -> list[str]:
     return keys
 
 
-class SendRequest(BaseModel):
+class SendRequest(Schema):
     """One send, identified by `idempotency_key` (workflow, enrollment, step, visit).
 
     `at` is the enrollment's clock (the workflow's time, sped up by the journey's
@@ -111,7 +112,7 @@ class SendRequest(BaseModel):
     """The enrollment ended while this send was deferred: settle it, send nothing."""
 
 
-class SendResult(BaseModel):
+class SendResult(Schema):
     status: Literal["sent", "suppressed", "failed", "deferred"]
     reason: str | None = None
     delivery_id: int | None = None
@@ -120,7 +121,7 @@ class SendResult(BaseModel):
     """For `deferred`: when to try again (on the enrollment's clock)."""
 
 
-class Delivery(BaseModel):
+class Delivery(Schema):
     """A ledger row as the API shows it."""
 
     id: int
@@ -144,7 +145,7 @@ class Delivery(BaseModel):
     updated_at: datetime
 
 
-class InboxMessage(BaseModel):
+class InboxMessage(Schema):
     id: int
     customer_id: str
     journey_id: str

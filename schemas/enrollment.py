@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from schemas.base import Schema
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 
@@ -23,20 +24,20 @@ def enrollment_workflow_id(journey_id: str, customer_id: str) -> str:
     return f"journey/{journey_id}/{customer_id}"
 
 
-class EnrollmentOptions(BaseModel):
+class EnrollmentOptions(Schema):
     """Per-enrollment knobs. `send_timeout` bounds one delivery attempt (seconds)."""
 
     dry_run: bool = False
     send_timeout: float = 30.0
 
 
-class PathEntry(BaseModel):
+class PathEntry(Schema):
     step: str
     at: datetime
     outcome: str | None = None
 
 
-class Carry(BaseModel):
+class Carry(Schema):
     """Everything a continued-as-new run needs to pick up exactly where the last one was."""
 
     enrollment_id: str
@@ -51,7 +52,7 @@ class Carry(BaseModel):
     paused: bool = False
 
 
-class EnrollmentInput(BaseModel):
+class EnrollmentInput(Schema):
     """The pinned journey version this enrollment runs, for its whole life."""
 
     journey: JourneySpec
@@ -65,7 +66,7 @@ class EnrollmentInput(BaseModel):
     in local time (None: UTC)."""
 
 
-class Waiting(BaseModel):
+class Waiting(Schema):
     """What the enrollment is waiting for (None = time alone) and until when; `reason`
     says why a send waits (quiet hours, a frequency cap, the customer's best time)."""
 
@@ -74,7 +75,7 @@ class Waiting(BaseModel):
     reason: str | None = None
 
 
-class EnrollmentState(BaseModel):
+class EnrollmentState(Schema):
     """The answer to the `state` query and the enrollment API."""
 
     journey_id: str
@@ -93,7 +94,7 @@ class EnrollmentState(BaseModel):
     """Steps entered since enrollment, across continue-as-new runs."""
 
 
-class MigrateRequest(BaseModel):
+class MigrateRequest(Schema):
     """Move an enrollment to a newer version of its journey. Its position maps by step
     id: `mapping` renames (old step -> new step); a step it leaves out keeps its id."""
 
@@ -103,7 +104,7 @@ class MigrateRequest(BaseModel):
     reason: str = Field(default="operator", max_length=200)
 
 
-class MigrationPlan(BaseModel):
+class MigrationPlan(Schema):
     """What a migration does (or, from a dry run, would do), in data and in words."""
 
     customer_id: str
@@ -114,7 +115,7 @@ class MigrationPlan(BaseModel):
     effect: str
 
 
-class ControlRequest(BaseModel):
+class ControlRequest(Schema):
     """An operator's pause, resume, skip or exit, with why (kept in the path)."""
 
     reason: str = Field(default="operator", max_length=200)

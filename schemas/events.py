@@ -6,8 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from schemas.base import Schema
 from schemas.wire import Timestamp
 
 CUSTOMER_ID = r"""^[^\s\x00-\x1f\x7f-\x9f/\\"']+$"""
@@ -16,7 +17,7 @@ CUSTOMER_ID = r"""^[^\s\x00-\x1f\x7f-\x9f/\\"']+$"""
 Temporal visibility query, hence readable and erasable. Refused everywhere with a 4xx."""
 
 
-class CustomerEvent(BaseModel):
+class CustomerEvent(Schema):
     """One thing a customer did. `message_id` makes redelivery harmless everywhere."""
 
     customer_id: str = Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)

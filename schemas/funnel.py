@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from schemas.base import Schema
 
 
-class StepFunnel(BaseModel):
+class StepFunnel(Schema):
     id: str
     type: str
     reached: int
@@ -21,7 +23,7 @@ class StepFunnel(BaseModel):
     """Sends waiting for quiet hours or a cap to free."""
 
 
-class ArmFunnel(BaseModel):
+class ArmFunnel(Schema):
     split: str
     arm: str
     entered: int
@@ -30,7 +32,7 @@ class ArmFunnel(BaseModel):
     """converted / entered; None before anyone entered the arm."""
 
 
-class Funnel(BaseModel):
+class Funnel(Schema):
     journey_id: str
     name: str
     version: int

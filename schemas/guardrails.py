@@ -13,8 +13,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from schemas.base import Schema
 from schemas.wire import Duration
 
 Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
@@ -24,7 +25,7 @@ Topic = Literal["marketing", "transactional"]
 transactional sends (receipts, security) ignore caps and quiet hours, never channel consent."""
 
 
-class _Model(BaseModel):
+class _Model(Schema):
     model_config = ConfigDict(extra="forbid")
 
 

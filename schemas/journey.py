@@ -13,8 +13,9 @@ from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from schemas.base import Schema
 from schemas.formula import parse
 from schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
 from schemas.predicates import Predicate
@@ -31,7 +32,7 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-class _Model(BaseModel):
+class _Model(Schema):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from schemas.base import Schema
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
 ROOTS = ("profile", "group", "event", "last_event", "context")
 FIELD_PATTERN = r"^(profile|group|event|last_event|context)(\.[A-Za-z0-9_\-]+)*$"
 
 
-class Comparison(BaseModel):
+class Comparison(Schema):
     """`{"field": "profile.attributes.city", "op": "eq", "value": "Bandung"}`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -26,17 +28,17 @@ class Comparison(BaseModel):
     value: Any = None
 
 
-class AllOf(BaseModel):
+class AllOf(Schema):
     model_config = ConfigDict(extra="forbid", frozen=True)
     all: list[Predicate]
 
 
-class AnyOf(BaseModel):
+class AnyOf(Schema):
     model_config = ConfigDict(extra="forbid", frozen=True)
     any: list[Predicate]
 
 
-class Not(BaseModel):
+class Not(Schema):
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
     )

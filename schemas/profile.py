@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictFloat
+from pydantic import Field, StrictFloat
 
+from schemas.base import Schema
 from schemas.guardrails import Topic
 from schemas.journey import Channel
 from schemas.wire import Timestamp
@@ -17,7 +18,7 @@ SEEN_KEPT = 100
 """How many event names `seen` remembers (the most recent)."""
 
 
-class Location(BaseModel):
+class Location(Schema):
     """The last known location: from an event's `context.location` or a geofence event."""
 
     lat: StrictFloat = Field(ge=-90, le=90)
@@ -34,7 +35,7 @@ CONTACT = frozenset({"email", "phone", "push_tokens", "location"})
 """Profile fields that address or locate the customer: never in a workflow's history."""
 
 
-class Profile(BaseModel):
+class Profile(Schema):
     """A customer's attributes, time zone, addresses, consent and activity.
 
     `consent` is per channel, for every topic: a channel set to false is never used, not

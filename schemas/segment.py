@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -29,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.base import Schema
 from schemas.events import CUSTOMER_ID, CustomerEvent
 from schemas.profile import EMAIL, PHONE_MAX
 from schemas.wire import Timestamp
@@ -55,7 +55,7 @@ SegmentId = Annotated[
 """A user, anonymous, previous or group id: text, or a whole number."""
 
 
-class SegmentMessage(BaseModel):
+class SegmentMessage(Schema):
     """One call. Unknown fields (integrations, sentAt, writeKey, ...) are accepted and
     ignored, as Segment does."""
 
@@ -142,7 +142,7 @@ class SegmentMessage(BaseModel):
         return changes
 
 
-class SegmentBatch(BaseModel):
+class SegmentBatch(Schema):
     """`/v1/batch`: messages with their own `type`; the batch's `context` is merged
     under each message's own."""
 
@@ -157,7 +157,7 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-class SegmentBatchDoc(BaseModel):
+class SegmentBatchDoc(Schema):
     """`/v1/batch` as the API documents it. Each message is a `SegmentMessage`; one that
     is not is reported in the answer's `rejected` and the others are accepted, as
     Segment's own API does (its libraries drop a whole batch answered with a 400)."""
@@ -166,7 +166,7 @@ class SegmentBatchDoc(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
-class Rejected(BaseModel):
+class Rejected(Schema):
     """A message of a batch that was not accepted, by its place in the batch."""
 
     index: int
@@ -175,7 +175,7 @@ class Rejected(BaseModel):
     msg: str
 
 
-class SegmentAnswer(BaseModel):
+class SegmentAnswer(Schema):
     success: bool = True
     accepted: int
     """Messages taken (each exactly once by `messageId`)."""

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cli.embedded import Stack
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, unique, write_key
 from tests.helpers import customer, ended, event, one_send, publish_copy
 
 TWILIO_PATH = "/2010-04-01/Accounts/"
@@ -124,3 +124,37 @@ async def test_prometheus_counts_enrollments_steps_and_sends(
     assert samples(text, "journey_enrollments_ended", journey=j, status="completed") == 2
     # The SDK's own metrics are on the same endpoint.
     assert "temporal_workflow_completed" in text and "temporal_activity_execution_latency" in text
+
+
+async def test_prometheus_counts_ingestion_by_outcome(api: httpx.AsyncClient, stack: Stack) -> None:
+    url = f"http://{stack.settings.metrics_address}/metrics"
+
+    async def scrape() -> str:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(url)).text
+
+    def counts(text: str, source: str) -> dict[str, float]:
+        outcomes = ("accepted", "duplicate", "refused", "routed", "entered")
+        return {o: samples(text, "journeys_events", outcome=o, source=source) for o in outcomes}
+
+    before = await scrape()
+    journey = await publish_copy(api, one_send(unique("counted"), body="Hi"))
+    cid = await customer(api)
+    message = {"customer_id": cid, "name": journey.entry, "message_id": unique("m")}
+    for _ in range(2):  # the second is a duplicate
+        assert (await api.post("/v1/events", json=message)).status_code == 202
+    batch = {"batch": [{"type": "track", "userId": cid, "event": "seen"}, {"type": "track"}]}
+    answer = await api.post("/v1/batch", json=batch, auth=(write_key(stack), ""))
+    assert answer.status_code == 200 and len(answer.json()["rejected"]) == 1
+
+    want_events = {"accepted": 1, "duplicate": 1, "refused": 0, "routed": 1, "entered": 1}
+    want_segment = {"accepted": 1, "duplicate": 0, "refused": 1, "routed": 1, "entered": 0}
+
+    def grew(text: str) -> bool:
+        deltas = {
+            s: {k: v - counts(before, s)[k] for k, v in counts(text, s).items()}
+            for s in ("events", "segment")
+        }
+        return deltas == {"events": want_events, "segment": want_segment}
+
+    await eventually(scrape, grew, timeout=10)

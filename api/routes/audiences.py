@@ -8,7 +8,7 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
@@ -21,6 +21,7 @@ from api.audience_runs import start_run
 from api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
 from api.errors import problem
 from schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
+from schemas.base import Schema
 from schemas.events import CUSTOMER_ID
 from schemas.journey import SLUG, JourneySpec
 from workflows.audience import PROGRESS_MEMO
@@ -28,18 +29,18 @@ from workflows.audience import PROGRESS_MEMO
 router = APIRouter(tags=["audiences"])
 
 
-class MembersIn(BaseModel):
+class MembersIn(Schema):
     customer_ids: list[Annotated[str, Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)]] = (
         Field(min_length=1, max_length=10_000)
     )
 
 
-class AudienceOut(BaseModel):
+class AudienceOut(Schema):
     id: str
     size: int
 
 
-class RunIn(BaseModel):
+class RunIn(Schema):
     run: str | None = Field(default=None, pattern=SLUG)
     """The run's name; default `v{version}`: starting it again returns the same run."""
     rate_per_second: float | None = Field(default=None, gt=0, le=10_000)

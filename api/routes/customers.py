@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 
 from api import customer_tokens
 from api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, StoresDep
 from api.erasure import Erased, erase
 from api.errors import problem
 from api.models import ProfileIn, UnsubscribeIn
+from schemas.base import Schema
 from schemas.delivery import Delivery, InboxMessage
 from schemas.events import CustomerEvent
 from schemas.profile import Profile
@@ -55,7 +55,7 @@ async def deliveries(customer_id: CustomerId, stores: StoresDep) -> list[Deliver
     return await stores.ledger.for_customer(customer_id)
 
 
-class InboxToken(BaseModel):
+class InboxToken(Schema):
     token: str
     """For the customer's app: `Authorization: Bearer <token>` on this customer's inbox
     routes (list, read, dismiss), and nothing else."""

@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.controls import Command, Refused, apply, control, for_each, running
 from api.deps import ClientDep, CustomerId, JourneyId
 from api.errors import problem
+from schemas.base import Schema
 from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollment_workflow_id
 from schemas.journey import SLUG
 
@@ -115,7 +116,7 @@ class BulkControl(ControlRequest):
     """Only enrollments at this step (as `JourneyStep` shows it)."""
 
 
-class BulkResult(BaseModel):
+class BulkResult(Schema):
     matched: int
     done: int
     refused: dict[str, int]

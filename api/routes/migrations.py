@@ -6,19 +6,20 @@ from __future__ import annotations
 from collections import Counter
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import Field, StrictBool
 
 from api.controls import Command, for_each, running
 from api.deps import ClientDep, CustomerId, JourneyId, StoresDep
 from api.errors import problem
 from api.routes.enrollments import send
+from schemas.base import Schema
 from schemas.enrollment import MigrateRequest, MigrationPlan
 from schemas.journey import SLUG
 
 router = APIRouter(prefix="/v1/journeys/{journey_id}", tags=["enrollments"])
 
 
-class Migration(BaseModel):
+class Migration(Schema):
     to_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """The version to move to; the latest by default."""
     mapping: dict[str, str] = Field(default_factory=dict)
@@ -33,7 +34,7 @@ class BulkMigration(Migration):
     """Only enrollments at this step."""
 
 
-class BulkMigrated(BaseModel):
+class BulkMigrated(Schema):
     to_version: int
     dry_run: bool
     matched: int

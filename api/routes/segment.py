@@ -80,7 +80,12 @@ async def _accept(
         await stores.events.routed(list(identity))
     if batch:
         await routing.ingest(
-            batch, events, stores, settings.unsubscribe_event, settings.max_event_bytes
+            batch,
+            events,
+            stores,
+            settings.unsubscribe_event,
+            settings.max_event_bytes,
+            source="segment",
         )
     return SegmentAnswer(accepted=len(messages))
 
@@ -127,6 +132,7 @@ async def batch(
             rejected.append(_rejection(i, err))
             continue
         messages.append(message)
+    events.counts.add("refused", len(rejected), "segment")
     answer = await _accept(messages, events, stores, settings)
     return answer.model_copy(update={"rejected": rejected})
 
