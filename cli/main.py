@@ -653,17 +653,20 @@ def replay(
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
-    before: Annotated[int | None, typer.Option(help="Only entries older than this id.")] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="Older entries: the next_cursor of a --json answer.")
+    ] = None,
     api_url: ApiUrl = None,
     as_json: Json = False,
 ) -> None:
     """Who changed what: every change made through the API, by key (admin)."""
-    params: dict[str, int] = {"limit": limit, **({"before": before} if before else {})}
+    params: dict[str, int | str] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
     with api_client(api_url) as http:
-        entries = ok(http.get("/v1/audit", params=params))
+        page = ok(http.get("/v1/audit", params=params))
     if as_json:
-        print_json(entries)
+        print_json(page)
         return
+    entries = page["items"]
     table = Table("id", "at", "key", "action", "target", "status", "from")
     for e in entries:
         target = ", ".join(f"{k}={v}" for k, v in e["target"].items())

@@ -111,7 +111,8 @@ async def ended(
 async def deliveries(api: httpx.AsyncClient, customer_id: str) -> list[dict[str, Any]]:
     response = await api.get(f"/v1/customers/{customer_id}/deliveries")
     assert response.status_code == 200, response.text
-    return response.json()
+    found: list[dict[str, Any]] = response.json()["items"]
+    return found
 
 
 async def customer(api: httpx.AsyncClient, **profile: Any) -> str:

@@ -22,7 +22,7 @@ from tests.helpers import customer, ended, event, journeys_ok, one_send, state
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["title"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["title"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 async def publish(api: httpx.AsyncClient, spec: Any) -> str:
@@ -145,7 +145,7 @@ async def test_scheduled_audience_entry_runs_on_a_temporal_schedule(
     for cid in members:
         await eventually(
             lambda c=cid: api.get(f"/v1/customers/{c}/inbox"),
-            lambda r: len(r.json()) >= 1,
+            lambda r: len(r.json()["items"]) >= 1,
             timeout=60,
         )
 

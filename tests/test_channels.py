@@ -146,7 +146,7 @@ def test_signatures_match_the_providers_own_libraries() -> None:
 async def test_inbox_read_and_dismiss(api: httpx.AsyncClient) -> None:
     cid = await customer(api)
     await _one(api, cid, channel="in_app", subject="Hello", body="Welcome")
-    [message] = (await api.get(f"/v1/customers/{cid}/inbox")).json()
+    [message] = (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]
     assert message["read_at"] is None
     read = await api.post(f"/v1/customers/{cid}/inbox/{message['id']}/read")
     assert read.status_code == 200 and read.json()["read_at"]
@@ -154,4 +154,4 @@ async def test_inbox_read_and_dismiss(api: httpx.AsyncClient) -> None:
     assert other.status_code == 404  # not another customer's message
     dismissed = await api.post(f"/v1/customers/{cid}/inbox/{message['id']}/dismiss")
     assert dismissed.json()["dismissed_at"]
-    assert (await api.get(f"/v1/customers/{cid}/inbox")).json() == []
+    assert (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"] == []

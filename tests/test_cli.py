@@ -81,7 +81,7 @@ async def test_reading_commands_answer_json_and_piped_tables_stay_whole(
     valid = await run("validate", str(source), "--json")
     assert json.loads(valid.stdout) == {"valid": True, "problems": []}
     audit = await run("audit", "--json", "--limit", "5", "--api-url", url)
-    entries = json.loads(audit.stdout)
+    entries = json.loads(audit.stdout)["items"]
     assert entries and {"id", "action", "key_name"} <= set(entries[0])
 
 

@@ -48,7 +48,7 @@ async def test_long_loop_continues_as_new_without_losing_anything(
     first_run = (await handle.describe()).run_id
 
     async def inbox() -> list[str]:
-        return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+        return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
     for n in range(1, 13):
         await eventually(

@@ -41,7 +41,7 @@ async def publish(api: httpx.AsyncClient, *steps: Any, **changes: Any) -> tuple[
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 async def control(

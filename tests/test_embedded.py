@@ -95,7 +95,7 @@ def test_up_prints_the_admin_key_that_the_cli_finds(up: Up) -> None:
     anonymous = httpx.get(f"{up.api}/v1/journeys")
     assert anonymous.status_code == 401
     keyed = httpx.get(f"{up.api}/v1/journeys", headers={"Authorization": f"Bearer {key}"})
-    assert {j["id"] for j in keyed.json()} >= {"onboarding-nudge", "cart-abandonment"}
+    assert {j["id"] for j in keyed.json()["items"]} >= {"onboarding-nudge", "cart-abandonment"}
     # The CLI finds up's address and key in the data folder: no flags, no variables.
     plain = {
         k: v for k, v in os.environ.items() if k not in ("JOURNEYS_API_URL", "JOURNEYS_API_KEY")
@@ -157,7 +157,7 @@ async def test_history_under_the_embedded_defaults_holds_no_pii(up: Up) -> None:
                 break
             await asyncio.sleep(0.1)
         assert state["status"] == "completed", state
-        [sent] = (await api.get(f"/v1/customers/{cid}/deliveries")).json()
+        [sent] = (await api.get(f"/v1/customers/{cid}/deliveries")).json()["items"]
         assert sent["status"] == "sent" and sent["content"]["subject"] == f"Hi {NAME}"
 
     # What the Temporal server holds, read without the key.

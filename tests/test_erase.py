@@ -58,8 +58,8 @@ async def test_erase_ends_enrollments_and_removes_data_and_runs(
     assert erased["rows_deleted"]["deliveries"] == 2 and erased["rows_deleted"]["inbox"] == 2
 
     assert (await api.get(f"/v1/customers/{cid}")).status_code == 404
-    assert (await api.get(f"/v1/customers/{cid}/deliveries")).json() == []
-    assert (await api.get(f"/v1/customers/{cid}/inbox")).json() == []
+    assert (await api.get(f"/v1/customers/{cid}/deliveries")).json()["items"] == []
+    assert (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"] == []
     # Temporal deletes runs asynchronously: on the dev server they vanish after 30 to 55 s.
     for journey_id in (waiting.id, done.id):
         workflow_id = enrollment_workflow_id(journey_id, cid)
@@ -71,7 +71,7 @@ async def test_erase_ends_enrollments_and_removes_data_and_runs(
 
     # The other customer keeps everything.
     assert (await api.get(f"/v1/customers/{other}")).status_code == 200
-    assert len((await api.get(f"/v1/customers/{other}/deliveries")).json()) == 2
+    assert len((await api.get(f"/v1/customers/{other}/deliveries")).json()["items"]) == 2
     assert (await state(api, waiting.id, other))["status"] == "active"
     out = await journeys_ok("erase", other, "--yes", "--api-url", str(api.base_url).rstrip("/"))
     assert f"{other}: 1 enrollments ended, 2 runs deleted" in out and "1 profiles" in out

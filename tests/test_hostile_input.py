@@ -88,7 +88,8 @@ async def test_huge_integers_and_bad_ids_in_paths_are_422(api: httpx.AsyncClient
         f"/v1/customers/c/inbox/{huge}/read",
         "/v1/journeys/Not%20A%20Slug",
         "/v1/customers/%01ctrl",
-        "/v1/audit?before=" + huge,
+        "/v1/audit?cursor=" + huge,
+        "/v1/customers/c/deliveries?limit=" + huge,
     ):
         method = "POST" if url.endswith("/read") else "GET"
         answer = await api.request(method, url)
@@ -179,7 +180,7 @@ async def test_action_and_webhook_targets_pass_the_egress_policy(
     copy = await publish_copy(api, spec)
     await event(api, cid, copy.entry)
     await ended(api, copy.id, cid)
-    [message] = [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    [message] = [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
     assert "egress refused" in message
     hook = await publish_copy(api, one_send(unique("hook"), channel="webhook", url=url))
     await event(api, cid, hook.entry)

@@ -32,7 +32,7 @@ PINGS = JourneySpec(
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 async def test_repeated_entry_event_keeps_one_enrollment(

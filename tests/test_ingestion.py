@@ -19,7 +19,7 @@ from tests.helpers import customer, ended, one_send, publish_copy
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 def segment(stack: Stack) -> SegmentClient:

@@ -45,7 +45,7 @@ async def migrate(
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 async def setup(api: httpx.AsyncClient, customers: int) -> tuple[str, list[str]]:

@@ -30,7 +30,7 @@ async def test_reminder_then_email(api: httpx.AsyncClient, mailbox: tuple[Mailbo
         ("push", "in_app", "sent"),
         ("email", "email", "sent"),
     ]
-    inbox = (await api.get(f"/v1/customers/{cid}/inbox")).json()
+    inbox = (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]
     assert len(inbox) == 1 and inbox[0]["body"].startswith("Ana, add your clubs")
     emails = mailbox[0].to(f"{cid}@test.example")
     assert len(emails) == 1

@@ -94,7 +94,7 @@ async def test_keys_are_shown_once_used_and_revoked(
     key = made.json()
     token = key["token"]
     assert token.startswith("jk_")
-    listed = {k["id"]: k for k in (await api.get("/v1/keys")).json()}
+    listed = {k["id"]: k for k in (await api.get("/v1/keys")).json()["items"]}
     assert "token" not in listed[key["id"]] and "hash" not in listed[key["id"]]
     assert token not in (await api.get("/v1/keys")).text
     auth = {"Authorization": f"Bearer {token}"}
@@ -102,7 +102,7 @@ async def test_keys_are_shown_once_used_and_revoked(
     sent = await anonymous.post("/v1/events", json={"customer_id": cid, "name": "x"}, headers=auth)
     assert sent.status_code == 202
     assert (await anonymous.get(f"/v1/customers/{cid}", headers=auth)).status_code == 403
-    used = {k["id"]: k for k in (await api.get("/v1/keys")).json()}[key["id"]]
+    used = {k["id"]: k for k in (await api.get("/v1/keys")).json()["items"]}[key["id"]]
     assert used["last_used_at"] is not None
 
     revoked = await api.delete(f"/v1/keys/{key['id']}")
@@ -115,7 +115,7 @@ async def test_keys_are_shown_once_used_and_revoked(
         return answer.status_code
 
     await eventually(status, lambda code: code == 401, timeout=15)
-    actions = [(e["action"], e["key_name"]) for e in (await api.get("/v1/audit")).json()]
+    actions = [(e["action"], e["key_name"]) for e in (await api.get("/v1/audit")).json()["items"]]
     assert ("POST /v1/keys", "tests") in actions
     assert ("DELETE /v1/keys/{key_id}", "tests") in actions
 
@@ -129,15 +129,16 @@ async def test_changes_are_audited_by_key(api: httpx.AsyncClient) -> None:
     assert (await api.post("/v1/journeys", json=body, headers=author)).status_code == 201
     refused = await api.post("/v1/journeys", json={**body, "steps": []}, headers=author)
     assert refused.status_code == 422
-    entries = (await api.get("/v1/audit", params={"limit": 50})).json()
+    entries = (await api.get("/v1/audit", params={"limit": 50})).json()["items"]
     mine = [e for e in entries if e["key_id"] == made["id"]]
     assert len(mine) == 1  # the refused publish changed nothing, so it is not a change
     [entry] = mine
     assert entry["action"] == "POST /v1/journeys" and entry["target"] == {"id": body["id"]}
     assert entry["key_name"] == "author" and entry["status"] == 201
     assert entry["client"] == "127.0.0.1"
-    older = (await api.get("/v1/audit", params={"before": entry["id"], "limit": 5})).json()
-    assert all(e["id"] < entry["id"] for e in older)
+    first = (await api.get("/v1/audit", params={"limit": 1})).json()
+    older = (await api.get("/v1/audit", params={"cursor": first["next_cursor"]})).json()
+    assert older["items"] and all(e["id"] < first["items"][0]["id"] for e in older["items"])
 
 
 async def test_errors_are_problems_that_echo_nothing(api: httpx.AsyncClient) -> None:
@@ -183,7 +184,8 @@ async def test_an_app_reads_its_own_inbox_with_a_customer_token(
     minted = await api.post(f"/v1/customers/{cid}/inbox-token")
     assert minted.status_code == 200
     app_auth = {"Authorization": f"Bearer {minted.json()['token']}"}
-    assert (await anonymous.get(f"/v1/customers/{cid}/inbox", headers=app_auth)).json() == []
+    opened = await anonymous.get(f"/v1/customers/{cid}/inbox", headers=app_auth)
+    assert opened.json() == {"items": [], "next_cursor": None}
     for url in (f"/v1/customers/{other}/inbox", f"/v1/customers/{cid}"):
         assert (await anonymous.get(url, headers=app_auth)).status_code == 401
     tampered = {"Authorization": app_auth["Authorization"][:-2] + "xx"}

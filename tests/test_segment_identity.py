@@ -45,7 +45,7 @@ async def profile(api: httpx.AsyncClient, cid: str) -> dict[str, Any] | None:
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 async def test_identify_with_both_ids_merges_the_visitor_into_the_customer(

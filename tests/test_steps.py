@@ -60,7 +60,7 @@ def inbox_send(step_id: str, body: str, next: str = "end") -> SendStep:
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
-    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()]
+    return [m["body"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
 
 
 async def test_decide_puts_offers_in_context_for_templates(api: httpx.AsyncClient) -> None:
@@ -208,7 +208,7 @@ async def test_template_variants_by_locale_and_channel(api: httpx.AsyncClient) -
     for cid in (german, english):
         await event(api, cid, copy.entry)
         await ended(api, copy.id, cid)
-    [de] = (await api.get(f"/v1/customers/{german}/inbox")).json()
+    [de] = (await api.get(f"/v1/customers/{german}/inbox")).json()["items"]
     assert (de["title"], de["body"]) == ("Neu", "Hallo Lena")
     assert await inbox(api, english) == ["Hi Sam"]
 

@@ -12,6 +12,7 @@ from api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, Store
 from api.erasure import Erased, erase
 from api.errors import problem
 from api.models import ProfileIn, UnsubscribeIn
+from api.pages import Cursor, Limit, Page, paginate
 from schemas.base import Schema
 from schemas.delivery import Delivery, InboxMessage
 from schemas.events import CustomerEvent
@@ -50,9 +51,12 @@ async def get_profile(customer_id: CustomerId, stores: StoresDep) -> Profile:
 
 
 @router.get("/{customer_id}/deliveries")
-async def deliveries(customer_id: CustomerId, stores: StoresDep) -> list[Delivery]:
+async def deliveries(
+    customer_id: CustomerId, stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Delivery]:
     """Every message sent, suppressed or failed for the customer, oldest first."""
-    return await stores.ledger.for_customer(customer_id)
+    found = await stores.ledger.for_customer(customer_id)
+    return paginate(found, lambda d: d.id or 0, limit, cursor)
 
 
 class InboxToken(Schema):
@@ -74,9 +78,12 @@ async def inbox_token(
 
 
 @router.get("/{customer_id}/inbox")
-async def inbox(customer_id: CustomerId, stores: StoresDep) -> list[InboxMessage]:
+async def inbox(
+    customer_id: CustomerId, stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
+) -> Page[InboxMessage]:
     """In-app messages not dismissed, newest first."""
-    return await stores.inbox.for_customer(customer_id)
+    found = await stores.inbox.for_customer(customer_id)
+    return paginate(found, lambda m: m.id, limit, cursor, newest_first=True)
 
 
 @router.post("/{customer_id}/inbox/{message_id}/read")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 
 from api.deps import Slug, StoresDep
 from api.errors import problem
+from api.pages import Cursor, Limit, Page, paginate
 from schemas.decision import DecisionRequest, DecisionResult, Offer, OfferIn
 
 router = APIRouter(tags=["decisioning"])
@@ -24,8 +25,16 @@ async def put_offer(offer_id: Slug, body: OfferIn, stores: StoresDep) -> Offer:
 
 
 @router.get("/v1/offers")
-async def list_offers(stores: StoresDep, placement: str | None = None) -> list[Offer]:
-    return await stores.offers.all(placement)
+async def list_offers(
+    stores: StoresDep,
+    placement: Annotated[
+        str | None, Query(max_length=80, description="Only this placement's.")
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[Offer]:
+    """The offer catalogue, by id."""
+    return paginate(await stores.offers.all(placement), lambda o: o.id, limit, cursor)
 
 
 @router.get("/v1/offers/{offer_id}")

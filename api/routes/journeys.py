@@ -11,6 +11,7 @@ from api.audience_runs import sync_schedule
 from api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, VersionNo
 from api.errors import problem
 from api.models import JourneySummary, JourneyVersionOut, Published
+from api.pages import Cursor, Limit, Page, paginate
 from schemas.journey import JourneySpec
 from storage.journeys import KeyReused
 
@@ -52,8 +53,11 @@ async def publish(
 
 
 @router.get("")
-async def list_journeys(stores: StoresDep) -> list[JourneySummary]:
-    return [
+async def list_journeys(
+    stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
+) -> Page[JourneySummary]:
+    """Every journey's latest version, by id."""
+    found = [
         JourneySummary(
             id=spec.id,
             name=spec.name,
@@ -63,6 +67,7 @@ async def list_journeys(stores: StoresDep) -> list[JourneySummary]:
         )
         for spec, version, _ in await stores.journeys.latest()
     ]
+    return paginate(sorted(found, key=lambda j: j.id), lambda j: j.id, limit, cursor)
 
 
 async def _version_out(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Request, status
 
 from api.deps import StoresDep
 from api.errors import problem
+from api.pages import Cursor, Limit, Page, decode, paginate
 from schemas.access import AuditEntry, KeyCreated, KeyIn, KeyOut
 
 router = APIRouter(tags=["keys"])
@@ -22,9 +23,11 @@ async def create_key(body: KeyIn, stores: StoresDep) -> KeyCreated:
 
 
 @router.get("/v1/keys")
-async def list_keys(stores: StoresDep) -> list[KeyOut]:
-    """Every key, revoked ones included, with when it was last used (to the minute)."""
-    return await stores.keys.all()
+async def list_keys(stores: StoresDep, limit: Limit = 100, cursor: Cursor = None) -> Page[KeyOut]:
+    """Every key, revoked ones included, with when it was last used (to the minute),
+    oldest first."""
+    found = await stores.keys.all()
+    return paginate(found, lambda k: f"{k.created_at.isoformat()}|{k.id}", limit, cursor)
 
 
 @router.delete("/v1/keys/{key_id}")
@@ -45,11 +48,8 @@ async def revoke_key(
 
 
 @router.get("/v1/audit")
-async def audit(
-    stores: StoresDep,
-    before: int | None = Query(default=None, ge=1, le=2**62),
-    limit: int = Query(default=100, ge=1, le=1000),
-) -> list[AuditEntry]:
-    """Changes made through the API, newest first: which key, when, what, from where.
-    Page back with `before` (the smallest id seen)."""
-    return await stores.audit.page(before=before, limit=limit)
+async def audit(stores: StoresDep, limit: Limit = 100, cursor: Cursor = None) -> Page[AuditEntry]:
+    """Changes made through the API, newest first: which key, when, what, from where."""
+    before = int(decode(cursor, int)) if cursor else None
+    found = await stores.audit.page(before=before, limit=limit + 1)
+    return paginate(found, lambda e: e.id, limit, None, newest_first=True)

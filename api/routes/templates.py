@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException
 from api.deps import Slug, StoresDep
 from api.errors import problem
 from api.models import TemplateIn
+from api.pages import Cursor, Limit, Page, paginate
 from schemas.delivery import Template
 from schemas.templating import syntax_error
 from schemas.validation import check_journey
@@ -42,8 +43,11 @@ async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -
 
 
 @router.get("")
-async def list_templates(stores: StoresDep) -> list[Template]:
-    return await stores.templates.all()
+async def list_templates(
+    stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Template]:
+    """Every template, by id."""
+    return paginate(await stores.templates.all(), lambda t: t.id, limit, cursor)
 
 
 @router.get("/{template_id}")
