@@ -21,9 +21,13 @@ from workflows import search_attributes as sa
 
 class Erased(Schema):
     customer_id: str
+    """The customer erased."""
     enrollments_ended: int
+    """Their enrollments that were running and were ended first."""
     runs_deleted: int
+    """Workflow runs that name them, deleted (Temporal removes them within a minute)."""
     rows_deleted: dict[str, int]
+    """Rows deleted, by table."""
 
 
 async def erase(client: Client, stores: Stores, customer_id: str) -> Erased:

@@ -29,16 +29,22 @@ class FieldError(Schema):
     loc: list[str | int]
     """Where: `body`, `path`, `query` or `header`, then the field's path."""
     msg: str
+    """What is wrong there, without the value sent."""
 
 
 class Problem(Schema):
     """RFC 9457 problem details."""
 
     type: str = "about:blank"
+    """A URI naming the kind of problem; `about:blank` (the status says it)."""
     title: str
+    """The HTTP status's phrase."""
     status: int
+    """The HTTP status code."""
     detail: str
+    """What went wrong, in one sentence (the first field's error, and how many more)."""
     errors: list[FieldError] = []
+    """Each field in error, with where it is and why."""
 
 
 def problem(

@@ -43,6 +43,7 @@ PAYLOADS = {
     "required": ["payloads"],
     "properties": {
         "payloads": {
+            "description": "The payloads to decode or encode, in order.",
             "type": "array",
             "items": {
                 "type": "object",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from schemas.base import Schema
 
@@ -31,19 +31,31 @@ KEY_PREFIX = "jk_"
 class KeyIn(Schema):
     """A new key: who holds it, and what it may do."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "checkout-service", "scopes": ["events:write"]}]}
+    )
+
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+    """Who holds it, e.g. `checkout-service`."""
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
+    """What it may do (see the scopes)."""
 
 
 class KeyOut(Schema):
     """A key as listed: never the token itself."""
 
     id: str
+    """The key's id (not the key itself)."""
     name: str
+    """Who holds it."""
     scopes: list[Scope]
+    """What it may do."""
     created_at: datetime
+    """When it was made."""
     last_used_at: datetime | None
+    """When it last called the API (to the minute)."""
     revoked_at: datetime | None
+    """When it was revoked; null while it works."""
 
 
 class KeyCreated(KeyOut):
@@ -66,12 +78,18 @@ class AuditEntry(Schema):
     """One change made through the API: by which key, when, what and from where."""
 
     id: int
+    """The entry's number; higher is newer."""
     at: datetime
+    """When the change was made."""
     key_id: str
+    """The key that made it."""
     key_name: str
+    """That key's name."""
     action: str
     """The operation, e.g. `POST /v1/journeys/{journey_id}/migrate`."""
     target: dict[str, Any]
     """The ids it touched (path parameters; a published journey's id)."""
     status: int
+    """The HTTP status the change was answered with."""
     client: str | None
+    """The caller's address."""

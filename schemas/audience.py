@@ -24,17 +24,29 @@ class AudienceProgress(Schema):
     enrollment and `already` had one (or may not re-enter)."""
 
     journey_id: str
+    """The journey enrolling its audience."""
     version: int
+    """The version enrolled into."""
     status: Literal["counting", "running", "completed", "cancelled"] = "counting"
+    """`running`, `completed` or `cancelled`."""
     total: int | None = None
+    """Customers in the audience (known once counted)."""
     done: int = 0
+    """Customers handled so far."""
     entered: int = 0
+    """Customers enrolled by this run."""
     already: int = 0
+    """Customers who were enrolled already."""
     cursor: str | None = None
+    """Where the run is in the audience (it resumes from here)."""
     started_at: datetime
+    """When the run started."""
     updated_at: datetime
+    """When this progress was recorded."""
     rate_per_second: float = 0.0
+    """Enrollments per second, lately."""
     eta_seconds: float | None = None
+    """Seconds until done at that rate."""
 
     def measured(self, now: datetime) -> AudienceProgress:
         """With rate (customers/s since the start) and ETA as of `now`."""
@@ -86,5 +98,8 @@ class Enrolled(Schema):
 
 class AudienceRunOut(Schema):
     run: str
+    """The run's name."""
     workflow_id: str
+    """Its workflow, in the Temporal UI."""
     progress: AudienceProgress
+    """How far it is."""

@@ -26,10 +26,15 @@ class TemplateContent(Schema):
     """A variant's fields; those left out come from the less specific content."""
 
     subject: str | None = None
+    """The email subject (Jinja)."""
     title: str | None = None
+    """The title of a push or in-app message (Jinja)."""
     body: str | None = None
+    """The text (Jinja)."""
     html: str | None = None
+    """An email's HTML part (Jinja, autoescaped)."""
     url: str | None = None
+    """Where a tap or click leads."""
 
 
 class Template(Schema):
@@ -41,14 +46,21 @@ class Template(Schema):
     """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,79}$")
+    """The template's id (a send's `template`)."""
     subject: str | None = None
+    """The email subject (Jinja)."""
     title: str | None = None
+    """The title of a push or in-app message (Jinja)."""
     body: str
+    """The text (Jinja)."""
     html: str | None = None
+    """An email's HTML part (Jinja, autoescaped)."""
     url: str | None = None
+    """Where a tap or click leads."""
     variants: dict[Annotated[str, StringConstraints(pattern=VARIANT_KEY)], TemplateContent] = Field(
         default_factory=dict
     )
+    """The same fields per locale, picked by the customer's locale."""
 
     def content(self, channel: str | None = None, locale: str | None = None) -> MessageContent:
         fields = self.model_dump(exclude={"id", "variants"})
@@ -125,34 +137,63 @@ class Delivery(Schema):
     """A ledger row as the API shows it."""
 
     id: int
+    """The ledger entry's number."""
     idempotency_key: str
+    """What makes the send exactly-once (journey, version, customer, step, run)."""
     customer_id: str
+    """Whom it was for."""
     journey_id: str
+    """The journey that sent it."""
     version: int
+    """The journey version."""
     step_id: str
+    """The send step."""
     channel: str
+    """The channel used."""
     topic: str
+    """`marketing` or `transactional`."""
     priority: int
+    """The journey's priority (arbitration between rival sends)."""
     status: DeliveryStatus
+    """`pending`, `sent`, `suppressed`, `deferred` or `failed`."""
     reason: str | None
+    """Why it was suppressed, deferred or failed."""
     attempts: int
+    """Provider calls made."""
     reserved_at: datetime | None
+    """When it took its frequency-cap slot."""
     until: datetime | None
+    """For a deferred send: when it is tried again."""
     content: dict[str, Any] | None
+    """What was rendered and sent."""
     provider_id: str | None = None
+    """The provider's id for the message (Twilio's sid, FCM's name, ...)."""
     provider_status: str | None = None
+    """The provider's latest status for it (delivered, undelivered, ...)."""
     created_at: datetime
+    """When the entry was made."""
     updated_at: datetime
+    """When it last changed."""
 
 
 class InboxMessage(Schema):
     id: int
+    """The message's id (for read and dismiss)."""
     customer_id: str
+    """Whose inbox it is in."""
     journey_id: str
+    """The journey that sent it."""
     step_id: str
+    """The send step."""
     title: str | None
+    """Its title."""
     body: str
+    """Its text."""
     url: str | None
+    """Where a tap leads."""
     created_at: datetime
+    """When it arrived."""
     read_at: datetime | None = None
+    """When the app showed it; null until then."""
     dismissed_at: datetime | None = None
+    """When the customer dismissed it."""

@@ -33,8 +33,11 @@ class EnrollmentOptions(Schema):
 
 class PathEntry(Schema):
     step: str
+    """A step the enrollment took."""
     at: datetime
+    """When."""
     outcome: str | None = None
+    """How it left it (`sent`, `timeout`, `case 0`, ...)."""
 
 
 class Carry(Schema):
@@ -71,25 +74,38 @@ class Waiting(Schema):
     says why a send waits (quiet hours, a frequency cap, the customer's best time)."""
 
     event: str | None = None
+    """The event that would end the wait."""
     until: datetime
+    """When the wait ends by itself."""
     reason: str | None = None
+    """What for: a timer, an event, quiet hours, a cap, a pause."""
 
 
 class EnrollmentState(Schema):
     """The answer to the `state` query and the enrollment API."""
 
     journey_id: str
+    """The journey."""
     version: int
+    """The version the enrollment runs."""
     customer_id: str
+    """The customer."""
     status: Status
+    """`active`, `completed`, `converted`, `exited` or `stopped`."""
     step: str | None
+    """The step it is at; null once ended."""
     waiting: Waiting | None
+    """What it waits for, and until when."""
     entered_at: datetime
+    """When the customer entered."""
     ended_reason: str | None = None
+    """Why it ended."""
     paused: bool = False
+    """True while an operator holds it."""
     path: list[PathEntry]
     """The latest steps (up to 200; `steps_taken` counts them all)."""
     context: dict[str, Any]
+    """Values steps stored for later steps (decisions, action results)."""
     steps_taken: int = 0
     """Steps entered since enrollment, across continue-as-new runs."""
 
@@ -108,14 +124,21 @@ class MigrationPlan(Schema):
     """What a migration does (or, from a dry run, would do), in data and in words."""
 
     customer_id: str
+    """The customer."""
     from_version: int
+    """The version it runs now."""
     to_version: int
+    """The version it moves to."""
     from_step: str
+    """The step it is at now."""
     to_step: str
+    """The step it goes on from there."""
     effect: str
+    """What the move does to a wait in progress."""
 
 
 class ControlRequest(Schema):
     """An operator's pause, resume, skip or exit, with why (kept in the path)."""
 
     reason: str = Field(default="operator", max_length=200)
+    """Why: kept in the enrollment's path and the audit log."""

@@ -9,47 +9,68 @@ from schemas.base import Schema
 
 class StepFunnel(Schema):
     id: str
+    """The step."""
     type: str
+    """Its type."""
     reached: int
     """Enrollments that reached the step at least once (at most `Funnel.unlisted` fewer
     than that, in journeys too long to list every step an enrollment reached)."""
     here: int
     """Enrollments at the step now (active or paused)."""
     sent: int = 0
+    """Messages sent here."""
     suppressed: dict[str, int] = Field(default_factory=dict)
     """Sends suppressed, by reason (no consent, no address, frequency cap...)."""
     failed: int = 0
+    """Sends that failed here."""
     deferred: int = 0
     """Sends waiting for quiet hours or a cap to free."""
 
 
 class ArmFunnel(Schema):
     split: str
+    """The split step."""
     arm: str
+    """The arm's name."""
     entered: int
+    """Enrollments that took this arm."""
     converted: int
+    """Of those, how many converted."""
     conversion: float | None
     """converted / entered; None before anyone entered the arm."""
 
 
 class Funnel(Schema):
     journey_id: str
+    """The journey."""
     name: str
+    """Its name."""
     version: int
+    """The version counted."""
     versions: list[int]
+    """Every version of the journey."""
     entered: int
+    """Enrollments into this version."""
     active: int
+    """Running now."""
     paused: int
+    """Held by an operator now."""
     completed: int
+    """Ended at an exit step."""
     converted: int
+    """Reached the goal."""
     exited: int
+    """Left on an exit event or by an operator."""
     stopped: int = 0
     """Ended in Temporal outside the journey (terminated, timed out, failed): not here."""
     unlisted: int = 0
     """Enrollments that reached more steps than their `JourneyReached` list holds (2 KB):
     steps after the list is full are not counted in `reached` for them."""
     conversion: float | None
+    """converted / entered; null before anyone entered."""
     steps: list[StepFunnel]
+    """Counts per step."""
     arms: list[ArmFunnel]
+    """Conversion per split arm."""
     mermaid: str
     """The journey as a Mermaid flowchart, each step labelled with its live counts."""

@@ -40,8 +40,11 @@ class QuietHours(_Model):
     are those that wait (default: all but in-app)."""
 
     start: time
+    """Local time the quiet hours start (`21:00`)."""
     end: time
+    """Local time they end (`08:00`, the next morning when earlier than start)."""
     channels: list[Channel] | None = None
+    """The channels that wait; others send at any hour."""
 
     def applies_to(self, channel: str) -> bool:
         if self.channels is None:
@@ -60,8 +63,10 @@ class FrequencyCap(_Model):
     """At most `limit` marketing messages per rolling `window`, on one channel or in total."""
 
     limit: int = Field(ge=0)
+    """Marketing messages allowed per window."""
     window: Duration = Field(gt=timedelta(0))
     channel: str | None = None
+    """Count only this channel; default: every channel."""
 
     def applies_to(self, channel: str) -> bool:
         return self.channel is None or self.channel == channel

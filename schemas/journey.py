@@ -40,7 +40,9 @@ class EventCondition(_Model):
     """An event name plus an optional filter over its properties (`event.*`)."""
 
     event: str = Field(min_length=1)
+    """The event's name."""
     where: Predicate | None = None
+    """Only events matching this predicate count."""
 
 
 class Audience(_Model):
@@ -48,7 +50,9 @@ class Audience(_Model):
     `profile.*`), or the customers of an uploaded list (`PUT /v1/audiences/{list}`)."""
 
     where: Predicate | None = None
+    """Customers whose profile matches (a predicate over `profile.*`)."""
     list: str | None = Field(default=None, pattern=SLUG)
+    """Or an uploaded list's id."""
     rate_per_second: float = Field(default=200.0, gt=0, le=10_000)
     """How fast enrollments start: a brand's own systems and providers set the pace."""
 
@@ -63,8 +67,11 @@ class Schedule(_Model):
     """When a scheduled audience entry runs: a cron expression or a fixed interval."""
 
     cron: str | None = Field(default=None, min_length=9, max_length=200)
+    """A cron expression."""
     every: Duration | None = None
+    """Or an interval."""
     timezone: str = "UTC"
+    """The time zone the cron expression is in."""
 
     @field_validator("timezone")
     @classmethod
@@ -85,9 +92,13 @@ class Entry(_Model):
     audience enrolled at a set rate, once on request or on a `schedule`."""
 
     event: str | None = Field(default=None, min_length=1)
+    """The event that enters a customer."""
     where: Predicate | None = None
+    """Only events matching this predicate enter."""
     audience: Audience | None = None
+    """Or an audience, enrolled by an audience run."""
     schedule: Schedule | None = None
+    """When to enrol the audience again and again."""
 
     @model_validator(mode="after")
     def _one_way_in(self) -> Entry:
@@ -104,20 +115,30 @@ class MessageContent(_Model):
     """Inline message content; each channel uses the fields it needs."""
 
     subject: str | None = None
+    """The email subject (Jinja)."""
     title: str | None = None
+    """The title of a push or in-app message (Jinja)."""
     body: str = ""
+    """The text (Jinja)."""
     html: str | None = None
+    """An email's HTML part (Jinja, autoescaped)."""
     url: str | None = None
+    """Where a tap or click leads."""
 
 
 class WaitStep(_Model):
     """Wait a duration, or until a local time of day in the customer's time zone."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["wait"] = "wait"
+    """`wait`."""
     duration: Duration | None = None
+    """How long (ISO 8601: `P1D`, `PT2H`)."""
     until_local_time: time | None = None
+    """Then until this time of day in the customer's time zone."""
     next: StepId
+    """The step after it."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitStep:
@@ -132,33 +153,47 @@ class WaitForEventStep(_Model):
     """Wait for an event (with a property filter) up to a timeout; absence is the timeout."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["wait_for_event"] = "wait_for_event"
+    """`wait_for_event`."""
     event: str = Field(min_length=1)
+    """The event to wait for."""
     where: Predicate | None = None
+    """Only events matching this predicate count."""
     timeout: Duration
     on_event: StepId
+    """The step when it comes."""
     on_timeout: StepId
+    """The step when it does not come in time."""
 
 
 class BranchCase(_Model):
     when: Predicate
+    """The predicate; `profile.*`, `group.*`, `event.*`, `last_event.*`, `context.*`."""
     next: StepId
+    """The step when it holds."""
 
 
 class BranchStep(_Model):
     """The first case whose predicate holds wins; otherwise `default`."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["branch"] = "branch"
+    """`branch`."""
     cases: list[BranchCase] = Field(min_length=1)
+    """Tried in order."""
     default: StepId
+    """The step when no case holds."""
 
 
 class SplitPath(_Model):
     name: str = Field(pattern=SLUG)
     """The arm's name, as reports and `JourneyReached` (`split:arm`) show it."""
     weight: float = Field(gt=0)
+    """Its share of customers (relative to the other arms)."""
     next: StepId
+    """The arm's first step."""
 
 
 class SplitStep(_Model):
@@ -166,8 +201,11 @@ class SplitStep(_Model):
     (journey, step, customer) so assignment is reproducible."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["split"] = "split"
+    """`split`: a random, sticky A/B split."""
     paths: list[SplitPath] = Field(min_length=1)
+    """The arms."""
 
 
 class SendStep(_Model):
@@ -184,19 +222,31 @@ class SendStep(_Model):
     """
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["send"] = "send"
+    """`send`."""
     channel: SendChannel
+    """`email`, `sms`, `whatsapp`, `push`, `in_app`, `webhook`, or `best_channel`."""
     fallbacks: list[Channel] = Field(default_factory=list)
+    """For `best_channel`: channels to try after the preferred one."""
     template: str | None = Field(default=None, pattern=SLUG)
+    """A stored template's id (or `content`)."""
     content: MessageContent | None = None
+    """The message itself (or `template`)."""
     topic: Topic = "marketing"
+    """`marketing` (capped, consent, quiet hours) or `transactional`."""
     when_capped: Literal["suppress", "defer"] = "suppress"
+    """`suppress` the send, or `defer` it until the cap frees."""
     max_delay: Duration = Field(default=timedelta(days=7), gt=timedelta(0))
     send_at: Literal["now", "best_time"] = "now"
+    """`now`, or `best_time`: the customer's usual active hour."""
     best_time_within: Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
     next: StepId
+    """The step after a send."""
     on_suppressed: StepId | None = None
+    """The step after a suppression; default: `next`."""
     on_failed: StepId | None = None
+    """The step after a failure; default: `next`."""
 
     @model_validator(mode="after")
     def _template_or_content(self) -> SendStep:
@@ -221,7 +271,9 @@ class Ranking(_Model):
     `offer.fields.margin * 2 + profile.attributes.affinity`), or by the offer's `score`."""
 
     by: Literal["priority", "formula", "score"] = "priority"
+    """`priority`, `formula` or `random`."""
     formula: str | None = None
+    """For `formula`: an arithmetic expression over offer fields and the profile."""
 
     @model_validator(mode="after")
     def _formula_when_needed(self) -> Ranking:
@@ -238,22 +290,34 @@ class DecideStep(_Model):
     steps and templates; with no eligible offer the enrollment takes `on_empty`."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["decide"] = "decide"
+    """`decide`."""
     placement: str = Field(min_length=1, max_length=80)
+    """Where the offers will show."""
     limit: int = Field(default=1, ge=1, le=20)
+    """How many offers to pick."""
     ranking: Ranking = Field(default_factory=Ranking)
+    """How to rank them; default: by priority."""
     next: StepId
+    """The step after it (templates read `context.<id>.offers`)."""
     on_empty: StepId | None = None
+    """The step when no offer is eligible; default: `next`."""
 
 
 class UpdateProfileStep(_Model):
     """Set profile attributes (null removes one) and optionally the lifecycle stage."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["update_profile"] = "update_profile"
+    """`update_profile`."""
     attributes: dict[str, Any] = Field(default_factory=dict)
+    """Attributes to set (null removes one)."""
     lifecycle_stage: str | None = None
+    """The lifecycle stage to set."""
     next: StepId
+    """The step after it."""
 
     @model_validator(mode="after")
     def _something(self) -> UpdateProfileStep:
@@ -267,12 +331,16 @@ class HttpCall(_Model):
     customer, journey, step, trigger event and context); a JSON answer is the output."""
 
     url: str = Field(pattern=r"^https?://")
+    """Where to call (egress policy applies)."""
     method: Literal["POST", "PUT", "PATCH"] = "POST"
+    """The HTTP method."""
     body: dict[str, Any] | None = None
+    """The JSON body (Jinja in its strings)."""
 
 
 class RateLimit(_Model):
     limit: int = Field(ge=1)
+    """Calls per second at most."""
     per: Duration = Field(gt=timedelta(0))
 
 
@@ -282,14 +350,22 @@ class ActionStep(_Model):
     every enrollment of this step; calls over it wait their turn."""
 
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["action"] = "action"
+    """`action`."""
     activity: str | None = Field(default=None, min_length=1, max_length=80)
+    """A registered action handler's name (JOURNEYS_ACTION_MODULES)."""
     http: HttpCall | None = None
+    """Or an HTTP call to make."""
     input: dict[str, Any] = Field(default_factory=dict)
+    """What the action receives (besides the enrollment's event and context)."""
     rate_limit: RateLimit | None = None
+    """At most this many calls per second across all enrollments."""
     timeout: Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
     next: StepId
+    """The step after it."""
     on_failed: StepId | None = None
+    """The step after a failure; default: `next`."""
 
     @model_validator(mode="after")
     def _one_target(self) -> ActionStep:
@@ -300,7 +376,9 @@ class ActionStep(_Model):
 
 class ExitStep(_Model):
     id: StepId
+    """The step's id (unique in the journey)."""
     type: Literal["exit"] = "exit"
+    """`exit`: the enrollment completes."""
 
 
 Step = Annotated[
@@ -322,13 +400,53 @@ Reentry = Literal["never", "after_exit"]
 class JourneySpec(_Model):
     """A whole journey. The first step listed is where an enrollment starts."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "onboarding-nudge",
+                    "name": "Onboarding nudge",
+                    "entry": {"event": "registration.completed"},
+                    "goal": {"event": "bag.club_added"},
+                    "exit_when": [{"event": "unsubscribed"}],
+                    "steps": [
+                        {
+                            "id": "wait-club",
+                            "type": "wait_for_event",
+                            "event": "bag.club_added",
+                            "timeout": "P1D",
+                            "on_event": "done",
+                            "on_timeout": "push",
+                        },
+                        {
+                            "id": "push",
+                            "type": "send",
+                            "channel": "best_channel",
+                            "fallbacks": ["push", "in_app"],
+                            "content": {"title": "Your bag is empty", "body": "Add your clubs."},
+                            "next": "done",
+                        },
+                        {"id": "done", "type": "exit"},
+                    ],
+                }
+            ]
+        }
+    )
+
     id: str = Field(pattern=SLUG)
+    """The journey's id (a slug), stable across versions."""
     name: str = Field(min_length=1, max_length=200)
+    """Its name, as operators see it."""
     description: str = ""
+    """What it is for."""
     entry: Entry
+    """How customers enter."""
     goal: EventCondition | None = None
+    """The event that converts a customer (the enrollment ends as converted)."""
     exit_when: list[EventCondition] = Field(default_factory=list)
+    """Events that end the enrollment wherever it is (an unsubscribe)."""
     reentry: Reentry = "never"
+    """`never`, `after_exit` or `always`."""
     priority: int = 0
     """When sends of several journeys contend for a customer's last free cap slots, the
     higher priority wins."""
@@ -337,7 +455,9 @@ class JourneySpec(_Model):
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     """Caps on this journey's own marketing sends, on top of the global caps."""
     time_scale: float = Field(default=1.0, gt=0)
+    """Test mode: every duration divided by this (1 in production)."""
     steps: list[Step] = Field(min_length=1)
+    """The steps; the first one runs first."""
 
     def step(self, step_id: str) -> Any:
         return next(s for s in self.steps if s.id == step_id)

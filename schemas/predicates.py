@@ -24,18 +24,23 @@ class Comparison(Schema):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     field: str = Field(pattern=FIELD_PATTERN)
+    """A dotted path: `profile.*`, `group.*`, `event.*`, `last_event.*`, `context.*`."""
     op: Op
+    """`eq`, `ne`, `gt`, `gte`, `lt`, `lte`, `in`, `contains` or `exists`."""
     value: Any = None
+    """What the field is compared with."""
 
 
 class AllOf(Schema):
     model_config = ConfigDict(extra="forbid", frozen=True)
     all: list[Predicate]
+    """Holds when every one holds."""
 
 
 class AnyOf(Schema):
     model_config = ConfigDict(extra="forbid", frozen=True)
     any: list[Predicate]
+    """Holds when one holds."""
 
 
 class Not(Schema):
@@ -43,6 +48,7 @@ class Not(Schema):
         extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
     )
     not_: Predicate = Field(alias="not")
+    """Holds when this does not."""
 
 
 Predicate = Comparison | AllOf | AnyOf | Not

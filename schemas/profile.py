@@ -22,9 +22,13 @@ class Location(Schema):
     """The last known location: from an event's `context.location` or a geofence event."""
 
     lat: StrictFloat = Field(ge=-90, le=90)
+    """Latitude."""
     lon: StrictFloat = Field(ge=-180, le=180)
+    """Longitude."""
     at: Timestamp | None = None
+    """When the customer was there."""
     place: str | None = None
+    """A named place (a store id)."""
 
 
 EMAIL = r"^[^@\s]+@[^@\s]+$"
@@ -47,21 +51,35 @@ class Profile(Schema):
     """
 
     customer_id: str
+    """Your id for the customer."""
     attributes: dict[str, Any] = Field(default_factory=dict)
+    """Anything about the customer; predicates and templates read `profile.attributes.*`."""
     timezone: str = "UTC"
+    """IANA time zone: local-time waits and quiet hours use it."""
     locale: str | None = None
     """BCP 47 (`de-DE`, `id`): picks template variants."""
     lifecycle_stage: str | None = None
+    """Where the customer is in their lifecycle."""
     email: str | None = None
+    """The email address sends go to."""
     phone: str | None = None
+    """The phone number SMS and WhatsApp sends go to."""
     push_tokens: list[str] = Field(default_factory=list)
+    """The customer's devices, for push sends."""
     consent: dict[Channel, bool] = Field(default_factory=dict)
+    """Per channel: false means never use it."""
     unsubscribed: list[Channel | Literal["all"]] = Field(default_factory=list)
+    """Channels (or `all`) the customer left marketing on."""
     preferred_channel: Channel | None = None
+    """The channel a `best_channel` send tries first."""
     active_hours: list[int] = Field(default_factory=lambda: [0] * 24)
+    """Events per UTC hour of day (send-time optimisation)."""
     last_seen_at: datetime | None = None
+    """The customer's latest event."""
     seen: dict[str, datetime] = Field(default_factory=dict)
+    """The last time of each event name (`seen within` predicates)."""
     location: Location | None = None
+    """The last known location."""
     group_id: str | None = None
     """The group (Segment `group` call: an account, a company) the customer joined last;
     branch predicates read its traits as `group.*`."""

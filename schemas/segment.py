@@ -59,27 +59,54 @@ class SegmentMessage(Schema):
     """One call. Unknown fields (integrations, sentAt, writeKey, ...) are accepted and
     ignored, as Segment does."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "userId": "golfer-42",
+                    "event": "Order Completed",
+                    "properties": {"total": 42.5},
+                    "messageId": "ajs-next-1",
+                    "timestamp": "2026-11-29T08:00:00Z",
+                },
+                {"anonymousId": "visitor-9", "userId": "golfer-42", "traits": {"plan": "pro"}},
+            ]
+        },
+    )
 
     type: Literal["track", "identify", "page", "screen", "group", "alias"] | None = None
+    """The call: track, identify, page, screen, group or alias (a batch's messages say
+    it; a single call's route does)."""
     user_id: SegmentId | None = Field(default=None, alias="userId")
+    """Your id for the customer."""
     anonymous_id: SegmentId | None = Field(default=None, alias="anonymousId")
+    """A visitor's id before they are known."""
     previous_id: SegmentId | None = Field(default=None, alias="previousId")
     """`alias`: the id (anonymous, or an earlier user id) merged into `userId`."""
     group_id: SegmentId | None = Field(default=None, alias="groupId")
     """`group`: the group (account, company) the customer belongs to."""
     event: str | None = Field(default=None, max_length=200)
+    """track: what happened."""
     name: str | None = None
+    """page, screen: the page's name."""
     category: str | None = None
+    """page: the page's category."""
     properties: dict[str, Any] = Field(default_factory=dict)
+    """track, page, screen: the event's details."""
     traits: dict[str, Any] = Field(default_factory=dict)
+    """identify: the customer's traits; group: the group's."""
     message_id: str = Field(
         default_factory=lambda: str(uuid.uuid4()), alias="messageId", min_length=1, max_length=200
     )
     """Segment's libraries always send one; a hand-made call without it gets a fresh one."""
     timestamp: Timestamp | None = None
+    """When it happened."""
     original_timestamp: Timestamp | None = Field(default=None, alias="originalTimestamp")
+    """When it happened, by the sender's clock."""
     context: dict[str, Any] = Field(default_factory=dict)
+    """Segment's context: `timezone` and `locale` are read."""
 
     @model_validator(mode="after")
     def _who_and_what(self) -> SegmentMessage:
@@ -149,7 +176,9 @@ class SegmentBatch(Schema):
     model_config = ConfigDict(extra="ignore")
 
     batch: list[Any] = Field(min_length=1, max_length=2500)
+    """The messages, each with its `type`."""
     context: dict[str, Any] = Field(default_factory=dict)
+    """Merged under each message's own `context`."""
 
 
 @cache
@@ -162,21 +191,41 @@ class SegmentBatchDoc(Schema):
     is not is reported in the answer's `rejected` and the others are accepted, as
     Segment's own API does (its libraries drop a whole batch answered with a 400)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch": [
+                        {"type": "identify", "userId": "golfer-42", "traits": {"plan": "pro"}},
+                        {"type": "track", "userId": "golfer-42", "event": "Trial Started"},
+                        {"type": "alias", "previousId": "visitor-9", "userId": "golfer-42"},
+                    ]
+                }
+            ]
+        }
+    )
+
     batch: list[dict[str, Any]] = Field(min_length=1, max_length=2500)
+    """The messages, each with its `type`."""
     context: dict[str, Any] = Field(default_factory=dict)
+    """Merged under each message's own `context`."""
 
 
 class Rejected(Schema):
     """A message of a batch that was not accepted, by its place in the batch."""
 
     index: int
+    """The message's place in the batch."""
     loc: list[str | int]
     """Where in that message (`userId`, `properties`, ...)."""
     msg: str
+    """Why it was not taken."""
 
 
 class SegmentAnswer(Schema):
     success: bool = True
+    """True: the accepted messages are durable."""
     accepted: int
     """Messages taken (each exactly once by `messageId`)."""
     rejected: list[Rejected] = Field(default_factory=list)
+    """Messages of a batch not taken, by index."""

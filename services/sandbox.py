@@ -35,7 +35,7 @@ from fastapi.security import (
     HTTPBasicCredentials,
     HTTPBearer,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.settings import Settings
 from schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
@@ -48,9 +48,15 @@ KEPT = 2000
 
 
 class Fault(BaseModel):
+    """A failure the sandbox answers a provider call with, to try retries."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
     provider: Provider
+    """The provider whose calls fail."""
     status: int = Field(ge=400, le=599)
+    """The HTTP status they answer."""
     times: int = Field(default=1, ge=1, le=100)
+    """How many calls fail before they succeed again."""
 
 
 class Sandbox:

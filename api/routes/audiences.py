@@ -33,11 +33,14 @@ class MembersIn(Schema):
     customer_ids: list[Annotated[str, Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)]] = (
         Field(min_length=1, max_length=10_000)
     )
+    """Up to 10,000 customer ids to add (ids already there are kept once)."""
 
 
 class AudienceOut(Schema):
     id: str
+    """The list's id."""
     size: int
+    """How many customers it holds."""
 
 
 class RunIn(Schema):
@@ -59,6 +62,7 @@ async def add_members(audience_id: Slug, body: MembersIn, stores: StoresDep) -> 
 
 @router.get("/v1/audiences/{audience_id}")
 async def get_audience(audience_id: Slug, stores: StoresDep) -> AudienceOut:
+    """An uploaded list and how many customers it holds."""
     return AudienceOut(id=audience_id, size=await stores.audiences.size(audience_id))
 
 

@@ -44,6 +44,8 @@ async def erase_customer(customer_id: CustomerId, stores: StoresDep, client: Cli
 
 @router.get("/{customer_id}")
 async def get_profile(customer_id: CustomerId, stores: StoresDep) -> Profile:
+    """The customer's profile, with what the server learned from their events (activity
+    hours, last seen, location)."""
     profile = await stores.profiles.get(customer_id)
     if profile is None:
         raise problem(404, "no such customer", "path", "customer_id")
@@ -64,6 +66,7 @@ class InboxToken(Schema):
     """For the customer's app: `Authorization: Bearer <token>` on this customer's inbox
     routes (list, read, dismiss), and nothing else."""
     expires_at: datetime
+    """When the token stops opening the inbox."""
 
 
 @router.post("/{customer_id}/inbox-token")

@@ -39,6 +39,7 @@ async def list_offers(
 
 @router.get("/v1/offers/{offer_id}")
 async def get_offer(offer_id: Slug, stores: StoresDep) -> Offer:
+    """One offer of the catalogue."""
     offer = await stores.offers.get(offer_id)
     if offer is None:
         raise problem(404, "no such offer", "path", "offer_id")
@@ -47,6 +48,7 @@ async def get_offer(offer_id: Slug, stores: StoresDep) -> Offer:
 
 @router.delete("/v1/offers/{offer_id}", status_code=204)
 async def delete_offer(offer_id: Slug, stores: StoresDep) -> None:
+    """Take an offer out of the catalogue: decisions stop choosing it."""
     if not await stores.offers.delete(offer_id):
         raise problem(404, "no such offer", "path", "offer_id")
 

@@ -118,7 +118,9 @@ class BulkControl(ControlRequest):
 
 class BulkResult(Schema):
     matched: int
+    """Enrollments the selection found."""
     done: int
+    """Enrollments that took the control."""
     refused: dict[str, int]
     """Why the others refused (e.g. "enrollment is not paused"), and how many."""
 

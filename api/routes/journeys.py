@@ -96,4 +96,5 @@ async def get_journey(journey_id: JourneyId, stores: StoresDep) -> JourneyVersio
 async def get_version(
     journey_id: JourneyId, version: VersionNo, stores: StoresDep
 ) -> JourneyVersionOut:
+    """One version of a journey, as published, with the list of its versions."""
     return await _version_out(stores, journey_id, version)

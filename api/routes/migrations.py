@@ -27,6 +27,7 @@ class Migration(Schema):
     dry_run: StrictBool = False
     """Say what would happen, change nothing (a query: nothing is written to histories)."""
     reason: str = Field(default="operator", max_length=200)
+    """Why: kept in the enrollment's path and the audit log."""
 
 
 class BulkMigration(Migration):
@@ -36,11 +37,15 @@ class BulkMigration(Migration):
 
 class BulkMigrated(Schema):
     to_version: int
+    """The version they move (or would move) to."""
     dry_run: bool
+    """True when nothing was changed."""
     matched: int
+    """Enrollments on older versions that the selection found."""
     moved: dict[str, int]
     """"v1 wait -> v2 wait-longer": how many moved (or, dry, would move) that way."""
     refused: dict[str, int]
+    """Enrollments that refused, by why."""
 
 
 async def _request(stores: StoresDep, journey_id: JourneyId, body: Migration) -> MigrateRequest:

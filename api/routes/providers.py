@@ -18,9 +18,22 @@ async def twilio_status(
     request: Request,
     stores: StoresDep,
     settings: SettingsDep,
-    message_sid: Annotated[str, Form(alias="MessageSid", min_length=1, max_length=64)],
-    message_status: Annotated[str, Form(alias="MessageStatus", min_length=1, max_length=32)],
-    error_code: Annotated[str | None, Form(alias="ErrorCode", max_length=16)] = None,
+    message_sid: Annotated[
+        str,
+        Form(alias="MessageSid", min_length=1, max_length=64, description="Twilio's message id."),
+    ],
+    message_status: Annotated[
+        str,
+        Form(
+            alias="MessageStatus",
+            min_length=1,
+            max_length=32,
+            description="queued, sent, delivered, undelivered or failed.",
+        ),
+    ],
+    error_code: Annotated[
+        str | None, Form(alias="ErrorCode", max_length=16, description="Twilio's error code.")
+    ] = None,
     signature: Annotated[str | None, Header(alias=TWILIO_HEADER)] = None,
 ) -> None:
     """Twilio's status callback. With `JOURNEYS_TWILIO_AUTH_TOKEN` set, the request must

@@ -52,6 +52,7 @@ async def list_templates(
 
 @router.get("/{template_id}")
 async def get_template(template_id: Slug, stores: StoresDep) -> Template:
+    """One stored template."""
     template = await stores.templates.get(template_id)
     if template is None:
         raise problem(404, "no such template", "path", "template_id")

@@ -27,6 +27,8 @@ def _verified(request: Request, token: str) -> tuple[str, str]:
 
 @router.get("/{token}", response_class=HTMLResponse)
 async def confirm_page(request: Request, token: str) -> str:
+    """The link in an email: a page asking to confirm (opening it changes nothing, since
+    mail scanners open every link)."""
     _, channel = _verified(request, token)
     form = f'<form method="post"><button type="submit">Unsubscribe from {channel}</button></form>'
     return PAGE.format(
@@ -38,6 +40,8 @@ async def confirm_page(request: Request, token: str) -> str:
 async def one_click(
     request: Request, token: str, stores: StoresDep, events: RouterDep, settings: SettingsDep
 ) -> str:
+    """Unsubscribe: the confirmation page's button, or a mail client's RFC 8058 one-click
+    POST. Marketing on the link's channel stops; the unsubscribe event ends journeys."""
     customer_id, channel = _verified(request, token)
     await withdraw(customer_id, channel, "list-unsubscribe", stores, events, settings)
     return PAGE.format(
