@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from temporalio.client import Client
 
@@ -21,8 +22,14 @@ LIVE = {s: ("ExecutionStatus = 'Running'",) for s in ("active", "paused")}
 
 
 async def funnel(
-    client: Client, ledger: DeliveryLedger, spec: JourneySpec, version: int, versions: list[int]
+    client: Client,
+    ledger: DeliveryLedger,
+    spec: JourneySpec,
+    version: int,
+    versions: list[int],
+    ui: str | None = None,
 ) -> Funnel:
+    """`ui`: the Temporal UI's address, for the links to each step's list of enrollments."""
     base = (
         f"WorkflowType = 'Journey' AND {sa.JOURNEY_ID.name} = {sa.quoted(spec.id)}"
         f" AND {sa.JOURNEY_VERSION.name} = {version}"
@@ -42,15 +49,22 @@ async def funnel(
     stopped = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND ExecutionStatus != 'Running'"
     arms = [(s.id, p.name) for s in spec.steps if isinstance(s, SplitStep) for p in s.paths]
     converted = f"{sa.JOURNEY_STATUS.name} = 'converted'"
+    reaching = {
+        s.id: reached + sa.quoted(s.id) if i else
+        f"({reached}{sa.quoted(s.id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"
+        for i, s in enumerate(spec.steps)
+    }  # fmt: skip
+    at_step = {s.id: f"{sa.JOURNEY_STEP.name} = {sa.quoted(s.id)}" for s in spec.steps}
+    goal_steps = spec.steps if spec.goal else []
     counts = await asyncio.gather(
         count(),
         *(count(f"{sa.JOURNEY_STATUS.name} = {sa.quoted(s)}", *LIVE.get(s, ())) for s in STATUSES),
         count(stopped),
         count(reached + sa.quoted(sa.MORE)),
         # An enrollment still at (or ended at) its first step has no list yet.
-        count(f"({reached}{sa.quoted(spec.steps[0].id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"),
-        *(count(reached + sa.quoted(s.id)) for s in spec.steps[1:]),
-        *(count(f"{sa.JOURNEY_STEP.name} = {sa.quoted(s.id)}", live) for s in spec.steps),
+        *(count(reaching[s.id]) for s in spec.steps),
+        *(count(at_step[s.id], live) for s in spec.steps),
+        *(count(at_step[s.id], converted) for s in goal_steps),
         *(count(reached + sa.quoted(sa.arm(*a))) for a in arms),
         *(count(reached + sa.quoted(sa.arm(*a)), converted) for a in arms),
     )
@@ -62,6 +76,12 @@ async def funnel(
     steps = [StepFunnel(id=s.id, type=s.type, reached=next(it), here=0) for s in spec.steps]
     for step in steps:
         step.here = next(it)
+    for step in steps[: len(goal_steps)]:
+        step.converted = next(it)
+    if ui:
+        for step in steps:
+            step.ui_reached = _list(ui, base, reaching[step.id])
+            step.ui_here = _list(ui, base, at_step[step.id], live)
     arm_entered = [next(it) for _ in arms]
     arm_funnels = [
         ArmFunnel(split=split, arm=arm, entered=n, converted=c, conversion=_rate(c, n))
@@ -89,8 +109,15 @@ async def funnel(
         conversion=_rate(by_status["converted"], entered),
         steps=steps,
         arms=arm_funnels,
+        goal=spec.goal.event if spec.goal else None,
+        ui_entered=_list(ui, base) if ui else None,
         mermaid=mermaid(spec, steps, arm_funnels),
     )
+
+
+def _list(ui: str, *clauses: str) -> str:
+    """A link to the Temporal UI's workflow list for this visibility query."""
+    return f"{ui}/workflows?query={quote(' AND '.join(clauses), safe='')}"
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -99,7 +126,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 def mermaid(spec: JourneySpec, steps: Iterable[StepFunnel], arms: Iterable[ArmFunnel]) -> str:
     """A top-down flowchart: one node per step with its counts, one edge per transition,
-    split edges labelled with the arm and its conversion."""
+    split edges labelled with the arm and its conversion, and the goal with a dotted edge
+    from each step customers converted at."""
     node = {s.id: f"s{i}" for i, s in enumerate(spec.steps)}
     arm_of = {(a.split, a.arm): a for a in arms}
     lines = ["flowchart TD"]
@@ -117,6 +145,13 @@ def mermaid(spec: JourneySpec, steps: Iterable[StepFunnel], arms: Iterable[ArmFu
             label = _edge_label(step, field, arm_of)
             arrow = f"-->|{_escape(label)}|" if label else "-->"
             lines.append(f"    {node[step.id]} {arrow} {node[target]}")
+    if spec.goal:  # conversions: a dotted edge from each step where customers converted
+        converted = [s for s in steps if s.converted]
+        total = sum(s.converted for s in converted)
+        lines.append(
+            f'    goal(["{_escape(f"<b>goal</b><br/>{spec.goal.event}<br/>converted {total}")}"])'
+        )
+        lines += [f"    {node[s.id]} -.->|{s.converted}| goal" for s in converted]
     return "\n".join(lines)
 
 

@@ -25,6 +25,12 @@ class StepFunnel(Schema):
     """Sends that failed here."""
     deferred: int = 0
     """Sends waiting for quiet hours or a cap to free."""
+    converted: int = 0
+    """Enrollments that reached the journey's goal while at this step."""
+    ui_reached: str | None = None
+    """The Temporal UI's list of the enrollments that reached this step."""
+    ui_here: str | None = None
+    """The Temporal UI's list of the enrollments at this step now (to act on them)."""
 
 
 class ArmFunnel(Schema):
@@ -72,5 +78,9 @@ class Funnel(Schema):
     """Counts per step."""
     arms: list[ArmFunnel]
     """Conversion per split arm."""
+    goal: str | None = None
+    """The event that converts (the journey's goal), if it has one."""
+    ui_entered: str | None = None
+    """The Temporal UI's list of every enrollment of this version."""
     mermaid: str
     """The journey as a Mermaid flowchart, each step labelled with its live counts."""

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the Segment routes (analytics.js on your site:
     `["https://www.example.com"]`, or `["*"]`); none by default."""
 
+    temporal_ui_url: str | None = None
+    """Where operators open the Temporal UI (the funnel links each step to its list of
+    enrollments there): `https://cloud.temporal.io` on Temporal Cloud; default: the
+    embedded UI on `temporal_ui_port` of this host."""
+
+    def temporal_ui(self) -> str:
+        return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
     def ui_origins(self) -> list[str]:
         port = self.temporal_ui_port
         return self.codec_origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]

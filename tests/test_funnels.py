@@ -8,11 +8,13 @@ import re
 import shutil
 import subprocess
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from temporalio.client import Client
 
+from cli.embedded import Stack
 from schemas.journey import (
     Entry,
     EventCondition,
@@ -167,6 +169,37 @@ async def test_funnel_counts_a_scripted_set_of_enrollments(api: httpx.AsyncClien
     assert re.search(rf"│ ab\s+│ email\s+│\s+{entered}\s+│\s+{converted}\s+│", out), out
 
 
+async def test_each_step_links_to_its_enrollments_and_the_goal_is_drawn(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    journey, expected = await scripted(api)
+    url = f"/v1/journeys/{journey.id}/funnel"
+    funnel = await eventually(lambda: get_json(api, url), lambda f: f["converted"] == 2)
+    steps = {s["id"]: s for s in funnel["steps"]}
+    assert {k: s["converted"] for k, s in steps.items()} == {
+        "ab": 0, "mail": 0, "nudge": 0, "wait": 2, "end": 0
+    }  # fmt: skip
+    assert funnel["goal"] == "purchased"
+    assert 'goal(["<b>goal</b><br/>purchased<br/>converted 2"])' in funnel["mermaid"]
+    assert "-.->|2| goal" in funnel["mermaid"]
+    ui = f"http://127.0.0.1:{stack.settings.temporal_ui_port}/namespaces/default/workflows?query="
+    for link, field in (("ui_reached", "reached"), ("ui_here", "here")):
+        for step in steps.values():
+            assert step[link].startswith(ui)
+            query = parse_qs(urlsplit(step[link]).query)["query"][0]
+            # The list the link opens holds exactly the enrollments the count says.
+            assert (await stack.client.count_workflows(query)).count == step[field], link
+    everyone = parse_qs(urlsplit(funnel["ui_entered"]).query)["query"][0]
+    assert (await stack.client.count_workflows(everyone)).count == 8
+
+
+async def get_json(api: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    response = await api.get(url)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")
 async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncClient) -> None:
     journey, expected = await scripted(api)
@@ -185,6 +218,10 @@ async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncCl
     assert f"reached {expected['reached']['nudge']}" in dom
     assert 'data-count="converted">converted <b>2</b>' in dom
     assert '<div id="error"></div>' in dom
+    wait = re.search(r'<tr data-step="wait">(.*?)</tr>', dom)
+    assert wait is not None, dom[-3000:]
+    assert '<a href="http://127.0.0.1:' in wait.group(1) and "JourneyStep" in wait.group(1)
+    assert wait.group(1).endswith("<td>2</td>")  # converted there
 
 
 async def test_enrollments_at_their_first_step_count_as_reaching_it(

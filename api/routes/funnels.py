@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api import funnels
-from api.deps import MAX_INT, ClientDep, JourneyId, StoresDep
+from api.deps import MAX_INT, ClientDep, JourneyId, SettingsDep, StoresDep
 from api.errors import problem
 from schemas.funnel import Funnel
 
@@ -23,18 +23,22 @@ async def get_funnel(
     journey_id: JourneyId,
     stores: StoresDep,
     client: ClientDep,
+    settings: SettingsDep,
     version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
 ) -> Funnel:
     """Entered, reached, sent, suppressed by reason, converted and exited per step of one
     version (the latest by default), conversion per split arm, and the journey as a
-    Mermaid diagram with those counts. Counts are live: visibility lags by about a second."""
+    Mermaid diagram with those counts, its goal's conversions per step, and links to each
+    step's enrollments in the Temporal UI. Counts are live: visibility lags by about a
+    second."""
     found = await stores.journeys.get(journey_id, version)
     if found is None:
         what = "no such journey" + (" version" if version else "")
         raise problem(404, what, "path", "journey_id")
     spec, number = found
     versions = await stores.journeys.versions(journey_id)
-    return await funnels.funnel(client, stores.ledger, spec, number, versions)
+    ui = f"{settings.temporal_ui().rstrip('/')}/namespaces/{client.namespace}"
+    return await funnels.funnel(client, stores.ledger, spec, number, versions, ui)
 
 
 @router.get("/journeys/{journey_id}/funnel", response_class=HTMLResponse, include_in_schema=False)
