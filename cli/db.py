@@ -15,6 +15,7 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from cli.http import Json, print_json
 from schemas.settings import Settings
 from storage import schema
 from storage.db import make_engine
@@ -56,10 +57,13 @@ def upgrade() -> None:
 
 
 @app.command()
-def current() -> None:
+def current(as_json: Json = False) -> None:
     """Print the database's revision and this version's; exit 1 if it needs `upgrade`."""
     at = _on_engine(schema.current)
-    print(f"database: {at or 'not migrated'}; this version: {schema.head()}")
+    if as_json:
+        print_json({"database": at, "code": schema.head(), "current": at == schema.head()})
+    else:
+        print(f"database: {at or 'not migrated'}; this version: {schema.head()}")
     if at != schema.head():
         raise typer.Exit(1)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import os
 import sys
 import time
@@ -299,6 +298,7 @@ def audience(
     ] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Stop the run instead.")] = False,
     api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Enrol a journey's audience and follow it with a progress bar (done/total, rate, ETA).
     Ctrl-C stops following; the run goes on in Temporal."""
@@ -317,7 +317,7 @@ def audience(
                 console.print("[red]--cancel needs --run[/]")
                 raise typer.Exit(2)
             out = ok(http.post(f"{base}/{run}/cancel"), 200)
-            console.print_json(json.dumps(out["progress"]))
+            print_json(out["progress"])
             return
         body = {k: v for k, v in {"run": run, "rate_per_second": rate}.items() if v is not None}
         started = ok(http.post(base, json=body), 202)
@@ -329,7 +329,8 @@ def audience(
             TextColumn("{task.fields[rate]:.0f}/s, {task.fields[entered]} entered"),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=console) as bar:
+        # --json: no bar (a script reads the final progress)
+        with Progress(*columns, console=console, disable=as_json) as bar:
             task = bar.add_task("enrolling", total=None, rate=0.0, entered=0)
             while True:
                 progress = ok(http.get(f"{base}/{name}"), 200)["progress"]
@@ -344,6 +345,9 @@ def audience(
                 if progress["status"] in ("completed", "cancelled"):
                     break
                 time.sleep(0.5)
+    if as_json:
+        print_json(progress)
+        return
     console.print(
         f"{progress['status']}: {progress['done']} handled, {progress['entered']} entered, "
         f"{progress['already']} already enrolled"
@@ -384,24 +388,30 @@ def audience_upload(
         Path, typer.Argument(help="Customer ids: one per line, or a CSV's first column.")
     ],
     api_url: ApiUrl = None,
+    as_json: Json = False,
 ) -> None:
     """Upload customer ids to an audience list, 10,000 per request, with progress."""
     from rich.progress import track
 
     ids, rejected = read_ids(source)
-    for line, why in rejected[:20]:
+    for line, why in [] if as_json else rejected[:20]:
         console.print(f"[yellow]line {line} skipped[/]: {why}")
-    if len(rejected) > 20:
+    if len(rejected) > 20 and not as_json:
         console.print(f"[yellow]... {len(rejected) - 20} more lines skipped[/]")
     chunks = [ids[i : i + 10_000] for i in range(0, len(ids), 10_000)]
     size = 0
     with api_client(api_url, timeout=60) as http:
-        for chunk in track(chunks, description=f"uploading {len(ids):,} ids", console=console):
+        shown = track(chunks, description=f"uploading {len(ids):,} ids", console=console)
+        for chunk in chunks if as_json else shown:
             out = ok(
                 http.post(f"/v1/audiences/{list_id}/members", json={"customer_ids": chunk}),
                 200,
             )
             size = int(str(out["size"]))
+    if as_json:
+        skipped = [{"line": line, "why": why} for line, why in rejected]
+        print_json({"list": list_id, "size": size, "uploaded": len(ids), "skipped": skipped})
+        return
     console.print(f"list {list_id}: {size:,} customers")
 
 

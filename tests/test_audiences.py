@@ -4,6 +4,7 @@ uploaded lists, progress, idempotent re-runs, cancelling, and scheduled entry.""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,11 @@ async def test_cli_uploads_a_list_and_follows_the_run(
     out = await journeys_ok("audience", journey_id, *base)
     assert "completed: 30 handled, 30 entered, 0 already enrolled" in out
     assert "30/30" in out
+    # The same for scripts: one JSON answer each, no bar.
+    again = json.loads(await journeys_ok("audience-upload", list_id, str(source), "--json", *base))
+    assert (again["size"], again["uploaded"], again["skipped"]) == (30, 30, [])
+    rerun = json.loads(await journeys_ok("audience", journey_id, "--json", *base))
+    assert (rerun["status"], rerun["done"], rerun["already"]) == ("completed", 30, 0)
 
 
 @pytest.mark.slow
