@@ -17,6 +17,7 @@ import re
 import time
 import zlib
 from array import array
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -153,10 +154,15 @@ class Guard:
         scope["headers"] = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
         ] + [(b"content-length", str(len(body)).encode())]
-        status = await self._forward(scope, receive, send, body)
         audited = matched.access.scope in AUDITED and scope["method"] in WRITES
-        if caller is not None and audited and status < 400:
-            await self._audit(caller, scope, matched, body, status)
+
+        async def before_the_end(status: int) -> None:
+            """The audit entry is written before the caller has the whole answer: a
+            change the caller saw succeed is in the audit log."""
+            if caller is not None and audited and status < 400:
+                await self._audit(caller, scope, matched, body, status)
+
+        await self._forward(scope, receive, send, body, before_the_end)
 
     async def _admit(
         self, scope: Scope, receive: Receive, headers: dict[str, str], matched: Matched
@@ -283,8 +289,16 @@ class Guard:
             raise Refusal(400, "the gzip body is truncated", "body")
         return out
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> int:
-        """Run the app on the body already read; the response's status."""
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes,
+        before_the_end: Callable[[int], Awaitable[None]],
+    ) -> None:
+        """Run the app on the body already read; `before_the_end(status)` runs before the
+        answer's last part is sent."""
         sent = False
         status = 500
 
@@ -299,10 +313,11 @@ class Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await before_the_end(status)
             await send(message)
 
         await self.app(scope, replay, watch)
-        return status
 
     async def _audit(
         self, caller: Caller, scope: Scope, matched: Matched, body: bytes, status: int
