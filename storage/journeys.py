@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -24,6 +24,9 @@ class JourneyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Iterable[str]):
         self._sessions = sessions
         self._channels = tuple(channels)
+        self._parsed: dict[tuple[str, int], tuple[JourneySpec, frozenset[str]]] = {}
+        """Versions read and validated before, with the events they listen for: a version
+        never changes, so the router's refresh reads each one once."""
 
     async def publish(
         self, spec: JourneySpec, *, only_if_changed: bool = False, key: str | None = None
@@ -109,18 +112,34 @@ class JourneyStore:
 
     async def latest(self) -> list[tuple[JourneySpec, int, set[str]]]:
         """Every journey's latest version, with the event names any of its versions
-        listens for (running enrollments may be on older versions)."""
+        listens for (running enrollments may be on older versions). Each refresh reads the
+        list of versions and only the versions it has not read before."""
         async with self._sessions() as session:
-            newest = select(
-                JourneyVersionRow.journey_id, func.max(JourneyVersionRow.version)
-            ).group_by(JourneyVersionRow.journey_id)
-            heads = {jid: v for jid, v in (await session.exec(newest)).all()}
-            rows = (await session.exec(select(JourneyVersionRow))).all()
+            listed = select(JourneyVersionRow.journey_id, JourneyVersionRow.version)
+            keys = {(jid, v) for jid, v in (await session.exec(listed)).all()}
+            new = [k for k in keys if k not in self._parsed]
+            for chunk in (new[i : i + 200] for i in range(0, len(new), 200)):
+                wanted = or_(
+                    *(
+                        (col(JourneyVersionRow.journey_id) == jid)
+                        & (col(JourneyVersionRow.version) == v)
+                        for jid, v in chunk
+                    )
+                )
+                for row in (await session.exec(select(JourneyVersionRow).where(wanted))).all():
+                    spec = JourneySpec.model_validate(row.spec)
+                    self._parsed[(row.journey_id, row.version)] = (
+                        spec,
+                        frozenset(spec.listens_for()),
+                    )
+        for gone in self._parsed.keys() - keys:  # withdrawn versions
+            del self._parsed[gone]
+        heads: dict[str, int] = {}
         listening: dict[str, set[str]] = {}
-        specs: dict[str, JourneySpec] = {}
-        for row in rows:
-            spec = JourneySpec.model_validate(row.spec)
-            listening.setdefault(row.journey_id, set()).update(spec.listens_for())
-            if heads[row.journey_id] == row.version:
-                specs[row.journey_id] = spec
-        return [(specs[jid], heads[jid], listening[jid]) for jid in sorted(specs)]
+        for (jid, version), (_, listens) in self._parsed.items():
+            heads[jid] = max(version, heads.get(jid, 0))
+            listening.setdefault(jid, set()).update(listens)
+        return [
+            (self._parsed[(jid, heads[jid])][0], heads[jid], listening[jid])
+            for jid in sorted(heads)
+        ]
