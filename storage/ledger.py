@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -106,10 +107,22 @@ class DeliveryLedger:
     # -- the reservation ------------------------------------------------------------------
 
     async def reserve(self, request: SendRequest, rules: Rules) -> Reservation:
+        """Three statements under the customer's lock (the lock, one read of the key's row
+        with the customer's counted sends, the write): the profile, the channel and the
+        caps that apply are worked out before it (a profile is not guarded by the lock)."""
         async with self._sessions() as session:
-            await serialize(session, f"customer:{request.customer_id}")
-            row = await self._row(session, request.idempotency_key)
             profile = (await load(session, request.customer_id))[1]
+            if session.get_bind().dialect.name == "sqlite":
+                await session.commit()  # a read transaction there must not turn into a write
+            candidates = channel_candidates(
+                request.channel, request.fallbacks, profile.preferred_channel
+            )
+            channel, refusal = profile.reachable(candidates, request.topic)
+            counted = channel is not None and request.topic == "marketing"
+            caps = self._caps(request, rules, channel) if counted and channel else []
+            at = request.at or utcnow()
+            await serialize(session, f"customer:{request.customer_id}")
+            row, slots = await self._row_and_slots(session, request, at, caps)
             if row is not None and row.status in FINAL:  # settled earlier: its first outcome
                 return Reservation("final", profile, row.channel, self._result(row))
             if row is not None and row.status == "pending":  # granted before; a retry
@@ -123,11 +136,6 @@ class DeliveryLedger:
                 row.attempts += 1
             if request.abandon:
                 return await self._finish(session, row, profile, "suppressed", "ended")
-
-            candidates = channel_candidates(
-                request.channel, request.fallbacks, profile.preferred_channel
-            )
-            channel, refusal = profile.reachable(candidates, request.topic)
             if channel is None:
                 return await self._finish(session, row, profile, "suppressed", refusal)
             row.channel = channel
@@ -136,15 +144,12 @@ class DeliveryLedger:
             if request.topic == "transactional":
                 return await self._grant(session, row, profile, request)
 
-            at = request.at or utcnow()
             quiet = request.quiet_hours or rules.quiet_hours
             held = quiet is not None and quiet.applies_to(channel)
             until = quiet_until(quiet, at, profile.timezone) if held else None
             if until is not None:
                 return await self._defer(session, row, profile, request, until, "quiet_hours")
 
-            caps = self._caps(request, rules, channel)
-            slots = await self._slots(session, request, at, caps)
             blocked = [c for c in caps if not c.fits(at, slots)]
             if blocked:
                 return await self._capped(session, row, profile, request, at, blocked, slots)
@@ -271,6 +276,27 @@ class DeliveryLedger:
         scoped = [_Cap(c) for c in rules.caps]
         scoped += [_Cap(c, request.journey_id) for c in request.journey_caps]
         return [c for c in scoped if c.cap.applies_to(channel)]
+
+    @staticmethod
+    async def _row_and_slots(
+        session: AsyncSession, request: SendRequest, at: datetime, caps: Sequence[_Cap]
+    ) -> tuple[DeliveryRow | None, list[_Slot]]:
+        """The key's row, and the marketing sends holding a slot in the widest window of
+        `caps` (as `_slots` finds them), in one read."""
+        key = request.idempotency_key
+        wanted = col(DeliveryRow.idempotency_key) == key
+        since = at - max(c.cap.window for c in caps) if caps else at
+        if caps:
+            wanted = or_(
+                wanted,
+                col(DeliveryRow.status).in_(COUNTED)
+                & (col(DeliveryRow.topic) == "marketing")
+                & (col(DeliveryRow.reserved_at) > since),
+            )
+        query = select(DeliveryRow).where(DeliveryRow.customer_id == request.customer_id, wanted)
+        rows = (await session.exec(query)).all()
+        row = next((r for r in rows if r.idempotency_key == key), None)
+        return row, [_Slot.of(r) for r in rows if r.idempotency_key != key]
 
     async def _slots(
         self,
