@@ -4,6 +4,7 @@ signals, with nothing of the journey runner in the path."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -73,3 +74,5 @@ if __name__ == "__main__":
     from bench.baseline import serve as serve_module
 
     asyncio.run(serve_module(sys.argv[1]))
+    # As `journeys worker` does: a plain exit can abort in the Temporal core's threads.
+    os._exit(0)

@@ -120,6 +120,20 @@ async def drained(client: Client, task_queue: str) -> None:
         await asyncio.sleep(0.25)
 
 
+async def idle(pids: list[int], *, busy: float = 0.05, every: float = 0.2) -> float:
+    """Until these processes (the dev server, the workers) together use less than `busy`
+    of a core: the work a round left behind (visibility writes, workflow tasks after a
+    result) is done, and counted to the side that caused it (`alternate`'s `settle`).
+    Returns the seconds of the last, idle, look: not the side's work."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(p) for p in pids)
+        await asyncio.sleep(every)
+        if (sum(cpu_seconds(p) for p in pids) - before) / every < busy:
+            return every
+    return 0.0
+
+
 def tag() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -150,11 +164,12 @@ async def alternate(
     sides: Mapping[str, Callable[[int], Awaitable[None]]],
     *,
     rounds: int = 2,
-    settle: Callable[[str], Awaitable[None]] | None = None,
+    settle: Callable[[str], Awaitable[float | None]] | None = None,
 ) -> dict[str, float]:
     """Run every side in `rounds` rounds of n/rounds items, the order alternating (AB, BA,
     ...) so no side always meets the emptier (or busier) server; items per second for each
-    side. A round's clock stops after `settle(side)` (e.g. its worker drained its queue)."""
+    side. A round's clock stops after `settle(side)` (e.g. its worker drained its queue),
+    less the seconds it returns (time it spent that was no side's work)."""
     seconds = dict.fromkeys(sides, 0.0)
     per = n // rounds
     names = list(sides)
@@ -168,9 +183,8 @@ async def alternate(
 
             started = time.perf_counter()
             await bounded(per, concurrency, shifted)
-            if settle is not None:
-                await settle(name)
-            seconds[name] += time.perf_counter() - started
+            spare = (await settle(name) or 0.0) if settle is not None else 0.0
+            seconds[name] += time.perf_counter() - started - spare
     return {name: per * rounds / spent for name, spent in seconds.items()}
 
 
