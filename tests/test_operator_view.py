@@ -59,6 +59,22 @@ async def test_the_ui_shows_the_run_in_words_and_local_time(
     expected = datetime.fromisoformat(entered["entered_at"]) + timedelta(days=2)
     assert abs(shown - expected) < timedelta(minutes=2)
 
+    # The UI explains each way to act on the run (its signal, updates and queries).
+    meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    handlers = {
+        h.name: h.description
+        for h in [
+            *meta.definition.signal_definitions,
+            *meta.definition.update_definitions,
+            *meta.definition.query_definitions,
+        ]
+        if not h.name.startswith("__")
+    }
+    assert set(handlers) == {
+        "event", "exit", "pause", "resume", "skip", "migrate", "state", "plan_migration"
+    }  # fmt: skip
+    assert all(handlers.values()), handlers
+
     described = await handle.describe()
     assert await described.static_summary() == f"Checkout reminder (v1) for customer {cid}"
     attributes = described.typed_search_attributes

@@ -44,7 +44,10 @@ class AudienceEntryWorkflow:
             updated_at=workflow.now(),
         )
 
-    @workflow.query(name="progress")
+    @workflow.query(
+        name="progress",
+        description="How far the run is: done of total, entered, already enrolled, rate, ETA.",
+    )
     def progress(self) -> AudienceProgress:
         return self._progress.measured(self._progress.updated_at)
 

@@ -109,7 +109,10 @@ class JourneyWorkflow:
 
     # -- handlers -------------------------------------------------------------------------
 
-    @workflow.signal(name="event")
+    @workflow.signal(
+        name="event",
+        description="A customer event (entry, wait, goal, exit); a repeated message_id is ignored.",
+    )
     def event(self, event: CustomerEvent) -> None:
         """A customer event. Duplicates (same message_id) are ignored."""
         if event.message_id in self._seen:
@@ -126,7 +129,10 @@ class JourneyWorkflow:
         else:
             self._inbox.append(event)
 
-    @workflow.query(name="state")
+    @workflow.query(
+        name="state",
+        description="Where it is: status, step, what it waits for and until when, its path.",
+    )
     def state(self) -> EnrollmentState:
         c = self._carry
         return EnrollmentState(
@@ -144,7 +150,10 @@ class JourneyWorkflow:
             steps_taken=c.steps_taken,
         )
 
-    @workflow.update(name="exit")
+    @workflow.update(
+        name="exit",
+        description="End the enrollment now (after a send in flight); reason required.",
+    )
     async def exit(self, request: ControlRequest) -> EnrollmentState:
         """Operator exit: ends the enrollment after any send in flight completes."""
         why = "operator" if request.reason == "operator" else f"operator: {request.reason}"
@@ -156,7 +165,10 @@ class JourneyWorkflow:
     def _validate_exit(self, request: ControlRequest) -> None:
         self._require_active()
 
-    @workflow.update(name="pause")
+    @workflow.update(
+        name="pause",
+        description="Hold the enrollment before its next step until resume; reason required.",
+    )
     def pause(self, request: ControlRequest) -> EnrollmentState:
         """Hold the enrollment before its next step (a wait under way still runs out, and
         goal and exit events still end it) until `resume`."""
@@ -168,7 +180,10 @@ class JourneyWorkflow:
         if self._carry.paused:
             raise ValueError("enrollment already paused")
 
-    @workflow.update(name="resume")
+    @workflow.update(
+        name="resume",
+        description="Go on after a pause.",
+    )
     def resume(self, request: ControlRequest) -> EnrollmentState:
         return self._set_paused(False, request)
 
@@ -178,7 +193,10 @@ class JourneyWorkflow:
         if not self._carry.paused:
             raise ValueError("enrollment is not paused")
 
-    @workflow.update(name="skip")
+    @workflow.update(
+        name="skip",
+        description="End the current wait now, as if it timed out.",
+    )
     async def skip(self, request: ControlRequest) -> EnrollmentState:
         """End the current wait now, as if it had timed out (a `wait_for_event` takes its
         `on_timeout` edge); answers once the enrollment has moved on."""
@@ -192,13 +210,19 @@ class JourneyWorkflow:
         if self._waiting is None or self._waiting.reason is not None:
             raise ValueError("enrollment is not at a wait step (a send's hold cannot be skipped)")
 
-    @workflow.query(name="plan_migration")
+    @workflow.query(
+        name="plan_migration",
+        description="Dry run of migrate: what moving to a newer version would do.",
+    )
     def plan_migration(self, request: MigrateRequest) -> MigrationPlan:
         """The dry run of `migrate`: what it would do now, or why it would be refused."""
         self._validate_migrate(request)
         return self._plan(request, self._carry.step)
 
-    @workflow.update(name="migrate")
+    @workflow.update(
+        name="migrate",
+        description="Move to a newer journey version at the mapped step (continues as new).",
+    )
     async def migrate(self, request: MigrateRequest) -> MigrationPlan:
         """Move to a newer version at the mapped step: a wait under way ends now and its
         counterpart starts anew; a step in flight finishes first and the step it leads to
