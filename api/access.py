@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
 
+from schemas import segment
 from schemas.access import Scope
 
 KB = 1024
@@ -52,14 +53,8 @@ CUSTOMER = "/v1/customers/{customer_id}"
 ROUTES: dict[tuple[str, str], Access] = {
     # Customer data in: events, Segment calls, profiles.
     ("POST", "/v1/events"): Access("events:write", max_body=SEGMENT_BATCH),
-    ("POST", "/v1/track"): _segment(SEGMENT_MESSAGE),
-    ("POST", "/v1/identify"): _segment(SEGMENT_MESSAGE),
-    ("POST", "/v1/page"): _segment(SEGMENT_MESSAGE),
-    ("POST", "/v1/screen"): _segment(SEGMENT_MESSAGE),
-    ("POST", "/v1/group"): _segment(SEGMENT_MESSAGE),
-    ("POST", "/v1/alias"): _segment(SEGMENT_MESSAGE),
-    ("POST", "/v1/import"): _segment(SEGMENT_BATCH),
-    ("POST", "/v1/batch"): _segment(SEGMENT_BATCH),
+    **{("POST", f"/v1/{call}"): _segment(SEGMENT_MESSAGE) for call in segment.CALLS},
+    **{("POST", f"/v1/{route}"): _segment(SEGMENT_BATCH) for route in segment.BATCHES},
     ("PUT", CUSTOMER): Access("events:write"),
     # Journeys, templates, offers and migration.
     ("POST", "/v1/journeys"): Access("journeys:write", max_body=MB, audit="id"),

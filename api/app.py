@@ -14,7 +14,7 @@ from activities.keys import secret, services_key
 from activities.unsubscribe import signing_key
 from api import errors, openapi
 from api.access import check_covered
-from api.browsers import SEGMENT_PATHS, CORSFor, SegmentErrors
+from api.browsers import CORSFor, SegmentErrors
 from api.contract import Contract
 from api.guard import Guard, Secrets
 from api.routes import (
@@ -34,6 +34,7 @@ from api.routes import (
     unsubscribe,
 )
 from api.routing import EventRouter
+from schemas.segment import PATHS as segment_paths
 from schemas.settings import Settings
 from services.sandbox import Sandbox, build_router
 from storage.stores import Stores
@@ -86,7 +87,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     )
     app.add_middleware(
         CORSFor,
-        paths=SEGMENT_PATHS,
+        paths=segment_paths,
         allow_origins=settings.segment_origins,
         allow_methods=["POST"],
         allow_headers=["content-type", "content-encoding", "authorization"],

@@ -12,10 +12,8 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SEGMENT_PATHS = frozenset(
-    f"/v1/{kind}"
-    for kind in ("track", "identify", "page", "screen", "group", "alias", "batch", "import")
-)
+from schemas.segment import PATHS
+
 SEGMENT_CODES = {
     400: "invalid_request",
     401: "unauthorized",
@@ -54,7 +52,7 @@ class SegmentErrors:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in SEGMENT_PATHS:
+        if scope["type"] != "http" or scope["path"] not in PATHS:
             await self.app(scope, receive, send)
             return
         start: Message | None = None

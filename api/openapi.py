@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from api.access import PUBLIC, ROUTES
 from api.errors import MEDIA_TYPE, Problem
-from schemas.segment import SegmentBatchDoc, SegmentMessage
+from schemas.segment import BATCHES, CALLS, SegmentBatchDoc, SegmentMessage
 
 ERRORS = {
     "400": "The body is malformed (not JSON, nested too deep, bad gzip).",
@@ -59,12 +59,8 @@ PAYLOADS = {
     },
 }
 REQUESTS = {
-    **{
-        ("POST", f"/v1/{kind}"): "SegmentMessage"
-        for kind in ("track", "identify", "page", "screen", "group", "alias")
-    },
-    ("POST", "/v1/batch"): "SegmentBatch",
-    ("POST", "/v1/import"): "SegmentBatch",
+    **{("POST", f"/v1/{call}"): "SegmentMessage" for call in CALLS},
+    **{("POST", f"/v1/{route}"): "SegmentBatch" for route in BATCHES},
     ("POST", "/codec/decode"): "Payloads",
     ("POST", "/codec/encode"): "Payloads",
 }

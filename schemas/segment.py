@@ -39,11 +39,20 @@ SCREEN_EVENT = "screen.viewed"
 PROFILE_TRAITS = ("email", "phone")
 _EMAIL = re.compile(EMAIL)
 
+CALLS = ("track", "identify", "page", "screen", "group", "alias")
+"""Segment's calls, each a route of its own (`/v1/{call}`) and a message `type` in a batch."""
+BATCHES = ("batch", "import")
+"""Segment's routes that take a batch of calls (`import` is the older name of `batch`)."""
+PATHS = frozenset(f"/v1/{route}" for route in CALLS + BATCHES)
+
 
 def _number_as_text(value: Any) -> Any:
     """Segment takes numeric ids (`"userId": 42`): the same customer as `"42"`."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+
+Call = Literal["track", "identify", "page", "screen", "group", "alias"]
+assert Call.__args__ == CALLS  # type: ignore[attr-defined]
 
 _ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": CUSTOMER_ID}
 SegmentId = Annotated[
@@ -76,7 +85,7 @@ class SegmentMessage(Schema):
         },
     )
 
-    type: Literal["track", "identify", "page", "screen", "group", "alias"] | None = None
+    type: Call | None = None
     """The call: track, identify, page, screen, group or alias (a batch's messages say
     it; a single call's route does)."""
     user_id: SegmentId | None = Field(default=None, alias="userId")

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from api import routing
 from api.deps import RouterDep, SettingsDep, StoresDep
 from api.errors import problem
-from schemas.segment import Rejected, SegmentAnswer, SegmentBatch, SegmentMessage
+from schemas.segment import CALLS, Rejected, SegmentAnswer, SegmentBatch, SegmentMessage
 
 router = APIRouter(prefix="/v1", tags=["segment"])
 ROUTED = ("track", "page", "screen")
@@ -103,7 +103,7 @@ def _single(kind: str) -> Any:
     return endpoint
 
 
-for _kind in ("track", "identify", "page", "screen", "group", "alias"):
+for _kind in CALLS:
     router.add_api_route(f"/{_kind}", _single(_kind), methods=["POST"], name=_kind)
 
 
