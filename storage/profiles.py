@@ -141,9 +141,11 @@ class ProfileStore:
         (None removes one), other fields replace (an identify call's
         `SegmentMessage.profile_changes`, an `update_profile` step). Invalid values raise
         ValueError and nothing is written; so does CustomerErasing, for a customer being
-        erased."""
+        erased. An anonymous id merged into a customer changes that customer."""
         done: list[Profile] = []
         async with self._sessions() as session:
+            aliases = await resolve(session, {c for c, _ in changes})
+            changes = [(aliases.get(c, c), fields) for c, fields in changes]
             ids = list(dict.fromkeys(c for c, _ in changes))
             await refuse_erasing(session, ids)
             query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
@@ -160,13 +162,6 @@ class ProfileStore:
                 self._write(session, row, profile)
             await session.commit()
         return done
-
-    async def resolve(self, customer_ids: Iterable[str]) -> dict[str, str]:
-        """Every id to the customer it stands for (itself unless it is an alias)."""
-        ids = list(customer_ids)
-        async with self._sessions() as session:
-            found = await resolve(session, ids)
-        return {i: found.get(i, i) for i in ids}
 
     async def merge(self, anonymous_id: str, customer_id: str) -> Profile:
         """Identity resolution: fold the anonymous id's profile into the customer's (traits,
@@ -199,9 +194,10 @@ class ProfileStore:
             return profile
 
     async def join_group(self, customer_id: str, group_id: str, traits: dict[str, Any]) -> None:
-        """Segment's `group`: the group's traits merge into what it had; the customer
-        joins it (their `group_id`)."""
+        """Segment's `group`: the group's traits merge into what it had; the customer (the
+        one an anonymous id was merged into) joins it (their `group_id`)."""
         async with self._sessions() as session:
+            customer_id = (await resolve(session, [customer_id])).get(customer_id, customer_id)
             await refuse_erasing(session, [customer_id])
             group = await session.get(GroupRow, group_id)
             if group is None:

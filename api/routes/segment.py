@@ -66,15 +66,12 @@ async def _accept(
         for merging in (m.merge() for m in todo):
             if merging is not None:
                 await stores.profiles.merge(*merging)
-        customers = await stores.profiles.resolve({m.customer_id for m in todo})
         for m in todo:
             if m.type == "group" and m.group_id:
-                await stores.profiles.join_group(customers[m.customer_id], m.group_id, m.traits)
+                await stores.profiles.join_group(m.customer_id, m.group_id, m.traits)
         identifies = [m for m in todo if m.type == "identify"]
         try:
-            await stores.profiles.change(
-                [(customers[m.customer_id], m.profile_changes()) for m in identifies]
-            )
+            await stores.profiles.change([(m.customer_id, m.profile_changes()) for m in identifies])
         except ValueError as err:  # nothing was written: the producer may fix and retry
             raise problem(400, f"identify: {err}", "body") from err
         await stores.events.routed(list(identity))
