@@ -6,15 +6,13 @@ writes the migration for a change to storage/tables.py."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
+from cli.embedded import database_errors
 from cli.http import Json, print_json
 from schemas.settings import Settings
 from storage import schema
@@ -25,10 +23,8 @@ app = typer.Typer(help="The database schema: upgrade, current, revision.", no_ar
 
 
 def _on_engine(work: Callable[..., Awaitable[T]], *args: object) -> T:
-    """Run `work(engine, *args)` on the configured database; a database that cannot be
-    reached is one line and exit 1."""
+    """Run `work(engine, *args)` on the configured database (Unreachable: one line)."""
     settings = Settings()
-    url = make_url(settings.db_url()).render_as_string(hide_password=True)
 
     async def run() -> T:
         engine = make_engine(settings.db_url(), schema=settings.database_schema)
@@ -37,12 +33,8 @@ def _on_engine(work: Callable[..., Awaitable[T]], *args: object) -> T:
         finally:
             await engine.dispose()
 
-    try:
+    with database_errors(settings):
         return asyncio.run(run())
-    except (OSError, SQLAlchemyError) as err:
-        why = str(getattr(err, "orig", None) or err).splitlines()[0]
-        print(f"journeys: cannot open the database {url}: {why}", file=sys.stderr)
-        raise typer.Exit(1) from None
 
 
 @app.command()

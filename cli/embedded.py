@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from temporalio.client import Client
 from activities.channels import CHANNEL_NAMES
 from activities.egress import shared_client
 from api.app import create_app
+from cli.http import CliError
 from examples import JOURNEYS, OFFERS, TEMPLATES
 from schemas.settings import Settings
 from services.mailbox import Mailbox
@@ -115,7 +116,7 @@ def dev_server(command: list[str], log: Path | None = None) -> Generator[subproc
             out.close()  # type: ignore[union-attr]
 
 
-class Unreachable(Exception):
+class Unreachable(CliError):
     """A service a process needs at start did not answer: said in one line, no traceback."""
 
 
@@ -140,22 +141,29 @@ async def wait_for_temporal(settings: Settings, *, timeout: float | None = None)
             await asyncio.sleep(0.25)
 
 
-async def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
-    """The stores, or Unreachable naming the database (its password hidden) and why: not
-    reachable, or not migrated to this version (without `migrate`)."""
+@contextlib.contextmanager
+def database_errors(settings: Settings) -> Iterator[None]:
+    """What goes wrong with the database in the block, as Unreachable naming it (its
+    password hidden) and why: not reachable, or not migrated to this version."""
     url = make_url(settings.db_url()).render_as_string(hide_password=True)
     try:
+        yield
+    except SchemaBehind as err:
+        raise Unreachable(f"cannot use the database {url}: {err}") from err
+    except (OSError, SQLAlchemyError) as err:
+        why = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise Unreachable(f"cannot open the database {url}: {why}") from err
+
+
+async def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
+    """The stores, migrated (or, without `migrate`, checked): else Unreachable."""
+    with database_errors(settings):
         return await Stores.open(
             settings.db_url(),
             channels=CHANNEL_NAMES,
             schema=settings.database_schema,
             migrate=migrate,
         )
-    except SchemaBehind as err:
-        raise Unreachable(f"cannot use the database {url}: {err}") from err
-    except (OSError, SQLAlchemyError) as err:
-        why = str(getattr(err, "orig", None) or err).splitlines()[0]
-        raise Unreachable(f"cannot open the database {url}: {why}") from err
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -43,9 +42,9 @@ async def admin_key(stores: Stores, data_dir: Path) -> str:
 
 
 def _on_database(work: Callable[[Stores], Awaitable[T]]) -> T:
-    """Run `work` on the configured database, which `journeys db upgrade` has migrated; a
-    database that cannot be opened or is not migrated is one line and exit 1."""
-    from cli.embedded import Unreachable, open_stores
+    """Run `work` on the configured database, which `journeys db upgrade` has migrated
+    (else Unreachable: one line, from `journeys`' main)."""
+    from cli.embedded import open_stores
 
     async def run() -> T:
         stores = await open_stores(Settings(), migrate=False)
@@ -54,11 +53,7 @@ def _on_database(work: Callable[[Stores], Awaitable[T]]) -> T:
         finally:
             await stores.close()
 
-    try:
-        return asyncio.run(run())
-    except Unreachable as err:
-        print(f"journeys: {err}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    return asyncio.run(run())
 
 
 LOCAL = Caller(key_id="cli", name=f"cli:{getpass.getuser()}", scopes=frozenset({"admin"}))
