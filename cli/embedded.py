@@ -128,7 +128,7 @@ async def wait_for_temporal(settings: Settings, *, timeout: float | None = None)
     while True:
         try:
             config = connect_config(settings)
-            return await connect(settings)
+            return await connect(settings, config)
         except Exception as err:
             why = str(err).splitlines()[0] if str(err) else type(err).__name__
             if isinstance(err, ConnectionError):  # a TLS file missing: no retry mends it

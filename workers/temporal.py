@@ -34,9 +34,10 @@ def connect_config(settings: Settings) -> ClientConnectConfig:
     return config
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, config: ClientConnectConfig | None = None) -> Client:
+    """A client with the shared converter; `config` as `connect_config` gives it."""
     return await Client.connect(
-        **connect_config(settings),
+        **(config or connect_config(settings)),
         data_converter=data_converter(settings),
         interceptors=interceptors(settings),
         runtime=runtime(settings),
