@@ -17,6 +17,7 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
+from dotenv import dotenv_values
 from typer.main import get_command
 
 from cli.main import app
@@ -58,10 +59,15 @@ def documents() -> list[dict[str, Any]]:
     return found
 
 
-def secret_recipe() -> dict[str, str]:
-    """The `journeys` Secret's variables, as secret.env.example lists them."""
-    lines = (DEPLOY / "k8s" / "base" / "secret.env.example").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+SECRET_RECIPE = DEPLOY / "k8s" / "base" / "secret.env.example"
+"""The `journeys` Secret's variables (Kubernetes)."""
+ENV_EXAMPLE = DEPLOY / ".env.example"
+"""deploy/.env's variables (compose)."""
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The variables an env file sets, as compose and `kubectl --from-env-file` read it."""
+    return {k: v or "" for k, v in dotenv_values(path).items()}
 
 
 def journeys_images(service: dict[str, Any]) -> bool:
@@ -87,7 +93,7 @@ def process_environments() -> dict[str, dict[str, str]]:
 
 def test_every_variable_the_manifests_set_is_a_setting() -> None:
     settings = {f"JOURNEYS_{name.upper()}" for name in Settings.model_fields}
-    named: set[str] = set(secret_recipe())
+    named: set[str] = set(env_file(SECRET_RECIPE))
     for env in process_environments().values():
         named |= set(env)
     named |= set(re.findall(r"JOURNEYS_[A-Z_]+", (DEPLOY / "Dockerfile").read_text()))
@@ -244,7 +250,7 @@ def test_the_secret_recipes_hold_every_secret_a_process_needs(
     where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = process_environments()[where]
-    recipe = secret_recipe() if where.startswith("cloud") else env_example()
+    recipe = env_file(SECRET_RECIPE if where.startswith("cloud") else ENV_EXAMPLE)
     settings = settings_from(env, monkeypatch)
     role = where.split(":")[1]
     missing = settings.missing_secrets(api=role == "api", worker=role == "worker")
@@ -259,11 +265,6 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return Settings(_env_file=None)  # type: ignore[call-arg]
-
-
-def env_example() -> dict[str, str]:
-    lines = (DEPLOY / ".env.example").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 async def test_the_api_serves_its_probe_paths(api: httpx.AsyncClient) -> None:

@@ -32,7 +32,13 @@ from cli.embedded import PROJECT
 from services.mailbox import Mailbox
 from tests.conftest import POSTGRES_URL, eventually, free_port
 from tests.helpers import one_send
-from tests.test_deploy import DEPLOY, env_example, process_environments, secret_recipe
+from tests.test_deploy import (
+    DEPLOY,
+    ENV_EXAMPLE,
+    SECRET_RECIPE,
+    env_file,
+    process_environments,
+)
 from tests.test_temporal_tls import make_pki, tls_frontend
 
 NOBODY = 65534
@@ -149,7 +155,7 @@ async def test_the_manifests_environment_runs_an_event_through_to_an_email(
 ) -> None:
     box, smtp_port = mailbox
     environments = process_environments()
-    recipe = filled(env_example() if where == "compose" else secret_recipe())
+    recipe = filled(env_file(ENV_EXAMPLE if where == "compose" else SECRET_RECIPE))
     schema = f"deploy_{uuid.uuid4().hex[:8]}"
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
