@@ -111,9 +111,10 @@ async def cost(s: Side, spec: JourneySpec, n: int, c: int) -> Cost:
         cpu_seconds(pid) - before for pid, before in zip(s.pids, cpu, strict=True)
     )
     runs: list[list[HistoryEvent]] = []
-    for i in range(0, n, max(1, n // 20)):  # a sample of 20 enrollments' histories
+    sample = range(0, n, max(1, n // 20))  # 20 enrollments' histories
+    for i in sample:
         runs += await histories(s.client, f"journey/{journey}/size-{run}-{i}")
-    sampled = len(range(0, n, max(1, n // 20)))
+    sampled = len(sample)
     return Cost(
         enrollments=n,
         seconds=seconds,
