@@ -9,7 +9,7 @@ import time
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.enrollments import start_enrollment
+from clients.enrollments import start_enrollment
 from schemas import activities as names
 from schemas.audience import (
     AUDIENCE_EVENT,

@@ -24,9 +24,9 @@ import httpx
 from sqlmodel import SQLModel
 
 from activities.http import Permanent, ServiceRefused, call
-from activities.keys import secret
 from schemas.settings import Settings
 from schemas.signatures import WEBHOOK_HEADER, sign_webhook
+from storage.secrets import secret
 from storage.tables import InboxRow
 
 

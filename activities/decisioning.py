@@ -7,10 +7,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.http import Permanent, call
-from activities.keys import services_key
 from schemas import activities as names
 from schemas.decision import DecisionRequest, DecisionResult
 from schemas.settings import Settings
+from storage.secrets import services_key
 
 
 class DecisioningActivities:

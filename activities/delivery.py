@@ -17,15 +17,16 @@ from typing import Never
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import unsubscribe
 from activities.channels import Channel, Outbound
 from activities.http import Permanent
 from activities.templates import Limits, RenderError, render_off_loop
 from schemas import activities as names
+from schemas import unsubscribe
 from schemas.delivery import SendRequest, SendResult
 from schemas.journey import MessageContent
 from schemas.settings import Settings
 from storage.ledger import DeliveryLedger, Rules
+from storage.secrets import unsubscribe_key
 from storage.templates import TemplateStore
 
 
@@ -47,7 +48,7 @@ class DeliveryActivities:
             quiet_hours=settings.quiet_hours,
             arbitration=timedelta(seconds=settings.arbitration_seconds),
         )
-        self._key = unsubscribe.signing_key(settings)
+        self._key = unsubscribe_key(settings)
         self._limits = Limits(settings.template_render_seconds, settings.template_max_chars)
 
     @property

@@ -10,8 +10,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
 from temporalio.client import Client
 
-from activities.keys import secret, services_key
-from activities.unsubscribe import signing_key
 from api import errors, openapi
 from api.access import check_covered
 from api.browsers import CORSFor, SegmentErrors
@@ -37,6 +35,7 @@ from api.routing import EventRouter
 from schemas.segment import PATHS as segment_paths
 from schemas.settings import Settings
 from services.sandbox import Sandbox, build_router
+from storage.secrets import secret, services_key, unsubscribe_key
 from storage.stores import Stores
 from workers.health import answers, temporal_answers
 from workers.telemetry import instrument_app
@@ -57,7 +56,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.stores = stores
     app.state.client = client
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
-    app.state.unsubscribe_key = signing_key(settings)
+    app.state.unsubscribe_key = unsubscribe_key(settings)
     app.state.inbox_key = secret(settings, settings.inbox_secret, "inbox")
     errors.install(app)
     instrument_app(app, settings)

@@ -1,25 +1,23 @@
 """Operator controls sent to enrollments: one validated workflow update (or, as a dry run,
-the query that plans it) to one enrollment or to every running one a list query finds.
+the query that plans it) to one enrollment or to every running one a list query finds,
+through the typed handle `clients.enrollments.Enrollment`.
 Used by the control and migration routes and by customer erase."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import (
-    Client,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.enrollment import EnrollmentState
+from clients.enrollments import Enrollment
+from schemas.enrollment import Control, ControlRequest, EnrollmentState
 from workflows import search_attributes as sa
 
 T = TypeVar("T", bound=BaseModel)
@@ -32,34 +30,29 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Command(Generic[T]):
-    """The update `action` with `body`, answered as `answer`; with `plan`, that query
-    instead (a dry run: nothing is written to the history)."""
+    """One call on an enrollment's typed handle; `action` names it in a refusal."""
 
     action: str
-    body: BaseModel
-    answer: type[T]
-    plan: str | None = None
+    call: Callable[[Enrollment], Awaitable[T]]
 
 
-def control(action: str, body: BaseModel) -> Command[EnrollmentState]:
+def control(action: Control, body: ControlRequest) -> Command[EnrollmentState]:
     """pause, resume, skip or exit: answered with the enrollment's state."""
-    return Command(action, body, EnrollmentState)
+    return Command(action, lambda enrollment: enrollment.control(action, body))
 
 
-async def apply(handle: WorkflowHandle, command: Command[T]) -> T:
+async def apply(enrollment: Enrollment, command: Command[T]) -> T:
     """Raises `Refused` (already ended, not paused, not waiting...), or RPCError NOT_FOUND
     when there is no such workflow."""
     try:
-        if command.plan is not None:
-            return await handle.query(command.plan, command.body, result_type=command.answer)
-        return await handle.execute_update(command.action, command.body, result_type=command.answer)
+        return await command.call(enrollment)
     except WorkflowQueryFailedError as err:
         raise Refused(str(err)) from err
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
         # A closed enrollment is "already ended", not "missing" (the query raises if missing).
-        closed = await handle.query("state", result_type=EnrollmentState)
+        closed = await enrollment.state()
         raise Refused(f"enrollment already {closed.status}") from err
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -87,7 +80,7 @@ async def for_each(client: Client, query: str, command: Command[T]) -> tuple[lis
     async def one(workflow_id: str) -> None:
         async with limit:
             try:
-                done.append(await apply(client.get_workflow_handle(workflow_id), command))
+                done.append(await apply(Enrollment(client, workflow_id), command))
             except Refused as err:
                 refused[str(err)] += 1
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from temporalio.client import Client
 
 from schemas.funnel import ArmFunnel, Funnel, StepFunnel
-from schemas.journey import JourneySpec, SplitStep, edges
+from schemas.journey import JourneySpec, SplitStep
 from storage.ledger import DeliveryLedger
 from workflows import search_attributes as sa
 
@@ -141,7 +141,7 @@ def mermaid(spec: JourneySpec, steps: Iterable[StepFunnel], arms: Iterable[ArmFu
         label = f"<b>{s.id}</b><br/>{s.type}<br/>" + "<br/>".join(figures)
         lines.append(f'    {node[s.id]}["{_escape(label)}"]')
     for step in spec.steps:
-        for field, target in edges(step):
+        for field, target in step.edges():
             label = _edge_label(step, field, arm_of)
             arrow = f"-->|{_escape(label)}|" if label else "-->"
             lines.append(f"    {node[step.id]} {arrow} {node[target]}")

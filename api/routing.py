@@ -17,8 +17,8 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.enrollments import start_enrollment
-from schemas.enrollment import EnrollmentOptions, enrollment_workflow_id
+from clients.enrollments import Enrollment, start_enrollment
+from schemas.enrollment import EnrollmentOptions
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 from schemas.predicates import evaluate
@@ -157,11 +157,8 @@ class EventRouter:
         (routed.not_reentered if outcome == "not_reentered" else routed.entered).append(spec.id)
 
     async def _signal(self, journey_id: str, event: CustomerEvent, routed: Routed) -> None:
-        handle = self._client.get_workflow_handle(
-            enrollment_workflow_id(journey_id, event.customer_id)
-        )
         try:
-            await handle.signal("event", event)
+            await Enrollment.of(self._client, journey_id, event.customer_id).event(event)
             routed.signalled.append(journey_id)
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:  # no running enrollment is fine

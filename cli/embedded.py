@@ -313,7 +313,7 @@ def free_port_or_fail(host: str, port: int, what: str) -> None:
 def kept_payload_key(data_dir: Path) -> str:
     """The embedded default's payload key: made on first run, kept (0600) in the data
     folder, so history written before a restart still decrypts."""
-    from activities.keys import secret
+    from storage.secrets import secret
     from workers.codec import new_key
 
     return secret(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import time, timedelta
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import available_timezones
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -34,6 +34,24 @@ def _zones() -> frozenset[str]:
 
 class _Model(Schema):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Step(_Model):
+    """What every step has: an id, and its outgoing edges (the one place a step type says
+    where it can lead; validation, funnels and diagrams read them)."""
+
+    id: StepId
+    """The step's id (unique in the journey)."""
+    waits: ClassVar[bool] = False
+    """Durable time passes in it (a cycle must go through such a step)."""
+
+    def edges(self) -> list[tuple[str, str]]:
+        """(field, target step id) for every outgoing edge."""
+        raise NotImplementedError
+
+
+def _next_and(next: str, **optional: str | None) -> list[tuple[str, str]]:
+    return [("next", next), *((f, t) for f, t in optional.items() if t)]
 
 
 class EventCondition(_Model):
@@ -126,11 +144,9 @@ class MessageContent(_Model):
     """Where a tap or click leads."""
 
 
-class WaitStep(_Model):
+class WaitStep(_Step):
     """Wait a duration, or until a local time of day in the customer's time zone."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["wait"] = "wait"
     """`wait`."""
     duration: Duration | None = None
@@ -139,6 +155,10 @@ class WaitStep(_Model):
     """Then until this time of day in the customer's time zone."""
     next: StepId
     """The step after it."""
+    waits: ClassVar[bool] = True
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [("next", self.next)]
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitStep:
@@ -149,11 +169,9 @@ class WaitStep(_Model):
         return self
 
 
-class WaitForEventStep(_Model):
+class WaitForEventStep(_Step):
     """Wait for an event (with a property filter) up to a timeout; absence is the timeout."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["wait_for_event"] = "wait_for_event"
     """`wait_for_event`."""
     event: str = Field(min_length=1)
@@ -165,6 +183,10 @@ class WaitForEventStep(_Model):
     """The step when it comes."""
     on_timeout: StepId
     """The step when it does not come in time."""
+    waits: ClassVar[bool] = True
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [("on_event", self.on_event), ("on_timeout", self.on_timeout)]
 
 
 class BranchCase(_Model):
@@ -174,17 +196,19 @@ class BranchCase(_Model):
     """The step when it holds."""
 
 
-class BranchStep(_Model):
+class BranchStep(_Step):
     """The first case whose predicate holds wins; otherwise `default`."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["branch"] = "branch"
     """`branch`."""
     cases: list[BranchCase] = Field(min_length=1)
     """Tried in order."""
     default: StepId
     """The step when no case holds."""
+
+    def edges(self) -> list[tuple[str, str]]:
+        found = [(f"cases.{i}.next", c.next) for i, c in enumerate(self.cases)]
+        return [*found, ("default", self.default)]
 
 
 class SplitPath(_Model):
@@ -196,19 +220,20 @@ class SplitPath(_Model):
     """The arm's first step."""
 
 
-class SplitStep(_Model):
+class SplitStep(_Step):
     """Weighted paths (experiments, holdouts), assigned by a stable hash of
     (journey, step, customer) so assignment is reproducible."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["split"] = "split"
     """`split`: a random, sticky A/B split."""
     paths: list[SplitPath] = Field(min_length=1)
     """The arms."""
 
+    def edges(self) -> list[tuple[str, str]]:
+        return [(f"paths.{i}.next", p.next) for i, p in enumerate(self.paths)]
 
-class SendStep(_Model):
+
+class SendStep(_Step):
     """Send one message. `next` is taken when sent; `on_suppressed` / `on_failed` default
     to `next` so a journey continues unless it says otherwise.
 
@@ -221,8 +246,6 @@ class SendStep(_Model):
     `best_time_within` away.
     """
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["send"] = "send"
     """`send`."""
     channel: SendChannel
@@ -247,6 +270,9 @@ class SendStep(_Model):
     """The step after a suppression; default: `next`."""
     on_failed: StepId | None = None
     """The step after a failure; default: `next`."""
+
+    def edges(self) -> list[tuple[str, str]]:
+        return _next_and(self.next, on_suppressed=self.on_suppressed, on_failed=self.on_failed)
 
     @model_validator(mode="after")
     def _template_or_content(self) -> SendStep:
@@ -284,13 +310,11 @@ class Ranking(_Model):
         return self
 
 
-class DecideStep(_Model):
+class DecideStep(_Step):
     """Ask the decisioning service for the best `limit` offers for `placement`. The result
     is in `context.decisions.<step id>` (`offers`, and `top`, the first or null) for later
     steps and templates; with no eligible offer the enrollment takes `on_empty`."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["decide"] = "decide"
     """`decide`."""
     placement: str = Field(min_length=1, max_length=80)
@@ -304,12 +328,13 @@ class DecideStep(_Model):
     on_empty: StepId | None = None
     """The step when no offer is eligible; default: `next`."""
 
+    def edges(self) -> list[tuple[str, str]]:
+        return _next_and(self.next, on_empty=self.on_empty)
 
-class UpdateProfileStep(_Model):
+
+class UpdateProfileStep(_Step):
     """Set profile attributes (null removes one) and optionally the lifecycle stage."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["update_profile"] = "update_profile"
     """`update_profile`."""
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -318,6 +343,9 @@ class UpdateProfileStep(_Model):
     """The lifecycle stage to set."""
     next: StepId
     """The step after it."""
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [("next", self.next)]
 
     @model_validator(mode="after")
     def _something(self) -> UpdateProfileStep:
@@ -344,13 +372,11 @@ class RateLimit(_Model):
     per: Duration = Field(gt=timedelta(0))
 
 
-class ActionStep(_Model):
+class ActionStep(_Step):
     """Call a registered Python action (`activity`) or an HTTP endpoint (`http`). Its
     output is in `context.actions.<step id>`. `rate_limit` caps calls per worker across
     every enrollment of this step; calls over it wait their turn."""
 
-    id: StepId
-    """The step's id (unique in the journey)."""
     type: Literal["action"] = "action"
     """`action`."""
     activity: str | None = Field(default=None, min_length=1, max_length=80)
@@ -367,6 +393,9 @@ class ActionStep(_Model):
     on_failed: StepId | None = None
     """The step after a failure; default: `next`."""
 
+    def edges(self) -> list[tuple[str, str]]:
+        return _next_and(self.next, on_failed=self.on_failed)
+
     @model_validator(mode="after")
     def _one_target(self) -> ActionStep:
         if (self.activity is None) == (self.http is None):
@@ -374,11 +403,12 @@ class ActionStep(_Model):
         return self
 
 
-class ExitStep(_Model):
-    id: StepId
-    """The step's id (unique in the journey)."""
+class ExitStep(_Step):
     type: Literal["exit"] = "exit"
     """`exit`: the enrollment completes."""
+
+    def edges(self) -> list[tuple[str, str]]:
+        return []
 
 
 Step = Annotated[
@@ -393,7 +423,6 @@ Step = Annotated[
     | ExitStep,
     Field(discriminator="type"),
 ]
-WAITING_STEPS = ("wait", "wait_for_event")
 Reentry = Literal["never", "after_exit"]
 
 
@@ -459,7 +488,7 @@ class JourneySpec(_Model):
     steps: list[Step] = Field(min_length=1)
     """The steps; the first one runs first."""
 
-    def step(self, step_id: str) -> Any:
+    def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
 
     def listens_for(self) -> set[str]:
@@ -473,23 +502,3 @@ class JourneySpec(_Model):
     def scaled(self, duration: timedelta) -> timedelta:
         """A duration as this journey runs it (test mode divides by `time_scale`)."""
         return duration / self.time_scale
-
-
-def edges(step: Any) -> list[tuple[str, str]]:
-    """(field, target step id) for every outgoing edge of a step."""
-    if isinstance(step, WaitStep):
-        return [("next", step.next)]
-    if isinstance(step, WaitForEventStep):
-        return [("on_event", step.on_event), ("on_timeout", step.on_timeout)]
-    if isinstance(step, BranchStep):
-        found = [(f"cases.{i}.next", c.next) for i, c in enumerate(step.cases)]
-        return [*found, ("default", step.default)]
-    if isinstance(step, SplitStep):
-        return [(f"paths.{i}.next", p.next) for i, p in enumerate(step.paths)]
-    if isinstance(step, ExitStep):
-        return []
-    found = [("next", step.next)]
-    for field in ("on_suppressed", "on_failed", "on_empty"):
-        if getattr(step, field, None):
-            found.append((field, getattr(step, field)))
-    return found

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from schemas import templating
-from schemas.journey import BEST_CHANNEL, WAITING_STEPS, JourneySpec, SendStep, edges
+from schemas.journey import BEST_CHANNEL, JourneySpec, SendStep
 from schemas.predicates import fields
 
 
@@ -55,7 +55,7 @@ def check_journey(
         index.setdefault(step.id, i)
 
     for i, step in enumerate(spec.steps):
-        for field, target in edges(step):
+        for field, target in step.edges():
             if target not in index:
                 problems.append(
                     Problem(_loc(i, field), f"step '{step.id}': unknown step id '{target}'")
@@ -131,7 +131,7 @@ def _unreachable(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
         if current in seen or current not in index:
             continue
         seen.add(current)
-        stack.extend(target for _, target in edges(spec.steps[index[current]]))
+        stack.extend(target for _, target in spec.steps[index[current]].edges())
     return [
         Problem(("steps", i, "id"), f"step '{s.id}' is unreachable from the first step")
         for i, s in enumerate(spec.steps)
@@ -141,8 +141,8 @@ def _unreachable(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
 
 def _loops_without_wait(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
     """A cycle through non-waiting steps would spin forever without durable time passing."""
-    instant = {s.id: s for s in spec.steps if s.type not in WAITING_STEPS}
-    graph = {sid: [t for _, t in edges(s) if t in instant] for sid, s in instant.items()}
+    instant = {s.id: s for s in spec.steps if not s.waits}
+    graph = {sid: [t for _, t in s.edges() if t in instant] for sid, s in instant.items()}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     problems: list[Problem] = []
 

@@ -7,8 +7,9 @@ end it from any step; continue-as-new carries its position when the server sugge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.events import CustomerEvent
     from schemas.journey import (
+        BEST_CHANNEL,
         ActionStep,
         BranchStep,
         DecideStep,
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ExitStep,
         SendStep,
         SplitStep,
+        Step,
         UpdateProfileStep,
         WaitForEventStep,
         WaitStep,
@@ -48,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.clock import local_time
+    from workflows.controls import Controls
     from workflows.split import bucket, choose
 
 T = TypeVar("T")
@@ -81,7 +85,7 @@ class JourneyWorkflow:
     def __init__(self, input: EnrollmentInput) -> None:
         self._input = input
         self._spec = input.journey
-        self._steps: dict[str, Any] = {s.id: s for s in input.journey.steps}
+        self._steps: dict[str, Step] = {s.id: s for s in input.journey.steps}
         carry = input.carry or Carry(
             enrollment_id=workflow.info().first_execution_run_id,
             entered_at=workflow.now(),
@@ -99,13 +103,8 @@ class JourneyWorkflow:
         self._ended_reason: str | None = None
         self._ending: tuple[Status, str] | None = None
         self._waiting: Waiting | None = None
-        self._inbox: list[CustomerEvent] = []
-        self._skip: str | None = None
-        self._skipped: str | None = None  # why the last wait was skipped, if it was
-        self._migration: MigrateRequest | None = None
-        self._migrated: MigrationPlan | str | None = None  # the plan carried out, or why not
-        self._promised: MigrationPlan | None = None  # the plan as the update accepted it
-        self._cut_wait = False  # the migration ended the wait under way
+        self._inbox: list[CustomerEvent] = []  # events a wait_for_event may take
+        self._controls = Controls()
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -200,8 +199,9 @@ class JourneyWorkflow:
     async def skip(self, request: ControlRequest) -> EnrollmentState:
         """End the current wait now, as if it had timed out (a `wait_for_event` takes its
         `on_timeout` edge); answers once the enrollment has moved on."""
-        self._skip = f"skipped by an operator: {request.reason}"
-        await workflow.wait_condition(lambda: self._skip is None)
+        controls = self._controls
+        controls.skip(f"skipped by an operator: {request.reason}")
+        await workflow.wait_condition(lambda: controls.skip_settled)
         return self.state()
 
     @skip.validator
@@ -227,21 +227,19 @@ class JourneyWorkflow:
         """Move to a newer version at the mapped step: a wait under way ends now and its
         counterpart starts anew; a step in flight finishes first and the step it leads to
         is mapped. Continues as new on the new version; answers once it is done."""
-        self._migration, self._migrated = request, None
-        self._promised = self._plan(request, self._carry.step)
-        self._cut_wait = self._waiting is not None
-        if self._cut_wait:
-            self._skip = f"migrated to v{request.version} by an operator: {request.reason}"
-        await workflow.wait_condition(lambda: self._migrated is not None)
-        if isinstance(self._migrated, str):
-            raise ApplicationError(self._migrated, type="MigrationRefused")
-        assert self._migrated is not None
-        return self._migrated
+        controls = self._controls
+        plan = self._plan(request, self._carry.step)
+        controls.migrate(request, plan, waiting=self._waiting is not None)
+        await workflow.wait_condition(lambda: controls.outcome is not None)
+        if isinstance(controls.outcome, str):
+            raise ApplicationError(controls.outcome, type="MigrationRefused")
+        assert controls.outcome is not None
+        return controls.outcome
 
     @migrate.validator
     def _validate_migrate(self, request: MigrateRequest) -> None:
         self._require_active()
-        if self._migration is not None:
+        if self._controls.migration is not None:
             raise ValueError("enrollment is already migrating")
         if request.journey.id != self._spec.id:
             raise ValueError(
@@ -308,22 +306,22 @@ class JourneyWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._input.model_copy(update={"carry": self._carry}))
-            if self._migration is not None:
-                await self._carry_out_migration(self._migration)
+            if self._controls.migration is not None:
+                await self._carry_out_migration(self._controls.migration)
                 continue
             if self._carry.paused:
                 await workflow.wait_condition(
                     lambda: (
                         not self._carry.paused
                         or self._ending is not None
-                        or self._migration is not None
+                        or self._controls.migration is not None
                     )
                 )
                 continue
             step = self._steps[self._carry.step]
             self._enter(step)
             following = await self._execute(step)
-            if self._migration is not None and self._cut_wait:
+            if self._controls.migration is not None and self._controls.cut_wait:
                 following = step.id  # the wait was cut short to migrate: map the wait itself
             if self._ending is None and following is None:
                 self._ending = ("completed", f"exit step {step.id}")
@@ -331,8 +329,7 @@ class JourneyWorkflow:
                 self._carry.step = following
         self._status, self._ended_reason = self._ending
         self._waiting = None
-        if self._migration is not None and self._migrated is None:
-            self._migrated = f"enrollment {self._status} before it could migrate"
+        self._controls.ended(self._status)
         metrics.ended(self._spec.id, self._input.version, self._status)
         workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
         workflow.set_current_details(f"{self._status}: {self._ended_reason}")
@@ -345,14 +342,9 @@ class JourneyWorkflow:
         try:
             plan = self._plan(request, self._carry.step)
         except ValueError as err:
-            self._migrated, self._migration = str(err), None
+            self._controls.refused(str(err))
             return
-        promised = self._promised
-        if promised is not None and promised.from_step == plan.from_step:
-            plan = promised  # what the operator was told (a cut wait) is what happened
-        else:
-            plan.effect = f"the enrollment entered '{plan.to_step}' of v{plan.to_version} next"
-        self._migrated = plan
+        plan = self._controls.carried_out(plan)
         self._carry.step = plan.to_step
         self._carry.path.append(
             PathEntry(
@@ -379,7 +371,7 @@ class JourneyWorkflow:
             )
         )
 
-    def _enter(self, step: Any) -> None:
+    def _enter(self, step: Step) -> None:
         c = self._carry
         c.visits[step.id] = c.visits.get(step.id, 0) + 1
         c.steps_taken += 1
@@ -413,27 +405,31 @@ class JourneyWorkflow:
     def _record(self, outcome: str) -> None:
         self._carry.path[-1].outcome = outcome
 
-    async def _execute(self, step: Any) -> str | None:
-        if isinstance(step, WaitStep):
-            return await self._wait(step)
-        if isinstance(step, WaitForEventStep):
-            return await self._wait_for_event(step)
-        if isinstance(step, BranchStep):
-            return await self._branch(step)
-        if isinstance(step, SplitStep):
-            return self._split(step)
-        if isinstance(step, SendStep):
-            return await self._send(step)
-        if isinstance(step, DecideStep):
-            return await self._decide(step)
-        if isinstance(step, UpdateProfileStep):
-            return await self._update_profile(step)
-        if isinstance(step, ActionStep):
-            return await self._action(step)
-        if isinstance(step, ExitStep):
-            self._record("exit")
-            return None
-        raise workflow.NondeterminismError(f"unknown step type {step!r}")  # pragma: no cover
+    async def _execute(self, step: Step) -> str | None:
+        """Run one step; the step it leads to, or None to end. A new step type is a class
+        in the `Step` union and a case here (mypy names a missing one)."""
+        match step:
+            case WaitStep():
+                return await self._wait(step)
+            case WaitForEventStep():
+                return await self._wait_for_event(step)
+            case BranchStep():
+                return await self._branch(step)
+            case SplitStep():
+                return self._split(step)
+            case SendStep():
+                return await self._send(step)
+            case DecideStep():
+                return await self._decide(step)
+            case UpdateProfileStep():
+                return await self._update_profile(step)
+            case ActionStep():
+                return await self._action(step)
+            case ExitStep():
+                self._record("exit")
+                return None
+            case _:
+                assert_never(step)
 
     async def _wait(self, step: WaitStep) -> str:
         now = workflow.now()
@@ -452,59 +448,68 @@ class JourneyWorkflow:
                 summary=f"{step.id}: customer's local {step.until_local_time.isoformat('minutes')}",
             )
             until = now + self._spec.scaled(target - now)
-        await self._until(Waiting(event=None, until=until), lambda: False)
-        self._record(self._skipped or self._interrupted() or "waited")
+        await self._until(Waiting(event=None, until=until))
+        self._record(self._controls.skipped or self._interrupted() or "waited")
         return step.next
 
     async def _wait_for_event(self, step: WaitForEventStep) -> str | None:
         until = workflow.now() + self._spec.scaled(step.timeout)
-        if not workflow.patched(EVENTS_BETWEEN_WAITS):
-            self._inbox.clear()
+        self._keep_inbox(starting=True)
         condition = EventCondition(event=step.event, where=step.where)
-        matched: list[CustomerEvent] = []
 
-        def arrived() -> bool:
-            for event in self._inbox:
-                if self._matches(condition, event):
-                    matched.append(event)
-                    return True
-            self._inbox.clear()
-            return False
+        def arrived() -> CustomerEvent | None:
+            return next((e for e in self._inbox if self._matches(condition, e)), None)
 
-        if await self._until(Waiting(event=step.event, until=until), arrived):
-            self._carry.last_event = matched[0]
+        event = await self._until(Waiting(event=step.event, until=until), arrived)
+        if event is not None:
+            self._carry.last_event = event
             self._record(f"event {step.event}")
             return step.on_event
-        self._record(self._skipped or self._interrupted() or "timeout")
+        self._record(self._controls.skipped or self._interrupted() or "timeout")
         return None if self._ending else step.on_timeout
 
-    async def _until(self, waiting: Waiting, done: Any) -> bool:
-        """Wait durably until `done()` holds, the enrollment ends, or `waiting.until`.
-        True when `done()` held. A wait step's end clears the inbox; a send's hold
-        (`waiting.reason`) keeps it, since the customer's events then are still news."""
+    async def _until(
+        self, waiting: Waiting, arrived: Callable[[], CustomerEvent | None] = lambda: None
+    ) -> CustomerEvent | None:
+        """Wait durably until `arrived()` finds an event, the enrollment ends, an operator
+        cuts the wait short, or `waiting.until`. The event found, if that ended it."""
         self._waiting = waiting
         what = f"waiting for {waiting.event}" if waiting.event else (waiting.reason or "waiting")
         until = local_time(waiting.until, self._input.timezone)
         workflow.set_current_details(f"step {self._carry.step}, {what} until {until}")
         remaining = max(waiting.until - workflow.now(), timedelta(0))
+        controls = self._controls
+
+        def over() -> bool:
+            return self._ending is not None or not controls.skip_settled or bool(arrived())
+
         try:
             await workflow.wait_condition(
-                lambda: self._ending is not None or self._skip is not None or done(),
-                timeout=remaining,
-                timeout_summary=f"{self._carry.step}: {what}",
+                over, timeout=remaining, timeout_summary=f"{self._carry.step}: {what}"
             )
-            held = self._ending is None and self._skip is None
+            found = arrived() if self._ending is None and controls.skip_settled else None
         except TimeoutError:
-            held = False
+            found = None
         self._waiting = None
-        self._skipped, self._skip = self._skip, None  # an operator's skip: the timeout's way
-        # An event counts for the next wait_for_event if it came after this wait ended:
-        # a customer who reacts to a message while its send is settling is not missed.
+        self._controls.wait_ended()  # an operator's skip: the timeout's way
         # (Not in a `finally`: an evicted workflow must not call workflow APIs.)
-        held_send = waiting.reason is not None and workflow.patched(EVENTS_DURING_HOLDS)
+        self._keep_inbox(starting=False, hold=waiting.reason is not None)
+        return found
+
+    def _keep_inbox(self, *, starting: bool, hold: bool = False) -> None:
+        """The inbox rule, at a wait's start and end: a wait_for_event takes the events that
+        came after the previous wait ended, and those that came during a send's hold (a
+        customer who reacts to a message while its send is settling is not missed).
+        Histories from before EVENTS_BETWEEN_WAITS cleared it when a wait_for_event began;
+        from before EVENTS_DURING_HOLDS, after a hold too. (The order of the `patched`
+        calls is the recorded one.)"""
+        if starting:
+            if not workflow.patched(EVENTS_BETWEEN_WAITS):
+                self._inbox.clear()
+            return
+        held_send = hold and workflow.patched(EVENTS_DURING_HOLDS)
         if workflow.patched(EVENTS_BETWEEN_WAITS) and not held_send:
             self._inbox.clear()
-        return held
 
     async def _branch(self, step: BranchStep) -> str:
         read = {f for c in step.cases for f in fields(c.when)}
@@ -592,9 +597,17 @@ class JourneyWorkflow:
             SendResult,
             timeout=timedelta(seconds=self._input.options.send_timeout),
             retry=SEND_RETRY,
-            summary=f"{step.id}: {step.channel}",
+            summary=f"{step.id}: {self._channels(step)}",
         )
         return result if result is not None else SendResult(status="failed", reason=error)
+
+    @staticmethod
+    def _channels(step: SendStep) -> str:
+        """The channel a send uses, as its activity's summary names it: `best_channel`
+        names the customer's preference and the fallbacks it may use instead."""
+        if step.channel != BEST_CHANNEL:
+            return step.channel
+        return f"preferred channel, else {', '.join(step.fallbacks)}"
 
     async def _decide(self, step: DecideStep) -> str:
         """Ask for offers; a failed call counts as no offer (the journey goes on)."""
@@ -712,7 +725,7 @@ class JourneyWorkflow:
         remaining = (moment - self._clock()) / self._spec.time_scale
         if remaining <= timedelta(0):
             return
-        await self._until(Waiting(until=workflow.now() + remaining, reason=reason), lambda: False)
+        await self._until(Waiting(until=workflow.now() + remaining, reason=reason))
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -7,14 +7,15 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.controls import Command, Refused, apply, control, for_each, running
 from api.deps import ClientDep, CustomerId, JourneyId
 from api.errors import problem
+from clients.enrollments import Enrollment
 from schemas.base import Schema
-from schemas.enrollment import Control, ControlRequest, EnrollmentState, enrollment_workflow_id
+from schemas.enrollment import Control, ControlRequest, EnrollmentState
 from schemas.journey import SLUG
 
 T = TypeVar("T", bound=BaseModel)
@@ -30,8 +31,8 @@ ENDED_OUTSIDE = frozenset(
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
 
-def _handle(client: ClientDep, journey_id: JourneyId, customer_id: CustomerId) -> WorkflowHandle:
-    return client.get_workflow_handle(enrollment_workflow_id(journey_id, customer_id))
+def _enrollment(client: ClientDep, journey_id: JourneyId, customer_id: CustomerId) -> Enrollment:
+    return Enrollment.of(client, journey_id, customer_id)
 
 
 def _not_found(journey_id: JourneyId, customer_id: CustomerId) -> Exception:
@@ -48,17 +49,17 @@ async def get_enrollment(
     journey_id: JourneyId, customer_id: CustomerId, client: ClientDep
 ) -> EnrollmentState:
     """Status, version, current step, what it waits for and until when, the path so far."""
-    handle = _handle(client, journey_id, customer_id)
+    enrollment = _enrollment(client, journey_id, customer_id)
     try:
-        state: EnrollmentState = await handle.query("state", result_type=EnrollmentState)
+        state = await enrollment.state()
         if state.status == "active":  # unless the run was ended in Temporal itself
-            described = await handle.describe()
+            described = await enrollment.handle.describe()
             if described.status in ENDED_OUTSIDE:
                 how = described.status.name.lower().replace("_", " ")
                 ended = {"status": "stopped", "waiting": None, "ended_reason": f"{how} in Temporal"}
                 state = state.model_copy(update=ended)
             elif described.status != WorkflowExecutionStatus.RUNNING:  # it ended meanwhile
-                state = await handle.query("state", result_type=EnrollmentState)
+                state = await enrollment.state()
         return state
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -73,7 +74,7 @@ async def send(
 ) -> T:
     """One command to one customer's enrollment; a refusal is a 409 that says why."""
     try:
-        return await apply(_handle(client, journey_id, customer_id), command)
+        return await apply(_enrollment(client, journey_id, customer_id), command)
     except Refused as err:
         raise problem(409, f"cannot {command.action}: {err}") from err
     except RPCError as err:

@@ -59,7 +59,9 @@ async def _request(stores: StoresDep, journey_id: JourneyId, body: Migration) ->
 
 def _command(request: MigrateRequest, body: Migration) -> Command[MigrationPlan]:
     """A dry run asks the enrollment's `plan_migration` query instead of the update."""
-    return Command("migrate", request, MigrationPlan, "plan_migration" if body.dry_run else None)
+    if body.dry_run:
+        return Command("migrate", lambda enrollment: enrollment.plan_migration(request))
+    return Command("migrate", lambda enrollment: enrollment.migrate(request))
 
 
 @router.post("/enrollments/{customer_id}/migrate")

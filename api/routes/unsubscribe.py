@@ -7,10 +7,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from activities import unsubscribe as links
 from api.deps import RouterDep, SettingsDep, StoresDep
 from api.errors import problem
 from api.routes.customers import withdraw
+from schemas import unsubscribe as links
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["consent"])
 

@@ -1,6 +1,7 @@
 """Signed unsubscribe links (RFC 8058 one-click), made by the email channel and checked
 by the API. The token names the customer and channel and carries an HMAC-SHA256, so a link
-cannot be forged for another customer; it needs no database row."""
+cannot be forged for another customer; it needs no database row. (The key:
+`storage.secrets.unsubscribe_key`.)"""
 
 from __future__ import annotations
 
@@ -8,13 +9,7 @@ import base64
 import hashlib
 import hmac
 
-from activities.keys import secret
 from schemas.settings import Settings
-
-
-def signing_key(settings: Settings) -> bytes:
-    """The configured secret, else a random key kept in the data folder."""
-    return secret(settings, settings.unsubscribe_secret, "unsubscribe")
 
 
 def _b64(data: bytes) -> str:

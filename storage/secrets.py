@@ -43,3 +43,8 @@ def secret(
 def services_key(settings: Settings) -> bytes:
     """What workers show the built-in services on the API (the `decide` scope only)."""
     return secret(settings, settings.services_key, "services")
+
+
+def unsubscribe_key(settings: Settings) -> bytes:
+    """What signs unsubscribe links (`schemas.unsubscribe`)."""
+    return secret(settings, settings.unsubscribe_secret, "unsubscribe")

