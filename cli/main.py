@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -32,6 +32,9 @@ from schemas.funnel import Funnel
 from schemas.journey import JourneySpec
 from schemas.settings import Settings
 from schemas.validation import check_journey
+
+if TYPE_CHECKING:
+    from workers.replay import Replayed
 
 app = typer.Typer(
     help="A durable customer-journey runner on Temporal.",
@@ -615,7 +618,7 @@ def replay(
     """Replay workflow histories (from files, or from the server by a list query) against
     this code: exit 1 if any would break, naming it and why. Run it before a deploy."""
     from workers.codec import data_converter
-    from workers.replay import Replayed, from_files, from_server
+    from workers.replay import from_files, from_server
     from workers.replay import replay as replay_all
     from workers.temporal import connect
 
@@ -645,7 +648,10 @@ def replay(
     results = asyncio.run(run())
     failed = [r for r in results if r.failure]
     if as_json:
-        print_json([{"workflow_id": r.workflow_id, "failure": r.failure} for r in results])
+        print_json(
+            [{"workflow_id": r.workflow_id, "failure": r.failure, "patches": r.patches}
+             for r in results]
+        )  # fmt: skip
         if failed or not results:
             raise typer.Exit(1)
         return
@@ -656,8 +662,24 @@ def replay(
             else f"[green]ok[/] {r.workflow_id}"
         )
     console.print(f"{len(results) - len(failed)} of {len(results)} replay")
+    console.print(patch_report(results))
     if failed or not results:
         raise typer.Exit(1)
+
+
+def patch_report(results: list[Replayed]) -> str:
+    """Per patch still in the code, how many of these histories recorded it and how many
+    did not: the patch policy's evidence (README, "Changing workflow code")."""
+    from workflows.journey import PATCHES
+
+    lines = []
+    for patch in PATCHES:
+        with_it = sum(patch in r.patches for r in results)
+        lines.append(
+            f"patch {patch}: recorded by {with_it}, not by {len(results) - with_it} "
+            f"of {len(results)}"
+        )
+    return "\n".join(lines)
 
 
 @app.command()

@@ -17,7 +17,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from cli.embedded import Stack
 from tests.conftest import eventually
 from tests.helpers import customer, ended, event, journeys_cli, one_send, publish_copy
-from workers.replay import from_files, replay
+from workers.replay import from_files, recorded_patches, replay
 from workflows.journey import JourneyWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -68,6 +68,16 @@ def test_cli_replays_files_and_names_what_breaks(tmp_path: Path) -> None:
     good = journeys(*map(str, HISTORIES))
     assert good.returncode == 0, good.stdout + good.stderr
     assert f"{len(HISTORIES)} of {len(HISTORIES)} replay" in good.stdout
+    # The patch policy's evidence: which recorded histories took each patched branch.
+    recorded = sum(
+        "events-between-waits" in recorded_patches(WorkflowHistory.from_json(p.stem, p.read_text()))
+        for p in HISTORIES
+    )
+    assert recorded >= 1, "a recorded history went through a patched branch"
+    assert (
+        f"patch events-between-waits: recorded by {recorded}, "
+        f"not by {len(HISTORIES) - recorded} of {len(HISTORIES)}"
+    ) in good.stdout
 
     # A history whose send was a different activity: the current code would schedule
     # `journeys.send` where the history has something else, so it must not replay.

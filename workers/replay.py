@@ -4,8 +4,9 @@ runs will carry on under it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
@@ -17,12 +18,31 @@ from workers.sandbox import sandbox
 from workflows.audience import AudienceEntryWorkflow
 from workflows.journey import JourneyWorkflow
 
+PATCH = "core_patch"  # the marker `workflow.patched` records
+
 
 @dataclass(frozen=True)
 class Replayed:
     workflow_id: str
     failure: str | None
     """None when the history replays; else why it does not (a non-determinism error)."""
+    patches: tuple[str, ...] = field(default=())
+    """The patches (`workflow.patched` ids) the history recorded."""
+
+
+def recorded_patches(history: WorkflowHistory) -> tuple[str, ...]:
+    """The patch ids in a history's `core_patch` markers: the run took the patched branch
+    there, so it needs `patched` or `deprecate_patch` of each until it closes."""
+    found: list[str] = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if (
+            event.HasField("marker_recorded_event_attributes")
+            and marker.marker_name == "core_patch"
+        ):
+            for payload in marker.details["patch-data"].payloads:
+                found.append(json.loads(payload.data)["id"])
+    return tuple(dict.fromkeys(found))
 
 
 async def from_files(paths: Iterable[Path]) -> AsyncIterator[WorkflowHistory]:
@@ -50,4 +70,8 @@ async def replay(
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:
             failure = result.replay_failure
-            yield Replayed(result.history.workflow_id, None if failure is None else str(failure))
+            yield Replayed(
+                result.history.workflow_id,
+                None if failure is None else str(failure),
+                recorded_patches(result.history),
+            )

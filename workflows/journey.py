@@ -61,6 +61,9 @@ EVENTS_BETWEEN_WAITS = "events-between-waits"
 # Histories recorded before a send's hold (quiet hours, a cap, the best time) kept the events
 # that arrived during it for the next wait_for_event.
 EVENTS_DURING_HOLDS = "events-during-holds"
+# Every patch still in the code, in the order it came (the policy: README, "Changing
+# workflow code"); `journeys replay --query` counts the histories that recorded each.
+PATCHES = (EVENTS_BETWEEN_WAITS, EVENTS_DURING_HOLDS)
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
