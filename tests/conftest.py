@@ -34,6 +34,29 @@ POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_databases: run on the PostgreSQL stack too (where the database is the point: "
+        "storage, races, pagination, migrations); other stack tests run on SQLite only",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test runs on the PostgreSQL stack (with encrypted payloads) only when marked
+    `both_databases`: the interpreter and the API behave the same on both, and the kit's
+    tests and the storage tests cover each database's own code."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        postgres = callspec is not None and callspec.params.get("settings") == "postgres"
+        both = item.get_closest_marker("both_databases") is not None
+        (dropped if postgres and not both else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

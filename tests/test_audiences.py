@@ -21,6 +21,8 @@ from schemas.predicates import AllOf, Comparison
 from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, one_send, state
 
+pytestmark = pytest.mark.both_databases
+
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:
     return [m["title"] for m in (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]]
@@ -200,6 +202,7 @@ async def test_cli_uploads_a_list_and_follows_the_run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # (a worker's crash)
 async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer_once(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:

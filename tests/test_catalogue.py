@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from cli.embedded import Stack
 from schemas.journey import Entry, EventCondition
 from tests.conftest import unique
 from tests.helpers import one_send
+
+pytestmark = pytest.mark.both_databases
 
 
 @contextmanager

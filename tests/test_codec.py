@@ -23,6 +23,8 @@ from tests.helpers import customer, ended, event, one_send, publish_copy
 from workers.codec import codec, new_key
 from workers.temporal import connect_config
 
+pytestmark = pytest.mark.both_databases
+
 UI = "http://127.0.0.1:8233"
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import httpx
+import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.embedded import Stack
@@ -15,6 +16,8 @@ from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitStep
 from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, one_send, publish_copy, state
+
+pytestmark = pytest.mark.both_databases
 
 
 async def gone(stack: Stack, workflow_id: str) -> bool:

@@ -28,6 +28,8 @@ from tests.conftest import eventually, unique
 from tests.helpers import customer, event, journeys_ok, state, wait_then_end
 from workflows.split import bucket, choose
 
+pytestmark = pytest.mark.both_databases
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

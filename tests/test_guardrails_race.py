@@ -7,6 +7,8 @@ import asyncio
 import random
 from datetime import UTC, datetime, time, timedelta
 
+import pytest
+
 from cli.embedded import Stack
 from schemas.delivery import SendRequest, SendResult
 from schemas.events import CustomerEvent
@@ -15,6 +17,8 @@ from schemas.journey import MessageContent
 from schemas.profile import Profile
 from storage.ledger import DeliveryLedger, Rules
 from tests.conftest import unique
+
+pytestmark = pytest.mark.both_databases
 
 WEEK = FrequencyCap(limit=3, window=timedelta(days=7))
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 from temporalio.client import Client
 
 from schemas.enrollment import enrollment_workflow_id
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
 from tests.conftest import eventually, unique
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy, state
+
+pytestmark = pytest.mark.both_databases
 
 PINGS = JourneySpec(
     id="pings",

@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from segment.analytics import Client as SegmentClient
 
 from cli.embedded import Stack
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
 from tests.conftest import eventually, unique, write_key
 from tests.helpers import customer, ended, one_send, publish_copy
+
+pytestmark = pytest.mark.both_databases
 
 
 async def inbox(api: httpx.AsyncClient, cid: str) -> list[str]:

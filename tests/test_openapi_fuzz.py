@@ -12,8 +12,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 from cli.embedded import running_stack
 from schemas.settings import Settings
 from tests.conftest import free_port, repo_root
@@ -44,8 +42,6 @@ def command(base: str, key: str, report: Path, examples: int = EXAMPLES) -> list
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
     settings: Settings, tmp_path: Path
 ) -> None:
-    if settings.database_url is not None:
-        pytest.skip("one database is enough: the API contract is the same on both")
     port = free_port()
     own = settings.model_copy(
         update={

@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import unique
+
+pytestmark = pytest.mark.both_databases
 
 
 async def walk(api: httpx.AsyncClient, url: str, limit: int) -> list[dict[str, Any]]:

@@ -27,6 +27,8 @@ from storage import schema
 from storage.db import make_engine
 from tests.conftest import POSTGRES_URL
 
+pytestmark = pytest.mark.both_databases
+
 PLAIN_URL = POSTGRES_URL.replace("+psycopg", "")
 
 

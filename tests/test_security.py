@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from api.access import PUBLIC, ROUTES, SANDBOX_PREFIX, app_routes
@@ -16,6 +17,8 @@ from cli.embedded import Stack
 from schemas.access import SCOPES
 from tests.conftest import eventually, unique
 from tests.helpers import customer, one_send, publish_copy
+
+pytestmark = pytest.mark.both_databases
 
 SAMPLE = {
     "journey_id": "j-1",

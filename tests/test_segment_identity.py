@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 import httpx
+import pytest
 from segment.analytics import Client as SegmentClient
 
 from api.app import create_app
@@ -25,6 +26,8 @@ from schemas.journey import (
 )
 from tests.conftest import eventually, unique, write_key
 from tests.helpers import ended, one_send, publish_copy, state
+
+pytestmark = pytest.mark.both_databases
 
 
 def segment(stack: Stack) -> SegmentClient:
