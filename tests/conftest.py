@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from cli.embedded import Stack, dev_server, dev_server_command, running_stack
+from cli.embedded import Stack, dev_server, dev_server_command, running_stack, wait_for_temporal
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
 from workers.codec import new_key
@@ -91,6 +91,19 @@ def temporal_address() -> Iterator[str]:
     )
     with dev_server(command):
         yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def journeys_temporal(temporal_address: str) -> str:
+    """The testing kit's server (`testkit.plugin`) is the session's one dev server."""
+    return temporal_address
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_client(temporal_address: str) -> Client:
+    """A plain client of the session's dev server, for tests without a stack."""
+    settings = Settings(temporal_address=temporal_address, metrics_address=None)
+    return await wait_for_temporal(settings, timeout=60)
 
 
 @pytest.fixture(scope="session")

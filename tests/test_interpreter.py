@@ -1,0 +1,483 @@
+"""The interpreter alone: `JourneyWorkflow` on the session's dev server in virtual time, with
+fake activities that answer what each test says (no database, no API, no channels). Each
+behaviour of a step kind, of the operator controls, of migration and of continue-as-new is
+checked here in well under a second; the stack tests keep what needs the integration."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
+from temporalio.worker import Worker
+
+from clients.enrollments import Enrollment
+from schemas import activities as names
+from schemas.activities import ActionRequest, LocalTimeRequest, ProfileUpdate, SendTimeRequest
+from schemas.decision import Chosen, DecisionRequest, DecisionResult
+from schemas.delivery import SendRequest, SendResult
+from schemas.enrollment import (
+    ControlRequest,
+    EnrollmentInput,
+    EnrollmentState,
+    MigrateRequest,
+    enrollment_workflow_id,
+)
+from schemas.events import CustomerEvent
+from schemas.journey import (
+    ActionStep,
+    BranchCase,
+    BranchStep,
+    DecideStep,
+    Entry,
+    EventCondition,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    SplitPath,
+    SplitStep,
+    Step,
+    UpdateProfileStep,
+    WaitForEventStep,
+    WaitStep,
+)
+from schemas.predicates import Comparison
+from workers.sandbox import sandbox
+from workflows.journey import JourneyWorkflow
+from workflows.split import bucket, choose
+
+DAY = timedelta(days=1)
+
+
+@dataclass
+class Fakes:
+    """The activities, answering from what a test put here, recording what they were
+    asked."""
+
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    send_answers: list[SendResult] = field(default_factory=list)
+    """Answers of the next sends, in order (then: sent)."""
+    offers: list[Chosen] = field(default_factory=list)
+    sent: list[SendRequest] = field(default_factory=list)
+    updates: list[ProfileUpdate] = field(default_factory=list)
+    actions: list[ActionRequest] = field(default_factory=list)
+
+    @activity.defn(name=names.SEND)
+    async def send(self, request: SendRequest) -> SendResult:
+        self.sent.append(request)
+        if self.send_answers:
+            answer = self.send_answers.pop(0)
+            if answer.status == "failed":
+                raise ApplicationError(answer.reason or "failed", type="InvalidRequest")
+            return answer
+        channel = request.fallbacks[0] if request.channel == "best_channel" else request.channel
+        return SendResult(status="sent", channel=channel, delivery_id=len(self.sent))
+
+    @activity.defn(name=names.GET_PROFILE)
+    async def get_profile(self, customer_id: str, wanted: list[str]) -> dict[str, Any]:
+        return self.profiles.get(customer_id, {})
+
+    @activity.defn(name=names.NEXT_LOCAL_TIME)
+    async def next_local_time(self, request: LocalTimeRequest) -> datetime:
+        at = datetime.combine(request.after.date(), request.at, tzinfo=UTC)
+        return at if at > request.after else at + DAY
+
+    @activity.defn(name=names.BEST_SEND_TIME)
+    async def best_send_time(self, request: SendTimeRequest) -> datetime:
+        return request.at + timedelta(hours=2)
+
+    @activity.defn(name=names.UPDATE_PROFILE)
+    async def update_profile(self, update: ProfileUpdate) -> None:
+        self.updates.append(update)
+
+    @activity.defn(name=names.DECIDE)
+    async def decide(self, request: DecisionRequest) -> DecisionResult:
+        return DecisionResult(placement=request.placement, offers=self.offers[: request.limit])
+
+    @activity.defn(name=names.ACTION)
+    async def action(self, request: ActionRequest) -> dict[str, Any]:
+        self.actions.append(request)
+        if request.input.get("fail"):
+            raise ApplicationError("the brand's endpoint refused", type="InvalidRequest")
+        return {"done": request.input}
+
+
+@dataclass
+class Interpreter:
+    client: Client
+    skipper: TimeSkipper
+    task_queue: str
+    fakes: Fakes
+
+    async def start(
+        self, steps: list[Step], *, version: int = 1, **journey: Any
+    ) -> tuple[JourneySpec, str, WorkflowHandle[JourneyWorkflow, EnrollmentState]]:
+        spec = journey_of(steps, **journey)
+        customer_id = f"c-{uuid.uuid4().hex[:10]}"
+        trigger = CustomerEvent.create(customer_id, "go", {"plan": "pro"})
+        handle = await self.skipper.client.start_workflow(
+            JourneyWorkflow.run,
+            EnrollmentInput(
+                journey=spec, version=version, customer_id=customer_id, trigger=trigger
+            ),
+            id=enrollment_workflow_id(spec.id, customer_id),
+            task_queue=self.task_queue,
+        )
+        return spec, customer_id, handle
+
+    def enrollment(self, handle: WorkflowHandle[Any, Any]) -> Enrollment:
+        return Enrollment(self.client, handle.id)
+
+    async def settled(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentState:
+        """The state once nothing is pending (what a timer or a signal set off is done)."""
+        while True:
+            described = (await handle.describe()).raw_description
+            if not described.pending_activities and not described.HasField("pending_workflow_task"):
+                return await handle.query(JourneyWorkflow.state)
+
+    async def event(self, handle: WorkflowHandle[Any, Any], name: str, **properties: Any) -> None:
+        customer_id = (await handle.query(JourneyWorkflow.state)).customer_id
+        await handle.signal(
+            JourneyWorkflow.event, CustomerEvent.create(customer_id, name, properties)
+        )
+        await self.settled(handle)
+
+
+def journey_of(steps: list[Step], **journey: Any) -> JourneySpec:
+    return JourneySpec(
+        id=journey.pop("id", f"j-{uuid.uuid4().hex[:8]}"),
+        name="interpreter test",
+        entry=Entry(event="go"),
+        steps=steps,
+        **journey,
+    )
+
+
+def send(step_id: str, next: str = "end", **fields: Any) -> SendStep:
+    fields.setdefault("channel", "in_app")
+    return SendStep(id=step_id, content=MessageContent(body=step_id), next=next, **fields)
+
+
+END = ExitStep(id="end")
+
+
+@pytest_asyncio.fixture
+async def interpreter(temporal_client: Client) -> AsyncIterator[Interpreter]:
+    fakes = Fakes()
+    queue = f"interpreter-{uuid.uuid4().hex[:8]}"
+    worker = Worker(
+        temporal_client,
+        task_queue=queue,
+        workflows=[JourneyWorkflow],
+        activities=[
+            fakes.send,
+            fakes.get_profile,
+            fakes.next_local_time,
+            fakes.best_send_time,
+            fakes.update_profile,
+            fakes.decide,
+            fakes.action,
+        ],
+        workflow_runner=sandbox(strict=True),
+    )
+    skipper = TimeSkipper(temporal_client, config=TimeSkippingConfig(enabled=False))
+    async with worker:
+        yield Interpreter(temporal_client, skipper, queue, fakes)
+
+
+def outcomes(state: EnrollmentState) -> list[tuple[str, str | None]]:
+    return [(p.step, p.outcome) for p in state.path]
+
+
+# -- step kinds ----------------------------------------------------------------------------
+
+
+async def test_branch_takes_the_first_case_that_holds_else_the_default(
+    interpreter: Interpreter,
+) -> None:
+    steps: list[Step] = [
+        BranchStep(
+            id="plan",
+            cases=[
+                BranchCase(
+                    when=Comparison(field="profile.attributes.plan", op="eq", value="pro"),
+                    next="pro",
+                ),
+                BranchCase(when=Comparison(field="event.plan", op="eq", value="pro"), next="ev"),
+            ],
+            default="end",
+        ),
+        send("pro"),
+        send("ev"),
+        END,
+    ]
+    _, pro, handle = await interpreter.start(steps, id="branching")
+    interpreter.fakes.profiles[pro] = {"attributes": {"plan": "pro"}}
+    assert outcomes(await handle.result())[:2] == [("plan", "case 0"), ("pro", "sent")]
+    _, _, handle = await interpreter.start(steps, id="branching")  # no profile: the event
+    assert outcomes(await handle.result())[:2] == [("plan", "case 1"), ("ev", "sent")]
+
+
+async def test_split_assigns_a_stable_arm_and_records_it(interpreter: Interpreter) -> None:
+    paths = [SplitPath(name="a", weight=1, next="a"), SplitPath(name="b", weight=1, next="b")]
+    spec, cid, handle = await interpreter.start(
+        [SplitStep(id="ab", paths=paths), send("a"), send("b"), END]
+    )
+    arm = choose(paths, bucket(spec.id, "ab", cid)).name
+    final = await handle.result()
+    assert final.context["splits"] == {"ab": arm}
+    assert [p.step for p in final.path] == ["ab", arm, "end"]
+
+
+async def test_waits_run_their_durations_in_virtual_time(interpreter: Interpreter) -> None:
+    from datetime import time
+
+    steps: list[Step] = [
+        WaitStep(id="two-days", duration=2 * DAY, next="nine"),
+        WaitStep(id="nine", until_local_time=time(9, 0), next="end"),
+        END,
+    ]
+    _, _, handle = await interpreter.start(steps)
+    await interpreter.settled(handle)
+    assert (await handle.query(JourneyWorkflow.state)).step == "two-days"
+    await interpreter.skipper.fast_forward(handle, 2 * DAY - timedelta(minutes=1))
+    assert (await interpreter.settled(handle)).step == "two-days"
+    await interpreter.skipper.fast_forward(handle, 2 * DAY)
+    final = await handle.result()
+    assert outcomes(final) == [("two-days", "waited"), ("nine", "waited"), ("end", "exit")]
+    waited = final.path[1].at - final.path[0].at
+    assert 2 * DAY <= waited < 2 * DAY + timedelta(seconds=1)
+    assert final.path[2].at.time().replace(second=0, microsecond=0) == time(9, 0)
+
+
+async def test_wait_for_event_takes_a_matching_event_or_times_out(
+    interpreter: Interpreter,
+) -> None:
+    steps: list[Step] = [
+        WaitForEventStep(
+            id="wait",
+            event="clicked",
+            where=Comparison(field="event.button", op="eq", value="buy"),
+            timeout=DAY,
+            on_event="yes",
+            on_timeout="no",
+        ),
+        send("yes"),
+        send("no"),
+        END,
+    ]
+    _, _, handle = await interpreter.start(steps)
+    await interpreter.event(handle, "clicked", button="later")  # filtered out
+    await interpreter.event(handle, "viewed")  # another event
+    assert (await handle.query(JourneyWorkflow.state)).step == "wait"
+    await interpreter.event(handle, "clicked", button="buy")
+    final = await handle.result()
+    assert outcomes(final)[:2] == [("wait", "event clicked"), ("yes", "sent")]
+    assert final.context["steps"]["yes"]["status"] == "sent"
+
+    _, _, handle = await interpreter.start(steps)
+    await interpreter.skipper.fast_forward(handle, DAY + timedelta(minutes=1))
+    assert outcomes(await handle.result())[:2] == [("wait", "timeout"), ("no", "sent")]
+
+
+async def test_an_event_during_a_send_counts_for_the_next_wait(interpreter: Interpreter) -> None:
+    """A customer who reacts while a send waits for their best time is not missed."""
+    steps: list[Step] = [
+        send("nudge", next="wait", send_at="best_time"),
+        WaitForEventStep(id="wait", event="opened", timeout=DAY, on_event="end", on_timeout="end"),
+        END,
+    ]
+    _, _, handle = await interpreter.start(steps)
+    await interpreter.event(handle, "opened")  # during the two-hour hold
+    await interpreter.skipper.fast_forward(handle, timedelta(hours=3))
+    final = await handle.result()
+    assert outcomes(final) == [("nudge", "sent"), ("wait", "event opened"), ("end", "exit")]
+
+
+async def test_goal_converts_and_exit_events_exit_from_any_step(interpreter: Interpreter) -> None:
+    steps: list[Step] = [WaitStep(id="wait", duration=DAY, next="end"), END]
+    journey = {
+        "goal": EventCondition(event="bought"),
+        "exit_when": [EventCondition(event="unsubscribed")],
+    }
+    _, _, converting = await interpreter.start(steps, **journey)
+    _, _, leaving = await interpreter.start(steps, **journey)
+    await interpreter.event(converting, "bought")
+    await interpreter.event(leaving, "unsubscribed")
+    converted, left = await converting.result(), await leaving.result()
+    assert (converted.status, converted.ended_reason) == ("converted", "goal bought")
+    assert (left.status, left.ended_reason) == ("exited", "exit event unsubscribed")
+    assert converted.path[0].outcome == "converted: goal bought"
+
+
+async def test_send_outcomes_take_their_edges(interpreter: Interpreter) -> None:
+    fakes = interpreter.fakes
+    fakes.send_answers = [
+        SendResult(status="suppressed", reason="no consent"),
+        SendResult(status="failed", reason="template error"),
+    ]
+    steps: list[Step] = [
+        send("first", next="end", on_suppressed="second"),
+        send("second", next="end", on_failed="third"),
+        send("third", channel="best_channel", fallbacks=["push", "in_app"]),
+        END,
+    ]
+    final = await (await interpreter.start(steps))[2].result()
+    assert outcomes(final) == [
+        ("first", "suppressed"), ("second", "failed"), ("third", "sent"), ("end", "exit")
+    ]  # fmt: skip
+    assert final.context["steps"]["third"]["channel"] == "push"
+    keys = [r.idempotency_key for r in fakes.sent]
+    assert len(set(keys)) == 3  # one key per step visit
+
+
+async def test_a_deferred_send_waits_then_tries_again_under_the_same_key(
+    interpreter: Interpreter,
+) -> None:
+    until = datetime.now(UTC) + timedelta(hours=8)
+    interpreter.fakes.send_answers = [
+        SendResult(status="deferred", reason="quiet hours", until=until)
+    ]
+    _, _, handle = await interpreter.start([send("late"), END])
+    state = await interpreter.settled(handle)
+    assert state.waiting is not None and state.waiting.reason == "send deferred: quiet hours"
+    await interpreter.skipper.fast_forward(handle, timedelta(hours=9))
+    final = await handle.result()
+    assert outcomes(final)[0] == ("late", "sent")
+    first, second = interpreter.fakes.sent
+    assert first.idempotency_key == second.idempotency_key
+
+
+async def test_decide_update_profile_and_action_keep_their_answers(
+    interpreter: Interpreter,
+) -> None:
+    fakes = interpreter.fakes
+    steps: list[Step] = [
+        DecideStep(id="offers", placement="home", next="update", on_empty="end"),
+        UpdateProfileStep(id="update", attributes={"seen_offer": True}, next="call"),
+        ActionStep(id="call", activity="crm.tag", input={"tag": "x"}, next="fail"),
+        ActionStep(
+            id="fail", activity="crm.tag", input={"fail": True}, next="end", on_failed="end"
+        ),
+        END,
+    ]
+    _, cid, handle = await interpreter.start(steps)
+    empty = await handle.result()
+    assert outcomes(empty)[0] == ("offers", "0 offer(s)") and len(empty.path) == 2
+
+    fakes.offers = [
+        Chosen(id="o1", name="Offer one", fields={}, rank=1, value=1.0, reason="priority")
+    ]
+    _, cid, handle = await interpreter.start(steps)
+    final = await handle.result()
+    assert [p.step for p in final.path] == ["offers", "update", "call", "fail", "end"]
+    assert final.context["decisions"]["offers"]["top"]["id"] == "o1"
+    assert fakes.updates[-1].customer_id == cid and fakes.updates[-1].attributes == {
+        "seen_offer": True
+    }
+    assert final.context["actions"]["call"] == {"done": {"tag": "x"}}
+    assert "refused" in final.context["actions"]["fail"]["error"]
+    assert final.path[3].outcome == "failed"
+
+
+# -- the operator's controls --------------------------------------------------------------
+
+
+async def test_pause_holds_the_next_step_and_resume_goes_on(interpreter: Interpreter) -> None:
+    _, _, handle = await interpreter.start(
+        [WaitStep(id="wait", duration=DAY, next="hello"), send("hello"), END]
+    )
+    enrollment = interpreter.enrollment(handle)
+    await interpreter.settled(handle)  # in the wait (a pause holds the step after it)
+    paused = await enrollment.control("pause", ControlRequest(reason="check"))
+    assert paused.paused
+    await interpreter.skipper.fast_forward(handle, 2 * DAY)
+    state = await interpreter.settled(handle)
+    assert state.step == "hello" and interpreter.fakes.sent == []  # held before the send
+    await enrollment.control("resume", ControlRequest(reason="checked"))
+    final = await handle.result()
+    assert final.status == "completed" and len(interpreter.fakes.sent) == 1
+
+
+async def test_skip_ends_a_wait_as_a_timeout_and_exit_ends_the_enrollment(
+    interpreter: Interpreter,
+) -> None:
+    steps: list[Step] = [
+        WaitForEventStep(id="wait", event="x", timeout=30 * DAY, on_event="end", on_timeout="more"),
+        WaitStep(id="more", duration=30 * DAY, next="end"),
+        END,
+    ]
+    _, _, handle = await interpreter.start(steps)
+    enrollment = interpreter.enrollment(handle)
+    await interpreter.settled(handle)
+    skipped = await enrollment.control("skip", ControlRequest(reason="stuck"))
+    assert skipped.step == "more"
+    assert skipped.path[0].outcome == "skipped by an operator: stuck"
+    ended = await enrollment.control("exit", ControlRequest(reason="done here"))
+    assert (ended.status, ended.ended_reason) == ("exited", "operator: done here")
+    with pytest.raises(Exception, match="already"):
+        await enrollment.control("pause", ControlRequest(reason="late"))
+
+
+async def test_migrate_moves_a_waiting_enrollment_to_the_mapped_step(
+    interpreter: Interpreter,
+) -> None:
+    v1: list[Step] = [WaitStep(id="wait", duration=30 * DAY, next="end"), END]
+    spec, _, handle = await interpreter.start(v1, version=1)
+    await interpreter.settled(handle)
+    v2 = spec.model_copy(
+        update={"steps": [WaitStep(id="short", duration=DAY, next="hello"), send("hello"), END]}
+    )
+    enrollment = interpreter.enrollment(handle)
+    unmapped = MigrateRequest(journey=v2, version=2, reason="shorter")
+    with pytest.raises(Exception, match="no counterpart in v2"):
+        await enrollment.plan_migration(unmapped)
+    request = unmapped.model_copy(update={"mapping": {"wait": "short"}})
+    planned = await enrollment.plan_migration(request)
+    assert (planned.from_step, planned.to_step) == ("wait", "short")
+    assert "the wait at 'wait' ends now" in planned.effect
+    done = await enrollment.migrate(request)
+    assert done == planned
+    await interpreter.skipper.fast_forward(handle, 2 * DAY)
+    final = await handle.result()
+    assert [(p.step, p.outcome) for p in final.path] == [
+        ("wait", "migrated to v2 by an operator: shorter"),  # the wait, cut short
+        ("wait", "migrated to v2 at short: shorter"),  # the move
+        ("short", "waited"),
+        ("hello", "sent"),
+        ("end", "exit"),
+    ]
+    assert final.version == 2
+
+
+async def test_a_long_loop_continues_as_new_keeping_path_context_and_dedup(
+    interpreter: Interpreter,
+) -> None:
+    steps: list[Step] = [
+        WaitForEventStep(id="listen", event="ping", timeout=30 * DAY, on_event="reply",
+                         on_timeout="end"),
+        send("reply", next="listen"),
+        END,
+    ]  # fmt: skip
+    _, cid, handle = await interpreter.start(steps)
+    first_run = (await handle.describe()).run_id
+    for n in range(15):  # ~6 history events a loop: past the server's suggestion at 50
+        await interpreter.event(handle, "ping", n=n)
+    repeat = CustomerEvent.create(cid, "ping", {"n": 0}, message_id="ping-0")
+    await handle.signal(JourneyWorkflow.event, repeat)
+    await handle.signal(JourneyWorkflow.event, repeat)  # the same message id again
+    await interpreter.settled(handle)
+    assert (await handle.describe()).run_id != first_run
+    state = await handle.query(JourneyWorkflow.state)
+    assert [p.step for p in state.path] == ["listen", "reply"] * 16 + ["listen"]
+    assert len(interpreter.fakes.sent) == 16
+    assert state.steps_taken == 33
