@@ -202,7 +202,7 @@ async def test_cli_uploads_a_list_and_follows_the_run(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # (a worker's crash)
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)  # (a worker's crash)
 async def test_a_run_resumes_after_its_worker_is_killed_and_enrols_each_customer_once(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
