@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
@@ -122,6 +122,9 @@ class SendRequest(Schema):
     journey_caps: list[FrequencyCap] = Field(default_factory=list)
     abandon: bool = False
     """The enrollment ended while this send was deferred: settle it, send nothing."""
+    best_time_within: timedelta | None = None
+    """`send_at: best_time`, first attempt: defer (reason `best_time`) to the customer's
+    usual active hour when it is within this and not now; at it, send."""
 
 
 class SendResult(Schema):

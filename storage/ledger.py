@@ -25,7 +25,14 @@ from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.delivery import FINAL, Delivery, SendRequest, SendResult
-from schemas.guardrails import FrequencyCap, QuietHours, counted, free_at, quiet_until
+from schemas.guardrails import (
+    FrequencyCap,
+    QuietHours,
+    best_hour,
+    counted,
+    free_at,
+    quiet_until,
+)
 from schemas.journey import channel_candidates
 from schemas.profile import Profile
 from storage.db import serialize
@@ -141,6 +148,10 @@ class DeliveryLedger:
             row.channel = channel
             if request.dry_run:
                 return await self._finish(session, row, profile, "suppressed", "dry_run")
+            if request.best_time_within is not None:  # send-time optimisation: no extra call
+                best = best_hour(profile.active_hours, at, request.best_time_within)
+                if best > at:
+                    return await self._defer(session, row, profile, request, best, "best_time")
             if request.topic == "transactional":
                 return await self._grant(session, row, profile, request)
 

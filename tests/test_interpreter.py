@@ -51,6 +51,7 @@ from schemas.journey import (
     WaitStep,
 )
 from schemas.predicates import Comparison
+from tests.helpers import keep_history
 from workers.sandbox import sandbox
 from workflows.journey import JourneyWorkflow
 from workflows.split import bucket, choose
@@ -74,6 +75,9 @@ class Fakes:
     @activity.defn(name=names.SEND)
     async def send(self, request: SendRequest) -> SendResult:
         self.sent.append(request)
+        if request.best_time_within is not None:  # the customer is usually around in 2 h
+            until = (request.at or datetime.now(UTC)) + timedelta(hours=2)
+            return SendResult(status="deferred", reason="best_time", until=until)
         if self.send_answers:
             answer = self.send_answers.pop(0)
             if answer.status == "failed":
@@ -297,10 +301,15 @@ async def test_an_event_during_a_send_counts_for_the_next_wait(interpreter: Inte
         END,
     ]
     _, _, handle = await interpreter.start(steps)
+    state = await interpreter.settled(handle)
+    assert state.waiting is not None and state.waiting.reason == "send deferred: best_time"
     await interpreter.event(handle, "opened")  # during the two-hour hold
     await interpreter.skipper.fast_forward(handle, timedelta(hours=3))
     final = await handle.result()
     assert outcomes(final) == [("nudge", "sent"), ("wait", "event opened"), ("end", "exit")]
+    held, sent = interpreter.fakes.sent  # the send itself answered "later": no other call
+    assert held.best_time_within == DAY and sent.best_time_within is None
+    await keep_history(handle, "best-time-in-send")
 
 
 async def test_goal_converts_and_exit_events_exit_from_any_step(interpreter: Interpreter) -> None:

@@ -63,7 +63,10 @@ EVENTS_BETWEEN_WAITS = "events-between-waits"
 EVENTS_DURING_HOLDS = "events-during-holds"
 # Every patch still in the code, in the order it came (the policy: README, "Changing
 # workflow code"); `journeys replay --query` counts the histories that recorded each.
-PATCHES = (EVENTS_BETWEEN_WAITS, EVENTS_DURING_HOLDS)
+# Histories recorded before a best-time send asked the send activity itself (one activity
+# fewer when the answer is "now") ran the `best_send_time` activity and a hold first.
+BEST_TIME_IN_SEND = "best-time-in-send"
+PATCHES = (EVENTS_BETWEEN_WAITS, EVENTS_DURING_HOLDS, BEST_TIME_IN_SEND)
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -535,7 +538,10 @@ class JourneyWorkflow:
         """One send, through the guardrails. A deferred send (quiet hours, a cap) waits
         durably on a timer, still ending on goal and exit events, then tries again under
         the same idempotency key."""
-        if step.send_at == "best_time":
+        best_within: timedelta | None = None
+        if step.send_at == "best_time" and workflow.patched(BEST_TIME_IN_SEND):
+            best_within = step.best_time_within  # the send defers to the hour, if not now
+        elif step.send_at == "best_time":
             best: datetime = await workflow.execute_activity(
                 names.BEST_SEND_TIME,
                 SendTimeRequest(
@@ -549,9 +555,12 @@ class JourneyWorkflow:
                 summary=f"{step.id}: best send time",
             )
             await self._until_clock(best, "the customer's usual active hour")
-        deadline = self._clock() + step.max_delay
+        deadline = self._clock() + step.max_delay + (best_within or timedelta(0))
         while True:
-            result = await self._send_once(step, deadline, abandon=self._ending is not None)
+            result = await self._send_once(
+                step, deadline, abandon=self._ending is not None, best_within=best_within
+            )
+            best_within = None  # the best hour is asked once; then only the guardrails hold
             if result.status != "deferred" or self._ending is not None:
                 break
             assert result.until is not None
@@ -570,7 +579,14 @@ class JourneyWorkflow:
             return step.on_suppressed or step.next
         return step.on_failed or step.next
 
-    async def _send_once(self, step: SendStep, deadline: datetime, *, abandon: bool) -> SendResult:
+    async def _send_once(
+        self,
+        step: SendStep,
+        deadline: datetime,
+        *,
+        abandon: bool,
+        best_within: timedelta | None = None,
+    ) -> SendResult:
         request = SendRequest(
             idempotency_key=self._step_key(step.id),
             journey_id=self._spec.id,
@@ -593,6 +609,7 @@ class JourneyWorkflow:
             quiet_hours=self._spec.quiet_hours,
             journey_caps=self._spec.frequency_caps,
             abandon=abandon,
+            best_time_within=best_within,
         )
         result, error = await self._call(
             names.SEND,
