@@ -340,10 +340,23 @@ async def test_send_outcomes_take_their_edges(interpreter: Interpreter) -> None:
         send("third", channel="best_channel", fallbacks=["push", "in_app"]),
         END,
     ]
-    final = await (await interpreter.start(steps))[2].result()
+    handle = (await interpreter.start(steps))[2]
+    final = await handle.result()
     assert outcomes(final) == [
         ("first", "suppressed"), ("second", "failed"), ("third", "sent"), ("end", "exit")
     ]  # fmt: skip
+    # The exit step's upsert says the status too: the last workflow task writes once.
+    history = await handle.fetch_history()
+    last_task = max(i for i, e in enumerate(history.events) if e.HasField(
+        "workflow_task_completed_event_attributes"))  # fmt: skip
+    upserts = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events[last_task:]
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    billable = [u for u in upserts if u != {"TemporalChangeVersion"}]
+    assert len(billable) == 1 and {"JourneyStep", "JourneyStatus"} <= billable[0], upserts
+    await keep_history(handle, "one-final-upsert")
     assert final.context["steps"]["third"]["channel"] == "push"
     keys = [r.idempotency_key for r in fakes.sent]
     assert len(set(keys)) == 3  # one key per step visit

@@ -66,7 +66,10 @@ EVENTS_DURING_HOLDS = "events-during-holds"
 # Histories recorded before a best-time send asked the send activity itself (one activity
 # fewer when the answer is "now") ran the `best_send_time` activity and a hold first.
 BEST_TIME_IN_SEND = "best-time-in-send"
-PATCHES = (EVENTS_BETWEEN_WAITS, EVENTS_DURING_HOLDS, BEST_TIME_IN_SEND)
+# Histories recorded before the exit step's upsert carried the status too upserted the
+# status on its own, in the same final workflow task (one billable action more).
+ONE_FINAL_UPSERT = "one-final-upsert"
+PATCHES = (EVENTS_BETWEEN_WAITS, EVENTS_DURING_HOLDS, BEST_TIME_IN_SEND, ONE_FINAL_UPSERT)
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -111,6 +114,7 @@ class JourneyWorkflow:
         self._waiting: Waiting | None = None
         self._inbox: list[CustomerEvent] = []  # events a wait_for_event may take
         self._controls = Controls()
+        self._status_shown = "active"  # what JourneyStatus says (also "paused")
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -296,6 +300,7 @@ class JourneyWorkflow:
     def _set_paused(self, paused: bool, request: ControlRequest) -> EnrollmentState:
         self._carry.paused = paused
         status, done = ("paused", "paused") if paused else ("active", "resumed")
+        self._status_shown = status
         workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(status)])
         workflow.set_current_details(
             f"step {self._carry.step}: {done} by an operator: {request.reason}"
@@ -337,7 +342,8 @@ class JourneyWorkflow:
         self._waiting = None
         self._controls.ended(self._status)
         metrics.ended(self._spec.id, self._input.version, self._status)
-        workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
+        if self._status_shown != self._status:
+            workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
         workflow.set_current_details(f"{self._status}: {self._ended_reason}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
@@ -390,15 +396,22 @@ class JourneyWorkflow:
         # the first step change writes the step it leaves too.
         current = workflow.info().typed_search_attributes
         at = current.get(sa.JOURNEY_STEP)
+        updates: list[SearchAttributeUpdate[Any]] = []
         if at != step.id:
             reached = list(current.get(sa.JOURNEY_REACHED) or [])
             arms = [sa.arm(s, p) for s, p in c.context.get("splits", {}).items()]
             left = [at] if at and not reached else []
             new = [r for r in dict.fromkeys([*left, step.id, *arms]) if r not in reached]
-            updates: list[SearchAttributeUpdate[Any]] = [sa.JOURNEY_STEP.value_set(step.id)]
+            updates.append(sa.JOURNEY_STEP.value_set(step.id))
             listed = sa.reached(reached, new)
             if listed is not None:
                 updates.append(sa.JOURNEY_REACHED.value_set(listed))
+        # An exit step is the last step: its upsert says the status too, so the final
+        # workflow task writes visibility once.
+        if isinstance(step, ExitStep) and workflow.patched(ONE_FINAL_UPSERT):
+            self._status_shown = "completed"
+            updates.append(sa.JOURNEY_STATUS.value_set(self._status_shown))
+        if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(f"step {step.id} ({step.type})")
         metrics.stepped(self._spec.id, step.id, step.type)
