@@ -27,7 +27,7 @@ from rich.table import Table
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.routing import EventRouter
-from bench import ingestion, operations, reservations, services, sizing
+from bench import ingestion, operations, reservations, services, sizing, versus
 from bench.baseline import TrivialWorkflow
 from bench.stack import (
     Row,
@@ -237,6 +237,7 @@ def main() -> None:
             "ingestion",
             "operations",
             "sizing",
+            "versus",
             "all",
         ],
         default="all",
@@ -245,7 +246,8 @@ def main() -> None:
         "decision latency (200 offers) and send overhead per channel vs a bare provider call; "
         "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts; "
         "operations: scenario 1 with tracing, metrics and the payload codec on vs off; "
-        "sizing: CPU, history and billable actions per enrollment (deploy/README.md)",
+        "sizing: CPU, history and billable actions per enrollment (deploy/README.md); "
+        "versus: scenario 1 beside the same journey written by hand as a Temporal workflow",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
@@ -263,6 +265,8 @@ def main() -> None:
         rows += asyncio.run(ingestion.measure(max(args.n, 2000), 4, args.audience, console))
     if args.suite in ("operations", "all"):
         rows += asyncio.run(operations.measure(args.n, args.concurrency, console))
+    if args.suite in ("versus", "all"):
+        rows += asyncio.run(versus.measure(args.n, args.concurrency, console))
     if args.suite in ("sizing", "all"):
         asyncio.run(sizing.measure(args.n, args.concurrency, console))
     if rows:

@@ -13,14 +13,16 @@ refuses, and the enrollment states its waits in the customer's own time zone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 
-def sandbox(*, strict: bool) -> SandboxedWorkflowRunner:
+def sandbox(*, strict: bool, packages: Sequence[str] = ("workflows",)) -> SandboxedWorkflowRunner:
+    """`packages`: where the worker's workflows live (passed through unless `strict`)."""
     default = SandboxRestrictions.default
     members = default.invalid_module_members.with_child_unrestricted("zoneinfo", "ZoneInfo")
     restrictions = dataclasses.replace(default, invalid_module_members=members)
     if not strict:
-        restrictions = restrictions.with_passthrough_modules("workflows")
+        restrictions = restrictions.with_passthrough_modules(*packages)
     return SandboxedWorkflowRunner(restrictions=restrictions)

@@ -3,6 +3,7 @@ in the sandbox of workers/sandbox.py (`strict_sandbox` in the tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
@@ -30,9 +31,11 @@ def build_worker(
     http: httpx.AsyncClient,
     *,
     task_queue: str | None = None,
+    workflows: Sequence[type] = (JourneyWorkflow, AudienceEntryWorkflow),
 ) -> Worker:
     """`http` is the worker's one shared client for services and providers (its owner
-    closes it after the worker shut down)."""
+    closes it after the worker shut down). `workflows`: what it runs beside the activities
+    (the bench's hand-written baseline runs its own)."""
     delivery = DeliveryActivities(
         ledger=stores.ledger,
         templates=stores.templates,
@@ -48,7 +51,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyWorkflow, AudienceEntryWorkflow],
+        workflows=list(workflows),
         activities=[
             delivery.send,
             profiles.get_profile,
@@ -62,6 +65,9 @@ def build_worker(
             audiences.enroll,
         ],
         max_concurrent_activities=200,
-        workflow_runner=sandbox(strict=settings.strict_sandbox),
+        workflow_runner=sandbox(
+            strict=settings.strict_sandbox,
+            packages=sorted({w.__module__.split(".")[0] for w in workflows}),
+        ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )
