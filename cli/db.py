@@ -8,28 +8,32 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from cli.embedded import database_errors
 from cli.http import Json, print_json
 from schemas.settings import Settings
-from storage import schema
-from storage.db import make_engine
+
+# The database modules load when a command runs, not when `journeys --help` does.
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 app = typer.Typer(help="The database schema: upgrade, current, revision.", no_args_is_help=True)
 
 
-def _on_engine(work: Callable[..., Awaitable[T]], *args: object) -> T:
-    """Run `work(engine, *args)` on the configured database (Unreachable: one line)."""
+def _on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work(engine)` on the configured database (Unreachable: one line)."""
+    from cli.embedded import database_errors
+    from storage.db import make_engine
+
     settings = Settings()
 
     async def run() -> T:
         engine = make_engine(settings.db_url(), schema=settings.database_schema)
         try:
-            return await work(engine, *args)
+            return await work(engine)
         finally:
             await engine.dispose()
 
@@ -41,6 +45,8 @@ def _on_engine(work: Callable[..., Awaitable[T]], *args: object) -> T:
 def upgrade() -> None:
     """Migrate JOURNEYS_DATABASE_URL to this version's schema (safe to run again, and from
     several places at once: one migrates, the others wait and find it done)."""
+    from storage import schema
+
     before, now = _on_engine(schema.upgrade)
     if before == now:
         print(f"the database is at {now}: nothing to do")
@@ -51,6 +57,8 @@ def upgrade() -> None:
 @app.command()
 def current(as_json: Json = False) -> None:
     """Print the database's revision and this version's; exit 1 if it needs `upgrade`."""
+    from storage import schema
+
     at = _on_engine(schema.current)
     if as_json:
         print_json({"database": at, "code": schema.head(), "current": at == schema.head()})
@@ -66,6 +74,9 @@ def revision(
 ) -> None:
     """Write a new migration with what storage/tables.py changed since the newest revision
     (compared on a scratch SQLite database migrated to it; check it on PostgreSQL too)."""
+
+    from storage import schema
+    from storage.db import make_engine
 
     async def write(folder: str) -> str:
         engine = make_engine(f"sqlite+aiosqlite:///{folder}/scratch.db")

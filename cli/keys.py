@@ -12,7 +12,7 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -20,7 +20,9 @@ from rich.table import Table
 from cli.http import Json, console, key_file, print_json
 from schemas.access import SCOPE_HELP, SCOPES, Caller, Scope
 from schemas.settings import Settings
-from storage.stores import Stores
+
+if TYPE_CHECKING:
+    from storage.stores import Stores  # loaded when a command runs, not for --help
 
 T = TypeVar("T")
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
