@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
@@ -24,9 +23,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from cli.embedded import Stack, dev_server, dev_server_command, running_stack, wait_for_temporal
+from cli.embedded import Stack, running_stack, wait_for_temporal
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
+from testkit.kit import free_port, temporal_server
 from workers.codec import new_key
 from workers.telemetry import install_tracing
 
@@ -57,40 +57,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def temporal_address() -> Iterator[str]:
-    """One dev server for the session, with per-workflow time skipping, an early
-    continue-as-new suggestion (every ~50 events) so long journeys exercise it, and timers
-    that fire on time: by default the server batches timer tasks within a 1 s shift and
-    polls them at most 20 times a second, so every timer, however short, took a second
-    (a 1,000-step journey, 1,000 s; now ~30 ms a timer); and a continue-as-new run that
-    starts at once (the server holds a run of the same workflow id for 1 s by default)."""
-    port = free_port()
-    command = dev_server_command(
-        port=port,
-        ui_port=None,
-        db_file=None,
-        extra=[
-            "--dynamic-config-value",
-            "frontend.WorkflowTimeSkippingEnabled=true",
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=50",
-            "--dynamic-config-value",
-            'history.timerProcessorMaxTimeShift="10ms"',
-            "--dynamic-config-value",
-            "history.timerProcessorMaxPollRPS=1000",
-            "--dynamic-config-value",
-            'history.workflowIdReuseMinimalInterval="0s"',
-        ],
-    )
-    with dev_server(command):
-        yield f"127.0.0.1:{port}"
+    """One dev server for the session: the testing kit's (time skipping, timers that fire
+    on time: by default the server batches timer tasks within a 1 s shift, so a 1,000-step
+    journey took 1,000 s; now ~30 ms a timer; a re-entry at once), with an early
+    continue-as-new suggestion (every ~50 events) so long journeys exercise it."""
+    with temporal_server(
+        "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=50"
+    ) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
