@@ -4,7 +4,11 @@ and Temporal is restarted; nothing lost, nothing stuck, no duplicate in the ledg
 
 from __future__ import annotations
 
+import pytest
+
 from bench.chaos import Plan, run
+
+pytestmark = pytest.mark.slow
 
 
 async def test_nothing_lost_or_duplicated_through_kills_and_a_temporal_restart() -> None:

@@ -205,6 +205,7 @@ class SlowMailbox(Mailbox):
         return "250 OK"
 
 
+@pytest.mark.slow
 async def test_a_worker_stopped_mid_send_finishes_it_first(stack: Stack) -> None:
     """Issue 15: SIGTERM (a rolling deploy, a pod evicted) lets the send in flight finish
     within `worker_shutdown_seconds`: delivered once, settled on its first attempt (the

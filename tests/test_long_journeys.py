@@ -33,7 +33,10 @@ from tests.helpers import ended, event, publish_copy
 from workflows import search_attributes as sa
 
 # Storage plays no part here: the SQLite stack alone.
-pytestmark = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("settings", ["sqlite"], indirect=True),
+]
 STEPS = 1000
 LOOPS = int(os.environ.get("JOURNEYS_TEST_LOOPS", "300"))
 """10,000 ran in 579 s here (~58 ms a loop, mostly the dev server's task dispatch):

@@ -12,9 +12,13 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from cli.embedded import running_stack
 from schemas.settings import Settings
 from tests.conftest import free_port, repo_root
+
+pytestmark = pytest.mark.slow
 
 CONFIG = repo_root() / "tests" / "schemathesis.toml"
 EXAMPLES = int(os.environ.get("JOURNEYS_FUZZ_EXAMPLES", "6"))
