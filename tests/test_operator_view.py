@@ -104,3 +104,14 @@ def test_local_time_matches_the_zone_across_dst_changes() -> None:
                 assert local_time(moment, zone) == expected, moment
     assert local_time(datetime(2026, 1, 1, 12, tzinfo=UTC), None) == "2026-01-01 12:00 UTC"
     assert local_time(datetime(2026, 1, 1, 12, tzinfo=UTC), "Mars/Base") == "2026-01-01 12:00 UTC"
+
+
+def test_the_reached_list_fills_up_to_its_limit_then_says_more() -> None:
+    """`JourneyReached` keeps every step reached while it fits Temporal's size limit for a
+    keyword list, then ends with `MORE` and stays as it is."""
+    steps = [f"step-{i:04d}-{'x' * 40}" for i in range(200)]
+    listed = sa.reached([], steps)
+    assert listed is not None and listed[-1] == sa.MORE
+    assert listed[:-1] == steps[: len(listed) - 1]
+    assert sa.reached(listed, ["later"]) is None  # full: nothing changes
+    assert sa.reached(["a"], []) is None and sa.reached(["a"], ["b"]) == ["a", "b"]
