@@ -27,7 +27,7 @@ from rich.table import Table
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.routing import EventRouter
-from bench import ingestion, operations, reservations, services, sizing, versus
+from bench import ingestion, operations, parked, reservations, services, sizing, versus
 from bench.baseline import TrivialWorkflow
 from bench.stack import (
     Row,
@@ -238,6 +238,7 @@ def main() -> None:
             "operations",
             "sizing",
             "versus",
+            "parked",
             "all",
         ],
         default="all",
@@ -247,7 +248,8 @@ def main() -> None:
         "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts; "
         "operations: scenario 1 with tracing, metrics and the payload codec on vs off; "
         "sizing: CPU, history and billable actions per enrollment (deploy/README.md); "
-        "versus: scenario 1 beside the same journey written by hand as a Temporal workflow",
+        "versus: scenario 1 beside the same journey written by hand as a Temporal workflow; "
+        "parked: --audience N enrollments parked at a wait, the worker's and API's memory",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
@@ -267,6 +269,8 @@ def main() -> None:
         rows += asyncio.run(operations.measure(args.n, args.concurrency, console))
     if args.suite in ("versus", "all"):
         rows += asyncio.run(versus.measure(args.n, args.concurrency, console))
+    if args.suite == "parked":  # (long: not part of "all")
+        rows += asyncio.run(parked.measure(args.audience, console))
     if args.suite in ("sizing", "all"):
         asyncio.run(sizing.measure(args.n, args.concurrency, console))
     if rows:
