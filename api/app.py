@@ -110,8 +110,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         app.include_router(module.router)
     app.include_router(enrollments.bulk)
     if settings.sandbox:
-        webhook_secret = secret(settings, settings.webhook_secret, "webhook")
-        app.state.sandbox = Sandbox(settings, webhook_secret)
+        app.state.sandbox = Sandbox(settings)
         app.include_router(build_router(app.state.sandbox))
 
     @app.get("/healthz", tags=["health"])

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.settings import Settings
 from schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
+from storage.secrets import secret
 
 Provider = Literal["twilio", "fcm", "webhooks"]
 _basic = HTTPBasic(auto_error=False)  # the provider answers in its own error format
@@ -62,13 +63,14 @@ class Fault(BaseModel):
 class Sandbox:
     """What each provider received, and the faults still to inject."""
 
-    def __init__(self, settings: Settings, webhook_secret: bytes):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.received: dict[str, deque[dict[str, Any]]] = {
             p: deque(maxlen=KEPT) for p in ("twilio", "fcm", "webhooks")
         }
         self.faults: dict[str, list[int]] = {}
-        self.webhook_secret = webhook_secret
+        # The key the webhook channel signs with (activities/channels.py), from the same place.
+        self.webhook_secret = secret(settings, settings.webhook_secret, "webhook")
         self._callbacks: set[asyncio.Task[None]] = set()
 
     def fault(self, provider: str) -> JSONResponse | None:

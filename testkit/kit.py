@@ -226,7 +226,7 @@ class JourneyKit:
             config = Settings(**{**defaults, **settings})
             stores = await open_stores(config)
             client = await wait_for_temporal(config, timeout=60)
-            sandbox = Sandbox(config, b"journeys-test-webhook-secret")
+            sandbox = Sandbox(config)
             services = FastAPI()
             services.state.stores = stores
             services.include_router(build_router(sandbox))

@@ -78,3 +78,27 @@ async def test_the_best_time_lookup_of_older_histories(journey_kit: JourneyKit) 
     assert await profiles.best_send_time(ask) == now.replace(hour=22)
     unknown = ask.model_copy(update={"customer_id": "new-here"})
     assert await profiles.best_send_time(unknown) == now
+
+
+async def test_a_webhook_send_reaches_the_sandbox_signed(journey_kit: JourneyKit) -> None:
+    """The kit's webhook receiver checks the signature with the key the channel signs with."""
+    journey = JourneySpec(
+        id="hook",
+        name="Hook",
+        entry=Entry(event="ordered"),
+        steps=[
+            SendStep(
+                id="notify",
+                channel="webhook",
+                topic="transactional",
+                content=MessageContent(body="order {{ event.order }}"),
+                next="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    await journey_kit.publish(journey)
+    await journey_kit.event("shop-1", "ordered", order="A-1")
+    [sent] = await journey_kit.run("hook", "shop-1").sent()
+    assert (sent.channel, sent.status, sent.text) == ("webhook", "sent", "order A-1")
+    assert len(journey_kit.received("webhooks")) == 1
