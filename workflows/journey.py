@@ -114,7 +114,6 @@ class JourneyWorkflow:
         self._waiting: Waiting | None = None
         self._inbox: list[CustomerEvent] = []  # events a wait_for_event may take
         self._controls = Controls()
-        self._status_shown = "active"  # what JourneyStatus says (also "paused")
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -300,7 +299,6 @@ class JourneyWorkflow:
     def _set_paused(self, paused: bool, request: ControlRequest) -> EnrollmentState:
         self._carry.paused = paused
         status, done = ("paused", "paused") if paused else ("active", "resumed")
-        self._status_shown = status
         workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(status)])
         workflow.set_current_details(
             f"step {self._carry.step}: {done} by an operator: {request.reason}"
@@ -342,7 +340,8 @@ class JourneyWorkflow:
         self._waiting = None
         self._controls.ended(self._status)
         metrics.ended(self._spec.id, self._input.version, self._status)
-        if self._status_shown != self._status:
+        shown = workflow.info().typed_search_attributes.get(sa.JOURNEY_STATUS)
+        if shown != self._status:  # (the exit step's upsert may have said it already)
             workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
         workflow.set_current_details(f"{self._status}: {self._ended_reason}")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -409,8 +408,7 @@ class JourneyWorkflow:
         # An exit step is the last step: its upsert says the status too, so the final
         # workflow task writes visibility once.
         if isinstance(step, ExitStep) and workflow.patched(ONE_FINAL_UPSERT):
-            self._status_shown = "completed"
-            updates.append(sa.JOURNEY_STATUS.value_set(self._status_shown))
+            updates.append(sa.JOURNEY_STATUS.value_set("completed"))
         if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(f"step {step.id} ({step.type})")
@@ -475,11 +473,9 @@ class JourneyWorkflow:
         until = workflow.now() + self._spec.scaled(step.timeout)
         self._keep_inbox(starting=True)
         condition = EventCondition(event=step.event, where=step.where)
-
-        def arrived() -> CustomerEvent | None:
-            return next((e for e in self._inbox if self._matches(condition, e)), None)
-
-        event = await self._until(Waiting(event=step.event, until=until), arrived)
+        event = await self._until(
+            Waiting(event=step.event, until=until), lambda: self._take(condition)
+        )
         if event is not None:
             self._carry.last_event = event
             self._record(f"event {step.event}")
@@ -514,6 +510,18 @@ class JourneyWorkflow:
         # (Not in a `finally`: an evicted workflow must not call workflow APIs.)
         self._keep_inbox(starting=False, hold=waiting.reason is not None)
         return found
+
+    def _take(self, condition: EventCondition) -> CustomerEvent | None:
+        """The first inbox event a wait_for_event takes (it stays first until the wait
+        ends). The events before it can count for neither this wait nor a later one (the
+        inbox is cleared when this wait ends), so they go now: a long wait on a busy event
+        stream checks each event once, on the workflow task it arrives in."""
+        for i, event in enumerate(self._inbox):
+            if self._matches(condition, event):
+                del self._inbox[:i]
+                return event
+        self._inbox.clear()
+        return None
 
     def _keep_inbox(self, *, starting: bool, hold: bool = False) -> None:
         """The inbox rule, at a wait's start and end: a wait_for_event takes the events that
