@@ -297,7 +297,7 @@ class Ranking(_Model):
     `offer.fields.margin * 2 + profile.attributes.affinity`), or by the offer's `score`."""
 
     by: Literal["priority", "formula", "score"] = "priority"
-    """`priority`, `formula` or `random`."""
+    """`priority`, `formula` or `score`."""
     formula: str | None = None
     """For `formula`: an arithmetic expression over offer fields and the profile."""
 
@@ -475,7 +475,7 @@ class JourneySpec(_Model):
     exit_when: list[EventCondition] = Field(default_factory=list)
     """Events that end the enrollment wherever it is (an unsubscribe)."""
     reentry: Reentry = "never"
-    """`never`, `after_exit` or `always`."""
+    """`never` or `after_exit`."""
     priority: int = 0
     """When sends of several journeys contend for a customer's last free cap slots, the
     higher priority wins."""

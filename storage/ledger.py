@@ -107,6 +107,17 @@ class _Slot:
         )
 
 
+def _holding_a_slot(at: datetime, caps: Sequence[_Cap]) -> Any:
+    """A marketing send counted in the widest window of `caps` ending at `at` (or recorded
+    later: see `schemas.guardrails.counted`): the one definition both reads use."""
+    since = at - max(c.cap.window for c in caps)
+    return (
+        col(DeliveryRow.status).in_(COUNTED)
+        & (col(DeliveryRow.topic) == "marketing")
+        & (col(DeliveryRow.reserved_at) > since)
+    )
+
+
 class DeliveryLedger:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
@@ -296,14 +307,8 @@ class DeliveryLedger:
         `caps` (as `_slots` finds them), in one read."""
         key = request.idempotency_key
         wanted = col(DeliveryRow.idempotency_key) == key
-        since = at - max(c.cap.window for c in caps) if caps else at
         if caps:
-            wanted = or_(
-                wanted,
-                col(DeliveryRow.status).in_(COUNTED)
-                & (col(DeliveryRow.topic) == "marketing")
-                & (col(DeliveryRow.reserved_at) > since),
-            )
+            wanted = or_(wanted, _holding_a_slot(at, caps))
         query = select(DeliveryRow).where(DeliveryRow.customer_id == request.customer_id, wanted)
         rows = (await session.exec(query)).all()
         row = next((r for r in rows if r.idempotency_key == key), None)
@@ -320,12 +325,9 @@ class DeliveryLedger:
         recorded later: see `schemas.guardrails.counted`)."""
         if not caps:
             return []
-        widest = max(c.cap.window for c in caps)
         query = select(DeliveryRow).where(
             DeliveryRow.customer_id == request.customer_id,
-            col(DeliveryRow.status).in_(COUNTED),
-            DeliveryRow.topic == "marketing",
-            col(DeliveryRow.reserved_at) > at - widest,
+            _holding_a_slot(at, caps),
             DeliveryRow.idempotency_key != request.idempotency_key,
         )
         return [_Slot.of(r) for r in (await session.exec(query)).all()]

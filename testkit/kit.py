@@ -39,7 +39,7 @@ from cli.embedded import (
 )
 from clients.enrollments import Enrollment
 from schemas.delivery import Delivery, Template
-from schemas.enrollment import ControlRequest, EnrollmentState
+from schemas.enrollment import Control, ControlRequest, EnrollmentState
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec, SendStep
 from schemas.profile import Profile
@@ -165,9 +165,9 @@ class Run:
         """What this enrollment's journey sent the customer."""
         return [s for s in await self.kit.sent(self.customer_id) if s.journey_id == self.journey_id]
 
-    async def control(self, action: str, reason: str = "test") -> EnrollmentState:
+    async def control(self, action: Control, reason: str = "test") -> EnrollmentState:
         """`pause`, `resume`, `skip` or `exit`, as an operator would."""
-        state = await self.enrollment.control(action, ControlRequest(reason=reason))  # type: ignore[arg-type]
+        state = await self.enrollment.control(action, ControlRequest(reason=reason))
         await self.settled()
         return state
 
