@@ -31,8 +31,7 @@ from typing import Any
 
 import httpx
 
-from bench.stack import free_port
-from cli.embedded import dev_server_command, spawn
+from cli.embedded import dev_server_command, free_port, spawn
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp

@@ -29,11 +29,10 @@ from bench.stack import (
     bench_stack,
     cpu_seconds,
     drained,
-    free_port,
     tag,
     worker_process,
 )
-from cli.embedded import load_examples
+from cli.embedded import free_port, load_examples
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from schemas.settings import Settings

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,19 +21,20 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from cli.embedded import Stack, dev_server, dev_server_command, running_stack, spawn
+from cli.embedded import (
+    Stack,
+    dev_server,
+    dev_server_command,
+    free_port,
+    running_stack,
+    spawn,
+)
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
 from storage.stores import Stores
 
 Row = tuple[str, float, float, str]
 """One figure: (what, measured, baseline, target)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

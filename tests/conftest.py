@@ -23,10 +23,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from cli.embedded import Stack, running_stack, wait_for_temporal
+from cli.embedded import Stack, free_port, running_stack, wait_for_temporal
 from schemas.settings import Settings
 from services.mailbox import Mailbox, start_smtp
-from testkit.kit import free_port, temporal_server
+from testkit.kit import temporal_server
 from workers.codec import new_key
 from workers.telemetry import install_tracing
 
