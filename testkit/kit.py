@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from api.routes import decisioning
@@ -88,6 +88,16 @@ def temporal_server(*extra: str, timeout: float = 60.0) -> Iterator[str]:
             yield f"127.0.0.1:{port}"
 
 
+async def settled(handle: WorkflowHandle[Any, Any], timeout: float = 30.0) -> None:
+    """Until the workflow has no workflow task or activity pending (or `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = (await handle.describe()).raw_description
+        if not described.pending_activities and not described.HasField("pending_workflow_task"):
+            return
+        await asyncio.sleep(0.02)
+
+
 @dataclass(frozen=True)
 class Sent:
     """One send as the delivery ledger recorded it."""
@@ -137,15 +147,9 @@ class Run:
         return await self.enrollment.state()
 
     async def settled(self, timeout: float = 30.0) -> EnrollmentState:
-        """The state once no workflow task or activity is pending (so what a timer or an
-        event set off has happened)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            described = (await self.enrollment.handle.describe()).raw_description
-            busy = described.pending_activities or described.HasField("pending_workflow_task")
-            if not busy or time.monotonic() > deadline:
-                return await self.state()
-            await asyncio.sleep(0.02)
+        """The state once what a timer or an event set off has happened."""
+        await settled(self.enrollment.handle, timeout)
+        return await self.state()
 
     async def path(self) -> list[str]:
         """The steps entered so far, in order."""

@@ -51,6 +51,7 @@ from schemas.journey import (
     WaitStep,
 )
 from schemas.predicates import Comparison
+from testkit.kit import settled
 from tests.helpers import keep_history
 from workers.sandbox import sandbox
 from workflows.journey import JourneyWorkflow
@@ -142,11 +143,9 @@ class Interpreter:
         return Enrollment(self.client, handle.id)
 
     async def settled(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentState:
-        """The state once nothing is pending (what a timer or a signal set off is done)."""
-        while True:
-            described = (await handle.describe()).raw_description
-            if not described.pending_activities and not described.HasField("pending_workflow_task"):
-                return await handle.query(JourneyWorkflow.state)
+        """The state once what a timer or a signal set off is done."""
+        await settled(handle)
+        return await handle.query(JourneyWorkflow.state)
 
     async def event(self, handle: WorkflowHandle[Any, Any], name: str, **properties: Any) -> None:
         customer_id = (await handle.query(JourneyWorkflow.state)).customer_id
