@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -109,10 +110,11 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
     )
 
 
-async def audience_entry(
-    stack: Stack, api: httpx.AsyncClient, n: int, server_pid: int, workers: dict[str, int]
-) -> list[Row]:
-    """`workers`: the pid of each side's worker process (empty: a warm-up, no figures)."""
+async def audience_journey(
+    api: httpx.AsyncClient, n: int, rate: float, wait: timedelta
+) -> JourneySpec:
+    """An uploaded list of `n` customers and a journey that enrols it at `rate` and waits
+    `wait`, published."""
     run = tag()
     list_id = f"bench-{run}"
     ids = [f"a{run}-{k:07d}" for k in range(n)]
@@ -124,10 +126,37 @@ async def audience_entry(
     spec = JourneySpec(
         id=f"bench-audience-{run}",
         name="bench audience",
-        entry=Entry(audience=Audience(list=list_id, rate_per_second=10_000)),
-        steps=[WaitStep(id="wait", duration=timedelta(days=1), next="end"), ExitStep(id="end")],
+        entry=Entry(audience=Audience(list=list_id, rate_per_second=rate)),
+        steps=[WaitStep(id="wait", duration=wait, next="end"), ExitStep(id="end")],
     )
     assert (await api.post("/v1/journeys", json=spec.model_dump(mode="json"))).status_code == 201
+    return spec
+
+
+async def run_audience(
+    api: httpx.AsyncClient, spec: JourneySpec, n: int, every: Callable[[int], None]
+) -> None:
+    """Start the journey's audience run and follow it to the end (every `n` entered);
+    `every(done)` is called on each look (twice a second)."""
+    started = await api.post(f"/v1/journeys/{spec.id}/audience-runs", json={})
+    assert started.status_code == 202, started.text
+    name = started.json()["run"]
+    while True:
+        progress = (await api.get(f"/v1/journeys/{spec.id}/audience-runs/{name}")).json()
+        p = progress["progress"]
+        every(p["done"])
+        if p["status"] == "completed":
+            assert p["entered"] == n, p
+            return
+        await asyncio.sleep(0.5)
+
+
+async def audience_entry(
+    stack: Stack, api: httpx.AsyncClient, n: int, server_pid: int, workers: dict[str, int]
+) -> list[Row]:
+    """`workers`: the pid of each side's worker process (empty: a warm-up, no figures)."""
+    run = tag()
+    spec = await audience_journey(api, n, 10_000, timedelta(days=1))
 
     figures: dict[str, dict[str, float]] = {}
     peak = {"worker": 0.0, "server": 0.0}
@@ -165,21 +194,15 @@ async def audience_entry(
         }
 
     async def ours() -> None:
-        started = await api.post(f"/v1/journeys/{spec.id}/audience-runs", json={})
-        assert started.status_code == 202, started.text
-        name = started.json()["run"]
-        last = -1
-        while True:
-            progress = (await api.get(f"/v1/journeys/{spec.id}/audience-runs/{name}")).json()
-            p = progress["progress"]
-            if p["done"] // 50_000 != last // 50_000 and p["done"]:
-                print(f"  audience: {p['done']:,}/{p['total']:,} at {p['rate_per_second']:.0f}/s")
-            last = p["done"]
-            if p["status"] == "completed":
-                assert p["entered"] == n, p
-                await drained(stack.client, stack.settings.task_queue)
-                return
-            await asyncio.sleep(0.5)
+        shown = [0]
+
+        def tell(done: int) -> None:
+            if done >= shown[0] + 50_000:
+                shown[0] = done - done % 50_000
+                print(f"  audience: {done:,}/{n:,}")
+
+        await run_audience(api, spec, n, tell)
+        await drained(stack.client, stack.settings.task_queue)
 
     async def raw() -> None:
         queue = iter(range(n))

@@ -10,14 +10,13 @@ cores) is the limit, and the raw side's 500 starts in flight made it time out
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
 from rich.console import Console
 
-from bench.stack import Row, api_client, bench_stack, drained, rss_mb, tag, worker_process
-from schemas.journey import Audience, Entry, ExitStep, JourneySpec, WaitStep
+from bench.ingestion import audience_journey, run_audience
+from bench.stack import Row, api_client, bench_stack, drained, rss_mb, worker_process
 
 RATE = 400.0  # enrollments per second the run paces itself at
 
@@ -26,49 +25,26 @@ async def measure(n: int, console: Console) -> list[Row]:
     async with bench_stack(worker=False) as (stack, base, server):
         with worker_process(stack.settings, "cli.main", "worker") as worker:
             async with await api_client(stack.stores, base) as api:
-                run = tag()
-                list_id = f"parked-{run}"
-                ids = [f"p{run}-{k:07d}" for k in range(n)]
-                for i in range(0, n, 10_000):
-                    added = await api.post(
-                        f"/v1/audiences/{list_id}/members",
-                        json={"customer_ids": ids[i : i + 10_000]},
-                    )
-                    assert added.status_code == 200, added.text
-                spec = JourneySpec(
-                    id=f"parked-{run}",
-                    name="parked",
-                    entry=Entry(audience=Audience(list=list_id, rate_per_second=RATE)),
-                    steps=[
-                        WaitStep(id="wait", duration=timedelta(days=30), next="end"),
-                        ExitStep(id="end"),
-                    ],
-                )
-                published = await api.post("/v1/journeys", json=spec.model_dump(mode="json"))
-                assert published.status_code == 201, published.text
-                before = {"worker": rss_mb(worker.pid), "api": rss_mb(), "server": rss_mb(server)}
+                spec = await audience_journey(api, n, RATE, timedelta(days=30))
+                pids: dict[str, int | str] = {"worker": worker.pid, "api": "self", "server": server}
+                before = {k: rss_mb(p) for k, p in pids.items()}
                 peak = dict(before)
-                started = time.perf_counter()
-                begun = await api.post(f"/v1/journeys/{spec.id}/audience-runs", json={})
-                assert begun.status_code == 202, begun.text
-                name = begun.json()["run"]
-                shown = 0
-                while True:
-                    for key, pid in (("worker", worker.pid), ("api", "self"), ("server", server)):
+                shown = [0]
+
+                def look(done: int) -> None:
+                    for key, pid in pids.items():
                         peak[key] = max(peak[key], rss_mb(pid))
-                    state = (await api.get(f"/v1/journeys/{spec.id}/audience-runs/{name}")).json()
-                    done = state["progress"]["done"]
-                    if done >= shown + 10_000:
-                        shown = done - done % 10_000
-                        console.print(
-                            f"  parked {done:,}/{n:,}; worker RSS {rss_mb(worker.pid):.0f} MB"
-                        )
-                    if state["progress"]["status"] == "completed":
-                        break
-                    await asyncio.sleep(0.5)
+                    if done >= shown[0] + 10_000:
+                        shown[0] = done - done % 10_000
+                        mb = rss_mb(worker.pid)
+                        console.print(f"  parked {done:,}/{n:,}; worker RSS {mb:.0f} MB")
+
+                started = time.perf_counter()
+                await run_audience(api, spec, n, look)
                 await drained(stack.client, stack.settings.task_queue)
                 wall = time.perf_counter() - started
-                after = {"worker": rss_mb(worker.pid), "api": rss_mb(), "server": rss_mb(server)}
+                after = {k: rss_mb(p) for k, p in pids.items()}
+                peak = {k: max(peak[k], after[k]) for k in peak}
     return [
         (f"{n:,} parked enrollments: entered /s (paced at {RATE:.0f})", n / wall, RATE, "-"),
         ("  worker RSS peak (MB) vs the 300 MB bound", peak["worker"], 300.0, "<= 1.0x"),
