@@ -248,12 +248,14 @@ def main() -> None:
         "ingestion: /v1/batch events/s vs raw signals, audience entry vs raw starts; "
         "operations: scenario 1 with tracing, metrics and the payload codec on vs off; "
         "sizing: CPU, history and billable actions per enrollment (deploy/README.md); "
-        "versus: scenario 1 beside the same journey written by hand as a Temporal workflow; "
+        "versus: each example journey beside the same journey written by hand as a Temporal "
+        "workflow (--journey: only those whose name contains it); "
         "parked: --audience N enrollments parked at a wait, the worker's and API's memory",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
     )
+    parser.add_argument("--journey", help="versus: only the journeys whose name contains this")
     args = parser.parse_args()
     rows: list[Row] = []
     if args.suite in ("journeys", "all"):
@@ -268,7 +270,7 @@ def main() -> None:
     if args.suite in ("operations", "all"):
         rows += asyncio.run(operations.measure(args.n, args.concurrency, console))
     if args.suite in ("versus", "all"):
-        rows += asyncio.run(versus.measure(args.n, args.concurrency, console))
+        rows += asyncio.run(versus.measure(args.n, args.concurrency, console, args.journey))
     if args.suite == "parked":  # (long: not part of "all")
         rows += asyncio.run(parked.measure(args.audience, console))
     if args.suite in ("sizing", "all"):

@@ -1,9 +1,9 @@
-"""The honest baseline: scenario 1 (the onboarding nudge) written by hand as its own Temporal
-workflow, as a team would write it instead of adopting the journey runner. It sends through
-the same `journeys.send` activity (ledger, guardrails, channels, the same provider calls),
-keeps the same search attributes up to date per step, and runs in a worker process of its
-own, as `journeys worker` does. Durations are divided by `scale`, as the product's
-`time_scale` divides them.
+"""The honest baseline: the example journeys written by hand, each as its own Temporal
+workflow, as a team would write them instead of adopting the journey runner. They send
+through the same `journeys.send` activity (ledger, guardrails, channels, the same provider
+calls), call the same profile and decisioning activities, keep the same search attributes
+up to date per step, and run in a worker process of their own, as `journeys worker` does.
+Durations are divided by `scale`, as the product's `time_scale` divides them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from datetime import timedelta
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -20,74 +21,100 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from schemas import activities as names
+    from schemas.activities import ProfileUpdate
+    from schemas.decision import DecisionRequest, DecisionResult
     from schemas.delivery import SendRequest, SendResult
     from schemas.events import CustomerEvent
+    from schemas.journey import SplitPath
     from workflows import search_attributes as sa
+    from workflows.split import bucket, choose
 
 SEND_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=8)
+LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=20)
+DAY = timedelta(days=1)
 
 
-class NudgeInput(BaseModel):
+class HandInput(BaseModel):
     customer_id: str
     trigger: CustomerEvent
     scale: float = 1.0
 
 
-@workflow.defn(name="OnboardingNudgeByHand")
-class OnboardingNudgeByHand:
-    """Wait a day for clubs; else a nudge (push, else in-app) at the customer's usual hour;
-    wait two more days; else an email. Adding clubs converts at any point."""
+class ByHand:
+    """What a team writes once and shares between its journey workflows: the event signal,
+    waiting for an event (or the goal, or an exit) with a timeout, a send through the
+    guardrails that waits out a deferral, and the step and status search attributes."""
+
+    JOURNEY: ClassVar[str]
+    FIRST: ClassVar[str]
+    """The step the start's search attributes name."""
+    GOAL: ClassVar[str]
+    EXITS: ClassVar[frozenset[str]] = frozenset({"unsubscribed"})
+    PRIORITY: ClassVar[int] = 0
 
     def __init__(self) -> None:
-        self._clubs = False
+        self._seen: set[str] = set()
+        self._last: CustomerEvent | None = None
+        self._input: HandInput | None = None
+        self._context: dict[str, Any] = {}
 
     @workflow.signal(name="event")
     def event(self, event: CustomerEvent) -> None:
-        if event.name == "bag.club_added":
-            self._clubs = True
+        self._seen.add(event.name)
+        self._last = event
 
-    @workflow.run
-    async def run(self, input: NudgeInput) -> str:
-        if await self._clubs_within(timedelta(days=1) / input.scale):
-            return self._end("converted")
-        self._step("push")
-        await self._send(input, "push", "best_channel", "come-back", timedelta(hours=12))
-        self._step("wait-more")
-        if await self._clubs_within(timedelta(days=2) / input.scale):
-            return self._end("converted")
-        self._step("email")
-        await self._send(input, "email", "email", "add-your-clubs", None)
-        return self._end("completed", step="done")
+    @property
+    def input(self) -> HandInput:
+        assert self._input is not None
+        return self._input
 
-    async def _clubs_within(self, timeout: timedelta) -> bool:
+    async def _within(self, name: str | None, timeout: timedelta) -> str | None:
+        """Wait up to `timeout` for `name`, the goal or an exit: which came, or None."""
+        wanted = {self.GOAL, *self.EXITS} | ({name} if name else set())
         try:
-            await workflow.wait_condition(lambda: self._clubs, timeout=timeout)
-            return True
+            await workflow.wait_condition(
+                lambda: bool(self._seen & wanted), timeout=timeout / self.input.scale
+            )
         except TimeoutError:
-            return False
+            return None
+        return next(n for n in (self.GOAL, *sorted(self.EXITS), name) if n in self._seen)
+
+    def _ended(self, came: str) -> str | None:
+        """The status a wait's answer ends the enrollment with (None: go on)."""
+        if came == self.GOAL:
+            return self._end("converted")
+        if came in self.EXITS:
+            return self._end("exited")
+        return None
 
     async def _send(
         self,
-        input: NudgeInput,
         step: str,
         channel: str,
         template: str,
-        best_within: timedelta | None,
+        *,
+        topic: str = "marketing",
+        best_within: timedelta | None = None,
     ) -> SendResult:
+        self._step(step)
         info = workflow.info()
         while True:
             result: SendResult = await workflow.execute_activity(
                 names.SEND,
                 SendRequest(
                     idempotency_key=f"{info.workflow_id}/{info.run_id}/{step}",
-                    journey_id="onboarding-by-hand",
+                    journey_id=self.JOURNEY,
                     version=1,
                     step_id=step,
-                    customer_id=input.customer_id,
+                    customer_id=self.input.customer_id,
                     channel=channel,  # type: ignore[arg-type]
                     fallbacks=["push", "in_app"] if channel == "best_channel" else [],
                     template=template,
-                    event=input.trigger,
+                    event=self.input.trigger,
+                    last_event=self._last,
+                    context=self._context,
+                    topic=topic,  # type: ignore[arg-type]
+                    priority=self.PRIORITY,
                     at=workflow.now(),
                     best_time_within=best_within,
                 ),
@@ -100,8 +127,20 @@ class OnboardingNudgeByHand:
                 return result
             await workflow.sleep(max(result.until - workflow.now(), timedelta(0)))
 
+    async def _profile(self, step: str, *fields: str) -> dict[str, Any]:
+        self._step(step)
+        view: dict[str, Any] = await workflow.execute_activity(
+            names.GET_PROFILE,
+            args=[self.input.customer_id, list(fields)],
+            result_type=dict,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LOOKUP_RETRY,
+        )
+        return view
+
     def _step(self, step: str) -> None:
-        workflow.upsert_search_attributes([sa.JOURNEY_STEP.value_set(step)])
+        if workflow.info().typed_search_attributes.get(sa.JOURNEY_STEP) != step:
+            workflow.upsert_search_attributes([sa.JOURNEY_STEP.value_set(step)])
 
     def _end(self, status: str, step: str | None = None) -> str:
         updates = [sa.JOURNEY_STATUS.value_set(status)]
@@ -111,8 +150,166 @@ class OnboardingNudgeByHand:
         return status
 
 
+@workflow.defn(name="OnboardingNudgeByHand")
+class OnboardingNudgeByHand(ByHand):
+    """Scenario 1: wait a day for clubs; else a nudge (push, else in-app) at the customer's
+    usual hour; wait two more days; else an email."""
+
+    JOURNEY, FIRST, GOAL = "onboarding-by-hand", "wait-club", "bag.club_added"
+    EXITS = frozenset()
+
+    @workflow.run
+    async def run(self, input: HandInput) -> str:
+        self._input = input
+        if came := await self._within(None, DAY):
+            return self._ended(came) or came
+        await self._send("push", "best_channel", "come-back", best_within=timedelta(hours=12))
+        self._step("wait-more")
+        if came := await self._within(None, 2 * DAY):
+            return self._ended(came) or came
+        await self._send("email", "email", "add-your-clubs")
+        return self._end("completed", step="done")
+
+
+@workflow.defn(name="CartAbandonmentByHand")
+class CartAbandonmentByHand(ByHand):
+    """Scenario 2: a push after an hour without checkout; a store's offers on entering its
+    geofence within a day, else an email with recommended offers."""
+
+    JOURNEY, FIRST, GOAL, PRIORITY = "cart-by-hand", "wait-checkout", "checkout.completed", 5
+
+    @workflow.run
+    async def run(self, input: HandInput) -> str:
+        self._input = input
+        if came := await self._within(None, timedelta(hours=1)):
+            return self._ended(came) or came
+        await self._send("push-reminder", "push", "cart-reminder")
+        self._step("wait-store")
+        came = await self._within("geofence.entered", DAY)
+        if came and (ended := self._ended(came)):
+            return ended
+        if came:
+            if await self._decide("store_offers", "store-push", 2):
+                await self._send("store-push", "push", "store-recommendations")
+        else:
+            await self._decide("email_offers", "cart-email", 3)
+            await self._send("email", "email", "cart-recommendations")
+        return self._end("completed", step="done")
+
+    async def _decide(self, step: str, placement: str, limit: int) -> bool:
+        self._step(step)
+        info = workflow.info()
+        result: DecisionResult = await workflow.execute_activity(
+            names.DECIDE,
+            DecisionRequest(
+                customer_id=self.input.customer_id,
+                placement=placement,
+                limit=limit,
+                event=self.input.trigger.scope(),
+                last_event=self._last.scope() if self._last else None,
+                context=self._context,
+                at=workflow.now(),
+                key=f"{info.workflow_id}/{info.run_id}/{step}",
+            ),
+            result_type=DecisionResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOOKUP_RETRY,
+        )
+        self._context.setdefault("decisions", {})[step] = result.for_context()
+        return bool(result.offers)
+
+
+@workflow.defn(name="SubscriptionRenewalByHand")
+class SubscriptionRenewalByHand(ByHand):
+    """Scenario 3: in-app at seven days left, email and push at three, WhatsApp on the last
+    day to those who opted in; service messages (transactional)."""
+
+    JOURNEY, FIRST, GOAL, PRIORITY = "renewal-by-hand", "mark", "subscription.renewed", 10
+    EXITS = frozenset({"subscription.cancelled"})
+
+    @workflow.run
+    async def run(self, input: HandInput) -> str:
+        self._input = input
+        await workflow.execute_activity(
+            names.UPDATE_PROFILE,
+            ProfileUpdate(customer_id=input.customer_id, lifecycle_stage="renewal_due"),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LOOKUP_RETRY,
+        )
+        await self._send("in-app", "in_app", "renewal-in-app", topic="transactional")
+        self._step("wait-3-days-left")
+        if came := await self._within(None, 4 * DAY):
+            return self._ended(came) or came
+        await self._send("email", "email", "renewal-email", topic="transactional")
+        await self._send("push", "push", "renewal-push", topic="transactional")
+        self._step("wait-last-day")
+        if came := await self._within(None, 2 * DAY):
+            return self._ended(came) or came
+        view = await self._profile("opted-in", "profile.consent.whatsapp")
+        if view.get("consent", {}).get("whatsapp") is True:
+            await self._send("whatsapp", "whatsapp", "renewal-whatsapp", topic="transactional")
+        return self._end("completed", step="done")
+
+
+WELCOME_PATHS = [
+    SplitPath(name="in-app", weight=45, next="free-in-app"),
+    SplitPath(name="email", weight=45, next="free-email"),
+    SplitPath(name="holdout", weight=10, next="done"),
+]
+
+
+@workflow.defn(name="WelcomeSeriesByHand")
+class WelcomeSeriesByHand(ByHand):
+    """A welcome email for Pro sign-ups; free sign-ups split in-app, email or holdout."""
+
+    JOURNEY, FIRST, GOAL = "welcome-by-hand", "settle", "first_project.created"
+
+    @workflow.run
+    async def run(self, input: HandInput) -> str:
+        self._input = input
+        if came := await self._within(None, timedelta(minutes=10)):
+            return self._ended(came) or came
+        view = await self._profile("plan", "profile.attributes.plan")
+        if view.get("attributes", {}).get("plan") == "pro":
+            await self._send("pro-email", "email", "welcome-pro")
+        else:
+            path = choose(WELCOME_PATHS, bucket(self.JOURNEY, "channel-test", input.customer_id))
+            if path.name != "holdout":
+                channel = "in_app" if path.name == "in-app" else "email"
+                await self._send(path.next, channel, "welcome-free")
+        return self._end("completed", step="done")
+
+
+@workflow.defn(name="DirectDebitByHand")
+class DirectDebitByHand(ByHand):
+    """Scenario 4: an in-app prompt, and one reminder after two weeks without a direct
+    debit."""
+
+    JOURNEY, FIRST, GOAL = "direct-debit-by-hand", "prompt", "direct_debit.set_up"
+    EXITS = frozenset()
+
+    @workflow.run
+    async def run(self, input: HandInput) -> str:
+        self._input = input
+        await self._send("prompt", "in_app", "direct-debit-prompt")
+        self._step("wait")
+        if came := await self._within(None, 14 * DAY):
+            return self._ended(came) or came
+        await self._send("reminder", "in_app", "direct-debit-reminder")
+        return self._end("completed", step="done")
+
+
+WORKFLOWS: list[type[ByHand]] = [
+    OnboardingNudgeByHand,
+    CartAbandonmentByHand,
+    SubscriptionRenewalByHand,
+    WelcomeSeriesByHand,
+    DirectDebitByHand,
+]
+
+
 async def serve(task_queue: str) -> None:
-    """The hand-written workflow's worker in its own process until SIGTERM, with the
+    """The hand-written workflows' worker in its own process until SIGTERM, with the
     product's activities (its settings from JOURNEYS_*, as `journeys worker` reads them)."""
     from activities.egress import shared_client
     from cli.embedded import open_stores, wait_for_temporal
@@ -126,7 +323,7 @@ async def serve(task_queue: str) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with shared_client(settings) as http:
         worker = build_worker(
-            client, stores, settings, http, task_queue=task_queue, workflows=[OnboardingNudgeByHand]
+            client, stores, settings, http, task_queue=task_queue, workflows=WORKFLOWS
         )
         async with worker:
             await stop.wait()
@@ -134,7 +331,7 @@ async def serve(task_queue: str) -> None:
 
 
 if __name__ == "__main__":
-    # The workflow of the module `bench.handwritten` (passed through the sandbox), not of
+    # The workflows of the module `bench.handwritten` (passed through the sandbox), not of
     # `__main__`, which it would re-import with everything this file imports.
     from bench.handwritten import serve as serve_module
 

@@ -1,15 +1,17 @@
-"""`./dev bench --suite versus`: scenario 1 in the product beside the same journey written by
-hand as its own Temporal workflow (bench/handwritten.py), in one run, with the product's
-guardrail defaults (global frequency cap, the 250 ms arbitration window; quiet hours off,
-which would hold sends for hours on both sides alike).
+"""`./dev bench --suite versus`: every example journey in the product beside the same
+journey written by hand as its own Temporal workflow (bench/handwritten.py), in one run,
+with the product's guardrail defaults (global frequency cap, the 250 ms arbitration window;
+quiet hours off, which would hold sends for hours on both sides alike).
 
 Each side is deployed as in production: the product as an API process and a worker process,
-the hand-written workflow as a worker process (its backend calls Temporal directly from this
-process), each with its own SQLite database and task queue, on one dev server. Every
-enrollment takes the reminder path (no clubs: a nudge, then an email) with its days
-shortened to a tenth of a second. The sides take turns in rounds of alternating order.
+the hand-written workflows as a worker process (their backend calls Temporal directly from
+this process), each with its own SQLite database and task queue, on one dev server. Every
+enrollment takes its journey's longest path (no goal event: every reminder goes out) with
+its days shortened to a tenth of a second. The direct-debit journey, entered from an
+audience in the product, is entered here by an event on both sides (the audience run's own
+cost is the ingestion suite's figure). The sides take turns in rounds of alternating order.
 
-Figures: enrollments completed per second; latency from the entry event to the
+Figures per journey: enrollments completed per second; latency from the entry event to the
 enrollment's end beyond its scheduled waits (p50, p99); worker and API CPU milliseconds per
 enrollment; billable actions per enrollment (Temporal Cloud's rules, bench/sizing.py);
 history bytes per enrollment.
@@ -24,24 +26,98 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench.handwritten import NudgeInput, OnboardingNudgeByHand
-from bench.operations import publish, side
+from bench import handwritten as hand_written
+from bench.handwritten import ByHand, HandInput
+from bench.operations import Side, publish, side
 from bench.sizing import actions, histories
 from bench.stack import Row, alternate, bench_stack, cpu_seconds, idle, pct, tag, worker_process
 from cli.embedded import load_examples, open_stores
-from examples.onboarding_nudge import JOURNEY as ONBOARDING
+from examples import (
+    cart_abandonment,
+    direct_debit,
+    onboarding_nudge,
+    subscription_renewal,
+    welcome_series,
+)
 from schemas.events import CustomerEvent
+from schemas.journey import JourneySpec
 from schemas.profile import Profile
 from schemas.settings import Settings
+from storage.secrets import services_key
 from storage.stores import Stores
 from workflows import search_attributes as sa
 
 SCALE = 864_000.0  # a day lasts a tenth of a second
-SCHEDULED = 3 * 86_400 / SCALE  # the reminder path's waits, in seconds
+DAY = 86_400 / SCALE
+
+
+def _customer(cid: str, i: int) -> Profile:
+    """Reachable on every channel the journeys use; every third one on the Pro plan."""
+    return Profile(
+        customer_id=cid,
+        email=f"{cid}@example.com",
+        phone="+4915112345678",
+        push_tokens=[f"token-{cid}"],
+        consent={"whatsapp": True},
+        attributes={"plan": "pro" if i % 3 == 0 else "free"},
+    )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One example journey and its hand-written twin."""
+
+    label: str
+    spec: JourneySpec
+    by_hand: type[ByHand]
+    event: str
+    """The hand-written side's entry event."""
+    scheduled: float
+    """Seconds of scheduled waits on the path every enrollment takes."""
+
+
+PAIRS = [
+    Pair(
+        "scenario 1, onboarding nudge",
+        onboarding_nudge.JOURNEY,
+        hand_written.OnboardingNudgeByHand,
+        "registration.completed",
+        3 * DAY,
+    ),
+    Pair(
+        "scenario 2, cart abandonment",
+        cart_abandonment.JOURNEY,
+        hand_written.CartAbandonmentByHand,
+        "cart.updated",
+        DAY + DAY / 24,
+    ),
+    Pair(
+        "scenario 3, subscription renewal",
+        subscription_renewal.JOURNEY,
+        hand_written.SubscriptionRenewalByHand,
+        "subscription.expiring",
+        6 * DAY,
+    ),
+    Pair(
+        "scenario 4, direct-debit prompt",
+        direct_debit.JOURNEY,
+        hand_written.DirectDebitByHand,
+        "direct_debit.eligible",
+        14 * DAY,
+    ),
+    Pair(
+        "welcome series",
+        welcome_series.JOURNEY,
+        hand_written.WelcomeSeriesByHand,
+        "signup.completed",
+        DAY / 144,
+    ),
+]
 
 
 @dataclass
@@ -64,9 +140,14 @@ class Tally:
 async def hand_side(base: Settings, scratch: Path, client: Client) -> AsyncIterator[Hand]:
     data = scratch / "by-hand"
     data.mkdir()
-    settings = base.model_copy(update={"data_dir": data, "task_queue": "bench-by-hand"})
+    # Its decide calls go to the stack's API (the built-in decisioning service), with the
+    # stack's services key.
+    key = SecretStr(services_key(base).decode())
+    settings = base.model_copy(
+        update={"data_dir": data, "task_queue": "bench-by-hand", "services_key": key}
+    )
     stores = await open_stores(settings)
-    await load_examples(stores)  # the templates the nudge and the email use
+    await load_examples(stores)  # the templates and offers the journeys use
     try:
         with worker_process(settings, "bench.handwritten", settings.task_queue) as process:
             yield Hand(settings, stores, client, process.pid)
@@ -74,83 +155,89 @@ async def hand_side(base: Settings, scratch: Path, client: Client) -> AsyncItera
         await stores.close()
 
 
-def start_attributes(customer_id: str) -> TypedSearchAttributes:
+def start_attributes(by_hand: type[ByHand], customer_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [
-            SearchAttributePair(sa.JOURNEY_ID, "onboarding-by-hand"),
+            SearchAttributePair(sa.JOURNEY_ID, by_hand.JOURNEY),
             SearchAttributePair(sa.JOURNEY_VERSION, 1),
             SearchAttributePair(sa.CUSTOMER_ID, customer_id),
-            SearchAttributePair(sa.JOURNEY_STEP, "wait-club"),
+            SearchAttributePair(sa.JOURNEY_STEP, by_hand.FIRST),
             SearchAttributePair(sa.JOURNEY_STATUS, "active"),
         ]
     )
 
 
-async def measure(n: int, c: int, console: Console) -> list[Row]:
+async def measure(n: int, c: int, console: Console, only: str | None = None) -> list[Row]:
+    """`only`: the pairs whose label contains it (default every one)."""
     defaults = Settings()
     guardrails = {
         "frequency_caps": defaults.frequency_caps,
         "arbitration_seconds": defaults.arbitration_seconds,
         "quiet_hours": None,
     }
-    spec = ONBOARDING.model_copy(update={"time_scale": SCALE})
+    pairs = [p for p in PAIRS if only is None or only in p.label]
+    rows: list[Row] = []
     async with bench_stack(worker=False, examples=True, **guardrails) as (stack, _, server):
         with tempfile.TemporaryDirectory() as scratch:
             async with (
                 side(stack.settings, "product", False, Path(scratch)) as ours,
                 hand_side(stack.settings, Path(scratch), stack.client) as hand,
             ):
-                journey, entry = await publish(ours.api, spec)
-                run = tag()
-                tallies = {"product": Tally(), "by hand": Tally()}
+                for pair in pairs:
+                    console.print(f"versus, {pair.label}: {n} enrollments a side, {c} in flight")
+                    rows += await _measure_pair(pair, n, c, ours, hand, stack.client, server)
+    return rows
 
-                async def product(i: int) -> None:
-                    cid = f"p{run}-{i}"
-                    put = await ours.api.put(f"/v1/customers/{cid}", json={"email": f"{cid}@x.io"})
-                    assert put.status_code == 200, put.text
-                    started = time.perf_counter()
-                    sent = await ours.api.post(
-                        "/v1/events", json={"customer_id": cid, "name": entry}
-                    )
-                    assert sent.status_code == 202, sent.text
-                    workflow_id = f"journey/{journey}/{cid}"
-                    await ours.client.get_workflow_handle(workflow_id).result()
-                    tallies["product"].latencies.append(time.perf_counter() - started)
-                    tallies["product"].workflow_ids.append(workflow_id)
 
-                async def by_hand(i: int) -> None:
-                    cid = f"h{run}-{i}"
-                    await hand.stores.profiles.put(Profile(customer_id=cid, email=f"{cid}@x.io"))
-                    started = time.perf_counter()
-                    trigger = CustomerEvent.create(cid, "registration.completed")
-                    handle = await hand.client.start_workflow(
-                        OnboardingNudgeByHand.run,
-                        NudgeInput(customer_id=cid, trigger=trigger, scale=SCALE),
-                        id=f"by-hand/{cid}",
-                        task_queue=hand.settings.task_queue,
-                        start_signal="event",
-                        start_signal_args=[trigger],
-                        search_attributes=start_attributes(cid),
-                    )
-                    await handle.result()
-                    tallies["by hand"].latencies.append(time.perf_counter() - started)
-                    tallies["by hand"].workflow_ids.append(handle.id)
+async def _measure_pair(
+    pair: Pair, n: int, c: int, ours: Side, hand: Hand, client: Client, server: int
+) -> list[Row]:
+    journey, entry = await publish(ours.api, pair.spec.model_copy(update={"time_scale": SCALE}))
+    run = tag()
+    tallies = {"product": Tally(), "by hand": Tally()}
 
-                pids = {"product": ours.pids, "by hand": [hand.pid]}
-                cpu = {k: [cpu_seconds(p) for p in v] for k, v in pids.items()}
-                console.print(f"versus: {n} enrollments a side, {c} in flight ...")
-                rate = await alternate(
-                    n,
-                    c,
-                    {"product": product, "by hand": by_hand},
-                    settle=lambda _: idle([server, *ours.pids, hand.pid]),
-                )
-                used = {
-                    k: [cpu_seconds(p) - b for p, b in zip(pids[k], cpu[k], strict=True)]
-                    for k in pids
-                }
-                cost = {k: await _history_cost(stack.client, t) for k, t in tallies.items()}
-    return _rows(rate, tallies, used, cost, n)
+    async def product(i: int) -> None:
+        cid = f"p{run}-{i}"
+        profile = _customer(cid, i).model_dump(mode="json", exclude={"customer_id"})
+        put = await ours.api.put(f"/v1/customers/{cid}", json=profile)
+        assert put.status_code == 200, put.text
+        started = time.perf_counter()
+        sent = await ours.api.post("/v1/events", json={"customer_id": cid, "name": entry})
+        assert sent.status_code == 202, sent.text
+        workflow_id = f"journey/{journey}/{cid}"
+        await ours.client.get_workflow_handle(workflow_id).result()
+        tallies["product"].latencies.append(time.perf_counter() - started)
+        tallies["product"].workflow_ids.append(workflow_id)
+
+    async def by_hand(i: int) -> None:
+        cid = f"h{run}-{i}"
+        await hand.stores.profiles.put(_customer(cid, i))
+        started = time.perf_counter()
+        trigger = CustomerEvent.create(cid, pair.event)
+        handle = await hand.client.start_workflow(
+            pair.by_hand.run,  # type: ignore[attr-defined]
+            HandInput(customer_id=cid, trigger=trigger, scale=SCALE),
+            id=f"by-hand/{pair.by_hand.JOURNEY}/{cid}",
+            task_queue=hand.settings.task_queue,
+            start_signal="event",
+            start_signal_args=[trigger],
+            search_attributes=start_attributes(pair.by_hand, cid),
+        )
+        await handle.result()
+        tallies["by hand"].latencies.append(time.perf_counter() - started)
+        tallies["by hand"].workflow_ids.append(handle.id)
+
+    pids = {"product": ours.pids, "by hand": [hand.pid]}
+    cpu = {k: [cpu_seconds(p) for p in v] for k, v in pids.items()}
+    rate = await alternate(
+        n,
+        c,
+        {"product": product, "by hand": by_hand},
+        settle=lambda _: idle([server, *ours.pids, hand.pid]),
+    )
+    used = {k: [cpu_seconds(p) - b for p, b in zip(pids[k], cpu[k], strict=True)] for k in pids}
+    cost = {k: await _history_cost(client, t) for k, t in tallies.items()}
+    return _rows(pair, rate, tallies, used, cost, n)
 
 
 async def _history_cost(client: Client, tally: Tally) -> tuple[float, float]:
@@ -162,6 +249,7 @@ async def _history_cost(client: Client, tally: Tally) -> tuple[float, float]:
 
 
 def _rows(
+    pair: Pair,
     rate: dict[str, float],
     tallies: dict[str, Tally],
     used: dict[str, list[float]],
@@ -169,15 +257,18 @@ def _rows(
     n: int,
 ) -> list[Row]:
     def overhead(name: str, q: float) -> float:
-        return 1000 * max(0.0, pct(tallies[name].latencies, q) - SCHEDULED)
+        return 1000 * max(0.0, pct(tallies[name].latencies, q) - pair.scheduled)
+
+    def per(seconds: float) -> float:
+        return 1000 * seconds / n
 
     p, h = "product", "by hand"
     return [
-        ("scenario 1: enrollments completed /s (vs by hand)", rate[p], rate[h], ">= 0.9x"),
+        (f"{pair.label}: enrollments completed /s", rate[p], rate[h], ">= 0.9x"),
         ("  end beyond its waits, p50 (ms)", overhead(p, 0.5), overhead(h, 0.5), "-"),
         ("  end beyond its waits, p99 (ms)", overhead(p, 0.99), overhead(h, 0.99), "<= 1.5x"),
-        ("  worker CPU ms / enrollment", 1000 * used[p][1] / n, 1000 * used[h][0] / n, "-"),
-        ("  API CPU ms / enrollment (by hand: none)", 1000 * used[p][0] / n, 0.0, "-"),
+        ("  worker CPU ms / enrollment", per(used[p][1]), per(used[h][0]), "-"),
+        ("  API CPU ms / enrollment (by hand: none)", per(used[p][0]), 0.0, "-"),
         ("  billable actions / enrollment", cost[p][0], cost[h][0], "<= 1.1x"),
         ("  history bytes / enrollment", cost[p][1], cost[h][1], "<= 2x"),
     ]
