@@ -5,6 +5,7 @@ checked here in well under a second; the stack tests keep what needs the integra
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -197,6 +198,20 @@ async def interpreter(temporal_client: Client) -> AsyncIterator[Interpreter]:
         yield Interpreter(temporal_client, skipper, queue, fakes)
 
 
+async def upserts_per_task(handle: WorkflowHandle[Any, Any]) -> list[list[set[str]]]:
+    """For each completed workflow task, the search attributes of each billable upsert
+    it made (a patch marker's TemporalChangeVersion is not billed)."""
+    tasks: list[list[set[str]]] = []
+    for e in (await handle.fetch_history()).events:
+        if e.HasField("workflow_task_completed_event_attributes"):
+            tasks.append([])
+        elif e.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if set(fields.indexed_fields) != {"TemporalChangeVersion"}:
+                tasks[-1].append(set(fields.indexed_fields))
+    return tasks
+
+
 def outcomes(state: EnrollmentState) -> list[tuple[str, str | None]]:
     return [(p.step, p.outcome) for p in state.path]
 
@@ -239,6 +254,47 @@ async def test_split_assigns_a_stable_arm_and_records_it(interpreter: Interprete
     final = await handle.result()
     assert final.context["splits"] == {"ab": arm}
     assert [p.step for p in final.path] == ["ab", arm, "end"]
+
+
+async def test_instant_steps_ride_on_the_next_upsert(interpreter: Interpreter) -> None:
+    """A branch that reads no profile and a split run without a timer or an activity: they
+    leave their search attributes to the next step's upsert, so no workflow task upserts
+    twice, and the funnel's reached list still names them and the arm taken."""
+    paths = [SplitPath(name="a", weight=1, next="a"), SplitPath(name="b", weight=1, next="b")]
+    steps: list[Step] = [
+        WaitStep(id="settle", duration=timedelta(minutes=10), next="plan"),
+        BranchStep(
+            id="plan",
+            cases=[
+                BranchCase(when=Comparison(field="event.plan", op="eq", value="pro"), next="ab")
+            ],
+            default="end",
+        ),
+        SplitStep(id="ab", paths=paths),
+        send("a"),
+        send("b"),
+        END,
+    ]
+    spec, cid, handle = await interpreter.start(steps)
+    await interpreter.skipper.fast_forward(handle, timedelta(minutes=10))
+    final = await handle.result()
+    arm = choose(paths, bucket(spec.id, "ab", cid)).name
+    assert [p.step for p in final.path] == ["settle", "plan", "ab", arm, "end"]
+    tasks = await upserts_per_task(handle)
+    assert max(len(t) for t in tasks) == 1, tasks
+    history = await handle.fetch_history()
+    reached = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    listed = [
+        json.loads(fields["JourneyReached"].data)
+        for fields in reached
+        if "JourneyReached" in fields
+    ][-1]
+    assert {"settle", "plan", "ab", arm, f"ab:{arm}"} <= set(listed), listed
+    await keep_history(handle, "one-upsert-per-task")
 
 
 async def test_waits_run_their_durations_in_virtual_time(interpreter: Interpreter) -> None:
@@ -345,16 +401,8 @@ async def test_send_outcomes_take_their_edges(interpreter: Interpreter) -> None:
         ("first", "suppressed"), ("second", "failed"), ("third", "sent"), ("end", "exit")
     ]  # fmt: skip
     # The exit step's upsert says the status too: the last workflow task writes once.
-    history = await handle.fetch_history()
-    last_task = max(i for i, e in enumerate(history.events) if e.HasField(
-        "workflow_task_completed_event_attributes"))  # fmt: skip
-    upserts = [
-        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
-        for e in history.events[last_task:]
-        if e.HasField("upsert_workflow_search_attributes_event_attributes")
-    ]
-    billable = [u for u in upserts if u != {"TemporalChangeVersion"}]
-    assert len(billable) == 1 and {"JourneyStep", "JourneyStatus"} <= billable[0], upserts
+    final_task = (await upserts_per_task(handle))[-1]
+    assert len(final_task) == 1 and {"JourneyStep", "JourneyStatus"} <= final_task[0]
     await keep_history(handle, "one-final-upsert")
     assert final.context["steps"]["third"]["channel"] == "push"
     keys = [r.idempotency_key for r in fakes.sent]

@@ -69,7 +69,17 @@ BEST_TIME_IN_SEND = "best-time-in-send"
 # Histories recorded before the exit step's upsert carried the status too upserted the
 # status on its own, in the same final workflow task (one billable action more).
 ONE_FINAL_UPSERT = "one-final-upsert"
-PATCHES = (EVENTS_BETWEEN_WAITS, EVENTS_DURING_HOLDS, BEST_TIME_IN_SEND, ONE_FINAL_UPSERT)
+# Histories recorded before an instant step (a split, a branch that reads no profile)
+# left its search attributes to the next step's upsert upserted them itself, in the same
+# workflow task as the next step's (one billable action more per instant step).
+ONE_UPSERT_PER_TASK = "one-upsert-per-task"
+PATCHES = (
+    EVENTS_BETWEEN_WAITS,
+    EVENTS_DURING_HOLDS,
+    BEST_TIME_IN_SEND,
+    ONE_FINAL_UPSERT,
+    ONE_UPSERT_PER_TASK,
+)
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -114,6 +124,7 @@ class JourneyWorkflow:
         self._waiting: Waiting | None = None
         self._inbox: list[CustomerEvent] = []  # events a wait_for_event may take
         self._controls = Controls()
+        self._passed: list[str] = []  # instant steps entered since the last step upsert
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -313,12 +324,14 @@ class JourneyWorkflow:
             metrics.enrolled(self._spec.id, input.version)
         while self._ending is None:
             if workflow.info().is_continue_as_new_suggested():
+                self._show_passed()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._input.model_copy(update={"carry": self._carry}))
             if self._controls.migration is not None:
                 await self._carry_out_migration(self._controls.migration)
                 continue
             if self._carry.paused:
+                self._show_passed()
                 await workflow.wait_condition(
                     lambda: (
                         not self._carry.paused
@@ -341,8 +354,11 @@ class JourneyWorkflow:
         self._controls.ended(self._status)
         metrics.ended(self._spec.id, self._input.version, self._status)
         shown = workflow.info().typed_search_attributes.get(sa.JOURNEY_STATUS)
+        updates = self._step_updates(None)
         if shown != self._status:  # (the exit step's upsert may have said it already)
-            workflow.upsert_search_attributes([sa.JOURNEY_STATUS.value_set(self._status)])
+            updates.append(sa.JOURNEY_STATUS.value_set(self._status))
+        if updates:
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(f"{self._status}: {self._ended_reason}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
@@ -388,31 +404,56 @@ class JourneyWorkflow:
         c.steps_taken += 1
         c.path.append(PathEntry(step=step.id, at=workflow.now()))
         del c.path[:-PATH_KEPT]
-        # The start (and a continue-as-new) already carries the step; re-writing an
-        # unchanged value would cost a history event and a visibility write. The funnel's
-        # list of steps and split arms reached rides on the same upsert.
-        # A start leaves the list out (a list costs the dev server ~15% of its start rate):
-        # the first step change writes the step it leaves too.
-        current = workflow.info().typed_search_attributes
-        at = current.get(sa.JOURNEY_STEP)
-        updates: list[SearchAttributeUpdate[Any]] = []
-        if at != step.id:
-            reached = list(current.get(sa.JOURNEY_REACHED) or [])
-            arms = [sa.arm(s, p) for s, p in c.context.get("splits", {}).items()]
-            left = [at] if at and not reached else []
-            new = [r for r in dict.fromkeys([*left, step.id, *arms]) if r not in reached]
-            updates.append(sa.JOURNEY_STEP.value_set(step.id))
-            listed = sa.reached(reached, new)
-            if listed is not None:
-                updates.append(sa.JOURNEY_REACHED.value_set(listed))
+        workflow.set_current_details(f"step {step.id} ({step.type})")
+        metrics.stepped(self._spec.id, step.id, step.type)
+        # An instant step (no timer, no activity) leaves its upsert to the next step's, in
+        # the same workflow task: one upsert per task. Its name rides on the reached list.
+        if self._instant(step) and workflow.patched(ONE_UPSERT_PER_TASK):
+            self._passed.append(step.id)
+            return
+        updates = self._step_updates(step.id)
         # An exit step is the last step: its upsert says the status too, so the final
         # workflow task writes visibility once.
         if isinstance(step, ExitStep) and workflow.patched(ONE_FINAL_UPSERT):
             updates.append(sa.JOURNEY_STATUS.value_set("completed"))
         if updates:
             workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(f"step {step.id} ({step.type})")
-        metrics.stepped(self._spec.id, step.id, step.type)
+
+    def _step_updates(self, step_id: str | None) -> list[SearchAttributeUpdate[Any]]:
+        """The upserts that show `step_id` (None: the last instant step passed) as the
+        current step, with the steps passed since the last upsert on the reached list.
+        The start (and a continue-as-new) already carries the step; re-writing an unchanged
+        value would cost a history event and a visibility write. A start leaves the list
+        out (a list costs the dev server ~15% of its start rate): the first step change
+        writes the step it leaves too."""
+        passed, self._passed = self._passed, []
+        step_id = step_id or (passed[-1] if passed else None)
+        current = workflow.info().typed_search_attributes
+        at = current.get(sa.JOURNEY_STEP)
+        if step_id is None or at == step_id:
+            return []
+        reached = list(current.get(sa.JOURNEY_REACHED) or [])
+        arms = [sa.arm(s, p) for s, p in self._carry.context.get("splits", {}).items()]
+        left = [at] if at and not reached else []
+        new = [r for r in dict.fromkeys([*left, *passed, step_id, *arms]) if r not in reached]
+        updates: list[SearchAttributeUpdate[Any]] = [sa.JOURNEY_STEP.value_set(step_id)]
+        listed = sa.reached(reached, new)
+        if listed is not None:
+            updates.append(sa.JOURNEY_REACHED.value_set(listed))
+        return updates
+
+    def _show_passed(self) -> None:
+        """Upsert the instant steps passed before the workflow waits on something other
+        than a step (a pause) or continues as new."""
+        if updates := self._step_updates(None):
+            workflow.upsert_search_attributes(updates)
+
+    @staticmethod
+    def _instant(step: Step) -> bool:
+        """Whether the step runs without a timer or an activity."""
+        if isinstance(step, BranchStep):
+            return not _profile_fields(step)
+        return isinstance(step, SplitStep)
 
     def _interrupted(self) -> str | None:
         """What ended a wait early, for its path entry: the goal, an exit event or an
@@ -539,8 +580,7 @@ class JourneyWorkflow:
             self._inbox.clear()
 
     async def _branch(self, step: BranchStep) -> str:
-        read = {f for c in step.cases for f in fields(c.when)}
-        wanted = sorted(f for f in read if f.startswith(("profile", "group")))
+        wanted = _profile_fields(step)
         scope = self._scope(await self._profile(wanted) if wanted else None)
         for i, case in enumerate(step.cases):
             if evaluate(case.when, scope):
@@ -799,3 +839,9 @@ class JourneyWorkflow:
         if condition is None or condition.event != event.name:
             return False
         return evaluate(condition.where, {"event": event.scope()})
+
+
+def _profile_fields(step: BranchStep) -> list[str]:
+    """The profile (and group) fields a branch's cases read: fetched by one activity."""
+    read = {f for c in step.cases for f in fields(c.when)}
+    return sorted(f for f in read if f.startswith(("profile", "group")))
