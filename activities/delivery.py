@@ -10,6 +10,8 @@ waits the arbitration window inside this activity, then is decided by journey pr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Never
@@ -25,9 +27,13 @@ from schemas import unsubscribe
 from schemas.delivery import SendRequest, SendResult
 from schemas.journey import MessageContent
 from schemas.settings import Settings
+from storage.journeys import JourneyStore
 from storage.ledger import DeliveryLedger, Rules
 from storage.secrets import unsubscribe_key
 from storage.templates import TemplateStore
+
+TOP_PRIORITY_SECONDS = 2.0
+"""How long the top priority read from the catalogue is kept (the router's refresh)."""
 
 
 class DeliveryActivities:
@@ -38,8 +44,13 @@ class DeliveryActivities:
         templates: TemplateStore,
         channels: Iterable[Channel],
         settings: Settings,
+        journeys: JourneyStore | None = None,
     ):
+        """`journeys`: the catalogue, for the top priority a journey has (a send at it
+        skips the arbitration window); without it every capped send waits the window."""
         self._ledger = ledger
+        self._journeys = journeys
+        self._top: tuple[float, int | None] = (-TOP_PRIORITY_SECONDS, None)
         self._templates = templates
         self._channels = {c.name: c for c in channels}
         self._settings = settings
@@ -51,6 +62,17 @@ class DeliveryActivities:
         self._key = unsubscribe_key(settings)
         self._limits = Limits(settings.template_render_seconds, settings.template_max_chars)
 
+    async def _rules_now(self) -> Rules:
+        """The deployment's rules with the catalogue's top priority (read at most every
+        TOP_PRIORITY_SECONDS)."""
+        if self._journeys is None or self._rules.arbitration <= timedelta(0):
+            return self._rules
+        read_at, top = self._top
+        if time.monotonic() - read_at >= TOP_PRIORITY_SECONDS:
+            top = await self._journeys.top_marketing_priority()
+            self._top = (time.monotonic(), top)
+        return dataclasses.replace(self._rules, top_priority=top)
+
     @property
     def channel_names(self) -> list[str]:
         return sorted(self._channels)
@@ -58,10 +80,11 @@ class DeliveryActivities:
     @activity.defn(name=names.SEND)
     async def send(self, request: SendRequest) -> SendResult:
         key = request.idempotency_key
-        reservation = await self._ledger.reserve(request, self._rules)
+        rules = await self._rules_now()
+        reservation = await self._ledger.reserve(request, rules)
         while reservation.kind == "contend":
-            await asyncio.sleep(self._rules.arbitration.total_seconds())
-            reservation = await self._ledger.arbitrate(request, self._rules)
+            await asyncio.sleep(rules.arbitration.total_seconds())
+            reservation = await self._ledger.arbitrate(request, rules)
         if reservation.kind == "final":
             assert reservation.result is not None
             activity.logger.info("send %s: %s", key, reservation.result.status)

@@ -499,6 +499,10 @@ class JourneySpec(_Model):
         names.update(s.event for s in self.steps if isinstance(s, WaitForEventStep))
         return names
 
+    def sends_marketing(self) -> bool:
+        """Whether any of its sends counts against frequency caps (and so contends)."""
+        return any(isinstance(s, SendStep) and s.topic == "marketing" for s in self.steps)
+
     def scaled(self, duration: timedelta) -> timedelta:
         """A duration as this journey runs it (test mode divides by `time_scale`)."""
         return duration / self.time_scale

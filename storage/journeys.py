@@ -143,3 +143,10 @@ class JourneyStore:
             (self._parsed[(jid, heads[jid])][0], heads[jid], listening[jid])
             for jid in sorted(heads)
         ]
+
+    async def top_marketing_priority(self) -> int | None:
+        """The highest priority of any version of any journey with a marketing send (None:
+        there is none): a send of that priority cannot be outranked for a cap slot."""
+        await self.latest()  # reads only versions it has not read before
+        sending = [spec.priority for spec, _ in self._parsed.values() if spec.sends_marketing()]
+        return max(sending, default=None)

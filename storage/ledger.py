@@ -7,7 +7,8 @@ the channel, checks consent, address, quiet hours and every frequency cap, and r
 verdict. A granted send is `pending` and counts against the caps until it settles. With an
 arbitration window, a capped send first waits it as `contending`, so that sends racing for
 the same customer (one event entering several journeys) are ranked by journey priority,
-then by who asked first (`arbitrate`). `settle` records the outcome in the same transaction as any
+then by who asked first (`arbitrate`); a send of the top priority any journey has cannot be
+outranked, so it does not wait. `settle` records the outcome in the same transaction as any
 rows the channel writes (the in-app inbox), so a retried or replayed send finds the first
 outcome instead of delivering twice.
 """
@@ -50,6 +51,15 @@ class Rules:
     caps: Sequence[FrequencyCap] = ()
     quiet_hours: QuietHours | None = None
     arbitration: timedelta = timedelta(0)
+    top_priority: int | None = None
+    """The highest priority of any journey that sends marketing messages (None: not
+    known). A send at it cannot be outranked (ties go to who asked first), so it takes
+    no arbitration window."""
+
+    def contends(self, priority: int) -> bool:
+        """Whether a capped send of this priority waits the arbitration window."""
+        outranked = self.top_priority is None or priority < self.top_priority
+        return self.arbitration > timedelta(0) and outranked
 
 
 @dataclass
@@ -175,7 +185,7 @@ class DeliveryLedger:
             blocked = [c for c in caps if not c.fits(at, slots)]
             if blocked:
                 return await self._capped(session, row, profile, request, at, blocked, slots)
-            if caps and rules.arbitration > timedelta(0):
+            if caps and rules.contends(request.priority):
                 row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
                 return await self._commit(session, row, Reservation("contend", profile, channel))
             return await self._grant(session, row, profile, request)

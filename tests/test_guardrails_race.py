@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from schemas.journey import MessageContent
 from schemas.profile import Profile
 from storage.ledger import DeliveryLedger, Rules
 from tests.conftest import unique
+from tests.helpers import one_send
 
 pytestmark = pytest.mark.both_databases
 
@@ -70,6 +72,35 @@ async def test_twenty_journeys_racing_never_exceed_the_cap_and_priority_wins(
     assert {res.reason for res in results if res.status != "sent"} == {"capped"}
     ledger = await stack.stores.ledger.for_customer(cid)
     assert sorted(d.status for d in ledger) == ["sent"] * 3 + ["suppressed"] * 17
+
+
+async def test_a_send_no_journey_can_outrank_skips_the_window(stack: Stack) -> None:
+    """A send of the top priority any marketing journey has cannot lose a slot to a rival,
+    so it is granted at once; a lower one still waits the window to be ranked, and counts
+    the one granted. Without a known top priority every capped send waits."""
+    cid = unique("top")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    ledger, now = stack.stores.ledger, datetime.now(UTC)
+    rules = Rules(caps=[FrequencyCap(limit=1, window=timedelta(days=7))], top_priority=5)
+    rules = replace(rules, arbitration=timedelta(seconds=30))
+    low = await ledger.reserve(request(cid, "low", 4, now), rules)
+    assert low.kind == "contend"
+    top = await ledger.reserve(request(cid, "top", 5, now), rules)
+    assert top.kind == "granted"  # the low one arrived first but is outranked
+    assert (await ledger.arbitrate(request(cid, "low", 4, now), rules)).kind == "final"
+    unknown = replace(rules, top_priority=None)
+    assert (await ledger.reserve(request(unique("c"), "top", 5, now), unknown)).kind == "contend"
+
+
+async def test_the_top_priority_counts_only_journeys_that_send_marketing(stack: Stack) -> None:
+    journeys = stack.stores.journeys
+    before = await journeys.top_marketing_priority() or 0
+    service = one_send(unique("service"), topic="transactional")
+    await journeys.publish(service.model_copy(update={"priority": before + 10}))
+    assert await journeys.top_marketing_priority() == before
+    marketing = one_send(unique("marketing")).model_copy(update={"priority": before + 1})
+    await journeys.publish(marketing)
+    assert await journeys.top_marketing_priority() == before + 1
 
 
 async def test_fifty_concurrent_senders_first_come_never_exceed_the_cap(stack: Stack) -> None:

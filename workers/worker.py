@@ -41,6 +41,7 @@ def build_worker(
         templates=stores.templates,
         channels=channels_for(settings, http, stores.profiles.forget_push_tokens),
         settings=settings,
+        journeys=stores.journeys,
     )
     profiles = ProfileActivities(stores.profiles)
     decisioning = DecisioningActivities(settings, http)
