@@ -102,11 +102,11 @@ async def side(base: Settings, name: str, on: bool, scratch: Path) -> AsyncItera
             timeout=60,
             headers={"Authorization": f"Bearer {key.token}"},
         ) as api:
-            await _ready(api)
+            await ready(api)
             yield Side(settings, api, client, [api_process.pid, worker_process_.pid])
 
 
-async def _ready(api: httpx.AsyncClient) -> None:
+async def ready(api: httpx.AsyncClient) -> None:
     deadline = time.monotonic() + 60
     while True:
         with contextlib.suppress(httpx.TransportError):
