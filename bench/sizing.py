@@ -20,7 +20,6 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -30,9 +29,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from bench.operations import ONE_SEND, Side, publish, side
-from bench.stack import bench_stack, bounded, cpu_seconds, tag
+from bench.stack import bench_stack, bounded, cpu_seconds, product_guardrails, tag
 from examples.onboarding_nudge import JOURNEY as ONBOARDING
-from schemas.guardrails import FrequencyCap
 from schemas.journey import JourneySpec
 
 DAY = 86_400.0
@@ -128,11 +126,7 @@ async def cost(s: Side, spec: JourneySpec, n: int, c: int) -> Cost:
 
 async def measure(n: int, c: int, console: Console) -> dict[str, Cost]:
     scenario = ONBOARDING.model_copy(update={"time_scale": DAY})  # a day lasts a second
-    guardrails = {
-        "frequency_caps": [FrequencyCap(limit=3, window=timedelta(days=7))],
-        "arbitration_seconds": 0.25,
-        "quiet_hours": None,
-    }
+    guardrails = product_guardrails()
     async with bench_stack(worker=False, examples=True, **guardrails) as (stack, _, _pid):
         with tempfile.TemporaryDirectory() as scratch:
             async with side(stack.settings, "sizing", False, Path(scratch)) as s:

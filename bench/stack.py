@@ -39,16 +39,21 @@ Row = tuple[str, float, float, str]
 
 @contextlib.asynccontextmanager
 async def bench_stack(
-    *, examples: bool = False, worker: bool = True, **overrides: Any
+    *, examples: bool = False, worker: bool = True, server_on_disk: bool = False, **overrides: Any
 ) -> AsyncIterator[tuple[Stack, str, int]]:
     """(the stack, its API's base URL, the dev server's pid); `examples` loads the
     example journeys' templates and offers; without `worker`, start one with
-    `worker_process`."""
+    `worker_process`; `server_on_disk`: the dev server keeps its state in a SQLite file
+    (WAL, no fsync: a benchmark's server need not survive a power cut) instead of memory."""
     port = free_port()
     smtp = start_smtp(Mailbox(), port=free_port())
-    command = dev_server_command(port=port, ui_port=None, db_file=None)
     try:
-        with tempfile.TemporaryDirectory() as data, dev_server(command) as server:
+        with (
+            tempfile.TemporaryDirectory() as data,
+            dev_server(
+                _server_command(port, Path(data) / "temporal.db" if server_on_disk else None)
+            ) as server,
+        ):
             api_port = free_port()
             settings = Settings(
                 data_dir=Path(data),
@@ -76,6 +81,23 @@ async def bench_stack(
                 yield stack, f"http://127.0.0.1:{api_port}", server.pid
     finally:
         smtp.stop()
+
+
+def product_guardrails() -> dict[str, Any]:
+    """`bench_stack` overrides for the product's guardrail defaults (the global frequency
+    cap, the arbitration window), quiet hours off: they would hold sends for hours."""
+    defaults = Settings()
+    return {
+        "frequency_caps": defaults.frequency_caps,
+        "arbitration_seconds": defaults.arbitration_seconds,
+        "quiet_hours": None,
+    }
+
+
+def _server_command(port: int, db_file: Path | None) -> list[str]:
+    pragmas = ["journal_mode=wal", "synchronous=off"] if db_file else []
+    extra = [flag for p in pragmas for flag in ("--sqlite-pragma", p)]
+    return dev_server_command(port=port, ui_port=None, db_file=db_file, extra=extra)
 
 
 @contextlib.contextmanager

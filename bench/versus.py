@@ -35,7 +35,17 @@ from bench import handwritten as hand_written
 from bench.handwritten import ByHand, HandInput
 from bench.operations import Side, publish, ready, side
 from bench.sizing import actions, histories
-from bench.stack import Row, alternate, bench_stack, cpu_seconds, idle, pct, tag, worker_process
+from bench.stack import (
+    Row,
+    alternate,
+    bench_stack,
+    cpu_seconds,
+    idle,
+    pct,
+    product_guardrails,
+    tag,
+    worker_process,
+)
 from cli.embedded import free_port, load_examples, open_stores
 from examples import (
     cart_abandonment,
@@ -182,12 +192,7 @@ def start_attributes(by_hand: type[ByHand], customer_id: str) -> TypedSearchAttr
 
 async def measure(n: int, c: int, console: Console, only: str | None = None) -> list[Row]:
     """`only`: the pairs whose label contains it (default every one)."""
-    defaults = Settings()
-    guardrails = {
-        "frequency_caps": defaults.frequency_caps,
-        "arbitration_seconds": defaults.arbitration_seconds,
-        "quiet_hours": None,
-    }
+    guardrails = product_guardrails()
     pairs = [p for p in PAIRS if only is None or only in p.label]
     rows: list[Row] = []
     async with bench_stack(worker=False, examples=True, **guardrails) as (stack, _, server):
