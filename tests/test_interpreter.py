@@ -212,6 +212,17 @@ async def upserts_per_task(handle: WorkflowHandle[Any, Any]) -> list[list[set[st
     return tasks
 
 
+async def last_reached(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The funnel's reached list as the enrollment's last upsert of it wrote it."""
+    listed: list[str] = []
+    for e in (await handle.fetch_history()).events:
+        if e.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if "JourneyReached" in fields.indexed_fields:
+                listed = json.loads(fields.indexed_fields["JourneyReached"].data)
+    return listed
+
+
 def outcomes(state: EnrollmentState) -> list[tuple[str, str | None]]:
     return [(p.step, p.outcome) for p in state.path]
 
@@ -282,19 +293,32 @@ async def test_instant_steps_ride_on_the_next_upsert(interpreter: Interpreter) -
     assert [p.step for p in final.path] == ["settle", "plan", "ab", arm, "end"]
     tasks = await upserts_per_task(handle)
     assert max(len(t) for t in tasks) == 1, tasks
-    history = await handle.fetch_history()
-    reached = [
-        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-        for e in history.events
-        if e.HasField("upsert_workflow_search_attributes_event_attributes")
-    ]
-    listed = [
-        json.loads(fields["JourneyReached"].data)
-        for fields in reached
-        if "JourneyReached" in fields
-    ][-1]
+    listed = await last_reached(handle)
     assert {"settle", "plan", "ab", arm, f"ab:{arm}"} <= set(listed), listed
     await keep_history(handle, "one-upsert-per-task")
+
+
+async def test_a_loop_back_through_an_instant_step_still_lists_it(
+    interpreter: Interpreter,
+) -> None:
+    """Back at the step it left, through a branch alone: the step shown does not change,
+    and the branch still joins the funnel's reached list."""
+    more = Comparison(field="last_event.more", op="eq", value=True)
+    steps: list[Step] = [
+        WaitForEventStep(
+            id="listen", event="ping", timeout=DAY, on_event="again", on_timeout="end"
+        ),
+        BranchStep(id="again", cases=[BranchCase(when=more, next="listen")], default="end"),
+        END,
+    ]
+    _, _, handle = await interpreter.start(steps)
+    await interpreter.settled(handle)
+    await interpreter.event(handle, "ping", more=True)
+    assert (await handle.query(JourneyWorkflow.state)).step == "listen"
+    assert {"listen", "again"} <= set(await last_reached(handle))
+    await interpreter.event(handle, "ping", more=False)
+    final = await handle.result()
+    assert [p.step for p in final.path] == ["listen", "again", "listen", "again", "end"]
 
 
 async def test_waits_run_their_durations_in_virtual_time(interpreter: Interpreter) -> None:

@@ -430,13 +430,15 @@ class JourneyWorkflow:
         step_id = step_id or (passed[-1] if passed else None)
         current = workflow.info().typed_search_attributes
         at = current.get(sa.JOURNEY_STEP)
-        if step_id is None or at == step_id:
+        if step_id is None or (at == step_id and not passed):
             return []
         reached = list(current.get(sa.JOURNEY_REACHED) or [])
         arms = [sa.arm(s, p) for s, p in self._carry.context.get("splits", {}).items()]
         left = [at] if at and not reached else []
         new = [r for r in dict.fromkeys([*left, *passed, step_id, *arms]) if r not in reached]
-        updates: list[SearchAttributeUpdate[Any]] = [sa.JOURNEY_STEP.value_set(step_id)]
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if at != step_id:  # (a loop back through instant steps only adds to the list)
+            updates.append(sa.JOURNEY_STEP.value_set(step_id))
         listed = sa.reached(reached, new)
         if listed is not None:
             updates.append(sa.JOURNEY_REACHED.value_set(listed))
