@@ -4,8 +4,10 @@ with the product's guardrail defaults (global frequency cap, the 250 ms arbitrat
 quiet hours off, which would hold sends for hours on both sides alike).
 
 Each side is deployed as in production: the product as an API process and a worker process,
-the hand-written workflows as a worker process (their backend calls Temporal directly from
-this process), each with its own SQLite database and task queue, on one dev server. Every
+the hand-written workflows as a worker process and a services process (provider sandboxes,
+decisioning), their backend calling Temporal directly from this process; each side with its
+own SQLite database and task queue, on one dev server. Customers exist before they enter:
+this process writes their profiles into each side's database. Every
 enrollment takes its journey's longest path (no goal event: every reminder goes out) with
 its days shortened to a tenth of a second. The direct-debit journey, entered from an
 audience in the product, is entered here by an event on both sides (the audience run's own
@@ -201,24 +203,39 @@ async def measure(n: int, c: int, console: Console, only: str | None = None) -> 
                 side(stack.settings, "product", False, Path(scratch)) as ours,
                 hand_side(stack.settings, Path(scratch), stack.client) as hand,
             ):
-                for pair in pairs:
-                    console.print(f"versus, {pair.label}: {n} enrollments a side, {c} in flight")
-                    rows += await _measure_pair(pair, n, c, ours, hand, stack.client, server)
+                # Customers exist before they enter, on both sides: their profiles are
+                # written here, into each side's database, off both sides' processes.
+                profiles = await open_stores(ours.settings)
+                try:
+                    for pair in pairs:
+                        console.print(
+                            f"versus, {pair.label}: {n} enrollments a side, {c} in flight"
+                        )
+                        rows += await _measure_pair(
+                            pair, n, c, (ours, profiles), hand, stack.client, server
+                        )
+                finally:
+                    await profiles.close()
     return rows
 
 
 async def _measure_pair(
-    pair: Pair, n: int, c: int, ours: Side, hand: Hand, client: Client, server: int
+    pair: Pair,
+    n: int,
+    c: int,
+    product_side: tuple[Side, Stores],
+    hand: Hand,
+    client: Client,
+    server: int,
 ) -> list[Row]:
+    ours, our_stores = product_side
     journey, entry = await publish(ours.api, pair.spec.model_copy(update={"time_scale": SCALE}))
     run = tag()
     tallies = {"product": Tally(), "by hand": Tally()}
 
     async def product(i: int) -> None:
         cid = f"p{run}-{i}"
-        profile = _customer(cid, i).model_dump(mode="json", exclude={"customer_id"})
-        put = await ours.api.put(f"/v1/customers/{cid}", json=profile)
-        assert put.status_code == 200, put.text
+        await our_stores.profiles.put(_customer(cid, i))
         started = time.perf_counter()
         sent = await ours.api.post("/v1/events", json={"customer_id": cid, "name": entry})
         assert sent.status_code == 202, sent.text
