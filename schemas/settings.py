@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     """On SIGTERM, how long the worker lets activities in flight (a send mid-call) finish
     before it cancels them: match the pod's `terminationGracePeriodSeconds` (minus a few)."""
 
+    workflow_cache: int = Field(default=500, ge=0)
+    """Enrollments a worker keeps in memory between their workflow tasks. A parked one (a
+    day-long wait) gains nothing from it; a busy one is replayed from history when evicted.
+    The default keeps a worker under 300 MB with 100,000 enrollments parked."""
+
     worker_health_address: str | None = None
     """Where a worker serves its probes, `/healthz` (running) and `/readyz` (Temporal
     answers, the worker polls), e.g. `0.0.0.0:8081`; None: not served."""

@@ -66,6 +66,7 @@ def build_worker(
             audiences.enroll,
         ],
         max_concurrent_activities=200,
+        max_cached_workflows=settings.workflow_cache,
         workflow_runner=sandbox(
             strict=settings.strict_sandbox,
             packages=sorted({w.__module__.split(".")[0] for w in workflows}),
