@@ -64,6 +64,7 @@ from storage.stores import Stores
 from workflows import search_attributes as sa
 
 SCALE = 864_000.0  # a day lasts a tenth of a second
+ROUNDS = 4  # per side, alternating: with two, one slow wave moved a rate by a third
 DAY = 86_400 / SCALE
 
 
@@ -268,6 +269,7 @@ async def _measure_pair(
         n,
         c,
         {"product": product, "by hand": by_hand},
+        rounds=ROUNDS,
         settle=lambda _: idle([server, *ours.pids, *hand.pids]),
     )
     used = {k: [cpu_seconds(p) - b for p, b in zip(pids[k], cpu[k], strict=True)] for k in pids}
