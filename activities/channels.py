@@ -26,7 +26,7 @@ from sqlmodel import SQLModel
 from activities.http import Permanent, ServiceRefused, call
 from schemas.settings import Settings
 from schemas.signatures import WEBHOOK_HEADER, sign_webhook
-from storage.secrets import secret
+from storage.secrets import webhook_key
 from storage.tables import InboxRow
 
 
@@ -266,7 +266,7 @@ class WebhookChannel:
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
         self._default_url = settings.service_url(settings.webhook_url, "/sandbox/webhooks")
-        self._secret = secret(settings, settings.webhook_secret, "webhook")
+        self._secret = webhook_key(settings)
         self._http = http
 
     async def deliver(self, message: Outbound) -> Delivered:

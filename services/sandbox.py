@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.settings import Settings
 from schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
-from storage.secrets import secret
+from storage.secrets import webhook_key
 
 Provider = Literal["twilio", "fcm", "webhooks"]
 _basic = HTTPBasic(auto_error=False)  # the provider answers in its own error format
@@ -69,8 +69,7 @@ class Sandbox:
             p: deque(maxlen=KEPT) for p in ("twilio", "fcm", "webhooks")
         }
         self.faults: dict[str, list[int]] = {}
-        # The key the webhook channel signs with (activities/channels.py), from the same place.
-        self.webhook_secret = secret(settings, settings.webhook_secret, "webhook")
+        self.webhook_secret = webhook_key(settings)  # the one the webhook channel signs with
         self._callbacks: set[asyncio.Task[None]] = set()
 
     def fault(self, provider: str) -> JSONResponse | None:

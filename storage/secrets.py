@@ -48,3 +48,8 @@ def services_key(settings: Settings) -> bytes:
 def unsubscribe_key(settings: Settings) -> bytes:
     """What signs unsubscribe links (`schemas.unsubscribe`)."""
     return secret(settings, settings.unsubscribe_secret, "unsubscribe")
+
+
+def webhook_key(settings: Settings) -> bytes:
+    """What the webhook channel signs with and the sandbox's receiver checks with."""
+    return secret(settings, settings.webhook_secret, "webhook")

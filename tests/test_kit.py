@@ -16,6 +16,7 @@ from schemas.activities import SendTimeRequest
 from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitStep
 from testkit import JourneyKit
 from tests.conftest import repo_root
+from tests.helpers import one_send
 
 
 def readme_tests() -> list[str]:
@@ -82,21 +83,8 @@ async def test_the_best_time_lookup_of_older_histories(journey_kit: JourneyKit) 
 
 async def test_a_webhook_send_reaches_the_sandbox_signed(journey_kit: JourneyKit) -> None:
     """The kit's webhook receiver checks the signature with the key the channel signs with."""
-    journey = JourneySpec(
-        id="hook",
-        name="Hook",
-        entry=Entry(event="ordered"),
-        steps=[
-            SendStep(
-                id="notify",
-                channel="webhook",
-                topic="transactional",
-                content=MessageContent(body="order {{ event.order }}"),
-                next="end",
-            ),
-            ExitStep(id="end"),
-        ],
-    )
+    body = "order {{ event.order }}"
+    journey = one_send("hook", entry="ordered", body=body, channel="webhook", topic="transactional")
     await journey_kit.publish(journey)
     await journey_kit.event("shop-1", "ordered", order="A-1")
     [sent] = await journey_kit.run("hook", "shop-1").sent()
