@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from schemas.base import Schema
 from schemas.formula import parse
 from schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
-from schemas.predicates import Predicate
+from schemas.predicates import Predicate, fields
 from schemas.wire import Duration
 
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
@@ -48,6 +48,11 @@ class _Step(_Model):
     def edges(self) -> list[tuple[str, str]]:
         """(field, target step id) for every outgoing edge."""
         raise NotImplementedError
+
+    def instant(self) -> bool:
+        """It runs without a timer or an activity (the interpreter lets the next step's
+        search-attribute upsert carry it)."""
+        return False
 
 
 def _next_and(next: str, **optional: str | None) -> list[tuple[str, str]]:
@@ -210,6 +215,14 @@ class BranchStep(_Step):
         found = [(f"cases.{i}.next", c.next) for i, c in enumerate(self.cases)]
         return [*found, ("default", self.default)]
 
+    def profile_fields(self) -> list[str]:
+        """The profile (and group) fields its cases read: fetched by one activity."""
+        read = {f for c in self.cases for f in fields(c.when)}
+        return sorted(f for f in read if f.startswith(("profile", "group")))
+
+    def instant(self) -> bool:
+        return not self.profile_fields()
+
 
 class SplitPath(_Model):
     name: str = Field(pattern=SLUG)
@@ -231,6 +244,9 @@ class SplitStep(_Step):
 
     def edges(self) -> list[tuple[str, str]]:
         return [(f"paths.{i}.next", p.next) for i, p in enumerate(self.paths)]
+
+    def instant(self) -> bool:
+        return True
 
 
 class SendStep(_Step):

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         WaitForEventStep,
         WaitStep,
     )
-    from schemas.predicates import evaluate, fields
+    from schemas.predicates import evaluate
     from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.clock import local_time
@@ -408,7 +408,7 @@ class JourneyWorkflow:
         metrics.stepped(self._spec.id, step.id, step.type)
         # An instant step (no timer, no activity) leaves its upsert to the next step's, in
         # the same workflow task: one upsert per task. Its name rides on the reached list.
-        if self._instant(step) and workflow.patched(ONE_UPSERT_PER_TASK):
+        if step.instant() and workflow.patched(ONE_UPSERT_PER_TASK):
             self._passed.append(step.id)
             return
         updates = self._step_updates(step.id)
@@ -449,13 +449,6 @@ class JourneyWorkflow:
         than a step (a pause) or continues as new."""
         if updates := self._step_updates(None):
             workflow.upsert_search_attributes(updates)
-
-    @staticmethod
-    def _instant(step: Step) -> bool:
-        """Whether the step runs without a timer or an activity."""
-        if isinstance(step, BranchStep):
-            return not _profile_fields(step)
-        return isinstance(step, SplitStep)
 
     def _interrupted(self) -> str | None:
         """What ended a wait early, for its path entry: the goal, an exit event or an
@@ -582,7 +575,7 @@ class JourneyWorkflow:
             self._inbox.clear()
 
     async def _branch(self, step: BranchStep) -> str:
-        wanted = _profile_fields(step)
+        wanted = step.profile_fields()
         scope = self._scope(await self._profile(wanted) if wanted else None)
         for i, case in enumerate(step.cases):
             if evaluate(case.when, scope):
@@ -841,9 +834,3 @@ class JourneyWorkflow:
         if condition is None or condition.event != event.name:
             return False
         return evaluate(condition.where, {"event": event.scope()})
-
-
-def _profile_fields(step: BranchStep) -> list[str]:
-    """The profile (and group) fields a branch's cases read: fetched by one activity."""
-    read = {f for c in step.cases for f in fields(c.when)}
-    return sorted(f for f in read if f.startswith(("profile", "group")))
