@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.routing import EventRouter
 from bench import ingestion, operations, parked, reservations, services, sizing, versus
@@ -64,13 +63,7 @@ async def raw_start(
 ) -> Any:
     """A trivial signal-with-start; `indexed` adds the five search attributes an
     enrollment starts with, to show what visibility indexing alone costs."""
-    attributes = None
-    if indexed:
-        values = ("bench", 1, f"c{i}", "first", "active")
-        keys = [k for k in sa.ALL if k is not sa.JOURNEY_REACHED]  # written from step two on
-        attributes = TypedSearchAttributes(
-            [SearchAttributePair(k, v) for k, v in zip(keys, values, strict=True)]  # type: ignore[arg-type,misc]
-        )
+    attributes = sa.at_start("bench", 1, f"c{i}", "first") if indexed else None
     return await stack.client.start_workflow(
         TrivialWorkflow.run,
         with_activity,

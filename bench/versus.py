@@ -31,7 +31,6 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench import handwritten as hand_written
 from bench.handwritten import ByHand, HandInput
@@ -181,18 +180,6 @@ async def hand_side(base: Settings, scratch: Path, client: Client) -> AsyncItera
         await stores.close()
 
 
-def start_attributes(by_hand: type[ByHand], customer_id: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.JOURNEY_ID, by_hand.JOURNEY),
-            SearchAttributePair(sa.JOURNEY_VERSION, 1),
-            SearchAttributePair(sa.CUSTOMER_ID, customer_id),
-            SearchAttributePair(sa.JOURNEY_STEP, by_hand.FIRST),
-            SearchAttributePair(sa.JOURNEY_STATUS, "active"),
-        ]
-    )
-
-
 async def measure(n: int, c: int, console: Console, only: str | None = None) -> list[Row]:
     """`only`: the pairs whose label contains it (default every one)."""
     guardrails = product_guardrails()
@@ -257,7 +244,7 @@ async def _measure_pair(
             task_queue=hand.settings.task_queue,
             start_signal="event",
             start_signal_args=[trigger],
-            search_attributes=start_attributes(pair.by_hand, cid),
+            search_attributes=sa.at_start(pair.by_hand.JOURNEY, 1, cid, pair.by_hand.FIRST),
         )
         await handle.result()
         tallies["by hand"].latencies.append(time.perf_counter() - started)

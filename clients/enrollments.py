@@ -9,8 +9,6 @@ from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -72,15 +70,7 @@ async def start_enrollment(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal="event" if deliver_to_running else None,
             start_signal_args=[trigger] if deliver_to_running else [],
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.JOURNEY_ID, spec.id),
-                    SearchAttributePair(sa.JOURNEY_VERSION, version),
-                    SearchAttributePair(sa.CUSTOMER_ID, trigger.customer_id),
-                    SearchAttributePair(sa.JOURNEY_STEP, spec.steps[0].id),
-                    SearchAttributePair(sa.JOURNEY_STATUS, "active"),
-                ]
-            ),
+            search_attributes=sa.at_start(spec.id, version, trigger.customer_id, spec.steps[0].id),
             static_summary=f"{spec.name} (v{version}) for customer {trigger.customer_id}",
             static_details=f"Journey `{spec.id}` version {version}, entered on {entry}; "
             f"first step `{spec.steps[0].id}`.",

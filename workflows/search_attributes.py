@@ -1,6 +1,6 @@
 """Search attributes operators filter enrollments by in the Temporal UI (no PII)."""
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import encode_typed_search_attribute_value
 
 JOURNEY_ID = SearchAttributeKey.for_keyword("JourneyId")
@@ -22,6 +22,20 @@ MORE = "*"
 """The last `JourneyReached` entry of a full list (no step id or arm can be `*`)."""
 
 ALL = (JOURNEY_ID, JOURNEY_VERSION, CUSTOMER_ID, JOURNEY_STEP, JOURNEY_STATUS, JOURNEY_REACHED)
+
+
+def at_start(journey_id: str, version: int, customer_id: str, step: str) -> TypedSearchAttributes:
+    """What an enrollment starts with: active at its first step (`JourneyReached` comes
+    with the first step change)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(JOURNEY_ID, journey_id),
+            SearchAttributePair(JOURNEY_VERSION, version),
+            SearchAttributePair(CUSTOMER_ID, customer_id),
+            SearchAttributePair(JOURNEY_STEP, step),
+            SearchAttributePair(JOURNEY_STATUS, "active"),
+        ]
+    )
 
 
 def quoted(value: str) -> str:
