@@ -15,9 +15,7 @@ outcome instead of delivering twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -38,7 +36,7 @@ from schemas.guardrails import (
 )
 from schemas.journey import channel_candidates
 from schemas.profile import Profile
-from storage.db import serialize
+from storage.db import serialize, write_turn
 from storage.profiles import load
 from storage.tables import DeliveryRow, utcnow
 
@@ -133,22 +131,6 @@ def _holding_a_slot(at: datetime, caps: Sequence[_Cap]) -> Any:
 class DeliveryLedger:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
-        bind = sessions.kw.get("bind")
-        sqlite = bind is not None and bind.dialect.name == "sqlite"
-        self._writer = asyncio.Lock() if sqlite else None
-        """SQLite takes one writer at a time: this process's ledger writes queue here, in
-        order, instead of in SQLite's busy handler, which sleeps and retries (at 50
-        concurrent sends its p99 was 4.2 s). PostgreSQL locks per customer instead."""
-
-    @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        """On SQLite, this process's turn to write (hold it from the transaction's first
-        write to its end); elsewhere nothing."""
-        if self._writer is None:
-            yield
-            return
-        async with self._writer:
-            yield
 
     # -- the reservation ------------------------------------------------------------------
 
@@ -156,7 +138,7 @@ class DeliveryLedger:
         """Three statements under the customer's lock (the lock, one read of the key's row
         with the customer's counted sends, the write): the profile, the channel and the
         caps that apply are worked out before it (a profile is not guarded by the lock)."""
-        async with self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             profile = (await load(session, request.customer_id))[1]
             if session.get_bind().dialect.name == "sqlite":
                 await session.commit()  # a read transaction there must not turn into a write
@@ -167,54 +149,51 @@ class DeliveryLedger:
             counted = channel is not None and request.topic == "marketing"
             caps = self._caps(request, rules, channel) if counted and channel else []
             at = request.at or utcnow()
-            async with self._turn():
-                await serialize(session, f"customer:{request.customer_id}")
-                row, slots = await self._row_and_slots(session, request, at, caps)
-                if row is not None and row.status in FINAL:  # settled earlier: its first outcome
-                    return Reservation("final", profile, row.channel, self._result(row))
-                if row is not None and row.status == "pending":  # granted before; a retry
-                    row.attempts += 1
-                    return await self._commit(
-                        session, row, Reservation("granted", profile, row.channel)
-                    )
-                if row is None:
-                    row = self._new_row(request)
-                else:
-                    row.attempts += 1
-                if request.abandon:
-                    return await self._finish(session, row, profile, "suppressed", "ended")
-                if channel is None:
-                    return await self._finish(session, row, profile, "suppressed", refusal)
-                row.channel = channel
-                if request.dry_run:
-                    return await self._finish(session, row, profile, "suppressed", "dry_run")
-                if request.best_time_within is not None:  # send-time optimisation: no extra call
-                    best = best_hour(profile.active_hours, at, request.best_time_within)
-                    if best > at:
-                        return await self._defer(session, row, profile, request, best, "best_time")
-                if request.topic == "transactional":
-                    return await self._grant(session, row, profile, request)
-
-                quiet = request.quiet_hours or rules.quiet_hours
-                held = quiet is not None and quiet.applies_to(channel)
-                until = quiet_until(quiet, at, profile.timezone) if held else None
-                if until is not None:
-                    return await self._defer(session, row, profile, request, until, "quiet_hours")
-
-                blocked = [c for c in caps if not c.fits(at, slots)]
-                if blocked:
-                    return await self._capped(session, row, profile, request, at, blocked, slots)
-                if caps and rules.contends(request.priority):
-                    row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
-                    return await self._commit(
-                        session, row, Reservation("contend", profile, channel)
-                    )
+            await serialize(session, f"customer:{request.customer_id}")
+            row, slots = await self._row_and_slots(session, request, at, caps)
+            if row is not None and row.status in FINAL:  # settled earlier: its first outcome
+                return Reservation("final", profile, row.channel, self._result(row))
+            if row is not None and row.status == "pending":  # granted before; a retry
+                row.attempts += 1
+                return await self._commit(
+                    session, row, Reservation("granted", profile, row.channel)
+                )
+            if row is None:
+                row = self._new_row(request)
+            else:
+                row.attempts += 1
+            if request.abandon:
+                return await self._finish(session, row, profile, "suppressed", "ended")
+            if channel is None:
+                return await self._finish(session, row, profile, "suppressed", refusal)
+            row.channel = channel
+            if request.dry_run:
+                return await self._finish(session, row, profile, "suppressed", "dry_run")
+            if request.best_time_within is not None:  # send-time optimisation: no extra call
+                best = best_hour(profile.active_hours, at, request.best_time_within)
+                if best > at:
+                    return await self._defer(session, row, profile, request, best, "best_time")
+            if request.topic == "transactional":
                 return await self._grant(session, row, profile, request)
+
+            quiet = request.quiet_hours or rules.quiet_hours
+            held = quiet is not None and quiet.applies_to(channel)
+            until = quiet_until(quiet, at, profile.timezone) if held else None
+            if until is not None:
+                return await self._defer(session, row, profile, request, until, "quiet_hours")
+
+            blocked = [c for c in caps if not c.fits(at, slots)]
+            if blocked:
+                return await self._capped(session, row, profile, request, at, blocked, slots)
+            if caps and rules.contends(request.priority):
+                row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
+                return await self._commit(session, row, Reservation("contend", profile, channel))
+            return await self._grant(session, row, profile, request)
 
     async def arbitrate(self, request: SendRequest, rules: Rules) -> Reservation:
         """Decide a contending send: it gets a slot when the sends already counted plus the
         contenders ranked above it (priority, then who asked first) leave one free."""
-        async with self._turn(), self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             await serialize(session, f"customer:{request.customer_id}")
             row = await self._row(session, request.idempotency_key)
             if row is not None and row.status == "contending":
@@ -247,7 +226,7 @@ class DeliveryLedger:
     ) -> SendResult:
         """Record the outcome, atomically with `rows` the channel needs written, and the
         provider's (message id, status)."""
-        async with self._turn(), self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             row = await self._row(session, key)
             if row is None:
                 raise RuntimeError(f"delivery {key} was never reserved")
