@@ -79,6 +79,11 @@ class ByHand:
             return None
         return next(n for n in (self.GOAL, *sorted(self.EXITS), name) if n in self._seen)
 
+    async def _ends_within(self, timeout: timedelta) -> str | None:
+        """Wait up to `timeout` for the goal or an exit: the status it ends with, or None."""
+        came = await self._within(None, timeout)
+        return self._ended(came) if came else None
+
     def _ended(self, came: str) -> str | None:
         """The status a wait's answer ends the enrollment with (None: go on)."""
         if came == self.GOAL:
@@ -161,12 +166,12 @@ class OnboardingNudgeByHand(ByHand):
     @workflow.run
     async def run(self, input: HandInput) -> str:
         self._input = input
-        if came := await self._within(None, DAY):
-            return self._ended(came) or came
+        if ended := await self._ends_within(DAY):
+            return ended
         await self._send("push", "best_channel", "come-back", best_within=timedelta(hours=12))
         self._step("wait-more")
-        if came := await self._within(None, 2 * DAY):
-            return self._ended(came) or came
+        if ended := await self._ends_within(2 * DAY):
+            return ended
         await self._send("email", "email", "add-your-clubs")
         return self._end("completed", step="done")
 
@@ -181,8 +186,8 @@ class CartAbandonmentByHand(ByHand):
     @workflow.run
     async def run(self, input: HandInput) -> str:
         self._input = input
-        if came := await self._within(None, timedelta(hours=1)):
-            return self._ended(came) or came
+        if ended := await self._ends_within(timedelta(hours=1)):
+            return ended
         await self._send("push-reminder", "push", "cart-reminder")
         self._step("wait-store")
         came = await self._within("geofence.entered", DAY)
@@ -238,13 +243,13 @@ class SubscriptionRenewalByHand(ByHand):
         )
         await self._send("in-app", "in_app", "renewal-in-app", topic="transactional")
         self._step("wait-3-days-left")
-        if came := await self._within(None, 4 * DAY):
-            return self._ended(came) or came
+        if ended := await self._ends_within(4 * DAY):
+            return ended
         await self._send("email", "email", "renewal-email", topic="transactional")
         await self._send("push", "push", "renewal-push", topic="transactional")
         self._step("wait-last-day")
-        if came := await self._within(None, 2 * DAY):
-            return self._ended(came) or came
+        if ended := await self._ends_within(2 * DAY):
+            return ended
         view = await self._profile("opted-in", "profile.consent.whatsapp")
         if view.get("consent", {}).get("whatsapp") is True:
             await self._send("whatsapp", "whatsapp", "renewal-whatsapp", topic="transactional")
@@ -267,8 +272,8 @@ class WelcomeSeriesByHand(ByHand):
     @workflow.run
     async def run(self, input: HandInput) -> str:
         self._input = input
-        if came := await self._within(None, timedelta(minutes=10)):
-            return self._ended(came) or came
+        if ended := await self._ends_within(timedelta(minutes=10)):
+            return ended
         view = await self._profile("plan", "profile.attributes.plan")
         if view.get("attributes", {}).get("plan") == "pro":
             await self._send("pro-email", "email", "welcome-pro")
@@ -293,8 +298,8 @@ class DirectDebitByHand(ByHand):
         self._input = input
         await self._send("prompt", "in_app", "direct-debit-prompt")
         self._step("wait")
-        if came := await self._within(None, 14 * DAY):
-            return self._ended(came) or came
+        if ended := await self._ends_within(14 * DAY):
+            return ended
         await self._send("reminder", "in_app", "direct-debit-reminder")
         return self._end("completed", step="done")
 
