@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.tables import (
@@ -59,17 +59,15 @@ class Erasures:
                 )
 
 
-async def refuse_erasing(session: AsyncSession, customer_ids: Iterable[str]) -> None:
+async def refuse_erasing(connection: AsyncConnection, customer_ids: Iterable[str]) -> None:
     """Raise CustomerErasing when one of `customer_ids` is being erased: asked inside the
     transaction that would write for them (events accepted, a profile written), before it
     writes, so a refused request leaves nothing behind and costs no session of its own."""
     wanted = list(set(customer_ids))
     if not wanted:
         return
-    found = await session.exec(
-        select(ErasureRow.customer_id).where(col(ErasureRow.customer_id).in_(wanted))
-    )
-    erasing = found.first()
+    query = select(col(ErasureRow.customer_id)).where(col(ErasureRow.customer_id).in_(wanted))
+    erasing = (await connection.execute(query)).scalar()
     if erasing is not None:
         raise CustomerErasing(erasing)
 

@@ -8,47 +8,84 @@ enrollment's own de-dup window absorbs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.events import CustomerEvent
 from storage import profiles
-from storage.erase import refuse_erasing
+from storage.erase import CustomerErasing, refuse_erasing
+from storage.group_commit import GroupCommit, Outcome
 from storage.tables import AcceptedEventRow, utcnow
 
 CHUNK = 500  # message ids per statement (SQLite's bound-parameter limit)
 
 
+Accepted = tuple[list[CustomerEvent], set[str], set[str], dict[str, str]]
+"""(the events under the customers they are for, new ids, pending ids, time zones)."""
+Accepting = tuple[Sequence[CustomerEvent], str]
+"""(the events of one call, the unsubscribe event's name)."""
+
+
 class EventLog:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
+        # Concurrent requests share a transaction (storage/group_commit.py).
+        self._accepting = GroupCommit(self._accept_together, weight=lambda c: len(c[0]))
+        self._routing = GroupCommit(self._routed_together, weight=len)
 
-    async def accept(
-        self, events: Sequence[CustomerEvent], unsubscribe_event: str
-    ) -> tuple[list[CustomerEvent], set[str], set[str], dict[str, str]]:
+    async def accept(self, events: Sequence[CustomerEvent], unsubscribe_event: str) -> Accepted:
         """Claim the events' message ids and let the profiles learn from the new ones, in
         one transaction: the events, each under the customer it is for (an anonymous id
         merged into a customer stands for them), (new, pending) as `claim` says, and the
         new events' customers' time zones. CustomerErasing (nothing claimed) when one of
-        them is being erased."""
+        them is being erased. Calls made meanwhile share the transaction."""
+        return await self._accepting((events, unsubscribe_event))
+
+    async def _accept_together(self, calls: list[Accepting]) -> list[Outcome[Accepted]]:
+        """One transaction for every call; should one be for a customer being erased, each
+        call in its own, so that only that call is refused."""
+        if len(calls) > 1 and len({unsubscribe for _, unsubscribe in calls}) == 1:
+            with contextlib.suppress(CustomerErasing):
+                events, new, pending, zones = await self._accept_now(
+                    [e for theirs, _ in calls for e in theirs], calls[0][1]
+                )
+                outcomes: list[Outcome[Accepted]] = []
+                for theirs, _ in calls:
+                    mine, events = events[: len(theirs)], events[len(theirs) :]
+                    ids = {e.message_id for e in mine}
+                    outcomes.append((mine, new & ids, pending & ids, zones))
+                return outcomes
+        outcomes = []
+        for theirs, unsubscribe in calls:
+            try:
+                outcomes.append(await self._accept_now(theirs, unsubscribe))
+            except CustomerErasing as err:
+                outcomes.append(err)
+        return outcomes
+
+    async def _accept_now(
+        self, events: Sequence[CustomerEvent], unsubscribe_event: str
+    ) -> Accepted:
         async with self._sessions() as session:
-            aliases = await profiles.resolve(session, {e.customer_id for e in events})
+            connection = await session.connection()
+            aliases = await profiles.resolve(connection, {e.customer_id for e in events})
             events = [
                 e.model_copy(update={"customer_id": aliases[e.customer_id]})
                 if e.customer_id in aliases
                 else e
                 for e in events
             ]
-            await refuse_erasing(session, (e.customer_id for e in events))
-            new, pending = await _claim(session, [e.message_id for e in events])
+            await refuse_erasing(connection, (e.customer_id for e in events))
+            new, pending = await _claim(connection, [e.message_id for e in events])
             learned = {e.message_id: e for e in events if e.message_id in new}
-            zones = await profiles.observe(session, list(learned.values()), unsubscribe_event)
+            zones = await profiles.observe(connection, list(learned.values()), unsubscribe_event)
             await session.commit()
         return list(events), new, pending, zones
 
@@ -56,7 +93,7 @@ class EventLog:
         """(new, pending): ids never seen before, and ids seen but not yet routed. Every
         other id was routed already and is a duplicate."""
         async with self._sessions() as session:
-            claimed = await _claim(session, message_ids)
+            claimed = await _claim(await session.connection(), message_ids)
             await session.commit()
         return claimed
 
@@ -72,34 +109,48 @@ class EventLog:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def routed(self, message_ids: Sequence[str]) -> None:
+        """Mark the ids routed (calls made meanwhile share the transaction)."""
+        await self._routing(list(message_ids))
+
+    async def _routed_together(self, calls: list[list[str]]) -> list[Outcome[None]]:
+        message_ids = [m for ids in calls for m in ids]
         async with self._sessions() as session:
-            now = utcnow()
+            connection, now = await session.connection(), utcnow()
             for chunk in _chunks(list(message_ids)):
-                await session.exec(  # type: ignore[call-overload]
+                await connection.execute(
                     update(AcceptedEventRow)
                     .where(col(AcceptedEventRow.message_id).in_(chunk))
                     .values(routed_at=now)
                 )
             await session.commit()
+        return [None] * len(calls)
 
 
-async def _claim(session: AsyncSession, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
+async def _claim(
+    connection: AsyncConnection, message_ids: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """Insert the ids not yet known; the database says which it inserted (RETURNING), so
+    of two requests racing with one id exactly one claims it new. Only ids it did not
+    insert are read back, to tell a pending id from a routed one."""
     wanted = list(dict.fromkeys(message_ids))
-    known: dict[str, datetime | None] = {}
-    for chunk in _chunks(wanted):
-        query = select(AcceptedEventRow.message_id, AcceptedEventRow.routed_at).where(
-            col(AcceptedEventRow.message_id).in_(chunk)
-        )
-        known.update((await session.exec(query)).all())
-    new = [m for m in wanted if m not in known]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    claim = (
+        dialect.insert(AcceptedEventRow)
+        .on_conflict_do_nothing()
+        .returning(col(AcceptedEventRow.message_id))
+    )
     now = utcnow()
-    for chunk in _chunks(new):
-        statement = dialect.insert(AcceptedEventRow).values(
-            [{"message_id": m, "received_at": now} for m in chunk]
+    rows = [{"message_id": m, "received_at": now} for m in wanted]
+    # One statement for any number of rows (SQLAlchemy's "insertmanyvalues"), and a
+    # cached one: a multi-row VALUES would be compiled anew for every request.
+    new = set((await connection.execute(claim, rows)).scalars()) if rows else set()
+    pending: set[str] = set()
+    for chunk in _chunks([m for m in wanted if m not in new]):
+        query = select(col(AcceptedEventRow.message_id)).where(
+            col(AcceptedEventRow.message_id).in_(chunk), col(AcceptedEventRow.routed_at).is_(None)
         )
-        await session.exec(statement.on_conflict_do_nothing())  # type: ignore[call-overload]
-    return set(new), {m for m, routed in known.items() if routed is None}
+        pending.update((await connection.execute(query)).scalars())
+    return new, pending
 
 
 def _chunks(items: list[str]) -> list[list[str]]:

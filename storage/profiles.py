@@ -11,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import insert, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,27 +30,31 @@ async def load(session: AsyncSession, customer_id: str) -> tuple[ProfileRow | No
     """The stored row (None for an unknown customer) and the profile it holds (defaults:
     journeys may run for customers the profile service has not heard of yet)."""
     row = await session.get(ProfileRow, customer_id)
-    return row, _profile(customer_id, row)
+    return row, _profile(customer_id, row.data if row else None)
 
 
 async def observe(
-    session: AsyncSession, events: Sequence[CustomerEvent], unsubscribe_event: str
+    connection: AsyncConnection, events: Sequence[CustomerEvent], unsubscribe_event: str
 ) -> dict[str, str]:
     """Learn from incoming events, in the caller's transaction: activity hours, last seen
     per event, location, and marketing unsubscribes (`properties.channel`, else every
-    channel). Returns each customer's time zone (for the enrollments they enter)."""
+    channel). Returns each customer's time zone (for the enrollments they enter). Core
+    statements, not ORM objects: this runs for every event the API takes."""
     by_customer: dict[str, list[CustomerEvent]] = {}
     for event in events:
         by_customer.setdefault(event.customer_id, []).append(event)
-    query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(by_customer))
-    rows = {r.customer_id: r for r in (await session.exec(query)).all()}
+    if not by_customer:
+        return {}
+    query = core_select(col(ProfileRow.customer_id), col(ProfileRow.data)).where(
+        col(ProfileRow.customer_id).in_(by_customer)
+    )
+    stored: dict[str, dict[str, Any]] = dict((await connection.execute(query)).all())
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     timezones: dict[str, str] = {}
     now = utcnow()
     for customer_id, theirs in sorted(by_customer.items()):
-        row = rows.get(customer_id)
-        profile = _profile(customer_id, row)
+        profile = _profile(customer_id, stored.get(customer_id))
         hours = list(profile.active_hours)
         for event in theirs:
             hours[event.timestamp.astimezone(UTC).hour] += 1
@@ -61,29 +66,40 @@ async def observe(
             profile.last_seen_at = latest
         profile.active_hours = hours
         data = profile.model_dump(mode="json", exclude={"customer_id"})
-        changed = updates if row is not None else inserts
-        changed.append({"customer_id": customer_id, "data": data, "updated_at": now})
+        if customer_id in stored:
+            updates.append({"key": customer_id, "data": data, "updated_at": now})
+        else:
+            inserts.append({"customer_id": customer_id, "data": data, "updated_at": now})
         timezones[customer_id] = profile.timezone
     # One statement each (executemany): a batch costs two round trips, not one per customer.
     if updates:
-        await session.exec(update(ProfileRow), params=updates)  # type: ignore[call-overload]
+        await connection.execute(_UPDATE_DATA, updates)
     if inserts:
-        await session.exec(insert(ProfileRow), params=inserts)  # type: ignore[call-overload]
+        await connection.execute(insert(ProfileRow), inserts)
     return timezones
 
 
-async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
+_UPDATE_DATA = (
+    update(ProfileRow)
+    .where(col(ProfileRow.customer_id) == bindparam("key"))
+    .values(data=bindparam("data"), updated_at=bindparam("updated_at"))
+)
+
+
+async def resolve(connection: AsyncConnection, customer_ids: Iterable[str]) -> dict[str, str]:
     """The known customer of each id that is an alias (an anonymous id merged into them);
     ids that are not aliases are left out."""
     wanted = list(set(customer_ids))
     if not wanted:
         return {}
-    query = select(AliasRow).where(col(AliasRow.anonymous_id).in_(wanted))
-    return {a.anonymous_id: a.customer_id for a in (await session.exec(query)).all()}
+    query = core_select(col(AliasRow.anonymous_id), col(AliasRow.customer_id)).where(
+        col(AliasRow.anonymous_id).in_(wanted)
+    )
+    return dict((await connection.execute(query)).all())
 
 
-def _profile(customer_id: str, row: ProfileRow | None) -> Profile:
-    return Profile(customer_id=customer_id, **(row.data if row else {}))
+def _profile(customer_id: str, data: dict[str, Any] | None) -> Profile:
+    return Profile(customer_id=customer_id, **(data or {}))
 
 
 class ProfileStore:
@@ -105,7 +121,7 @@ class ProfileStore:
         """Create or replace, keeping the activity the server has learned (CustomerErasing
         while the customer is being erased)."""
         async with self._sessions() as session:
-            await refuse_erasing(session, [profile.customer_id])
+            await refuse_erasing(await session.connection(), [profile.customer_id])
             row, stored = await load(session, profile.customer_id)
             if row is not None:
                 kept = {k: getattr(stored, k) for k in SERVER_MAINTAINED}
@@ -144,13 +160,17 @@ class ProfileStore:
         erased. An anonymous id merged into a customer changes that customer."""
         done: list[Profile] = []
         async with self._sessions() as session:
-            aliases = await resolve(session, {c for c, _ in changes})
+            connection = await session.connection()
+            aliases = await resolve(connection, {c for c, _ in changes})
             changes = [(aliases.get(c, c), fields) for c, fields in changes]
             ids = list(dict.fromkeys(c for c, _ in changes))
-            await refuse_erasing(session, ids)
+            await refuse_erasing(connection, ids)
             query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
             rows = {r.customer_id: r for r in (await session.exec(query)).all()}
-            current = {c: (rows.get(c), _profile(c, rows.get(c))) for c in ids}
+            current: dict[str, tuple[ProfileRow | None, Profile]] = {}
+            for c in ids:
+                row = rows.get(c)
+                current[c] = row, _profile(c, row.data if row else None)
             for customer_id, fields in changes:
                 row, profile = current[customer_id]
                 merged = {**profile.attributes, **fields.get("attributes", {})}
@@ -169,8 +189,9 @@ class ProfileStore:
         of ids merged into it before, to the customer. One transaction; CustomerErasing
         while either is being erased."""
         async with self._sessions() as session:
-            target = (await resolve(session, [customer_id])).get(customer_id, customer_id)
-            await refuse_erasing(session, [anonymous_id, target])
+            connection = await session.connection()
+            target = (await resolve(connection, [customer_id])).get(customer_id, customer_id)
+            await refuse_erasing(connection, [anonymous_id, target])
             row, known = await load(session, target)
             if anonymous_id == target:
                 return known
@@ -197,8 +218,9 @@ class ProfileStore:
         """Segment's `group`: the group's traits merge into what it had; the customer (the
         one an anonymous id was merged into) joins it (their `group_id`)."""
         async with self._sessions() as session:
-            customer_id = (await resolve(session, [customer_id])).get(customer_id, customer_id)
-            await refuse_erasing(session, [customer_id])
+            connection = await session.connection()
+            customer_id = (await resolve(connection, [customer_id])).get(customer_id, customer_id)
+            await refuse_erasing(connection, [customer_id])
             group = await session.get(GroupRow, group_id)
             if group is None:
                 session.add(GroupRow(group_id=group_id, traits=traits))
