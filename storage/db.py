@@ -89,11 +89,13 @@ async def serialize(session: AsyncSession, key: str) -> None:
     lock (only that key), or on SQLite the database's write lock, taken by a write, so
     there it must be the transaction's first statement."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.exec(  # type: ignore[call-overload]
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), params={"k": key}
-        )
+        await session.exec(_ADVISORY_LOCK, params={"k": key})  # type: ignore[call-overload]
     else:
-        await session.exec(text("UPDATE deliveries SET id = id WHERE 0 = 1"))  # type: ignore[call-overload]
+        await session.exec(_WRITE_LOCK)  # type: ignore[call-overload]
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))")
+_WRITE_LOCK = text("UPDATE deliveries SET id = id WHERE 0 = 1")
 
 
 _turns: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_
+from sqlalchemy import String, bindparam, or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,7 +38,7 @@ from schemas.journey import channel_candidates
 from schemas.profile import Profile
 from storage.db import serialize, write_turn
 from storage.profiles import load
-from storage.tables import DeliveryRow, utcnow
+from storage.tables import DeliveryRow, ProfileRow, utcnow
 
 COUNTED = ("pending", "sent")
 STALE_CONTENDER = timedelta(seconds=60)
@@ -117,15 +117,38 @@ class _Slot:
         )
 
 
-def _holding_a_slot(at: datetime, caps: Sequence[_Cap]) -> Any:
-    """A marketing send counted in the widest window of `caps` ending at `at` (or recorded
-    later: see `schemas.guardrails.counted`): the one definition both reads use."""
-    since = at - max(c.cap.window for c in caps)
+HOLDING_A_SLOT = (
+    col(DeliveryRow.status).in_(COUNTED)
+    & (col(DeliveryRow.topic) == "marketing")
+    & (col(DeliveryRow.reserved_at) > bindparam("since"))
+)
+"""A marketing send counted in the widest window of the caps (`_since`) ending at a
+moment (or recorded later: see `schemas.guardrails.counted`): the one definition both
+reads use."""
+
+
+def _since(at: datetime, caps: Sequence[_Cap]) -> datetime:
+    return at - max(c.cap.window for c in caps)
+
+
+def _reading(slots: bool) -> Any:
+    """The reservation's one read (`DeliveryLedger._read`): built once, with bound
+    parameters (`customer`, `key`, `since`), so that a call builds no statement."""
+    me = select(bindparam("customer", type_=String).label("id")).subquery("me")
+    wanted = col(DeliveryRow.idempotency_key) == bindparam("key")
     return (
-        col(DeliveryRow.status).in_(COUNTED)
-        & (col(DeliveryRow.topic) == "marketing")
-        & (col(DeliveryRow.reserved_at) > since)
+        select(col(ProfileRow.data), DeliveryRow)
+        .select_from(me)
+        .outerjoin(ProfileRow, col(ProfileRow.customer_id) == me.c.id)
+        .outerjoin(
+            DeliveryRow,
+            (col(DeliveryRow.customer_id) == me.c.id)
+            & (or_(wanted, HOLDING_A_SLOT) if slots else wanted),
+        )
     )
+
+
+_READ = {slots: _reading(slots) for slots in (False, True)}
 
 
 class DeliveryLedger:
@@ -135,22 +158,19 @@ class DeliveryLedger:
     # -- the reservation ------------------------------------------------------------------
 
     async def reserve(self, request: SendRequest, rules: Rules) -> Reservation:
-        """Three statements under the customer's lock (the lock, one read of the key's row
-        with the customer's counted sends, the write): the profile, the channel and the
-        caps that apply are worked out before it (a profile is not guarded by the lock)."""
+        """Four statements (a bare insert takes two): the customer's lock, one read of
+        the profile with the key's row and the customer's counted sends, the write, the
+        commit. The channel and the caps that apply are worked out from that read."""
         async with write_turn(self._sessions), self._sessions() as session:
-            profile = (await load(session, request.customer_id))[1]
-            if session.get_bind().dialect.name == "sqlite":
-                await session.commit()  # a read transaction there must not turn into a write
+            await serialize(session, f"customer:{request.customer_id}")
+            at = request.at or utcnow()
+            profile, row, slots = await self._read(session, request, at, rules)
             candidates = channel_candidates(
                 request.channel, request.fallbacks, profile.preferred_channel
             )
             channel, refusal = profile.reachable(candidates, request.topic)
             counted = channel is not None and request.topic == "marketing"
             caps = self._caps(request, rules, channel) if counted and channel else []
-            at = request.at or utcnow()
-            await serialize(session, f"customer:{request.customer_id}")
-            row, slots = await self._row_and_slots(session, request, at, caps)
             if row is not None and row.status in FINAL:  # settled earlier: its first outcome
                 return Reservation("final", profile, row.channel, self._result(row))
             if row is not None and row.status == "pending":  # granted before; a retry
@@ -304,25 +324,30 @@ class DeliveryLedger:
         )
 
     @staticmethod
-    def _caps(request: SendRequest, rules: Rules, channel: str) -> list[_Cap]:
+    def _caps(request: SendRequest, rules: Rules, channel: str | None) -> list[_Cap]:
+        """The caps on `channel` (None: on any channel)."""
         scoped = [_Cap(c) for c in rules.caps]
         scoped += [_Cap(c, request.journey_id) for c in request.journey_caps]
-        return [c for c in scoped if c.cap.applies_to(channel)]
+        return [c for c in scoped if channel is None or c.cap.applies_to(channel)]
 
-    @staticmethod
-    async def _row_and_slots(
-        session: AsyncSession, request: SendRequest, at: datetime, caps: Sequence[_Cap]
-    ) -> tuple[DeliveryRow | None, list[_Slot]]:
-        """The key's row, and the marketing sends holding a slot in the widest window of
-        `caps` (as `_slots` finds them), in one read."""
-        key = request.idempotency_key
-        wanted = col(DeliveryRow.idempotency_key) == key
+    @classmethod
+    async def _read(
+        cls, session: AsyncSession, request: SendRequest, at: datetime, rules: Rules
+    ) -> tuple[Profile, DeliveryRow | None, list[_Slot]]:
+        """The profile, the key's row, and the marketing sends holding a slot in the
+        widest window of any cap (as `_slots` finds them; which caps apply depends on the
+        channel, which depends on the profile), in one statement: the customer, joined to
+        their profile and to those rows."""
+        key, caps = request.idempotency_key, cls._caps(request, rules, None)
+        params: dict[str, Any] = {"customer": request.customer_id, "key": key}
         if caps:
-            wanted = or_(wanted, _holding_a_slot(at, caps))
-        query = select(DeliveryRow).where(DeliveryRow.customer_id == request.customer_id, wanted)
-        rows = (await session.exec(query)).all()
+            params["since"] = _since(at, caps)
+        query = _READ[bool(caps)]
+        found = (await session.exec(query, params=params)).all()
+        profile = Profile(customer_id=request.customer_id, **(found[0][0] or {}))
+        rows = [r for _, r in found if r is not None]
         row = next((r for r in rows if r.idempotency_key == key), None)
-        return row, [_Slot.of(r) for r in rows if r.idempotency_key != key]
+        return profile, row, [_Slot.of(r) for r in rows if r.idempotency_key != key]
 
     async def _slots(
         self,
@@ -337,10 +362,11 @@ class DeliveryLedger:
             return []
         query = select(DeliveryRow).where(
             DeliveryRow.customer_id == request.customer_id,
-            _holding_a_slot(at, caps),
+            HOLDING_A_SLOT,
             DeliveryRow.idempotency_key != request.idempotency_key,
         )
-        return [_Slot.of(r) for r in (await session.exec(query)).all()]
+        found = await session.exec(query, params={"since": _since(at, caps)})
+        return [_Slot.of(r) for r in found.all()]
 
     async def _contenders(self, session: AsyncSession, request: SendRequest) -> list[_Slot]:
         """Other sends for this customer waiting to be arbitrated (not stale)."""
