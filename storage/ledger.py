@@ -16,11 +16,11 @@ outcome instead of delivering twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import String, bindparam, or_
+from sqlalchemy import String, bindparam, insert, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -106,7 +106,8 @@ class _Slot:
     key: str
 
     @classmethod
-    def of(cls, row: DeliveryRow) -> _Slot:
+    def of(cls, row: Any) -> _Slot:
+        """From a row of the ledger (`DeliveryRow`, `_Entry`, or a result row)."""
         return cls(
             at=row.reserved_at,  # type: ignore[arg-type]
             channel=row.channel,
@@ -116,6 +117,46 @@ class _Slot:
             key=row.idempotency_key,
         )
 
+
+@dataclass
+class _Entry:
+    """A ledger row as a reservation works on it: a plain record, read and written with
+    Core statements. An ORM object (`DeliveryRow`) cost more to build and to change than
+    the statement that stores it, and the reservation holds the customer's lock."""
+
+    idempotency_key: str
+    customer_id: str
+    journey_id: str
+    version: int
+    step_id: str
+    channel: str
+    topic: str
+    priority: int
+    status: str
+    attempts: int
+    reason: str | None = None
+    reserved_at: datetime | None = None
+    until: datetime | None = None
+    content: dict[str, Any] | None = None
+    provider_id: str | None = None
+    provider_status: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+
+    @classmethod
+    def of(cls, found: Any) -> _Entry:
+        """From a result row of the ledger's columns."""
+        return cls(**{name: getattr(found, name) for name in _NAMES})
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _NAMES if name != "id"}
+
+
+_COLUMNS = list(DeliveryRow.__table__.columns)  # type: ignore[attr-defined]
+_NAMES = [c.name for c in _COLUMNS]
+if set(_NAMES) != {f.name for f in fields(_Entry)}:  # a column added to one and not the other
+    raise TypeError("storage.ledger._Entry must have the deliveries table's columns")
 
 HOLDING_A_SLOT = (
     col(DeliveryRow.status).in_(COUNTED)
@@ -137,7 +178,7 @@ def _reading(slots: bool) -> Any:
     me = select(bindparam("customer", type_=String).label("id")).subquery("me")
     wanted = col(DeliveryRow.idempotency_key) == bindparam("key")
     return (
-        select(col(ProfileRow.data), DeliveryRow)
+        select(col(ProfileRow.data).label("profile"), *_COLUMNS)
         .select_from(me)
         .outerjoin(ProfileRow, col(ProfileRow.customer_id) == me.c.id)
         .outerjoin(
@@ -149,6 +190,9 @@ def _reading(slots: bool) -> Any:
 
 
 _READ = {slots: _reading(slots) for slots in (False, True)}
+_ROW = select(*_COLUMNS).where(col(DeliveryRow.idempotency_key) == bindparam("key"))
+_INSERT = insert(DeliveryRow).returning(col(DeliveryRow.id))
+_UPDATE = update(DeliveryRow).where(col(DeliveryRow.id) == bindparam("row_id"))
 
 
 class DeliveryLedger:
@@ -255,7 +299,7 @@ class DeliveryLedger:
                 row.content = content
             if provider != (None, None):
                 row.provider_id, row.provider_status = provider
-            session.add(row)
+            await self._write(session, row)
             session.add_all(rows)
             await session.commit()
             return result.model_copy(update={"delivery_id": row.id, "channel": row.channel})
@@ -304,13 +348,13 @@ class DeliveryLedger:
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    async def _row(session: AsyncSession, key: str) -> DeliveryRow | None:
-        query = select(DeliveryRow).where(DeliveryRow.idempotency_key == key)
-        return (await session.exec(query)).first()
+    async def _row(session: AsyncSession, key: str) -> _Entry | None:
+        found = (await (await session.connection()).execute(_ROW, {"key": key})).first()
+        return _Entry.of(found) if found is not None else None
 
     @staticmethod
-    def _new_row(request: SendRequest) -> DeliveryRow:
-        return DeliveryRow(
+    def _new_row(request: SendRequest) -> _Entry:
+        return _Entry(
             idempotency_key=request.idempotency_key,
             customer_id=request.customer_id,
             journey_id=request.journey_id,
@@ -333,7 +377,7 @@ class DeliveryLedger:
     @classmethod
     async def _read(
         cls, session: AsyncSession, request: SendRequest, at: datetime, rules: Rules
-    ) -> tuple[Profile, DeliveryRow | None, list[_Slot]]:
+    ) -> tuple[Profile, _Entry | None, list[_Slot]]:
         """The profile, the key's row, and the marketing sends holding a slot in the
         widest window of any cap (as `_slots` finds them; which caps apply depends on the
         channel, which depends on the profile), in one statement: the customer, joined to
@@ -343,10 +387,10 @@ class DeliveryLedger:
         if caps:
             params["since"] = _since(at, caps)
         query = _READ[bool(caps)]
-        found = (await session.exec(query, params=params)).all()
-        profile = Profile(customer_id=request.customer_id, **(found[0][0] or {}))
-        rows = [r for _, r in found if r is not None]
-        row = next((r for r in rows if r.idempotency_key == key), None)
+        found = (await (await session.connection()).execute(query, params)).all()
+        profile = Profile(customer_id=request.customer_id, **(found[0].profile or {}))
+        rows = [r for r in found if r.id is not None]
+        row = next((_Entry.of(r) for r in rows if r.idempotency_key == key), None)
         return profile, row, [_Slot.of(r) for r in rows if r.idempotency_key != key]
 
     async def _slots(
@@ -381,7 +425,7 @@ class DeliveryLedger:
     async def _capped(
         self,
         session: AsyncSession,
-        row: DeliveryRow,
+        row: _Entry,
         profile: Profile,
         request: SendRequest,
         at: datetime,
@@ -396,7 +440,7 @@ class DeliveryLedger:
     async def _defer(
         self,
         session: AsyncSession,
-        row: DeliveryRow,
+        row: _Entry,
         profile: Profile,
         request: SendRequest,
         until: datetime,
@@ -407,7 +451,7 @@ class DeliveryLedger:
         return await self._finish(session, row, profile, "deferred", reason, until=until)
 
     async def _grant(
-        self, session: AsyncSession, row: DeliveryRow, profile: Profile, request: SendRequest
+        self, session: AsyncSession, row: _Entry, profile: Profile, request: SendRequest
     ) -> Reservation:
         row.status, row.reason, row.until = "pending", None, None
         row.reserved_at, row.updated_at = request.at or utcnow(), utcnow()
@@ -416,7 +460,7 @@ class DeliveryLedger:
     async def _finish(
         self,
         session: AsyncSession,
-        row: DeliveryRow,
+        row: _Entry,
         profile: Profile,
         status: str,
         reason: str,
@@ -426,16 +470,25 @@ class DeliveryLedger:
         result = SendResult(status=status, reason=reason, channel=row.channel, until=until)  # type: ignore[arg-type]
         return await self._commit(session, row, Reservation("final", profile, row.channel, result))
 
-    @staticmethod
-    async def _commit(session: AsyncSession, row: DeliveryRow, outcome: Reservation) -> Reservation:
-        session.add(row)
+    @classmethod
+    async def _commit(cls, session: AsyncSession, row: _Entry, outcome: Reservation) -> Reservation:
+        await cls._write(session, row)
         await session.commit()  # the customer lock serialises every attempt at one key
         if outcome.result is not None:
             outcome.result.delivery_id = row.id
         return outcome
 
     @staticmethod
-    def _result(row: DeliveryRow) -> SendResult:
+    async def _write(session: AsyncSession, row: _Entry) -> None:
+        """Insert the row (it gets its id) or update it, in the session's transaction."""
+        connection, values = await session.connection(), row.values()
+        if row.id is None:
+            row.id = (await connection.execute(_INSERT, values)).scalar_one()
+        else:
+            await connection.execute(_UPDATE, values | {"row_id": row.id})
+
+    @staticmethod
+    def _result(row: _Entry) -> SendResult:
         return SendResult(
             status=row.status,  # type: ignore[arg-type]
             reason=row.reason,
