@@ -43,6 +43,8 @@ class Routed:
 class _Catalog:
     entries: dict[str, list[tuple[JourneySpec, int]]]
     listeners: dict[str, list[str]]
+    marketing: set[str]
+    """Journeys whose latest version sends marketing messages."""
     loaded_at: float
 
 
@@ -94,12 +96,17 @@ class EventRouter:
             if self._catalog is catalog or self._catalog is None:
                 entries: dict[str, list[tuple[JourneySpec, int]]] = defaultdict(list)
                 listeners: dict[str, list[str]] = defaultdict(list)
+                marketing: set[str] = set()
                 for spec, version, listening in await self._journeys.latest():
                     if spec.entry.event is not None:  # audience entries enrol on their own
                         entries[spec.entry.event].append((spec, version))
                     for name in listening:
                         listeners[name].append(spec.id)
-                self._catalog = _Catalog(dict(entries), dict(listeners), time.monotonic())
+                    if spec.sends_marketing():
+                        marketing.add(spec.id)
+                self._catalog = _Catalog(
+                    dict(entries), dict(listeners), marketing, time.monotonic()
+                )
             return self._catalog
 
     async def route_many(
@@ -131,6 +138,9 @@ class EventRouter:
         ]
         entered_ids = {spec.id for spec, _ in entering}
         listening = [j for j in catalog.listeners.get(event.name, []) if j not in entered_ids]
+        senders = catalog.marketing & (entered_ids | set(listening))
+        if len(senders) <= 1:  # no send of another journey can race one it leads to
+            event = event.model_copy(update={"contested": False})
         await asyncio.gather(
             *(self._enter(spec, version, event, routed, timezone) for spec, version in entering),
             *(self._signal(journey_id, event, routed) for journey_id in listening),

@@ -126,6 +126,12 @@ class SendRequest(Schema):
     """`send_at: best_time`, first attempt: defer (reason `best_time`) to the customer's
     usual active hour when it is within this and not now; at it, send."""
 
+    def contested(self) -> bool:
+        """Whether another journey's send may race this one from the same cause: the
+        event this send's timing comes from (the last one its enrollment waited for, else
+        the one it entered on) reached another journey that sends marketing messages."""
+        return (self.last_event or self.event).contested
+
 
 class SendResult(Schema):
     status: Literal["sent", "suppressed", "failed", "deferred"]

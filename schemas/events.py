@@ -25,6 +25,11 @@ class CustomerEvent(Schema):
     properties: dict[str, Any] = Field(default_factory=dict)
     timestamp: Timestamp
     message_id: str = Field(min_length=1, max_length=200)
+    contested: bool = True
+    """Whether the router gave this event to more than one journey that sends marketing
+    messages: their sends may race for the customer's cap slots from this one cause, so
+    they are arbitrated by priority. True for any event it did not route (an audience's
+    entry, an event from before this field)."""
 
     @classmethod
     def create(

@@ -7,10 +7,11 @@ the channel, checks consent, address, quiet hours and every frequency cap, and r
 verdict. A granted send is `pending` and counts against the caps until it settles. With an
 arbitration window, a capped send first waits it as `contending`, so that sends racing for
 the same customer (one event entering several journeys) are ranked by journey priority,
-then by who asked first (`arbitrate`); a send of the top priority any journey has cannot be
-outranked, so it does not wait. `settle` records the outcome in the same transaction as any
-rows the channel writes (the in-app inbox), so a retried or replayed send finds the first
-outcome instead of delivering twice.
+then by who asked first (`arbitrate`). It does not wait when no rival can outrank it: at
+the top priority any journey has, or when the event its timing comes from reached no
+other journey that sends marketing messages (`SendRequest.contested`). `settle` records
+the outcome in the same transaction as any rows the channel writes (the in-app inbox), so a
+retried or replayed send finds the first outcome instead of delivering twice.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ class DeliveryLedger:
             blocked = [c for c in caps if not c.fits(at, slots)]
             if blocked:
                 return await self._capped(session, row, profile, request, at, blocked, slots)
-            if caps and rules.contends(request.priority):
+            if caps and rules.contends(request.priority) and request.contested():
                 row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
                 return await self._commit(session, row, Reservation("contend", profile, channel))
             return await self._grant(session, row, profile, request)

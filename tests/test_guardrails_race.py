@@ -8,13 +8,14 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
+import httpx
 import pytest
 
 from cli.embedded import Stack
 from schemas.delivery import SendRequest, SendResult
 from schemas.events import CustomerEvent
 from schemas.guardrails import FrequencyCap, QuietHours
-from schemas.journey import MessageContent
+from schemas.journey import JourneySpec, MessageContent
 from schemas.profile import Profile
 from storage.ledger import DeliveryLedger, Rules
 from tests.conftest import unique
@@ -26,6 +27,7 @@ WEEK = FrequencyCap(limit=3, window=timedelta(days=7))
 
 
 def request(cid: str, journey: str, priority: int, at: datetime, **kw: object) -> SendRequest:
+    kw.setdefault("event", CustomerEvent.create(cid, "go", timestamp=at))
     return SendRequest(
         idempotency_key=f"journey/{journey}/{cid}/run/send/1",
         journey_id=journey,
@@ -34,7 +36,6 @@ def request(cid: str, journey: str, priority: int, at: datetime, **kw: object) -
         customer_id=cid,
         channel="in_app",
         content=MessageContent(body="hello"),
-        event=CustomerEvent.create(cid, "go", timestamp=at),
         priority=priority,
         at=at,
         **kw,  # type: ignore[arg-type]
@@ -90,6 +91,61 @@ async def test_a_send_no_journey_can_outrank_skips_the_window(stack: Stack) -> N
     assert (await ledger.arbitrate(request(cid, "low", 4, now), rules)).kind == "final"
     unknown = replace(rules, top_priority=None)
     assert (await ledger.reserve(request(unique("c"), "top", 5, now), unknown)).kind == "contend"
+
+
+async def test_a_send_whose_event_reached_no_other_sender_skips_the_window(
+    stack: Stack,
+) -> None:
+    """A rival's send races this one only from a common cause: an event that reached both
+    journeys. The event a send's timing comes from decides: the last one its enrollment
+    waited for, else the one it entered on."""
+    cid = unique("alone")
+    await stack.stores.profiles.put(Profile(customer_id=cid))
+    ledger, now = stack.stores.ledger, datetime.now(UTC)
+    rules = Rules(caps=[WEEK], arbitration=timedelta(seconds=30), top_priority=9)
+    alone = CustomerEvent.create(cid, "go").model_copy(update={"contested": False})
+    shared = CustomerEvent.create(cid, "go")
+    entered_alone = request(cid, "a", 1, now, event=alone)
+    assert (await ledger.reserve(entered_alone, rules)).kind == "granted"
+    then_shared = request(cid, "b", 1, now, event=alone, last_event=shared)
+    assert (await ledger.reserve(then_shared, rules)).kind == "contend"
+    then_alone = request(cid, "c", 1, now, event=shared, last_event=alone)
+    assert (await ledger.reserve(then_alone, rules)).kind == "granted"
+
+
+async def test_the_router_marks_an_event_that_reached_one_sender_uncontested(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    """The event an enrollment enters on says whether another journey that sends
+    marketing messages took it too (a transactional journey is no rival)."""
+
+    async def entered_on(journey: str, cid: str) -> CustomerEvent:
+        handle = stack.client.get_workflow_handle(f"journey/{journey}/{cid}")
+        async for e in handle.fetch_history_events():
+            if e.HasField("workflow_execution_signaled_event_attributes"):
+                payloads = e.workflow_execution_signaled_event_attributes.input.payloads
+                [event] = await stack.client.data_converter.decode(payloads, [CustomerEvent])
+                return event  # type: ignore[no-any-return]
+        raise AssertionError("no event signalled")
+
+    async def publish(spec: JourneySpec) -> None:
+        answer = await api.post("/v1/journeys", json=spec.model_dump(mode="json"))
+        assert answer.status_code == 201, answer.text
+
+    alone, shared = unique("alone"), unique("shared")
+    lone, first, second, service = (unique(n) for n in ("lone", "first", "second", "service"))
+    await publish(one_send(lone, entry=alone))
+    await publish(one_send(service, entry=alone, topic="transactional"))
+    await publish(one_send(first, entry=shared))
+    await publish(one_send(second, entry=shared))
+    cid = unique("c")
+    for name in (alone, shared):
+        answer = await api.post("/v1/events", json={"customer_id": cid, "name": name})
+        assert answer.status_code == 202, answer.text
+    assert (await entered_on(lone, cid)).contested is False
+    assert (await entered_on(service, cid)).contested is False
+    assert (await entered_on(first, cid)).contested is True
+    assert (await entered_on(second, cid)).contested is True
 
 
 async def test_the_top_priority_counts_only_journeys_that_send_marketing(stack: Stack) -> None:
