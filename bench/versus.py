@@ -236,7 +236,9 @@ async def _measure_pair(
         cid = f"h{run}-{i}"
         await hand.stores.profiles.put(_customer(cid, i))
         started = time.perf_counter()
-        trigger = CustomerEvent.create(cid, pair.event)
+        # Reaching this one journey alone, as the product's router marks an event that
+        # reaches one journey sending marketing: neither side pays an arbitration window.
+        trigger = CustomerEvent.create(cid, pair.event).model_copy(update={"contested": False})
         handle = await hand.client.start_workflow(
             pair.by_hand.run,  # type: ignore[attr-defined]
             HandInput(customer_id=cid, trigger=trigger, scale=SCALE),
