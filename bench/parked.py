@@ -11,6 +11,7 @@ time out (bench/RESULTS.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -31,19 +32,29 @@ async def measure(n: int, console: Console) -> list[Row]:
                 before = {k: rss_mb(p) for k, p in pids.items()}
                 peak = dict(before)
                 shown = [0]
+                done_sampling = asyncio.Event()
+
+                async def sample() -> None:
+                    """Every half second until the backlog is drained: the worker does
+                    most of its work after the last start, taking first tasks."""
+                    while not done_sampling.is_set():
+                        for key, pid in pids.items():
+                            peak[key] = max(peak[key], rss_mb(pid))
+                        await asyncio.sleep(0.5)
 
                 def look(done: int) -> None:
-                    for key, pid in pids.items():
-                        peak[key] = max(peak[key], rss_mb(pid))
                     if done >= shown[0] + 10_000:
                         shown[0] = done - done % 10_000
                         mb = rss_mb(worker.pid)
                         console.print(f"  parked {done:,}/{n:,}; worker RSS {mb:.0f} MB")
 
+                sampler = asyncio.create_task(sample())
                 started = time.perf_counter()
                 await run_audience(api, spec, n, look)
                 await drained(stack.client, stack.settings.task_queue)
                 wall = time.perf_counter() - started
+                done_sampling.set()
+                await sampler
                 after = {k: rss_mb(p) for k, p in pids.items()}
                 peak = {k: max(peak[k], after[k]) for k in peak}
     return [
