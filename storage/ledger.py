@@ -17,9 +17,9 @@ retried or replayed send finds the first outcome instead of delivering twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, make_dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import String, bindparam, insert, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -119,45 +119,38 @@ class _Slot:
         )
 
 
-@dataclass
-class _Entry:
-    """A ledger row as a reservation works on it: a plain record, read and written with
-    Core statements. An ORM object (`DeliveryRow`) cost more to build and to change than
-    the statement that stores it, and the reservation holds the customer's lock."""
-
-    idempotency_key: str
-    customer_id: str
-    journey_id: str
-    version: int
-    step_id: str
-    channel: str
-    topic: str
-    priority: int
-    status: str
-    attempts: int
-    reason: str | None = None
-    reserved_at: datetime | None = None
-    until: datetime | None = None
-    content: dict[str, Any] | None = None
-    provider_id: str | None = None
-    provider_status: str | None = None
-    created_at: datetime = field(default_factory=utcnow)
-    updated_at: datetime = field(default_factory=utcnow)
-    id: int | None = None
-
-    @classmethod
-    def of(cls, found: Any) -> _Entry:
-        """From a result row of the ledger's columns."""
-        return cls(**{name: getattr(found, name) for name in _NAMES})
-
-    def values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _NAMES if name != "id"}
+def _plain_record(table: type[SQLModel]) -> Any:
+    """A dataclass with the table's columns and defaults: the ledger's row as a reservation
+    works on it, read and written with Core statements. An ORM object cost more to build
+    and to change than the statement that stores it, under the customer's lock. (Type
+    checkers see the table class itself: the attributes are the same.)"""
+    columns = []
+    for name, info in table.model_fields.items():
+        if info.default_factory is not None:
+            columns.append((name, Any, field(default_factory=info.default_factory)))  # type: ignore[arg-type]
+        elif info.is_required():
+            columns.append((name, Any, field()))
+        else:
+            columns.append((name, Any, field(default=info.default)))
+    return make_dataclass(f"Plain{table.__name__}", columns, kw_only=True)
 
 
+if TYPE_CHECKING:
+    _Entry = DeliveryRow
+else:
+    _Entry = _plain_record(DeliveryRow)
 _COLUMNS = list(DeliveryRow.__table__.columns)  # type: ignore[attr-defined]
 _NAMES = [c.name for c in _COLUMNS]
-if set(_NAMES) != {f.name for f in fields(_Entry)}:  # a column added to one and not the other
-    raise TypeError("storage.ledger._Entry must have the deliveries table's columns")
+
+
+def _entry_of(found: Any) -> _Entry:
+    """A ledger row from a result row of its columns."""
+    return _Entry(**{name: getattr(found, name) for name in _NAMES})
+
+
+def _values(row: _Entry) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _NAMES if name != "id"}
+
 
 HOLDING_A_SLOT = (
     col(DeliveryRow.status).in_(COUNTED)
@@ -351,7 +344,7 @@ class DeliveryLedger:
     @staticmethod
     async def _row(session: AsyncSession, key: str) -> _Entry | None:
         found = (await (await session.connection()).execute(_ROW, {"key": key})).first()
-        return _Entry.of(found) if found is not None else None
+        return _entry_of(found) if found is not None else None
 
     @staticmethod
     def _new_row(request: SendRequest) -> _Entry:
@@ -391,7 +384,7 @@ class DeliveryLedger:
         found = (await (await session.connection()).execute(query, params)).all()
         profile = Profile(customer_id=request.customer_id, **(found[0].profile or {}))
         rows = [r for r in found if r.id is not None]
-        row = next((_Entry.of(r) for r in rows if r.idempotency_key == key), None)
+        row = next((_entry_of(r) for r in rows if r.idempotency_key == key), None)
         return profile, row, [_Slot.of(r) for r in rows if r.idempotency_key != key]
 
     async def _slots(
@@ -482,7 +475,7 @@ class DeliveryLedger:
     @staticmethod
     async def _write(session: AsyncSession, row: _Entry) -> None:
         """Insert the row (it gets its id) or update it, in the session's transaction."""
-        connection, values = await session.connection(), row.values()
+        connection, values = await session.connection(), _values(row)
         if row.id is None:
             row.id = (await connection.execute(_INSERT, values)).scalar_one()
         else:
