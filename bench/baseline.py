@@ -1,5 +1,6 @@
 """The raw Temporal baseline: trivial workflows doing the same number of starts and
-signals, with nothing of the journey runner in the path."""
+signals, and a hand-written wait for an event, with nothing of the journey runner in the
+path."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from schemas.settings import Settings
 from workers.temporal import connect
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.events import CustomerEvent
 
 
 @activity.defn(name="bench.noop")
@@ -43,13 +47,40 @@ class TrivialWorkflow:
         return "done"
 
 
+@workflow.defn(name="BenchListener")
+class ListenerWorkflow:
+    """A wait for an event written by hand, as a team would write the ingestion suite's
+    journey without the product: it takes customer events by signal (a repeated message
+    id is dropped: producers retry), and ends on the first whose `stop` property is true,
+    or after `days`."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._matched = False
+
+    @workflow.signal(name="event")
+    def event(self, event: CustomerEvent) -> None:
+        if event.message_id in self._seen:
+            return
+        self._seen.add(event.message_id)
+        self._matched = self._matched or event.properties.get("stop") is True
+
+    @workflow.run
+    async def run(self, days: int) -> bool:
+        try:
+            await workflow.wait_condition(lambda: self._matched, timeout=timedelta(days=days))
+        except TimeoutError:
+            return False
+        return True
+
+
 def raw_worker(client: Client, task_queue: str) -> Worker:
     """The baseline's worker, tuned like the journey worker (workers/worker.py), so only
     the work differs."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[TrivialWorkflow],
+        workflows=[TrivialWorkflow, ListenerWorkflow],
         activities=[noop],
         max_concurrent_activities=200,
         workflow_runner=SandboxedWorkflowRunner(
