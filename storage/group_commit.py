@@ -41,9 +41,10 @@ class GroupCommit(Generic[T, R]):
         self._runner: asyncio.Task[None] | None = None
 
     async def __call__(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, future))
-        if self._runner is None or self._runner.done():
+        if self._runner is None or self._runner.done() or self._runner.get_loop() is not loop:
             self._runner = asyncio.create_task(self._run())
         return await future
 
@@ -59,8 +60,8 @@ class GroupCommit(Generic[T, R]):
                     future.cancel()
                 raise
             for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller went away; the work stands
-                    continue
+                if future.done() or future.get_loop().is_closed():  # its caller went away
+                    continue  # (the work stands)
                 if isinstance(outcome, BaseException):
                     future.set_exception(outcome)
                 else:
