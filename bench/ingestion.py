@@ -107,7 +107,7 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
             *(raw[(b * BATCH + k) % CUSTOMERS].signal("event", ping(k)) for k in range(BATCH))
         )
 
-    rate = await alternate(batches, c, {"raw": baseline, "ours": ours}, rounds=4)
+    rate = await alternate(batches, c, {"raw": baseline, "ours": ours})
     return (
         "/v1/batch events/s vs signals to hand-written waits",
         rate["ours"] * BATCH,

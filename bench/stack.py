@@ -185,7 +185,7 @@ async def alternate(
     concurrency: int,
     sides: Mapping[str, Callable[[int], Awaitable[None]]],
     *,
-    rounds: int = 2,
+    rounds: int = 4,
     settle: Callable[[str], Awaitable[float | None]] | None = None,
 ) -> dict[str, float]:
     """Run every side in `rounds` rounds of n/rounds items, the order alternating (AB, BA,
