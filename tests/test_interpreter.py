@@ -54,8 +54,9 @@ from schemas.journey import (
 from schemas.predicates import Comparison
 from testkit.kit import settled
 from tests.helpers import keep_history
+from workers.replay import recorded_patches
 from workers.sandbox import sandbox
-from workflows.journey import JourneyWorkflow
+from workflows.journey import PATCHES, JourneyWorkflow
 from workflows.split import bucket, choose
 
 DAY = timedelta(days=1)
@@ -319,6 +320,35 @@ async def test_a_loop_back_through_an_instant_step_still_lists_it(
     await interpreter.event(handle, "ping", more=False)
     final = await handle.result()
     assert [p.step for p in final.path] == ["listen", "again", "listen", "again", "end"]
+
+
+async def test_a_new_enrollment_records_one_patch_marker_for_the_whole_set(
+    interpreter: Interpreter,
+) -> None:
+    """Each patch marker costs a history event and a TemporalChangeVersion upsert: a new
+    enrollment records the set's marker once, at its start, and takes every patch of it
+    (an instant step rides on the next upsert, the exit step's upsert says the status, a
+    wait keeps events that came between waits). Older histories keep replaying."""
+    more = Comparison(field="last_event.more", op="eq", value=True)
+    steps: list[Step] = [
+        WaitForEventStep(
+            id="listen", event="ping", timeout=DAY, on_event="again", on_timeout="end"
+        ),
+        BranchStep(id="again", cases=[BranchCase(when=more, next="hello")], default="end"),
+        send("hello"),
+        END,
+    ]
+    _, _, handle = await interpreter.start(steps)
+    await interpreter.settled(handle)
+    await interpreter.event(handle, "ping", more=True)
+    final = await handle.result()
+    assert [p.step for p in final.path] == ["listen", "again", "hello", "end"]
+    history = await handle.fetch_history()
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert len(markers) == 1  # the set's, which stands for every patch in it
+    assert set(recorded_patches(history)) == set(PATCHES)
+    assert max(len(t) for t in await upserts_per_task(handle)) == 1  # instant: one per task
+    await keep_history(handle, "patch-set")
 
 
 async def test_waits_run_their_durations_in_virtual_time(interpreter: Interpreter) -> None:

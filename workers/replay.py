@@ -16,7 +16,7 @@ from temporalio.worker import Replayer
 
 from workers.sandbox import sandbox
 from workflows.audience import AudienceEntryWorkflow
-from workflows.journey import JourneyWorkflow
+from workflows.journey import PATCH_SET, PATCH_SET_MEMBERS, JourneyWorkflow
 
 PATCH = "core_patch"  # the marker `workflow.patched` records
 
@@ -31,8 +31,9 @@ class Replayed:
 
 
 def recorded_patches(history: WorkflowHistory) -> tuple[str, ...]:
-    """The patch ids in a history's `core_patch` markers: the run took the patched branch
-    there, so it needs `patched` or `deprecate_patch` of each until it closes."""
+    """The patch ids in a history's `core_patch` markers (`PATCH_SET`'s stands for its
+    members): the run took the patched branch there, so it needs `patched` or
+    `deprecate_patch` of each until it closes."""
     found: list[str] = []
     for event in history.events:
         marker = event.marker_recorded_event_attributes
@@ -41,7 +42,8 @@ def recorded_patches(history: WorkflowHistory) -> tuple[str, ...]:
             and marker.marker_name == "core_patch"
         ):
             for payload in marker.details["patch-data"].payloads:
-                found.append(json.loads(payload.data)["id"])
+                patch = json.loads(payload.data)["id"]
+                found.extend(PATCH_SET_MEMBERS if patch == PATCH_SET else [patch])
     return tuple(dict.fromkeys(found))
 
 

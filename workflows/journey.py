@@ -80,6 +80,13 @@ PATCHES = (
     ONE_FINAL_UPSERT,
     ONE_UPSERT_PER_TASK,
 )
+# A run that records this one marker, at its start, takes every patch of `PATCH_SET`
+# without a marker of its own. Each marker costs every new enrollment a history event and
+# an upsert of `TemporalChangeVersion` (Temporal's core adds one to every patch marker);
+# a run started before the set records each patch's marker where it first applies, as
+# before. A patch added later is not in the set: it is asked for on its own.
+PATCH_SET = "patch-set-1"
+PATCH_SET_MEMBERS = PATCHES
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -104,6 +111,7 @@ class JourneyWorkflow:
     def __init__(self, input: EnrollmentInput) -> None:
         self._input = input
         self._spec = input.journey
+        self._patch_set = False
         self._steps: dict[str, Step] = {s.id: s for s in input.journey.steps}
         carry = input.carry or Carry(
             enrollment_id=workflow.info().first_execution_run_id,
@@ -320,6 +328,7 @@ class JourneyWorkflow:
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentState:
+        self._patch_set = workflow.patched(PATCH_SET)  # before any step: see PATCH_SET
         if input.carry is None:
             metrics.enrolled(self._spec.id, input.version)
         while self._ending is None:
@@ -408,13 +417,13 @@ class JourneyWorkflow:
         metrics.stepped(self._spec.id, step.id, step.type)
         # An instant step (no timer, no activity) leaves its upsert to the next step's, in
         # the same workflow task: one upsert per task. Its name rides on the reached list.
-        if step.instant() and workflow.patched(ONE_UPSERT_PER_TASK):
+        if step.instant() and self._patched(ONE_UPSERT_PER_TASK):
             self._passed.append(step.id)
             return
         updates = self._step_updates(step.id)
         # An exit step is the last step: its upsert says the status too, so the final
         # workflow task writes visibility once.
-        if isinstance(step, ExitStep) and workflow.patched(ONE_FINAL_UPSERT):
+        if isinstance(step, ExitStep) and self._patched(ONE_FINAL_UPSERT):
             updates.append(sa.JOURNEY_STATUS.value_set("completed"))
         if updates:
             workflow.upsert_search_attributes(updates)
@@ -567,11 +576,11 @@ class JourneyWorkflow:
         from before EVENTS_DURING_HOLDS, after a hold too. (The order of the `patched`
         calls is the recorded one.)"""
         if starting:
-            if not workflow.patched(EVENTS_BETWEEN_WAITS):
+            if not self._patched(EVENTS_BETWEEN_WAITS):
                 self._inbox.clear()
             return
-        held_send = hold and workflow.patched(EVENTS_DURING_HOLDS)
-        if workflow.patched(EVENTS_BETWEEN_WAITS) and not held_send:
+        held_send = hold and self._patched(EVENTS_DURING_HOLDS)
+        if self._patched(EVENTS_BETWEEN_WAITS) and not held_send:
             self._inbox.clear()
 
     async def _branch(self, step: BranchStep) -> str:
@@ -595,7 +604,7 @@ class JourneyWorkflow:
         durably on a timer, still ending on goal and exit events, then tries again under
         the same idempotency key."""
         best_within: timedelta | None = None
-        if step.send_at == "best_time" and workflow.patched(BEST_TIME_IN_SEND):
+        if step.send_at == "best_time" and self._patched(BEST_TIME_IN_SEND):
             best_within = step.best_time_within  # the send defers to the hour, if not now
         elif step.send_at == "best_time":
             best: datetime = await workflow.execute_activity(
@@ -804,6 +813,10 @@ class JourneyWorkflow:
         await self._until(Waiting(until=workflow.now() + remaining, reason=reason))
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _patched(self, patch: str) -> bool:
+        """`workflow.patched`, save for a run that recorded `PATCH_SET` at its start."""
+        return (self._patch_set and patch in PATCH_SET_MEMBERS) or workflow.patched(patch)
 
     async def _profile(self, wanted: list[str]) -> dict[str, Any]:
         """The profile fields `wanted` (a branch's predicates read them), nothing more."""
