@@ -61,8 +61,6 @@ EVENTS_BETWEEN_WAITS = "events-between-waits"
 # Histories recorded before a send's hold (quiet hours, a cap, the best time) kept the events
 # that arrived during it for the next wait_for_event.
 EVENTS_DURING_HOLDS = "events-during-holds"
-# Every patch still in the code, in the order it came (the policy: README, "Changing
-# workflow code"); `journeys replay --query` counts the histories that recorded each.
 # Histories recorded before a best-time send asked the send activity itself (one activity
 # fewer when the answer is "now") ran the `best_send_time` activity and a hold first.
 BEST_TIME_IN_SEND = "best-time-in-send"
@@ -73,20 +71,25 @@ ONE_FINAL_UPSERT = "one-final-upsert"
 # left its search attributes to the next step's upsert upserted them itself, in the same
 # workflow task as the next step's (one billable action more per instant step).
 ONE_UPSERT_PER_TASK = "one-upsert-per-task"
-PATCHES = (
+# A run that records this one marker, at its start, takes every patch of `PATCH_SET`
+# without a marker of its own. Each marker costs every new enrollment a history event and
+# an upsert of `TemporalChangeVersion` (Temporal's core adds one to every patch marker);
+# a run started before the set records each patch's marker where it first applies, as
+# before. The members are spelled out and never change: a run that recorded the set before
+# a later patch existed took that patch's old branch, so a patch added later is not in the
+# set (it is asked for on its own), and a later set is a new id.
+PATCH_SET = "patch-set-1"
+PATCH_SET_MEMBERS = (
     EVENTS_BETWEEN_WAITS,
     EVENTS_DURING_HOLDS,
     BEST_TIME_IN_SEND,
     ONE_FINAL_UPSERT,
     ONE_UPSERT_PER_TASK,
 )
-# A run that records this one marker, at its start, takes every patch of `PATCH_SET`
-# without a marker of its own. Each marker costs every new enrollment a history event and
-# an upsert of `TemporalChangeVersion` (Temporal's core adds one to every patch marker);
-# a run started before the set records each patch's marker where it first applies, as
-# before. A patch added later is not in the set: it is asked for on its own.
-PATCH_SET = "patch-set-1"
-PATCH_SET_MEMBERS = PATCHES
+# Every patch still in the code, in the order it came (the policy: README, "Changing
+# workflow code"); `journeys replay --query` counts the histories that recorded each. A
+# patch added after the set goes on the end.
+PATCHES = (*PATCH_SET_MEMBERS,)
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
