@@ -38,7 +38,7 @@ from schemas.guardrails import (
 from schemas.journey import channel_candidates
 from schemas.profile import Profile
 from storage.db import serialize, write_turn
-from storage.profiles import load
+from storage.profiles import load, stored_profile
 from storage.tables import DeliveryRow, ProfileRow, utcnow
 
 COUNTED = ("pending", "sent")
@@ -382,7 +382,7 @@ class DeliveryLedger:
             params["since"] = _since(at, caps)
         query = _READ[bool(caps)]
         found = (await (await session.connection()).execute(query, params)).all()
-        profile = Profile(customer_id=request.customer_id, **(found[0].profile or {}))
+        profile = stored_profile(request.customer_id, found[0].profile)
         rows = [r for r in found if r.id is not None]
         row = next((_entry_of(r) for r in rows if r.idempotency_key == key), None)
         return profile, row, [_Slot.of(r) for r in rows if r.idempotency_key != key]

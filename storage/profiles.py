@@ -30,7 +30,7 @@ async def load(session: AsyncSession, customer_id: str) -> tuple[ProfileRow | No
     """The stored row (None for an unknown customer) and the profile it holds (defaults:
     journeys may run for customers the profile service has not heard of yet)."""
     row = await session.get(ProfileRow, customer_id)
-    return row, _profile(customer_id, row.data if row else None)
+    return row, stored_profile(customer_id, row.data if row else None)
 
 
 async def observe(
@@ -54,7 +54,7 @@ async def observe(
     timezones: dict[str, str] = {}
     now = utcnow()
     for customer_id, theirs in sorted(by_customer.items()):
-        profile = _profile(customer_id, stored.get(customer_id))
+        profile = stored_profile(customer_id, stored.get(customer_id))
         hours = list(profile.active_hours)
         for event in theirs:
             hours[event.timestamp.astimezone(UTC).hour] += 1
@@ -98,7 +98,8 @@ async def resolve(connection: AsyncConnection, customer_ids: Iterable[str]) -> d
     return dict((await connection.execute(query)).all())
 
 
-def _profile(customer_id: str, data: dict[str, Any] | None) -> Profile:
+def stored_profile(customer_id: str, data: dict[str, Any] | None) -> Profile:
+    """The profile a row's `data` holds (None: no row, the defaults)."""
     return Profile(customer_id=customer_id, **(data or {}))
 
 
@@ -170,7 +171,7 @@ class ProfileStore:
             current: dict[str, tuple[ProfileRow | None, Profile]] = {}
             for c in ids:
                 row = rows.get(c)
-                current[c] = row, _profile(c, row.data if row else None)
+                current[c] = row, stored_profile(c, row.data if row else None)
             for customer_id, fields in changes:
                 row, profile = current[customer_id]
                 merged = {**profile.attributes, **fields.get("attributes", {})}
