@@ -53,12 +53,9 @@ async def _accept(
     merge or the address they make): merges (`alias`, an `identify` with both ids), then
     `group` and `identify` for the customer each id stands for; then track and page calls
     through the one event path, which routes an anonymous id merged into a customer to
-    them. Sizes are checked first, so a refused request changes nothing."""
+    them. A routed call's size is checked before anything is stored: by `batch` for each
+    of its messages, by `ingest` for a single call (which has no identity work)."""
     batch = [m.to_event() for m in messages if m.type in ROUTED]
-    try:
-        routing.check_sizes(batch, settings.max_event_bytes)
-    except routing.EventTooLarge as err:
-        raise problem(413, str(err), "body") from err
     identity = {m.message_id: m for m in messages if m.type in IDENTITY}
     if identity:
         new, pending = await stores.events.claim(list(identity))
@@ -76,14 +73,17 @@ async def _accept(
             raise problem(400, f"identify: {err}", "body") from err
         await stores.events.routed(list(identity))
     if batch:
-        await routing.ingest(
-            batch,
-            events,
-            stores,
-            settings.unsubscribe_event,
-            settings.max_event_bytes,
-            source="segment",
-        )
+        try:
+            await routing.ingest(
+                batch,
+                events,
+                stores,
+                settings.unsubscribe_event,
+                settings.max_event_bytes,
+                source="segment",
+            )
+        except routing.EventTooLarge as err:  # (ingest checks before it stores anything)
+            raise problem(413, str(err), "body") from err
     return SegmentAnswer(accepted=len(messages))
 
 
