@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -59,7 +59,7 @@ class Erasures:
                 )
 
 
-async def refuse_erasing(connection: AsyncConnection, customer_ids: Iterable[str]) -> None:
+def refuse_erasing(connection: Connection, customer_ids: Iterable[str]) -> None:
     """Raise CustomerErasing when one of `customer_ids` is being erased: asked inside the
     transaction that would write for them (events accepted, a profile written), before it
     writes, so a refused request leaves nothing behind and costs no session of its own."""
@@ -67,7 +67,7 @@ async def refuse_erasing(connection: AsyncConnection, customer_ids: Iterable[str
     if not wanted:
         return
     query = select(col(ErasureRow.customer_id)).where(col(ErasureRow.customer_id).in_(wanted))
-    erasing = (await connection.execute(query)).scalar()
+    erasing = connection.execute(query).scalar()
     if erasing is not None:
         raise CustomerErasing(erasing)
 

@@ -12,14 +12,15 @@ import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.events import CustomerEvent
 from storage import profiles
+from storage.db import Transactions
 from storage.erase import CustomerErasing, refuse_erasing
 from storage.group_commit import GroupCommit, Outcome
 from storage.tables import AcceptedEventRow, utcnow
@@ -34,8 +35,9 @@ Accepting = tuple[Sequence[CustomerEvent], str]
 
 
 class EventLog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], transact: Transactions):
         self._sessions = sessions
+        self._transact = transact
         # Concurrent requests share a transaction (storage/group_commit.py).
         self._accepting = GroupCommit(self._accept_together, weight=lambda c: len(c[0]))
         self._routing = GroupCommit(self._routed_together, weight=len)
@@ -73,29 +75,12 @@ class EventLog:
     async def _accept_now(
         self, events: Sequence[CustomerEvent], unsubscribe_event: str
     ) -> Accepted:
-        async with self._sessions() as session:
-            connection = await session.connection()
-            aliases = await profiles.resolve(connection, {e.customer_id for e in events})
-            events = [
-                e.model_copy(update={"customer_id": aliases[e.customer_id]})
-                if e.customer_id in aliases
-                else e
-                for e in events
-            ]
-            await refuse_erasing(connection, (e.customer_id for e in events))
-            new, pending = await _claim(connection, [e.message_id for e in events])
-            learned = {e.message_id: e for e in events if e.message_id in new}
-            zones = await profiles.observe(connection, list(learned.values()), unsubscribe_event)
-            await session.commit()
-        return list(events), new, pending, zones
+        return await self._transact(_accept, events, unsubscribe_event)
 
     async def claim(self, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
         """(new, pending): ids never seen before, and ids seen but not yet routed. Every
         other id was routed already and is a duplicate."""
-        async with self._sessions() as session:
-            claimed = await _claim(await session.connection(), message_ids)
-            await session.commit()
-        return claimed
+        return await self._transact(_claim, message_ids)
 
     async def forget(self, routed_before: datetime) -> int:
         """Drop the ids routed before `routed_before` (producers retry for hours, not
@@ -113,22 +98,38 @@ class EventLog:
         await self._routing(list(message_ids))
 
     async def _routed_together(self, calls: list[list[str]]) -> list[Outcome[None]]:
-        message_ids = [m for ids in calls for m in ids]
-        async with self._sessions() as session:
-            connection, now = await session.connection(), utcnow()
-            for chunk in _chunks(list(message_ids)):
-                await connection.execute(
-                    update(AcceptedEventRow)
-                    .where(col(AcceptedEventRow.message_id).in_(chunk))
-                    .values(routed_at=now)
-                )
-            await session.commit()
+        await self._transact(_mark_routed, [m for ids in calls for m in ids])
         return [None] * len(calls)
 
 
-async def _claim(
-    connection: AsyncConnection, message_ids: Sequence[str]
-) -> tuple[set[str], set[str]]:
+def _accept(
+    connection: Connection, events: Sequence[CustomerEvent], unsubscribe_event: str
+) -> Accepted:
+    aliases = profiles.resolve(connection, {e.customer_id for e in events})
+    events = [
+        e.model_copy(update={"customer_id": aliases[e.customer_id]})
+        if e.customer_id in aliases
+        else e
+        for e in events
+    ]
+    refuse_erasing(connection, (e.customer_id for e in events))
+    new, pending = _claim(connection, [e.message_id for e in events])
+    learned = {e.message_id: e for e in events if e.message_id in new}
+    zones = profiles.observe(connection, list(learned.values()), unsubscribe_event)
+    return list(events), new, pending, zones
+
+
+def _mark_routed(connection: Connection, message_ids: list[str]) -> None:
+    now = utcnow()
+    for chunk in _chunks(message_ids):
+        connection.execute(
+            update(AcceptedEventRow)
+            .where(col(AcceptedEventRow.message_id).in_(chunk))
+            .values(routed_at=now)
+        )
+
+
+def _claim(connection: Connection, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
     """Insert the ids not yet known; the database says which it inserted (RETURNING), so
     of two requests racing with one id exactly one claims it new. Only ids it did not
     insert are read back, to tell a pending id from a routed one."""
@@ -143,13 +144,13 @@ async def _claim(
     rows = [{"message_id": m, "received_at": now} for m in wanted]
     # One statement for any number of rows (SQLAlchemy's "insertmanyvalues"), and a
     # cached one: a multi-row VALUES would be compiled anew for every request.
-    new = set((await connection.execute(claim, rows)).scalars()) if rows else set()
+    new = set(connection.execute(claim, rows).scalars()) if rows else set()
     pending: set[str] = set()
     for chunk in _chunks([m for m in wanted if m not in new]):
         query = select(col(AcceptedEventRow.message_id)).where(
             col(AcceptedEventRow.message_id).in_(chunk), col(AcceptedEventRow.routed_at).is_(None)
         )
-        pending.update((await connection.execute(query)).scalars())
+        pending.update(connection.execute(query).scalars())
     return new, pending
 
 

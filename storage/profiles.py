@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy import select as core_select
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,8 +33,8 @@ async def load(session: AsyncSession, customer_id: str) -> tuple[ProfileRow | No
     return row, stored_profile(customer_id, row.data if row else None)
 
 
-async def observe(
-    connection: AsyncConnection, events: Sequence[CustomerEvent], unsubscribe_event: str
+def observe(
+    connection: Connection, events: Sequence[CustomerEvent], unsubscribe_event: str
 ) -> dict[str, str]:
     """Learn from incoming events, in the caller's transaction: activity hours, last seen
     per event, location, and marketing unsubscribes (`properties.channel`, else every
@@ -48,7 +48,7 @@ async def observe(
     query = core_select(col(ProfileRow.customer_id), col(ProfileRow.data)).where(
         col(ProfileRow.customer_id).in_(by_customer)
     )
-    stored: dict[str, dict[str, Any]] = dict((await connection.execute(query)).all())
+    stored: dict[str, dict[str, Any]] = dict(connection.execute(query).all())
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     timezones: dict[str, str] = {}
@@ -73,9 +73,9 @@ async def observe(
         timezones[customer_id] = profile.timezone
     # One statement each (executemany): a batch costs two round trips, not one per customer.
     if updates:
-        await connection.execute(_UPDATE_DATA, updates)
+        connection.execute(_UPDATE_DATA, updates)
     if inserts:
-        await connection.execute(insert(ProfileRow), inserts)
+        connection.execute(insert(ProfileRow), inserts)
     return timezones
 
 
@@ -86,7 +86,7 @@ _UPDATE_DATA = (
 )
 
 
-async def resolve(connection: AsyncConnection, customer_ids: Iterable[str]) -> dict[str, str]:
+def resolve(connection: Connection, customer_ids: Iterable[str]) -> dict[str, str]:
     """The known customer of each id that is an alias (an anonymous id merged into them);
     ids that are not aliases are left out."""
     wanted = list(set(customer_ids))
@@ -95,7 +95,7 @@ async def resolve(connection: AsyncConnection, customer_ids: Iterable[str]) -> d
     query = core_select(col(AliasRow.anonymous_id), col(AliasRow.customer_id)).where(
         col(AliasRow.anonymous_id).in_(wanted)
     )
-    return dict((await connection.execute(query)).all())
+    return dict(connection.execute(query).all())  # type: ignore[arg-type]
 
 
 def stored_profile(customer_id: str, data: dict[str, Any] | None) -> Profile:
@@ -122,7 +122,7 @@ class ProfileStore:
         """Create or replace, keeping the activity the server has learned (CustomerErasing
         while the customer is being erased)."""
         async with self._sessions() as session:
-            await refuse_erasing(await session.connection(), [profile.customer_id])
+            await (await session.connection()).run_sync(refuse_erasing, [profile.customer_id])
             row, stored = await load(session, profile.customer_id)
             if row is not None:
                 kept = {k: getattr(stored, k) for k in SERVER_MAINTAINED}
@@ -162,10 +162,10 @@ class ProfileStore:
         done: list[Profile] = []
         async with self._sessions() as session:
             connection = await session.connection()
-            aliases = await resolve(connection, {c for c, _ in changes})
+            aliases = await connection.run_sync(resolve, {c for c, _ in changes})
             changes = [(aliases.get(c, c), fields) for c, fields in changes]
             ids = list(dict.fromkeys(c for c, _ in changes))
-            await refuse_erasing(connection, ids)
+            await connection.run_sync(refuse_erasing, ids)
             query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
             rows = {r.customer_id: r for r in (await session.exec(query)).all()}
             current: dict[str, tuple[ProfileRow | None, Profile]] = {}
@@ -191,8 +191,10 @@ class ProfileStore:
         while either is being erased."""
         async with self._sessions() as session:
             connection = await session.connection()
-            target = (await resolve(connection, [customer_id])).get(customer_id, customer_id)
-            await refuse_erasing(connection, [anonymous_id, target])
+            target = (await connection.run_sync(resolve, [customer_id])).get(
+                customer_id, customer_id
+            )
+            await connection.run_sync(refuse_erasing, [anonymous_id, target])
             row, known = await load(session, target)
             if anonymous_id == target:
                 return known
@@ -220,8 +222,10 @@ class ProfileStore:
         one an anonymous id was merged into) joins it (their `group_id`)."""
         async with self._sessions() as session:
             connection = await session.connection()
-            customer_id = (await resolve(connection, [customer_id])).get(customer_id, customer_id)
-            await refuse_erasing(connection, [customer_id])
+            customer_id = (await connection.run_sync(resolve, [customer_id])).get(
+                customer_id, customer_id
+            )
+            await connection.run_sync(refuse_erasing, [customer_id])
             group = await session.get(GroupRow, group_id)
             if group is None:
                 session.add(GroupRow(group_id=group_id, traits=traits))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage import schema as migrations
 from storage.access import AuditLog, KeyStore
 from storage.audiences import AudienceStore
-from storage.db import checkpoints, make_engine, sessions
+from storage.db import Transactions, checkpoints, make_engine, sessions
 from storage.erase import Erasures
 from storage.events import EventLog
 from storage.inbox import Inbox
@@ -37,6 +37,7 @@ class Stores:
     audiences: AudienceStore
     keys: KeyStore
     audit: AuditLog
+    transactions: Transactions
     _checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
@@ -55,6 +56,7 @@ class Stores:
             await engine.dispose()
             raise
         factory = sessions(engine)
+        transactions = Transactions(engine)
         stores = cls(
             engine=engine,
             journeys=JourneyStore(factory, channels),
@@ -63,11 +65,12 @@ class Stores:
             ledger=DeliveryLedger(factory),
             inbox=Inbox(factory),
             offers=OfferStore(factory),
-            events=EventLog(factory),
+            events=EventLog(factory, transactions),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),
             audit=AuditLog(factory),
+            transactions=transactions,
         )
         if engine.dialect.name == "sqlite":
             stores._checkpoints = asyncio.create_task(checkpoints(engine))
@@ -78,4 +81,5 @@ class Stores:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpoints
+        self.transactions.close()
         await self.engine.dispose()
