@@ -27,7 +27,7 @@ from schemas.enrollment import (
 from schemas.events import CustomerEvent
 from schemas.journey import JourneySpec
 from workflows import search_attributes as sa
-from workflows.journey import JourneyWorkflow
+from workflows.journey import PATCH_SET, JourneyWorkflow
 
 T = TypeVar("T")
 REUSE = {
@@ -63,6 +63,7 @@ async def start_enrollment(
                 trigger=trigger,
                 options=options,
                 timezone=timezone,
+                patch_set=PATCH_SET,
             ),
             id=enrollment_workflow_id(spec.id, trigger.customer_id),
             task_queue=task_queue,

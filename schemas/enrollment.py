@@ -67,6 +67,10 @@ class EnrollmentInput(Schema):
     timezone: str | None = None
     """The customer's time zone when the enrollment began: its current details state waits
     in local time (None: UTC)."""
+    patch_set: str | None = None
+    """The patch set its starter's code takes (`workflows.journey.PATCH_SET`): the run
+    takes those branches without recording a patch marker. None (a starter from before
+    this field): the run asks `workflow.patched`, which records one."""
 
 
 class Waiting(Schema):

@@ -5,6 +5,7 @@ checked here in well under a second; the stack tests keep what needs the integra
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from temporalio.worker import Worker
@@ -56,7 +57,7 @@ from testkit.kit import settled
 from tests.helpers import keep_history
 from workers.replay import recorded_patches
 from workers.sandbox import sandbox
-from workflows.journey import PATCHES, JourneyWorkflow
+from workflows.journey import PATCH_SET, PATCHES, JourneyWorkflow
 from workflows.split import bucket, choose
 
 DAY = timedelta(days=1)
@@ -126,15 +127,26 @@ class Interpreter:
     fakes: Fakes
 
     async def start(
-        self, steps: list[Step], *, version: int = 1, **journey: Any
+        self,
+        steps: list[Step],
+        *,
+        version: int = 1,
+        patch_set: str | None = None,
+        **journey: Any,
     ) -> tuple[JourneySpec, str, WorkflowHandle[JourneyWorkflow, EnrollmentState]]:
+        """`patch_set`: as the API's starts name it (default: none, as a starter from
+        before the field, so the run records the set's marker)."""
         spec = journey_of(steps, **journey)
         customer_id = f"c-{uuid.uuid4().hex[:10]}"
         trigger = CustomerEvent.create(customer_id, "go", {"plan": "pro"})
         handle = await self.skipper.client.start_workflow(
             JourneyWorkflow.run,
             EnrollmentInput(
-                journey=spec, version=version, customer_id=customer_id, trigger=trigger
+                journey=spec,
+                version=version,
+                customer_id=customer_id,
+                trigger=trigger,
+                patch_set=patch_set,
             ),
             id=enrollment_workflow_id(spec.id, customer_id),
             task_queue=self.task_queue,
@@ -322,33 +334,91 @@ async def test_a_loop_back_through_an_instant_step_still_lists_it(
     assert [p.step for p in final.path] == ["listen", "again", "listen", "again", "end"]
 
 
-async def test_a_new_enrollment_records_one_patch_marker_for_the_whole_set(
-    interpreter: Interpreter,
-) -> None:
-    """Each patch marker costs a history event and a TemporalChangeVersion upsert: a new
-    enrollment records the set's marker once, at its start, and takes every patch of it
-    (an instant step rides on the next upsert, the exit step's upsert says the status, a
-    wait keeps events that came between waits). Older histories keep replaying."""
-    more = Comparison(field="last_event.more", op="eq", value=True)
-    steps: list[Step] = [
-        WaitForEventStep(
-            id="listen", event="ping", timeout=DAY, on_event="again", on_timeout="end"
-        ),
-        BranchStep(id="again", cases=[BranchCase(when=more, next="hello")], default="end"),
-        send("hello"),
-        END,
-    ]
-    _, _, handle = await interpreter.start(steps)
+PATCHED_PATH: list[Step] = [
+    WaitForEventStep(id="listen", event="ping", timeout=DAY, on_event="again", on_timeout="end"),
+    BranchStep(
+        id="again",
+        cases=[
+            BranchCase(when=Comparison(field="last_event.more", op="eq", value=True), next="hello")
+        ],
+        default="end",
+    ),
+    send("hello"),
+    END,
+]
+"""Through four patched points: an instant step rides on the next upsert, the exit step's
+upsert says the status, a wait keeps events that came between waits."""
+
+
+async def through_patched_points(
+    interpreter: Interpreter, patch_set: str | None
+) -> WorkflowHistory:
+    _, _, handle = await interpreter.start(PATCHED_PATH, patch_set=patch_set)
     await interpreter.settled(handle)
     await interpreter.event(handle, "ping", more=True)
     final = await handle.result()
     assert [p.step for p in final.path] == ["listen", "again", "hello", "end"]
-    history = await handle.fetch_history()
-    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    assert len(markers) == 1  # the set's, which stands for every patch in it
-    assert set(recorded_patches(history)) == set(PATCHES)
     assert max(len(t) for t in await upserts_per_task(handle)) == 1  # instant: one per task
-    await keep_history(handle, "patch-set")
+    await keep_history(handle, "patch-set" if patch_set is None else "patch-set-in-input")
+    return await handle.fetch_history()
+
+
+def markers(history: WorkflowHistory) -> list[str]:
+    return [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+
+
+async def test_an_enrollment_from_an_older_starter_records_one_patch_marker_for_the_set(
+    interpreter: Interpreter,
+) -> None:
+    """Each patch marker costs a history event and a TemporalChangeVersion upsert: an
+    enrollment whose input names no patch set (its starter predates the field) records the
+    set's marker once, at its start, and takes every patch of it. Older histories keep
+    replaying."""
+    history = await through_patched_points(interpreter, patch_set=None)
+    assert markers(history) == ["core_patch"]  # the set's, which stands for every patch
+    assert set(recorded_patches(history)) == set(PATCHES)
+
+
+async def test_an_enrollment_whose_input_names_the_patch_set_records_no_marker(
+    interpreter: Interpreter,
+) -> None:
+    """What the API starts: the input names the patch set, so the run takes every patch of
+    it with no marker, and no TemporalChangeVersion upsert."""
+    history = await through_patched_points(interpreter, patch_set=PATCH_SET)
+    assert markers(history) == []
+    upserted = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    assert upserted and all("TemporalChangeVersion" not in u for u in upserted)
+    assert set(recorded_patches(history)) == set(PATCHES)
+
+
+async def test_a_patch_set_the_worker_lacks_fails_the_task_not_the_enrollment(
+    interpreter: Interpreter,
+) -> None:
+    """A newer starter than worker (a rolling deploy): the run's workflow task fails, and
+    is retried, until a worker with that set takes it; the enrollment itself carries on."""
+    _, _, handle = await interpreter.start(PATCHED_PATH, patch_set="patch-set-from-the-future")
+    failed: list[str] = []
+    for _ in range(100):
+        history = await handle.fetch_history()
+        failed = [
+            e.workflow_task_failed_event_attributes.failure.message
+            for e in history.events
+            if e.HasField("workflow_task_failed_event_attributes")
+        ]
+        if failed:
+            break
+        await asyncio.sleep(0.05)
+    assert failed and "patch-set-from-the-future" in failed[0]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.terminate("test over")
 
 
 async def test_waits_run_their_durations_in_virtual_time(interpreter: Interpreter) -> None:

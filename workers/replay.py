@@ -8,7 +8,9 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -30,11 +32,14 @@ class Replayed:
     """The patches (`workflow.patched` ids) the history recorded."""
 
 
-def recorded_patches(history: WorkflowHistory) -> tuple[str, ...]:
-    """The patch ids in a history's `core_patch` markers (`PATCH_SET`'s stands for its
-    members): the run took the patched branch there, so it needs `patched` or
-    `deprecate_patch` of each until it closes."""
+def recorded_patches(history: WorkflowHistory, started: Payload | None = None) -> tuple[str, ...]:
+    """The patch ids the run took: those in its `core_patch` markers, and `PATCH_SET`'s
+    members when a marker or its input (`EnrollmentInput.patch_set`) names the set. It
+    needs `patched` or `deprecate_patch` of each until it closes. `started`: its input,
+    decoded (default: the history's own, unless encrypted)."""
     found: list[str] = []
+    if _input_field(started or _first_input(history), "patch_set") == PATCH_SET:
+        found.extend(PATCH_SET_MEMBERS)
     for event in history.events:
         marker = event.marker_recorded_event_attributes
         if (
@@ -45,6 +50,19 @@ def recorded_patches(history: WorkflowHistory) -> tuple[str, ...]:
                 patch = json.loads(payload.data)["id"]
                 found.extend(PATCH_SET_MEMBERS if patch == PATCH_SET else [patch])
     return tuple(dict.fromkeys(found))
+
+
+def _first_input(history: WorkflowHistory) -> Payload | None:
+    started = history.events[0].workflow_execution_started_event_attributes
+    return started.input.payloads[0] if started.input.payloads else None
+
+
+def _input_field(payload: Payload | None, name: str) -> Any:
+    """A top-level field of a JSON input payload (None: not JSON, or not there)."""
+    if payload is None or payload.metadata.get("encoding") != b"json/plain":
+        return None
+    value = json.loads(payload.data)
+    return value.get(name) if isinstance(value, dict) else None
 
 
 async def from_files(paths: Iterable[Path]) -> AsyncIterator[WorkflowHistory]:
@@ -72,8 +90,11 @@ async def replay(
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:
             failure = result.replay_failure
+            started = _first_input(result.history)
+            if started is not None and converter.payload_codec is not None:
+                [started] = await converter.payload_codec.decode([started])
             yield Replayed(
                 result.history.workflow_id,
                 None if failure is None else str(failure),
-                recorded_patches(result.history),
+                recorded_patches(result.history, started),
             )

@@ -71,13 +71,14 @@ ONE_FINAL_UPSERT = "one-final-upsert"
 # left its search attributes to the next step's upsert upserted them itself, in the same
 # workflow task as the next step's (one billable action more per instant step).
 ONE_UPSERT_PER_TASK = "one-upsert-per-task"
-# A run that records this one marker, at its start, takes every patch of `PATCH_SET`
-# without a marker of its own. Each marker costs every new enrollment a history event and
-# an upsert of `TemporalChangeVersion` (Temporal's core adds one to every patch marker);
-# a run started before the set records each patch's marker where it first applies, as
-# before. The members are spelled out and never change: a run that recorded the set before
-# a later patch existed took that patch's old branch, so a patch added later is not in the
-# set (it is asked for on its own), and a later set is a new id.
+# A run whose input names this set (`EnrollmentInput.patch_set`: its starter's code takes
+# it) takes every patch of it without any marker; a run whose starter predates the field
+# records this one marker at its start instead, and takes them too. Each marker costs an
+# enrollment a history event and an upsert of `TemporalChangeVersion` (Temporal's core adds
+# one to every patch marker). A run started before the set records each patch's marker
+# where it first applies, as before. The members are spelled out and never change: a run
+# that took the set before a later patch existed took that patch's old branch, so a patch
+# added later is not in the set (it is asked for on its own), and a later set is a new id.
 PATCH_SET = "patch-set-1"
 PATCH_SET_MEMBERS = (
     EVENTS_BETWEEN_WAITS,
@@ -331,7 +332,7 @@ class JourneyWorkflow:
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentState:
-        self._patch_set = workflow.patched(PATCH_SET)  # before any step: see PATCH_SET
+        self._patch_set = _takes_patch_set(input)  # before any step: see PATCH_SET
         if input.carry is None:
             metrics.enrolled(self._spec.id, input.version)
         while self._ending is None:
@@ -818,7 +819,7 @@ class JourneyWorkflow:
     # -- helpers --------------------------------------------------------------------------
 
     def _patched(self, patch: str) -> bool:
-        """`workflow.patched`, save for a run that recorded `PATCH_SET` at its start."""
+        """`workflow.patched`, save for a run that took `PATCH_SET` at its start."""
         return (self._patch_set and patch in PATCH_SET_MEMBERS) or workflow.patched(patch)
 
     async def _profile(self, wanted: list[str]) -> dict[str, Any]:
@@ -850,3 +851,26 @@ class JourneyWorkflow:
         if condition is None or condition.event != event.name:
             return False
         return evaluate(condition.where, {"event": event.scope()})
+
+
+class UnknownPatchSet(RuntimeError):
+    """The run's starter takes a patch set this worker's code does not have (a rolling
+    deploy: a newer API than worker). Not an ApplicationError, so it fails the workflow
+    task, not the enrollment: the task is retried until a worker that has the set takes it,
+    as a newer worker's patch marker is on an older one."""
+
+
+def _takes_patch_set(input: EnrollmentInput) -> bool:
+    """Whether the run takes `PATCH_SET`: its input says so (no marker), or else it asks
+    `workflow.patched`, which records the set's marker on a new run and is False when
+    replaying a run started before the set."""
+    if input.patch_set is None:
+        return workflow.patched(PATCH_SET)
+    if input.patch_set != PATCH_SET:
+        raise UnknownPatchSet(f"patch set {input.patch_set!r} is not in this worker's code")
+    if workflow.unsafe.is_replaying():
+        # A worker from before `patch_set` ran this run's first task (it ignores the field)
+        # and recorded the set's marker: a replay must meet it, or it is nondeterministic.
+        # Without the marker, replaying, `patched` is False and records nothing.
+        workflow.patched(PATCH_SET)
+    return True
