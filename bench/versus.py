@@ -164,6 +164,9 @@ async def hand_side(base: Settings, scratch: Path, client: Client) -> AsyncItera
             "task_queue": "bench-by-hand",
             "api_port": port,
             "public_url": f"http://127.0.0.1:{port}",
+            # A team's own workflow code, changed with every journey, keeps Temporal's
+            # sandbox (with its module imported once, as the product's was before).
+            "workflow_sandbox": "passthrough",
         }
     )
     stores = await open_stores(settings)

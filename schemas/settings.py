@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,8 +46,11 @@ class Settings(BaseSettings):
     off where the operator API is not open to workers (Temporal Cloud: `tcld`)."""
     task_queue: str = "journeys"
     temporal_ui_port: int = 8233
-    strict_sandbox: bool = False
-    """Re-import and police `workflows/` in the sandbox on every run (tests do)."""
+    workflow_sandbox: Literal["off", "passthrough", "strict"] = "off"
+    """How the worker runs `workflows/` (workers/sandbox.py): `off`, outside Temporal's
+    sandbox (the code is this product's own interpreter, and CI runs every workflow test
+    and recorded history in `strict`); `passthrough`, in the sandbox with `workflows/`
+    imported once; `strict`, re-imported and policed on every run (the tests)."""
     temporal_connect_seconds: float = Field(default=60.0, gt=0)
     """How long a process keeps trying to reach Temporal at start before it gives up."""
     worker_shutdown_seconds: float = Field(default=60.0, ge=0)

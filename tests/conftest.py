@@ -168,7 +168,7 @@ def settings(
         api_port=api_port,
         public_url=f"http://127.0.0.1:{api_port}",
         smtp_port=mailbox[1],
-        strict_sandbox=True,  # police workflows/ on every run (production passes it through)
+        workflow_sandbox="strict",  # police workflows/ on every run (production: off)
         # Global guardrails off for the shared stack, so tests run at any time of day and
         # stay independent; guardrail tests set journey-level ones or run their own worker.
         quiet_hours=None,

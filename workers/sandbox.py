@@ -1,9 +1,14 @@
-"""The workflow sandbox every worker and replayer runs the journeys in.
+"""How workers and replayers run the journeys: in Temporal's workflow sandbox, or not.
 
-By default `workflows/` is passed through instead of being re-imported for every
-enrollment; that re-import was most of the worker's per-enrollment CPU (bench/RESULTS.md).
-`strict` (the tests, and replay) re-imports and polices the workflow code on every run, so
-nondeterministic code in `workflows/` still fails CI.
+Production runs `workflows/` outside the sandbox (`JOURNEYS_WORKFLOW_SANDBOX=off`). The
+sandbox guards against nondeterministic workflow code, and here there is no user code to
+guard against: a journey is data (`JourneySpec`) that the product's own interpreter runs,
+and custom actions are activities. The guard stays where that code changes: the tests and
+`journeys replay` run it `strict` (re-imported and policed on every run), so
+nondeterministic code in `workflows/` fails CI. The sandbox cost a third of a replayed
+enrollment's CPU (its exec and import guards around every activation and, in temporalio
+1.35, around every payload of every command: bench/RESULTS.md). `passthrough` keeps the
+sandbox with `workflows/` imported once (the default before).
 
 `zoneinfo.ZoneInfo` is let through: the default restrictions hand workflows a proxy of it
 (to police `clear_cache`, `from_file` and `reset_tzpath`), which `datetime.astimezone`
@@ -15,7 +20,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from schemas.settings import Settings
+
+
+def runner(settings: Settings, packages: Sequence[str] = ("workflows",)) -> WorkflowRunner:
+    """The runner `settings.workflow_sandbox` names; `packages`: where the worker's
+    workflows live (passed through the sandbox unless `strict`)."""
+    if settings.workflow_sandbox == "off":
+        return UnsandboxedWorkflowRunner()
+    return sandbox(strict=settings.workflow_sandbox == "strict", packages=packages)
 
 
 def sandbox(*, strict: bool, packages: Sequence[str] = ("workflows",)) -> SandboxedWorkflowRunner:

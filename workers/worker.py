@@ -1,5 +1,5 @@
 """The journey worker: `JourneyWorkflow` plus the activities, built once with their stores,
-in the sandbox of workers/sandbox.py (`strict_sandbox` in the tests)."""
+run as workers/sandbox.py says (outside the sandbox in production, `strict` in the tests)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from activities.delivery import DeliveryActivities
 from activities.profiles import ProfileActivities
 from schemas.settings import Settings
 from storage.stores import Stores
-from workers.sandbox import sandbox
+from workers.sandbox import runner
 from workflows.audience import AudienceEntryWorkflow
 from workflows.journey import JourneyWorkflow
 
@@ -67,9 +67,8 @@ def build_worker(
         ],
         max_concurrent_activities=200,
         max_cached_workflows=settings.workflow_cache,
-        workflow_runner=sandbox(
-            strict=settings.strict_sandbox,
-            packages=sorted({w.__module__.split(".")[0] for w in workflows}),
+        workflow_runner=runner(
+            settings, packages=sorted({w.__module__.split(".")[0] for w in workflows})
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )
