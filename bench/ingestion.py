@@ -5,7 +5,8 @@ Temporal in the same run on the same dev server.
   enrollments that listen for them, with the message-id log and the profile's activity
   learning), beside the same events signalled straight to as many running hand-written
   waits for them (`bench.baseline.ListenerWorkflow`), 100 at a time, with the same number
-  of batches in flight;
+  of batches in flight; a round ends when its side's worker and the dev server are idle
+  again (the signals' workflow tasks have run);
 - audience entry: an uploaded list enrolled by `AudienceEntryWorkflow` (unthrottled) into a
   journey that waits a day, beside raw starts of a trivial workflow that sleeps a day, with
   as many starts in flight as the run's activity keeps (500). Each side's clock stops when
@@ -32,6 +33,7 @@ from bench.stack import (
     bench_stack,
     cpu_seconds,
     drained,
+    idle,
     rss_mb,
     tag,
     worker_process,
@@ -54,7 +56,13 @@ CUSTOMERS = 200
 IN_FLIGHT_STARTS = 500
 
 
-async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int) -> Row:
+async def events_per_second(
+    stack: Stack, api: httpx.AsyncClient, n: int, c: int, pids: dict[str, list[int]]
+) -> Row:
+    """`pids`: the processes each side's work lands in (its worker, the dev server). A
+    signal is answered once the server has it, and its workflow task runs after: a round
+    ends when those processes are idle again, so no side's backlog is run, and counted, in
+    the other's round."""
     run = tag()
     spec = JourneySpec(
         id=f"bench-ingest-{run}",
@@ -107,7 +115,9 @@ async def events_per_second(stack: Stack, api: httpx.AsyncClient, n: int, c: int
             *(raw[(b * BATCH + k) % CUSTOMERS].signal("event", ping(k)) for k in range(BATCH))
         )
 
-    rate = await alternate(batches, c, {"raw": baseline, "ours": ours})
+    rate = await alternate(
+        batches, c, {"raw": baseline, "ours": ours}, settle=lambda side: idle(pids[side])
+    )
     return (
         "/v1/batch events/s vs signals to hand-written waits",
         rate["ours"] * BATCH,
@@ -254,7 +264,11 @@ async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> li
                 )
                 await audience_entry(stack, api, 200, server_pid, {})  # and ours, warmed up
                 console.print(f"events through /v1/batch, n={n}, {concurrency} batches in flight")
-                rows = [await events_per_second(stack, api, n, concurrency)]
+                sides = {
+                    "ours": [journey_worker.pid, server_pid],
+                    "raw": [raw_worker.pid, server_pid],
+                }
+                rows = [await events_per_second(stack, api, n, concurrency, sides)]
                 console.print(f"audience entry of {audience_n:,} ...")
                 pids = {"ours": journey_worker.pid, "raw": raw_worker.pid}
                 rows += await audience_entry(stack, api, audience_n, server_pid, pids)
