@@ -141,10 +141,12 @@ class EventRouter:
         senders = catalog.marketing & (entered_ids | set(listening))
         if len(senders) <= 1:  # no send of another journey can race one it leads to
             event = event.model_copy(update={"contested": False})
-        await asyncio.gather(
+        calls = [
             *(self._enter(spec, version, event, routed, timezone) for spec, version in entering),
             *(self._signal(journey_id, event, routed) for journey_id in listening),
-        )
+        ]
+        # Most events reach one journey: awaited in place, not as a task of a gather.
+        await (calls[0] if len(calls) == 1 else asyncio.gather(*calls))
         return routed
 
     async def _enter(

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from api import routing
 from api.deps import RouterDep, SettingsDep, StoresDep
 from api.errors import problem
+from schemas.events import CustomerEvent
 from schemas.segment import CALLS, Rejected, SegmentAnswer, SegmentBatch, SegmentMessage
 
 router = APIRouter(prefix="/v1", tags=["segment"])
@@ -47,15 +48,19 @@ def _parse(raw: dict[str, Any], loc: tuple[str | int, ...]) -> SegmentMessage:
 
 
 async def _accept(
-    messages: list[SegmentMessage], events: RouterDep, stores: StoresDep, settings: SettingsDep
+    messages: list[SegmentMessage],
+    batch: list[CustomerEvent],
+    events: RouterDep,
+    stores: StoresDep,
+    settings: SettingsDep,
 ) -> SegmentAnswer:
     """Identity calls first, each once by message id (a batch's later track may need the
     merge or the address they make): merges (`alias`, an `identify` with both ids), then
-    `group` and `identify` for the customer each id stands for; then track and page calls
-    through the one event path, which routes an anonymous id merged into a customer to
-    them. A routed call's size is checked before anything is stored: by `batch` for each
-    of its messages, by `ingest` for a single call (which has no identity work)."""
-    batch = [m.to_event() for m in messages if m.type in ROUTED]
+    `group` and `identify` for the customer each id stands for; then the track and page
+    calls' events (`batch`, in order) through the one event path, which routes an
+    anonymous id merged into a customer to them. A routed call's size is checked before
+    anything is stored: by `batch` for each of its messages, by `ingest` for a single call
+    (which has no identity work)."""
     identity = {m.message_id: m for m in messages if m.type in IDENTITY}
     if identity:
         new, pending = await stores.events.claim(list(identity))
@@ -93,7 +98,8 @@ def _single(kind: str) -> Any:
     ) -> SegmentAnswer:
         body = await _body(request)
         message = _parse({**body, "type": kind}, ())
-        return await _accept([message], events, stores, settings)
+        batch = [message.to_event()] if message.type in ROUTED else []
+        return await _accept([message], batch, events, stores, settings)
 
     endpoint.__name__ = kind
     endpoint.__doc__ = f"Segment's `{kind}` call."
@@ -119,18 +125,22 @@ async def batch(
         first = err.errors()[0]
         raise problem(400, first["msg"], "body", *first["loc"]) from err
     messages: list[SegmentMessage] = []
+    routed: list[CustomerEvent] = []  # the track and page calls' events, made once
     rejected: list[Rejected] = []
     for i, m in enumerate(parsed.batch):
         try:
             message = _message(m, parsed.context)
-            if message.type in ROUTED:
-                routing.check_sizes([message.to_event()], settings.max_event_bytes)
+            event = message.to_event() if message.type in ROUTED else None
+            if event is not None:
+                routing.check_sizes([event], settings.max_event_bytes)
         except (HTTPException, routing.EventTooLarge) as err:
             rejected.append(_rejection(i, err))
             continue
         messages.append(message)
+        if event is not None:
+            routed.append(event)
     events.counts.add("refused", len(rejected), "segment")
-    answer = await _accept(messages, events, stores, settings)
+    answer = await _accept(messages, routed, events, stores, settings)
     return answer.model_copy(update={"rejected": rejected})
 
 
