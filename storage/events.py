@@ -14,9 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schemas.events import CustomerEvent
 from storage import profiles
@@ -35,8 +33,7 @@ Accepting = tuple[Sequence[CustomerEvent], str]
 
 
 class EventLog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], transact: Transactions):
-        self._sessions = sessions
+    def __init__(self, transact: Transactions):
         self._transact = transact
         # Concurrent requests share a transaction (storage/group_commit.py).
         self._accepting = GroupCommit(self._accept_together, weight=lambda c: len(c[0]))
@@ -85,13 +82,7 @@ class EventLog:
     async def forget(self, routed_before: datetime) -> int:
         """Drop the ids routed before `routed_before` (producers retry for hours, not
         weeks); ids claimed but never routed stay, so their retry is still routed."""
-        async with self._sessions() as session:
-            connection = await session.connection()
-            result = await connection.execute(
-                delete(AcceptedEventRow).where(col(AcceptedEventRow.routed_at) < routed_before)
-            )
-            await session.commit()
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await self._transact(_forget, routed_before)
 
     async def routed(self, message_ids: Sequence[str]) -> None:
         """Mark the ids routed (calls made meanwhile share the transaction)."""
@@ -117,6 +108,13 @@ def _accept(
     learned = {e.message_id: e for e in events if e.message_id in new}
     zones = profiles.observe(connection, list(learned.values()), unsubscribe_event)
     return list(events), new, pending, zones
+
+
+def _forget(connection: Connection, routed_before: datetime) -> int:
+    result = connection.execute(
+        delete(AcceptedEventRow).where(col(AcceptedEventRow.routed_at) < routed_before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _mark_routed(connection: Connection, message_ids: list[str]) -> None:

@@ -65,7 +65,7 @@ class Stores:
             ledger=DeliveryLedger(factory),
             inbox=Inbox(factory),
             offers=OfferStore(factory),
-            events=EventLog(factory, transactions),
+            events=EventLog(transactions),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),
