@@ -19,7 +19,7 @@ from sqlmodel import col
 from schemas.events import CustomerEvent
 from storage import profiles
 from storage.db import Transactions
-from storage.erase import CustomerErasing, refuse_erasing
+from storage.erase import CustomerErasing
 from storage.group_commit import GroupCommit, Outcome
 from storage.tables import AcceptedEventRow, utcnow
 
@@ -96,14 +96,13 @@ class EventLog:
 def _accept(
     connection: Connection, events: Sequence[CustomerEvent], unsubscribe_event: str
 ) -> Accepted:
-    aliases = profiles.resolve(connection, {e.customer_id for e in events})
+    customers = profiles.customers_of(connection, (e.customer_id for e in events))
     events = [
-        e.model_copy(update={"customer_id": aliases[e.customer_id]})
-        if e.customer_id in aliases
-        else e
+        e
+        if customers[e.customer_id] == e.customer_id
+        else e.model_copy(update={"customer_id": customers[e.customer_id]})
         for e in events
     ]
-    refuse_erasing(connection, (e.customer_id for e in events))
     new, pending = _claim(connection, [e.message_id for e in events])
     learned = {e.message_id: e for e in events if e.message_id in new}
     zones = profiles.observe(connection, list(learned.values()), unsubscribe_event)

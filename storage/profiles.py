@@ -98,6 +98,17 @@ def resolve(connection: Connection, customer_ids: Iterable[str]) -> dict[str, st
     return dict(connection.execute(query).all())  # type: ignore[arg-type]
 
 
+def customers_of(connection: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """Each id's customer (the one an anonymous id was merged into, else the id itself),
+    in the caller's transaction; CustomerErasing, before the caller writes, when one of
+    those customers is being erased. What every write for a customer asks first."""
+    wanted = set(ids)
+    aliases = resolve(connection, wanted)
+    customers = {c: aliases.get(c, c) for c in wanted}
+    refuse_erasing(connection, customers.values())
+    return customers
+
+
 def stored_profile(customer_id: str, data: dict[str, Any] | None) -> Profile:
     """The profile a row's `data` holds (None: no row, the defaults)."""
     return Profile(customer_id=customer_id, **(data or {}))
@@ -162,10 +173,9 @@ class ProfileStore:
         done: list[Profile] = []
         async with self._sessions() as session:
             connection = await session.connection()
-            aliases = await connection.run_sync(resolve, {c for c, _ in changes})
-            changes = [(aliases.get(c, c), fields) for c, fields in changes]
+            customers = await connection.run_sync(customers_of, [c for c, _ in changes])
+            changes = [(customers[c], fields) for c, fields in changes]
             ids = list(dict.fromkeys(c for c, _ in changes))
-            await connection.run_sync(refuse_erasing, ids)
             query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(ids))
             rows = {r.customer_id: r for r in (await session.exec(query)).all()}
             current: dict[str, tuple[ProfileRow | None, Profile]] = {}
@@ -191,10 +201,8 @@ class ProfileStore:
         while either is being erased."""
         async with self._sessions() as session:
             connection = await session.connection()
-            target = (await connection.run_sync(resolve, [customer_id])).get(
-                customer_id, customer_id
-            )
-            await connection.run_sync(refuse_erasing, [anonymous_id, target])
+            target = (await connection.run_sync(customers_of, [customer_id]))[customer_id]
+            await connection.run_sync(refuse_erasing, [anonymous_id])
             row, known = await load(session, target)
             if anonymous_id == target:
                 return known
@@ -222,10 +230,7 @@ class ProfileStore:
         one an anonymous id was merged into) joins it (their `group_id`)."""
         async with self._sessions() as session:
             connection = await session.connection()
-            customer_id = (await connection.run_sync(resolve, [customer_id])).get(
-                customer_id, customer_id
-            )
-            await connection.run_sync(refuse_erasing, [customer_id])
+            customer_id = (await connection.run_sync(customers_of, [customer_id]))[customer_id]
             group = await session.get(GroupRow, group_id)
             if group is None:
                 session.add(GroupRow(group_id=group_id, traits=traits))
