@@ -264,12 +264,9 @@ async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> li
                 )
                 await audience_entry(stack, api, 200, server_pid, {})  # and ours, warmed up
                 console.print(f"events through /v1/batch, n={n}, {concurrency} batches in flight")
-                sides = {
-                    "ours": [journey_worker.pid, server_pid],
-                    "raw": [raw_worker.pid, server_pid],
-                }
+                pids = {"ours": journey_worker.pid, "raw": raw_worker.pid}
+                sides = {side: [pid, server_pid] for side, pid in pids.items()}
                 rows = [await events_per_second(stack, api, n, concurrency, sides)]
                 console.print(f"audience entry of {audience_n:,} ...")
-                pids = {"ours": journey_worker.pid, "raw": raw_worker.pid}
                 rows += await audience_entry(stack, api, audience_n, server_pid, pids)
                 return rows
