@@ -3,7 +3,7 @@ own rate limit, so engineers extend journeys without touching the interpreter.
 
 Register an action in any module named in `JOURNEYS_ACTION_MODULES`:
 
-    from activities.actions import ActionInput, action
+    from journeys.activities.actions import ActionInput, action
 
     @action("coupons.issue")
     async def issue(call: ActionInput) -> dict[str, object]:
@@ -28,9 +28,9 @@ from aiolimiter import AsyncLimiter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import Permanent, call
-from schemas import activities as names
-from schemas.activities import ActionRequest
+from journeys.activities.http import Permanent, call
+from journeys.schemas import activities as names
+from journeys.schemas.activities import ActionRequest
 
 RATE_WAIT_SECONDS = 10.0
 """How long a call waits for its rate limit before it is retried later by Temporal."""

@@ -9,19 +9,19 @@ import time
 from temporalio import activity
 from temporalio.client import Client
 
-from clients.enrollments import start_enrollment
-from schemas import activities as names
-from schemas.audience import (
+from journeys.clients.enrollments import start_enrollment
+from journeys.schemas import activities as names
+from journeys.schemas.audience import (
     AUDIENCE_EVENT,
     AudiencePage,
     AudiencePageRequest,
     Enrolled,
     EnrollRequest,
 )
-from schemas.events import CustomerEvent
-from schemas.journey import Audience
-from storage.audiences import AudienceStore
-from storage.profiles import ProfileStore
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import Audience
+from journeys.storage.audiences import AudienceStore
+from journeys.storage.profiles import ProfileStore
 
 COUNT_PAGE = 5000
 

@@ -23,11 +23,11 @@ from typing import Literal, Protocol
 import httpx
 from sqlmodel import SQLModel
 
-from activities.http import Permanent, ServiceRefused, call
-from schemas.settings import Settings
-from schemas.signatures import WEBHOOK_HEADER, sign_webhook
-from storage.secrets import webhook_key
-from storage.tables import InboxRow
+from journeys.activities.http import Permanent, ServiceRefused, call
+from journeys.schemas.settings import Settings
+from journeys.schemas.signatures import WEBHOOK_HEADER, sign_webhook
+from journeys.storage.secrets import webhook_key
+from journeys.storage.tables import InboxRow
 
 
 @dataclass(frozen=True)

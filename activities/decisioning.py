@@ -6,11 +6,11 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import Permanent, call
-from schemas import activities as names
-from schemas.decision import DecisionRequest, DecisionResult
-from schemas.settings import Settings
-from storage.secrets import services_key
+from journeys.activities.http import Permanent, call
+from journeys.schemas import activities as names
+from journeys.schemas.decision import DecisionRequest, DecisionResult
+from journeys.schemas.settings import Settings
+from journeys.storage.secrets import services_key
 
 
 class DecisioningActivities:

@@ -19,18 +19,18 @@ from typing import Never
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels import Channel, Outbound
-from activities.http import Permanent
-from activities.templates import Limits, RenderError, render_off_loop
-from schemas import activities as names
-from schemas import unsubscribe
-from schemas.delivery import SendRequest, SendResult
-from schemas.journey import MessageContent
-from schemas.settings import Settings
-from storage.journeys import JourneyStore
-from storage.ledger import DeliveryLedger, Rules
-from storage.secrets import unsubscribe_key
-from storage.templates import TemplateStore
+from journeys.activities.channels import Channel, Outbound
+from journeys.activities.http import Permanent
+from journeys.activities.templates import Limits, RenderError, render_off_loop
+from journeys.schemas import activities as names
+from journeys.schemas import unsubscribe
+from journeys.schemas.delivery import SendRequest, SendResult
+from journeys.schemas.journey import MessageContent
+from journeys.schemas.settings import Settings
+from journeys.storage.journeys import JourneyStore
+from journeys.storage.ledger import DeliveryLedger, Rules
+from journeys.storage.secrets import unsubscribe_key
+from journeys.storage.templates import TemplateStore
 
 TOP_PRIORITY_SECONDS = 2.0
 """How long the top priority read from the catalogue is kept (the router's refresh)."""

@@ -21,8 +21,8 @@ import anyio
 import httpcore
 import httpx
 
-from activities.http import Permanent
-from schemas.settings import Settings
+from journeys.activities.http import Permanent
+from journeys.schemas.settings import Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

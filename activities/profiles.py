@@ -8,10 +8,10 @@ from typing import Any
 
 from temporalio import activity
 
-from schemas import activities as names
-from schemas.activities import LocalTimeRequest, ProfileUpdate, SendTimeRequest
-from schemas.guardrails import best_hour, next_local_time
-from storage.profiles import ProfileStore
+from journeys.schemas import activities as names
+from journeys.schemas.activities import LocalTimeRequest, ProfileUpdate, SendTimeRequest
+from journeys.schemas.guardrails import best_hour, next_local_time
+from journeys.storage.profiles import ProfileStore
 
 
 class ProfileActivities:

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from schemas.journey import MessageContent
+from journeys.schemas.journey import MessageContent
 
 CHECK_EVERY = 256
 """Loop iterations between deadline checks."""

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
 
-from schemas import segment
-from schemas.access import Scope
+from journeys.schemas import segment
+from journeys.schemas.access import Scope
 
 KB = 1024
 MB = 1024 * KB

@@ -10,12 +10,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
 from temporalio.client import Client
 
-from api import errors, openapi
-from api.access import check_covered
-from api.browsers import CORSFor, SegmentErrors
-from api.contract import Contract
-from api.guard import Guard, Secrets
-from api.routes import (
+from journeys.api import errors, openapi
+from journeys.api.access import check_covered
+from journeys.api.browsers import CORSFor, SegmentErrors
+from journeys.api.contract import Contract
+from journeys.api.guard import Guard, Secrets
+from journeys.api.routes import (
     audiences,
     codec,
     customers,
@@ -31,14 +31,14 @@ from api.routes import (
     templates,
     unsubscribe,
 )
-from api.routing import EventRouter
-from schemas.segment import PATHS as segment_paths
-from schemas.settings import Settings
-from services.sandbox import Sandbox, build_router
-from storage.secrets import secret, services_key, unsubscribe_key
-from storage.stores import Stores
-from workers.health import answers, temporal_answers
-from workers.telemetry import instrument_app
+from journeys.api.routing import EventRouter
+from journeys.schemas.segment import PATHS as segment_paths
+from journeys.schemas.settings import Settings
+from journeys.services.sandbox import Sandbox, build_router
+from journeys.storage.secrets import secret, services_key, unsubscribe_key
+from journeys.storage.stores import Stores
+from journeys.workers.health import answers, temporal_answers
+from journeys.workers.telemetry import instrument_app
 
 
 def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:

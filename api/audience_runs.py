@@ -18,9 +18,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.audience import AudienceProgress, AudienceRunInput, audience_run_id
-from schemas.journey import JourneySpec
-from workflows.audience import AudienceEntryWorkflow
+from journeys.schemas.audience import AudienceProgress, AudienceRunInput, audience_run_id
+from journeys.schemas.journey import JourneySpec
+from journeys.workflows.audience import AudienceEntryWorkflow
 
 
 def schedule_id(journey_id: str) -> str:

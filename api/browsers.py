@@ -12,7 +12,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas.segment import PATHS
+from journeys.schemas.segment import PATHS
 
 SEGMENT_CODES = {
     400: "invalid_request",

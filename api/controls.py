@@ -16,9 +16,9 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFa
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from clients.enrollments import Enrollment
-from schemas.enrollment import Control, ControlRequest, EnrollmentState
-from workflows import search_attributes as sa
+from journeys.clients.enrollments import Enrollment
+from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
+from journeys.workflows import search_attributes as sa
 
 T = TypeVar("T", bound=BaseModel)
 IN_FLIGHT = 20

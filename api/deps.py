@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from temporalio.client import Client
 
-from api.routing import EventRouter
-from schemas.events import CUSTOMER_ID
-from schemas.journey import SLUG
-from schemas.settings import Settings
-from storage.stores import Stores
+from journeys.api.routing import EventRouter
+from journeys.schemas.events import CUSTOMER_ID
+from journeys.schemas.journey import SLUG
+from journeys.schemas.settings import Settings
+from journeys.storage.stores import Stores
 
 
 async def _stores(request: Request) -> Stores:

@@ -10,13 +10,13 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.controls import control, for_each
-from schemas.base import Schema
-from schemas.enrollment import ControlRequest
-from storage.db import sessions
-from storage.erase import erase_customer
-from storage.stores import Stores
-from workflows import search_attributes as sa
+from journeys.api.controls import control, for_each
+from journeys.schemas.base import Schema
+from journeys.schemas.enrollment import ControlRequest
+from journeys.storage.db import sessions
+from journeys.storage.erase import erase_customer
+from journeys.storage.stores import Stores
+from journeys.workflows import search_attributes as sa
 
 
 class Erased(Schema):

@@ -14,9 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from schemas.base import Schema
-from schemas.validation import JourneyInvalid
-from storage.erase import CustomerErasing
+from journeys.schemas.base import Schema
+from journeys.schemas.validation import JourneyInvalid
+from journeys.storage.erase import CustomerErasing
 
 ERASE_RETRY_SECONDS = 5
 """What a producer is told to wait when its event is for a customer being erased."""

@@ -10,10 +10,10 @@ from urllib.parse import quote
 
 from temporalio.client import Client
 
-from schemas.funnel import ArmFunnel, Funnel, StepFunnel
-from schemas.journey import JourneySpec, SplitStep
-from storage.ledger import DeliveryLedger
-from workflows import search_attributes as sa
+from journeys.schemas.funnel import ArmFunnel, Funnel, StepFunnel
+from journeys.schemas.journey import JourneySpec, SplitStep
+from journeys.storage.ledger import DeliveryLedger
+from journeys.workflows import search_attributes as sa
 
 STATUSES = ("active", "paused", "completed", "converted", "exited")
 COUNTS_AT_ONCE = 16

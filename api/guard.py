@@ -24,13 +24,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import customer_tokens
-from api.access import PUBLIC, ROUTES, Access, Matched, Table
-from api.contract import Contract
-from api.errors import respond
-from schemas.access import Caller
-from schemas.settings import Settings
-from storage.access import AuditLog, KeyStore
+from journeys.api import customer_tokens
+from journeys.api.access import PUBLIC, ROUTES, Access, Matched, Table
+from journeys.api.contract import Contract
+from journeys.api.errors import respond
+from journeys.schemas.access import Caller
+from journeys.schemas.settings import Settings
+from journeys.storage.access import AuditLog, KeyStore
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED = frozenset({"journeys:write", "operate", "admin"})

@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import ConfigDict, Field, StrictBool, field_validator
 
-from schemas.base import Schema
-from schemas.delivery import TemplateContent
-from schemas.events import CUSTOMER_ID, CustomerEvent
-from schemas.journey import Channel, JourneySpec
-from schemas.profile import EMAIL, PHONE_MAX, Location
-from schemas.wire import Timestamp
+from journeys.schemas.base import Schema
+from journeys.schemas.delivery import TemplateContent
+from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
+from journeys.schemas.journey import Channel, JourneySpec
+from journeys.schemas.profile import EMAIL, PHONE_MAX, Location
+from journeys.schemas.wire import Timestamp
 
 _ZONES = available_timezones()
 

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from api.access import PUBLIC, ROUTES
-from api.errors import MEDIA_TYPE, Problem
-from schemas.segment import BATCHES, CALLS, SegmentBatchDoc, SegmentMessage
+from journeys.api.access import PUBLIC, ROUTES
+from journeys.api.errors import MEDIA_TYPE, Problem
+from journeys.schemas.segment import BATCHES, CALLS, SegmentBatchDoc, SegmentMessage
 
 ERRORS = {
     "400": "The body is malformed (not JSON, nested too deep, bad gzip).",

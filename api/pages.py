@@ -11,8 +11,8 @@ from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
 
-from api.errors import problem
-from schemas.base import Schema
+from journeys.api.errors import problem
+from journeys.schemas.base import Schema
 
 T = TypeVar("T")
 Key = str | int

@@ -17,14 +17,14 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from clients.enrollments import Enrollment, start_enrollment
-from schemas.enrollment import EnrollmentOptions
-from schemas.events import CustomerEvent
-from schemas.journey import JourneySpec
-from schemas.predicates import evaluate
-from storage.erase import CustomerErasing
-from storage.journeys import JourneyStore
-from storage.stores import Stores
+from journeys.clients.enrollments import Enrollment, start_enrollment
+from journeys.schemas.enrollment import EnrollmentOptions
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.predicates import evaluate
+from journeys.storage.erase import CustomerErasing
+from journeys.storage.journeys import JourneyStore
+from journeys.storage.stores import Stores
 
 
 @dataclass

@@ -25,7 +25,6 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from api.routing import EventRouter
 from bench import ingestion, operations, parked, reservations, services, sizing, versus
 from bench.baseline import TrivialWorkflow
 from bench.stack import (
@@ -38,11 +37,12 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from cli.embedded import Stack
-from examples.onboarding_nudge import JOURNEY as ONBOARDING
-from schemas.events import CustomerEvent
-from schemas.journey import Entry, ExitStep, JourneySpec, SendStep
-from workflows import search_attributes as sa
+from journeys.api.routing import EventRouter
+from journeys.cli.embedded import Stack
+from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import Entry, ExitStep, JourneySpec, SendStep
+from journeys.workflows import search_attributes as sa
 
 console = Console()
 RAW_QUEUE = "bench-raw"

@@ -15,11 +15,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from schemas.settings import Settings
-from workers.temporal import connect
+from journeys.schemas.settings import Settings
+from journeys.workers.temporal import connect
 
 with workflow.unsafe.imports_passed_through():
-    from schemas.events import CustomerEvent
+    from journeys.schemas.events import CustomerEvent
 
 
 @activity.defn(name="bench.noop")

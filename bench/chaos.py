@@ -31,14 +31,14 @@ from typing import Any
 
 import httpx
 
-from cli.embedded import dev_server_command, free_port, spawn
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
-from schemas.settings import Settings
-from services.mailbox import Mailbox, start_smtp
-from storage.stores import Stores
+from journeys.cli.embedded import dev_server_command, free_port, spawn
+from journeys.schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
+from journeys.schemas.settings import Settings
+from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.storage.stores import Stores
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-API = ("cli.main", "api")
+API = ("journeys.cli.main", "api")
 CHANNELS = ["email", "webhook", "in_app"]
 STEPS = ("mail", "hook", "inbox")
 

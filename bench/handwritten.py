@@ -20,14 +20,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from schemas import activities as names
-    from schemas.activities import ProfileUpdate
-    from schemas.decision import DecisionRequest, DecisionResult
-    from schemas.delivery import SendRequest, SendResult
-    from schemas.events import CustomerEvent
-    from schemas.journey import SplitPath
-    from workflows import search_attributes as sa
-    from workflows.split import bucket, choose
+    from journeys.schemas import activities as names
+    from journeys.schemas.activities import ProfileUpdate
+    from journeys.schemas.decision import DecisionRequest, DecisionResult
+    from journeys.schemas.delivery import SendRequest, SendResult
+    from journeys.schemas.events import CustomerEvent
+    from journeys.schemas.journey import SplitPath
+    from journeys.workflows import search_attributes as sa
+    from journeys.workflows.split import bucket, choose
 
 SEND_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=8)
 LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=20)
@@ -316,10 +316,10 @@ WORKFLOWS: list[type[ByHand]] = [
 async def serve(task_queue: str) -> None:
     """The hand-written workflows' worker in its own process until SIGTERM, with the
     product's activities (its settings from JOURNEYS_*, as `journeys worker` reads them)."""
-    from activities.egress import shared_client
-    from cli.embedded import open_stores, wait_for_temporal
-    from schemas.settings import Settings
-    from workers.worker import build_worker
+    from journeys.activities.egress import shared_client
+    from journeys.cli.embedded import open_stores, wait_for_temporal
+    from journeys.schemas.settings import Settings
+    from journeys.workers.worker import build_worker
 
     settings = Settings()
     client = await wait_for_temporal(settings)

@@ -38,9 +38,9 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from cli.embedded import Stack
-from schemas.events import CustomerEvent
-from schemas.journey import (
+from journeys.cli.embedded import Stack
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import (
     Audience,
     Entry,
     ExitStep,
@@ -48,7 +48,7 @@ from schemas.journey import (
     WaitForEventStep,
     WaitStep,
 )
-from schemas.predicates import Comparison
+from journeys.schemas.predicates import Comparison
 
 RAW_QUEUE = "bench-raw-ingestion"
 BATCH = 100
@@ -255,7 +255,7 @@ async def measure(n: int, concurrency: int, audience_n: int, console: Any) -> li
     as deployed, so each side's memory and CPU are measured apart."""
     async with bench_stack(worker=False) as (stack, base, server_pid):
         with (
-            worker_process(stack.settings, "cli.main", "worker") as journey_worker,
+            worker_process(stack.settings, "journeys.cli.main", "worker") as journey_worker,
             worker_process(stack.settings, "bench.baseline", RAW_QUEUE) as raw_worker,
         ):
             async with await api_client(stack.stores, base) as api:

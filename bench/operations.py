@@ -22,7 +22,6 @@ import httpx
 from rich.console import Console
 from temporalio.client import Client
 
-from activities.channels import CHANNEL_NAMES
 from bench.stack import (
     Row,
     alternate,
@@ -32,13 +31,14 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from cli.embedded import free_port, load_examples
-from examples.onboarding_nudge import JOURNEY as ONBOARDING
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
-from schemas.settings import Settings
-from storage.stores import Stores
-from workers.codec import new_key
-from workers.temporal import connect
+from journeys.activities.channels import CHANNEL_NAMES
+from journeys.cli.embedded import free_port, load_examples
+from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
+from journeys.schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
+from journeys.schemas.settings import Settings
+from journeys.storage.stores import Stores
+from journeys.workers.codec import new_key
+from journeys.workers.temporal import connect
 
 ONE_SEND = JourneySpec(
     id="one-send",
@@ -93,8 +93,8 @@ async def side(base: Settings, name: str, on: bool, scratch: Path) -> AsyncItera
     worker = settings.model_copy(update={"metrics_address": _next_port(settings)})
     with (
         (scratch / f"{name}-traces.log").open("wb") as out,
-        worker_process(settings, "cli.main", "api", stdout=out) as api_process,
-        worker_process(worker, "cli.main", "worker", stdout=out) as worker_process_,
+        worker_process(settings, "journeys.cli.main", "api", stdout=out) as api_process,
+        worker_process(worker, "journeys.cli.main", "worker", stdout=out) as worker_process_,
     ):
         client = await connect(settings.model_copy(update={"metrics_address": None}))
         async with httpx.AsyncClient(

@@ -25,7 +25,7 @@ RATE = 400.0  # enrollments per second the run paces itself at
 
 async def measure(n: int, console: Console) -> list[Row]:
     async with bench_stack(worker=False, server_on_disk=True) as (stack, base, server):
-        with worker_process(stack.settings, "cli.main", "worker") as worker:
+        with worker_process(stack.settings, "journeys.cli.main", "worker") as worker:
             async with await api_client(stack.stores, base) as api:
                 spec = await audience_journey(api, n, RATE, timedelta(days=30))
                 pids: dict[str, int | str] = {"worker": worker.pid, "api": "self", "server": server}

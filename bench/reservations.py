@@ -21,13 +21,13 @@ from pathlib import Path
 import psycopg
 
 from bench.stack import Row
-from schemas.delivery import SendRequest
-from schemas.events import CustomerEvent
-from schemas.guardrails import FrequencyCap
-from schemas.journey import MessageContent
-from storage.ledger import Rules
-from storage.stores import Stores
-from storage.tables import DeliveryRow
+from journeys.schemas.delivery import SendRequest
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.guardrails import FrequencyCap
+from journeys.schemas.journey import MessageContent
+from journeys.storage.ledger import Rules
+from journeys.storage.stores import Stores
+from journeys.storage.tables import DeliveryRow
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CAP = FrequencyCap(limit=3, window=timedelta(days=7))

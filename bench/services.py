@@ -23,17 +23,17 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.channels import Outbound, channels_for
-from activities.delivery import DeliveryActivities
-from activities.egress import shared_client
 from bench.stack import Row, api_client, bench_stack
-from cli.embedded import Stack
-from schemas.decision import Offer
-from schemas.delivery import SendRequest
-from schemas.events import CustomerEvent
-from schemas.journey import MessageContent
-from schemas.profile import Profile
-from storage.db import sessions
+from journeys.activities.channels import Outbound, channels_for
+from journeys.activities.delivery import DeliveryActivities
+from journeys.activities.egress import shared_client
+from journeys.cli.embedded import Stack
+from journeys.schemas.decision import Offer
+from journeys.schemas.delivery import SendRequest
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import MessageContent
+from journeys.schemas.profile import Profile
+from journeys.storage.db import sessions
 
 QUEUE = "bench-services"
 CHANNELS = ("in_app", "email", "sms", "whatsapp", "push", "webhook")

@@ -30,8 +30,8 @@ from temporalio.client import Client
 
 from bench.operations import ONE_SEND, Side, publish, side
 from bench.stack import bench_stack, bounded, cpu_seconds, product_guardrails, tag
-from examples.onboarding_nudge import JOURNEY as ONBOARDING
-from schemas.journey import JourneySpec
+from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
+from journeys.schemas.journey import JourneySpec
 
 DAY = 86_400.0
 

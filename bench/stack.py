@@ -21,7 +21,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from cli.embedded import (
+from journeys.cli.embedded import (
     Stack,
     dev_server,
     dev_server_command,
@@ -29,9 +29,9 @@ from cli.embedded import (
     running_stack,
     spawn,
 )
-from schemas.settings import Settings
-from services.mailbox import Mailbox, start_smtp
-from storage.stores import Stores
+from journeys.schemas.settings import Settings
+from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.storage.stores import Stores
 
 Row = tuple[str, float, float, str]
 """One figure: (what, measured, baseline, target)."""

@@ -47,20 +47,20 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from cli.embedded import free_port, load_examples, open_stores
-from examples import (
+from journeys.cli.embedded import free_port, load_examples, open_stores
+from journeys.examples import (
     cart_abandonment,
     direct_debit,
     onboarding_nudge,
     subscription_renewal,
     welcome_series,
 )
-from schemas.events import CustomerEvent
-from schemas.journey import JourneySpec
-from schemas.profile import Profile
-from schemas.settings import Settings
-from storage.stores import Stores
-from workflows import search_attributes as sa
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.profile import Profile
+from journeys.schemas.settings import Settings
+from journeys.storage.stores import Stores
+from journeys.workflows import search_attributes as sa
 
 SCALE = 864_000.0  # a day lasts a tenth of a second
 ROUNDS = 4  # per side, alternating: with two, one slow wave moved a rate by a third
@@ -173,7 +173,7 @@ async def hand_side(base: Settings, scratch: Path, client: Client) -> AsyncItera
     await load_examples(stores)  # the templates and offers the journeys use
     try:
         with (
-            worker_process(settings, "cli.main", "api") as services,
+            worker_process(settings, "journeys.cli.main", "api") as services,
             worker_process(settings, "bench.handwritten", settings.task_queue) as worker,
         ):
             async with httpx.AsyncClient(base_url=settings.public_url) as api:

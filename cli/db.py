@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from cli.http import Json, print_json
-from schemas.settings import Settings
+from journeys.cli.http import Json, print_json
+from journeys.schemas.settings import Settings
 
 # The database modules load when a command runs, not when `journeys --help` does.
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ app = typer.Typer(help="The database schema: upgrade, current, revision.", no_ar
 
 def _on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run `work(engine)` on the configured database (Unreachable: one line)."""
-    from cli.embedded import database_errors
-    from storage.db import make_engine
+    from journeys.cli.embedded import database_errors
+    from journeys.storage.db import make_engine
 
     settings = Settings()
 
@@ -45,7 +45,7 @@ def _on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 def upgrade() -> None:
     """Migrate JOURNEYS_DATABASE_URL to this version's schema (safe to run again, and from
     several places at once: one migrates, the others wait and find it done)."""
-    from storage import schema
+    from journeys.storage import schema
 
     before, now = _on_engine(schema.upgrade)
     if before == now:
@@ -57,7 +57,7 @@ def upgrade() -> None:
 @app.command()
 def current(as_json: Json = False) -> None:
     """Print the database's revision and this version's; exit 1 if it needs `upgrade`."""
-    from storage import schema
+    from journeys.storage import schema
 
     at = _on_engine(schema.current)
     if as_json:
@@ -75,8 +75,8 @@ def revision(
     """Write a new migration with what storage/tables.py changed since the newest revision
     (compared on a scratch SQLite database migrated to it; check it on PostgreSQL too)."""
 
-    from storage import schema
-    from storage.db import make_engine
+    from journeys.storage import schema
+    from journeys.storage.db import make_engine
 
     async def write(folder: str) -> str:
         engine = make_engine(f"sqlite+aiosqlite:///{folder}/scratch.db")

@@ -23,24 +23,24 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
-from activities.channels import CHANNEL_NAMES
-from activities.egress import shared_client
-from api.app import create_app
-from cli.http import CliError
-from examples import JOURNEYS, OFFERS, TEMPLATES
-from schemas.settings import Settings
-from services.mailbox import Mailbox
-from storage.schema import SchemaBehind
-from storage.stores import Stores
-from workers.health import worker_health_app
-from workers.telemetry import install_tracing, instrument_http
-from workers.temporal import (
+from journeys.activities.channels import CHANNEL_NAMES
+from journeys.activities.egress import shared_client
+from journeys.api.app import create_app
+from journeys.cli.http import CliError
+from journeys.examples import JOURNEYS, OFFERS, TEMPLATES
+from journeys.schemas.settings import Settings
+from journeys.services.mailbox import Mailbox
+from journeys.storage.schema import SchemaBehind
+from journeys.storage.stores import Stores
+from journeys.workers.health import worker_health_app
+from journeys.workers.telemetry import install_tracing, instrument_http
+from journeys.workers.temporal import (
     connect,
     connect_config,
     ensure_search_attributes,
     search_attribute_flags,
 )
-from workers.worker import build_worker
+from journeys.workers.worker import build_worker
 
 
 def temporal_binary() -> str:
@@ -81,7 +81,7 @@ def dev_server_command(
 
 
 PROJECT = Path(__file__).resolve().parent.parent
-WORKER = ("cli.main", "worker")
+WORKER = ("journeys.cli.main", "worker")
 
 
 def spawn(
@@ -323,8 +323,8 @@ def free_port_or_fail(host: str, port: int, what: str) -> None:
 def kept_payload_key(data_dir: Path) -> str:
     """The embedded default's payload key: made on first run, kept (0600) in the data
     folder, so history written before a restart still decrypts."""
-    from storage.secrets import secret
-    from workers.codec import new_key
+    from journeys.storage.secrets import secret
+    from journeys.workers.codec import new_key
 
     return secret(
         Settings(data_dir=data_dir, generate_secrets=True), None, "payload", make=new_key
@@ -333,7 +333,7 @@ def kept_payload_key(data_dir: Path) -> str:
 
 async def embedded_admin_key(settings: Settings) -> str:
     """Open the database once to make (or find) the embedded default's admin key."""
-    from cli.keys import admin_key
+    from journeys.cli.keys import admin_key
 
     stores = await Stores.open(
         settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema

@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from schemas.settings import Settings
+from journeys.schemas.settings import Settings
 
 KEY_FILE = "api-key"
 URL_FILE = "api-url"

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from cli.http import Json, console, key_file, print_json
-from schemas.access import SCOPE_HELP, SCOPES, Caller, Scope
-from schemas.settings import Settings
+from journeys.cli.http import Json, console, key_file, print_json
+from journeys.schemas.access import SCOPE_HELP, SCOPES, Caller, Scope
+from journeys.schemas.settings import Settings
 
 if TYPE_CHECKING:
-    from storage.stores import Stores  # loaded when a command runs, not for --help
+    from journeys.storage.stores import Stores  # loaded when a command runs, not for --help
 
 T = TypeVar("T")
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -46,7 +46,7 @@ async def admin_key(stores: Stores, data_dir: Path) -> str:
 def _on_database(work: Callable[[Stores], Awaitable[T]]) -> T:
     """Run `work` on the configured database, which `journeys db upgrade` has migrated
     (else Unreachable: one line, from `journeys`' main)."""
-    from cli.embedded import open_stores
+    from journeys.cli.embedded import open_stores
 
     async def run() -> T:
         stores = await open_stores(Settings(), migrate=False)

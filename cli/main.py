@@ -17,8 +17,8 @@ from pydantic import SecretStr, ValidationError
 from rich.panel import Panel
 from rich.table import Table
 
-from cli import db, keys
-from cli.http import (
+from journeys.cli import db, keys
+from journeys.cli.http import (
     ApiUrl,
     CliError,
     Json,
@@ -28,13 +28,13 @@ from cli.http import (
     ok,
     print_json,
 )
-from schemas.funnel import Funnel
-from schemas.journey import JourneySpec
-from schemas.settings import Settings
-from schemas.validation import check_journey
+from journeys.schemas.funnel import Funnel
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.settings import Settings
+from journeys.schemas.validation import check_journey
 
 if TYPE_CHECKING:
-    from workers.replay import Replayed
+    from journeys.workers.replay import Replayed
 
 app = typer.Typer(
     help="A durable customer-journey runner on Temporal.",
@@ -66,7 +66,7 @@ def up(
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
-    from cli.embedded import (
+    from journeys.cli.embedded import (
         dev_server,
         dev_server_command,
         embedded_admin_key,
@@ -75,8 +75,8 @@ def up(
         mailbox_for,
         run_until_stopped,
     )
-    from cli.http import key_file, url_file
-    from services.mailbox import start_smtp
+    from journeys.cli.http import key_file, url_file
+    from journeys.services.mailbox import start_smtp
 
     # Every port first: nothing is made or started when one is taken.
     for port, what in (
@@ -156,7 +156,7 @@ def up(
 
 
 def _telemetry(settings: Settings, data_dir: Path) -> str:
-    from workers.telemetry import exporters, tracing_enabled
+    from journeys.workers.telemetry import exporters, tracing_enabled
 
     traces = "traces off"
     if tracing_enabled(settings):
@@ -187,7 +187,7 @@ def api() -> None:
 def _serve(**parts: bool) -> None:
     """Run a worker or the API until SIGTERM; what it cannot reach at start (Temporal, the
     database) is one line on stderr and exit status 1, not a traceback."""
-    from cli.embedded import Unreachable, run_until_stopped
+    from journeys.cli.embedded import Unreachable, run_until_stopped
 
     settings = Settings()
     missing = settings.missing_secrets(api=parts.get("api", True), worker=parts.get("worker", True))
@@ -367,7 +367,7 @@ def read_ids(source: Path) -> tuple[list[str], list[tuple[int, str]]]:
     import csv
     import re
 
-    from schemas.events import CUSTOMER_ID
+    from journeys.schemas.events import CUSTOMER_ID
 
     valid = re.compile(CUSTOMER_ID)
     ids: list[str] = []
@@ -617,10 +617,10 @@ def replay(
 ) -> None:
     """Replay workflow histories (from files, or from the server by a list query) against
     this code: exit 1 if any would break, naming it and why. Run it before a deploy."""
-    from workers.codec import data_converter
-    from workers.replay import from_files, from_server
-    from workers.replay import replay as replay_all
-    from workers.temporal import connect
+    from journeys.workers.codec import data_converter
+    from journeys.workers.replay import from_files, from_server
+    from journeys.workers.replay import replay as replay_all
+    from journeys.workers.temporal import connect
 
     if not files and not query:
         console.print("[red]give history files or --query[/]")
@@ -670,7 +670,7 @@ def replay(
 def patch_report(results: list[Replayed]) -> str:
     """Per patch still in the code, how many of these histories recorded it and how many
     did not: the patch policy's evidence (README, "Changing workflow code")."""
-    from workflows.journey import PATCHES
+    from journeys.workflows.journey import PATCHES
 
     lines = []
     for patch in PATCHES:
@@ -713,7 +713,7 @@ def audit(
 def payload_key() -> None:
     """Print a new key for JOURNEYS_PAYLOAD_KEY, which turns on payload encryption. Keep it
     with your other secrets; set the old one in JOURNEYS_PAYLOAD_OLD_KEYS when rotating."""
-    from workers.codec import new_key
+    from journeys.workers.codec import new_key
 
     print(new_key())
 

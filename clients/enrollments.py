@@ -14,7 +14,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from schemas.enrollment import (
+from journeys.schemas.enrollment import (
     Control,
     ControlRequest,
     EnrollmentInput,
@@ -24,10 +24,10 @@ from schemas.enrollment import (
     MigrationPlan,
     enrollment_workflow_id,
 )
-from schemas.events import CustomerEvent
-from schemas.journey import JourneySpec
-from workflows import search_attributes as sa
-from workflows.journey import PATCH_SET, JourneyWorkflow
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import JourneySpec
+from journeys.workflows import search_attributes as sa
+from journeys.workflows.journey import PATCH_SET, JourneyWorkflow
 
 T = TypeVar("T")
 REUSE = {

@@ -4,16 +4,16 @@ the decisioning catalogue's example offers are in `OFFERS`."""
 
 from __future__ import annotations
 
-from examples import (
+from journeys.examples import (
     cart_abandonment,
     direct_debit,
     onboarding_nudge,
     subscription_renewal,
     welcome_series,
 )
-from schemas.decision import Offer
-from schemas.delivery import Template
-from schemas.journey import JourneySpec
+from journeys.schemas.decision import Offer
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import JourneySpec
 
 MODULES = (onboarding_nudge, cart_abandonment, subscription_renewal, welcome_series, direct_debit)
 JOURNEYS: list[JourneySpec] = [m.JOURNEY for m in MODULES]

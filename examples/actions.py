@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from activities.actions import ActionInput, action
+from journeys.activities.actions import ActionInput, action
 
 
 @action("coupons.issue")

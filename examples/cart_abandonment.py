@@ -10,9 +10,9 @@ merchandisers change recommendations and festival dates without publishing the j
 
 from datetime import UTC, datetime, timedelta
 
-from schemas.decision import Offer
-from schemas.delivery import Template
-from schemas.journey import (
+from journeys.schemas.decision import Offer
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import (
     DecideStep,
     Entry,
     EventCondition,

@@ -9,8 +9,8 @@ Start it with `journeys audience direct-debit-prompt` (or `POST
 
 from datetime import timedelta
 
-from schemas.delivery import Template
-from schemas.journey import (
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import (
     Audience,
     Entry,
     EventCondition,
@@ -19,7 +19,7 @@ from schemas.journey import (
     SendStep,
     WaitForEventStep,
 )
-from schemas.predicates import AllOf, Comparison, Not
+from journeys.schemas.predicates import AllOf, Comparison, Not
 
 AUDIENCE = Audience(
     where=AllOf(

@@ -10,8 +10,8 @@ against the global frequency cap and need marketing consent.
 
 from datetime import timedelta
 
-from schemas.delivery import Template
-from schemas.journey import (
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import (
     Entry,
     EventCondition,
     ExitStep,

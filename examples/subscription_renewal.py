@@ -10,8 +10,8 @@ applies to every one, and WhatsApp needs an explicit opt-in (`consent.whatsapp: 
 
 from datetime import timedelta
 
-from schemas.delivery import Template
-from schemas.journey import (
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import (
     BranchCase,
     BranchStep,
     Entry,

@@ -3,8 +3,8 @@ with a 10% holdout that receives nothing (so the lift is measurable)."""
 
 from datetime import timedelta
 
-from schemas.delivery import Template
-from schemas.journey import (
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import (
     BranchCase,
     BranchStep,
     Entry,
@@ -16,7 +16,7 @@ from schemas.journey import (
     SplitStep,
     WaitStep,
 )
-from schemas.predicates import Comparison
+from journeys.schemas.predicates import Comparison
 
 JOURNEY = JourneySpec(
     id="welcome-series",

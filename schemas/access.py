@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import ConfigDict, Field
 
-from schemas.base import Schema
+from journeys.schemas.base import Schema
 
 Scope = Literal["events:write", "journeys:write", "operate", "read", "decide", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)

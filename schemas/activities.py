@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import Field
 
-from schemas.base import Schema
-from schemas.journey import HttpCall, RateLimit
+from journeys.schemas.base import Schema
+from journeys.schemas.journey import HttpCall, RateLimit
 
 SEND = "journeys.send"
 GET_PROFILE = "journeys.get_profile"

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.base import Schema
-from schemas.enrollment import EnrollmentOptions
-from schemas.journey import Audience, JourneySpec
+from journeys.schemas.base import Schema
+from journeys.schemas.enrollment import EnrollmentOptions
+from journeys.schemas.journey import Audience, JourneySpec
 
 AUDIENCE_EVENT = "audience.entered"
 """The trigger event of an enrollment started by an audience run (`properties.run`)."""

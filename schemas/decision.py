@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, StrictBool
 
-from schemas.base import Schema
-from schemas.journey import SLUG, Ranking
-from schemas.predicates import Predicate
-from schemas.wire import Timestamp
+from journeys.schemas.base import Schema
+from journeys.schemas.journey import SLUG, Ranking
+from journeys.schemas.predicates import Predicate
+from journeys.schemas.wire import Timestamp
 
 
 class OfferIn(Schema):

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.base import Schema
-from schemas.events import CustomerEvent
-from schemas.guardrails import FrequencyCap, QuietHours, Topic
-from schemas.journey import Channel, MessageContent, SendChannel
+from journeys.schemas.base import Schema
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.guardrails import FrequencyCap, QuietHours, Topic
+from journeys.schemas.journey import Channel, MessageContent, SendChannel
 
 DeliveryStatus = Literal["pending", "contending", "deferred", "sent", "suppressed", "failed"]
 """`pending`: reserved, being delivered (counts against caps); `contending`: waiting to be

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Schema
-from schemas.events import CustomerEvent
-from schemas.journey import JourneySpec
+from journeys.schemas.base import Schema
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import JourneySpec
 
 Status = Literal["active", "converted", "exited", "completed", "stopped"]
 """`stopped`: ended in Temporal outside the journey (terminated, timed out, failed or

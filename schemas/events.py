@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
-from schemas.base import Schema
-from schemas.wire import Timestamp
+from journeys.schemas.base import Schema
+from journeys.schemas.wire import Timestamp
 
 CUSTOMER_ID = r"""^[^\s\x00-\x1f\x7f-\x9f/\\"']+$"""
 """Customer ids: 1 to 200 characters, none of them whitespace, a control character, `/`,

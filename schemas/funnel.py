@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.base import Schema
+from journeys.schemas.base import Schema
 
 
 class StepFunnel(Schema):

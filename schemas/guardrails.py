@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field
 
-from schemas.base import Schema
-from schemas.wire import Duration
+from journeys.schemas.base import Schema
+from journeys.schemas.wire import Duration
 
 Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
 CHANNELS: tuple[str, ...] = get_args(Channel)

@@ -15,11 +15,11 @@ from zoneinfo import available_timezones
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from schemas.base import Schema
-from schemas.formula import parse
-from schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
-from schemas.predicates import Predicate, fields
-from schemas.wire import Duration
+from journeys.schemas.base import Schema
+from journeys.schemas.formula import parse
+from journeys.schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
+from journeys.schemas.predicates import Predicate, fields
+from journeys.schemas.wire import Duration
 
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]

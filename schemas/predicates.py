@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from schemas.base import Schema
+from journeys.schemas.base import Schema
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
 ROOTS = ("profile", "group", "event", "last_event", "context")

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictFloat
 
-from schemas.base import Schema
-from schemas.guardrails import Topic
-from schemas.journey import Channel
-from schemas.wire import Timestamp
+from journeys.schemas.base import Schema
+from journeys.schemas.guardrails import Topic
+from journeys.schemas.journey import Channel
+from journeys.schemas.wire import Timestamp
 
 ALL_CHANNELS = "all"
 SEEN_KEPT = 100

@@ -28,10 +28,10 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.base import Schema
-from schemas.events import CUSTOMER_ID, CustomerEvent
-from schemas.profile import EMAIL, PHONE_MAX
-from schemas.wire import Timestamp
+from journeys.schemas.base import Schema
+from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
+from journeys.schemas.profile import EMAIL, PHONE_MAX
+from journeys.schemas.wire import Timestamp
 
 PAGE_EVENT = "page.viewed"
 SCREEN_EVENT = "screen.viewed"

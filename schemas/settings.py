@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.guardrails import FrequencyCap, QuietHours
+from journeys.schemas.guardrails import FrequencyCap, QuietHours
 
 
 class Settings(BaseSettings):
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     """Signs webhook bodies (HMAC-SHA256); default: a random key kept in `data_dir`."""
 
-    action_modules: list[str] = Field(default_factory=lambda: ["examples.actions"])
+    action_modules: list[str] = Field(default_factory=lambda: ["journeys.examples.actions"])
     """Modules imported by the worker to register `action` step handlers."""
 
     services_key: SecretStr | None = None

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from schemas.profile import Profile
+from journeys.schemas.profile import Profile
 
 ROOTS = ("profile", "event", "last_event", "context", "unsubscribe_url")
 CONTEXT_KINDS = {"decisions": "decide", "actions": "action", "steps": "send", "splits": "split"}

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 
-from schemas.settings import Settings
+from journeys.schemas.settings import Settings
 
 
 def _b64(data: bytes) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from schemas import templating
-from schemas.journey import BEST_CHANNEL, JourneySpec, SendStep
-from schemas.predicates import fields
+from journeys.schemas import templating
+from journeys.schemas.journey import BEST_CHANNEL, JourneySpec, SendStep
+from journeys.schemas.predicates import fields
 
 
 @dataclass(frozen=True)

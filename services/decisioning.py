@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from schemas.decision import Chosen, DecisionRequest, DecisionResult, Dropped, Offer
-from schemas.formula import evaluate as formula
-from schemas.predicates import why_not
+from journeys.schemas.decision import Chosen, DecisionRequest, DecisionResult, Dropped, Offer
+from journeys.schemas.formula import evaluate as formula
+from journeys.schemas.predicates import why_not
 
 
 def rank(

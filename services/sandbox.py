@@ -37,9 +37,9 @@ from fastapi.security import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.settings import Settings
-from schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
-from storage.secrets import webhook_key
+from journeys.schemas.settings import Settings
+from journeys.schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
+from journeys.storage.secrets import webhook_key
 
 Provider = Literal["twilio", "fcm", "webhooks"]
 _basic = HTTPBasic(auto_error=False)  # the provider answers in its own error format

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.access import KEY_PREFIX, AuditEntry, Caller, KeyCreated, KeyOut, Scope
-from storage.tables import ApiKeyRow, AuditRow
+from journeys.schemas.access import KEY_PREFIX, AuditEntry, Caller, KeyCreated, KeyOut, Scope
+from journeys.storage.tables import ApiKeyRow, AuditRow
 
 CACHED_KEYS = 10_000
 LAST_USED_EVERY = timedelta(minutes=1)

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.journey import Audience
-from schemas.predicates import evaluate
-from storage.tables import AudienceMemberRow, ProfileRow
+from journeys.schemas.journey import Audience
+from journeys.schemas.predicates import evaluate
+from journeys.storage.tables import AudienceMemberRow, ProfileRow
 
 CHUNK = 400  # rows per INSERT (two bound parameters each, under SQLite's limit)
 

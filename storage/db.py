@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage.tables import utcnow
+from journeys.storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from journeys.storage.tables import utcnow
 
 
 def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.tables import (
+from journeys.storage.tables import (
     AliasRow,
     AudienceMemberRow,
     DecisionRow,

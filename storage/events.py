@@ -16,12 +16,12 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
-from schemas.events import CustomerEvent
-from storage import profiles
-from storage.db import Transactions
-from storage.erase import CustomerErasing
-from storage.group_commit import GroupCommit, Outcome
-from storage.tables import AcceptedEventRow, utcnow
+from journeys.schemas.events import CustomerEvent
+from journeys.storage import profiles
+from journeys.storage.db import Transactions
+from journeys.storage.erase import CustomerErasing
+from journeys.storage.group_commit import GroupCommit, Outcome
+from journeys.storage.tables import AcceptedEventRow, utcnow
 
 CHUNK = 500  # message ids per statement (SQLite's bound-parameter limit)
 

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.delivery import InboxMessage
-from storage.tables import InboxRow, utcnow
+from journeys.schemas.delivery import InboxMessage
+from journeys.storage.tables import InboxRow, utcnow
 
 
 class Inbox:

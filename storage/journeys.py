@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.delivery import Template
-from schemas.journey import JourneySpec
-from schemas.validation import ensure_valid
-from storage.tables import JourneyVersionRow, PublishKeyRow, TemplateRow
+from journeys.schemas.delivery import Template
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.validation import ensure_valid
+from journeys.storage.tables import JourneyVersionRow, PublishKeyRow, TemplateRow
 
 
 class KeyReused(Exception):

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.delivery import FINAL, Delivery, SendRequest, SendResult
-from schemas.guardrails import (
+from journeys.schemas.delivery import FINAL, Delivery, SendRequest, SendResult
+from journeys.schemas.guardrails import (
     FrequencyCap,
     QuietHours,
     best_hour,
@@ -35,11 +35,11 @@ from schemas.guardrails import (
     free_at,
     quiet_until,
 )
-from schemas.journey import channel_candidates
-from schemas.profile import Profile
-from storage.db import serialize, write_turn
-from storage.profiles import load, stored_profile
-from storage.tables import DeliveryRow, ProfileRow, utcnow
+from journeys.schemas.journey import channel_candidates
+from journeys.schemas.profile import Profile
+from journeys.storage.db import serialize, write_turn
+from journeys.storage.profiles import load, stored_profile
+from journeys.storage.tables import DeliveryRow, ProfileRow, utcnow
 
 COUNTED = ("pending", "sent")
 STALE_CONTENDER = timedelta(seconds=60)

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.decision import DecisionRequest, DecisionResult, Offer
-from services.decisioning import rank
-from storage.db import serialize, upsert
-from storage.profiles import load
-from storage.tables import DecisionRow, OfferGrantRow, OfferRow
+from journeys.schemas.decision import DecisionRequest, DecisionResult, Offer
+from journeys.services.decisioning import rank
+from journeys.storage.db import serialize, upsert
+from journeys.storage.profiles import load
+from journeys.storage.tables import DecisionRow, OfferGrantRow, OfferRow
 
 
 class OfferStore:

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.events import CustomerEvent
-from schemas.guardrails import CHANNELS
-from schemas.profile import ALL_CHANNELS, Profile
-from storage.erase import refuse_erasing
-from storage.tables import AliasRow, GroupRow, ProfileRow, utcnow
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.guardrails import CHANNELS
+from journeys.schemas.profile import ALL_CHANNELS, Profile
+from journeys.storage.erase import refuse_erasing
+from journeys.storage.tables import AliasRow, GroupRow, ProfileRow, utcnow
 
 SERVER_MAINTAINED = ("active_hours", "last_seen_at", "seen")
 

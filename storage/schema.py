@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from journeys.storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 BASELINE = "0001"
 """The first revision: the schema as it was when migrations began. A database made before
@@ -36,7 +36,7 @@ class SchemaBehind(Exception):
 
 def _config(connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", "storage:migrations")
+    config.set_main_option("script_location", "journeys.storage:migrations")
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     config.attributes["connection"] = connection
     return config

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from schemas.settings import Settings
+from journeys.schemas.settings import Settings
 
 
 class MissingSecret(RuntimeError):

@@ -9,18 +9,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import schema as migrations
-from storage.access import AuditLog, KeyStore
-from storage.audiences import AudienceStore
-from storage.db import Transactions, checkpoints, make_engine, sessions
-from storage.erase import Erasures
-from storage.events import EventLog
-from storage.inbox import Inbox
-from storage.journeys import JourneyStore
-from storage.ledger import DeliveryLedger
-from storage.offers import OfferStore
-from storage.profiles import ProfileStore
-from storage.templates import TemplateStore
+from journeys.storage import schema as migrations
+from journeys.storage.access import AuditLog, KeyStore
+from journeys.storage.audiences import AudienceStore
+from journeys.storage.db import Transactions, checkpoints, make_engine, sessions
+from journeys.storage.erase import Erasures
+from journeys.storage.events import EventLog
+from journeys.storage.inbox import Inbox
+from journeys.storage.journeys import JourneyStore
+from journeys.storage.ledger import DeliveryLedger
+from journeys.storage.offers import OfferStore
+from journeys.storage.profiles import ProfileStore
+from journeys.storage.templates import TemplateStore
 
 
 @dataclass

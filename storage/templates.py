@@ -6,9 +6,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from schemas.delivery import Template
-from storage.db import upsert
-from storage.tables import TemplateRow
+from journeys.schemas.delivery import Template
+from journeys.storage.db import upsert
+from journeys.storage.tables import TemplateRow
 
 
 class TemplateStore:

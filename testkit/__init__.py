@@ -6,6 +6,6 @@ With pytest, the plugin (`testkit.plugin`, registered on install) gives the fixt
 Temporal dev server per session). See the README, "Testing your journeys".
 """
 
-from testkit.kit import JourneyKit, Run, Sent, temporal_server
+from journeys.testkit.kit import JourneyKit, Run, Sent, temporal_server
 
 __all__ = ["JourneyKit", "Run", "Sent", "temporal_server"]

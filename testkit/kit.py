@@ -27,9 +27,9 @@ from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from api.routes import decisioning
-from api.routing import EventRouter, Routed, ingest
-from cli.embedded import (
+from journeys.api.routes import decisioning
+from journeys.api.routing import EventRouter, Routed, ingest
+from journeys.cli.embedded import (
     dev_server,
     dev_server_command,
     free_port,
@@ -38,17 +38,17 @@ from cli.embedded import (
     open_stores,
     wait_for_temporal,
 )
-from clients.enrollments import Enrollment
-from schemas.delivery import Delivery, Template
-from schemas.enrollment import Control, ControlRequest, EnrollmentState
-from schemas.events import CustomerEvent
-from schemas.journey import JourneySpec, SendStep
-from schemas.profile import Profile
-from schemas.settings import Settings
-from services.mailbox import Mailbox, Received, start_smtp
-from services.sandbox import Sandbox, build_router
-from storage.stores import Stores
-from workers.worker import build_worker
+from journeys.clients.enrollments import Enrollment
+from journeys.schemas.delivery import Delivery, Template
+from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import JourneySpec, SendStep
+from journeys.schemas.profile import Profile
+from journeys.schemas.settings import Settings
+from journeys.services.mailbox import Mailbox, Received, start_smtp
+from journeys.services.sandbox import Sandbox, build_router
+from journeys.storage.stores import Stores
+from journeys.workers.worker import build_worker
 
 SERVICES = "http://services.journeys.test"
 """Where the worker finds the built-in services and provider sandboxes (in-process)."""

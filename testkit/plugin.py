@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from testkit.kit import JourneyKit, temporal_server
+from journeys.testkit.kit import JourneyKit, temporal_server
 
 
 @pytest.fixture(scope="session")

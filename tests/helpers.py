@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from temporalio.client import WorkflowHandle
 
-from schemas.journey import (
+from journeys.schemas.journey import (
     Entry,
     ExitStep,
     JourneySpec,
@@ -139,7 +139,7 @@ def journeys_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     if "--api-url" in args and "JOURNEYS_API_KEY" not in env:  # the stack's key
         env["JOURNEYS_API_KEY"] = API_KEYS[args[args.index("--api-url") + 1]]
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "journeys.cli.main", *args],
         capture_output=True,
         text=True,
         cwd=repo_root(),

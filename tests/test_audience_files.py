@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.main import read_ids
+from journeys.cli.main import read_ids
 
 
 def test_csv_with_bom_quotes_and_bad_lines(tmp_path: Path) -> None:

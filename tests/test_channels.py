@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
-from schemas.signatures import sign_twilio, sign_webhook, verify_webhook
+from journeys.schemas.signatures import sign_twilio, sign_webhook, verify_webhook
 from tests.conftest import Receiver, eventually, unique
 from tests.helpers import (
     customer,

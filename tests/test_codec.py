@@ -15,13 +15,13 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
 
-from api.app import create_app
-from cli.embedded import Stack
-from schemas.enrollment import enrollment_workflow_id
+from journeys.api.app import create_app
+from journeys.cli.embedded import Stack
+from journeys.schemas.enrollment import enrollment_workflow_id
+from journeys.workers.codec import codec, new_key
+from journeys.workers.temporal import connect_config
 from tests.conftest import unique
 from tests.helpers import customer, ended, event, one_send, publish_copy
-from workers.codec import codec, new_key
-from workers.temporal import connect_config
 
 pytestmark = pytest.mark.both_databases
 

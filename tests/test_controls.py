@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from schemas.journey import (
+from journeys.schemas.journey import (
     Entry,
     ExitStep,
     JourneySpec,

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.decision import DecisionRequest, Offer
-from schemas.formula import FormulaError, evaluate, parse
-from schemas.journey import Ranking
-from services.decisioning import rank
+from journeys.schemas.decision import DecisionRequest, Offer
+from journeys.schemas.formula import FormulaError, evaluate, parse
+from journeys.schemas.journey import Ranking
+from journeys.services.decisioning import rank
 from tests.conftest import unique
 from tests.helpers import customer
 

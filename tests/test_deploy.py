@@ -20,10 +20,10 @@ import yaml
 from dotenv import dotenv_values
 from typer.main import get_command
 
-from cli.main import app
-from schemas.settings import Settings
+from journeys.cli.main import app
+from journeys.schemas.settings import Settings
+from journeys.workflows import search_attributes as sa
 from tests.kustomize import build, containers
-from workflows import search_attributes as sa
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -118,8 +118,11 @@ def test_the_commands_the_manifests_run_exist() -> None:
 
 
 def test_the_image_holds_every_package() -> None:
+    """The wheel's one package and every folder it links to under its name."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = set(pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
+    [package] = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    linked = {p.resolve().name for p in (ROOT / package).iterdir() if p.is_symlink()}
+    packages = {package} | linked
     copied = set(re.findall(r"^COPY (\w+) \1$", (DEPLOY / "Dockerfile").read_text(), re.M))
     assert copied == packages
 

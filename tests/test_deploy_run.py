@@ -28,8 +28,8 @@ import httpx
 import psycopg
 import pytest
 
-from cli.embedded import PROJECT
-from services.mailbox import Mailbox
+from journeys.cli.embedded import PROJECT
+from journeys.services.mailbox import Mailbox
 from tests.conftest import POSTGRES_URL, eventually, free_port
 from tests.helpers import one_send
 from tests.test_deploy import (
@@ -102,7 +102,7 @@ def filled(recipe: dict[str, str]) -> dict[str, str]:
 
 def run(code: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [interpreter(), "-m", "cli.main", *args],
+        [interpreter(), "-m", "journeys.cli.main", *args],
         env=env,
         cwd=code,
         **as_nobody(),
@@ -114,7 +114,7 @@ def run(code: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProc
 
 def start(code: Path, env: dict[str, str], command: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [interpreter(), "-m", "cli.main", command],
+        [interpreter(), "-m", "journeys.cli.main", command],
         env=env,
         cwd=code,
         **as_nobody(),

@@ -43,7 +43,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     out = data / "up.log"
     with out.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "up", "--data-dir", str(data),
+            [sys.executable, "-m", "journeys.cli.main", "up", "--data-dir", str(data),
              "--api-port", str(ports[0]), "--temporal-port", str(ports[1]),
              "--ui-port", str(ports[2]), "--smtp-port", str(ports[3]),
              "--metrics-port", str(ports[4])],
@@ -101,7 +101,7 @@ def test_up_prints_the_admin_key_that_the_cli_finds(up: Up) -> None:
         k: v for k, v in os.environ.items() if k not in ("JOURNEYS_API_URL", "JOURNEYS_API_KEY")
     }
     listed = subprocess.run(
-        [sys.executable, "-m", "cli.main", "funnel", "onboarding-nudge", "--json"],
+        [sys.executable, "-m", "journeys.cli.main", "funnel", "onboarding-nudge", "--json"],
         capture_output=True,
         text=True,
         cwd=repo_root(),
@@ -119,7 +119,7 @@ def test_up_checks_every_port_before_it_starts_anything(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", "up", "--data-dir", str(tmp_path / "data"),
+            [sys.executable, "-m", "journeys.cli.main", "up", "--data-dir", str(tmp_path / "data"),
              "--api-port", str(free_port()), "--temporal-port", str(free_port()),
              "--ui-port", str(free_port()), "--smtp-port", str(free_port()),
              "--metrics-port", str(port)],
@@ -178,7 +178,8 @@ async def test_history_under_the_embedded_defaults_holds_no_pii(up: Up) -> None:
     # `journeys replay` finds the key in the data folder, as the CLI finds the API key.
     replayed = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "cli.main", "replay", "--query", f'JourneyId = "{journey["id"]}"'],
+        [sys.executable, "-m", "journeys.cli.main", "replay"]
+        + ["--query", f'JourneyId = "{journey["id"]}"'],
         capture_output=True,
         text=True,
         cwd=repo_root(),

@@ -13,23 +13,23 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels import EmailChannel
-from activities.delivery import DeliveryActivities
-from cli.embedded import Stack, spawn
-from schemas.delivery import SendRequest
-from schemas.enrollment import (
+from journeys.activities.channels import EmailChannel
+from journeys.activities.delivery import DeliveryActivities
+from journeys.cli.embedded import Stack, spawn
+from journeys.schemas.delivery import SendRequest
+from journeys.schemas.enrollment import (
     EnrollmentInput,
     EnrollmentOptions,
     EnrollmentState,
     enrollment_workflow_id,
 )
-from schemas.events import CustomerEvent
-from schemas.journey import MessageContent
-from schemas.profile import Profile
-from services.mailbox import Mailbox, start_smtp
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import MessageContent
+from journeys.schemas.profile import Profile
+from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import free_port, unique
 from tests.helpers import one_send
-from workflows.journey import JourneyWorkflow
 
 
 def delivery(stack: Stack, channel: Any) -> DeliveryActivities:
@@ -160,8 +160,8 @@ async def test_a_send_whose_retries_run_out_is_failed_in_the_ledger(
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ApplicationError
 
-    from activities.channels import WebhookChannel
-    from activities.egress import shared_client
+    from journeys.activities.channels import WebhookChannel
+    from journeys.activities.egress import shared_client
 
     cid = unique("gives-up")
     await stack.stores.profiles.put(Profile(customer_id=cid))

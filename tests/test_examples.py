@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from examples import cart_abandonment
-from testkit import JourneyKit
+from journeys.examples import cart_abandonment
+from journeys.testkit import JourneyKit
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

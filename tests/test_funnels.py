@@ -14,8 +14,8 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from cli.embedded import Stack
-from schemas.journey import (
+from journeys.cli.embedded import Stack
+from journeys.schemas.journey import (
     Entry,
     EventCondition,
     JourneySpec,
@@ -24,9 +24,9 @@ from schemas.journey import (
     SplitPath,
     SplitStep,
 )
+from journeys.workflows.split import bucket, choose
 from tests.conftest import eventually, unique
 from tests.helpers import customer, event, journeys_ok, state, wait_then_end
-from workflows.split import bucket, choose
 
 pytestmark = pytest.mark.both_databases
 

@@ -11,10 +11,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event
 
-from schemas.events import CustomerEvent
-from storage.erase import CustomerErasing
-from storage.group_commit import GroupCommit, Outcome
-from storage.stores import Stores
+from journeys.schemas.events import CustomerEvent
+from journeys.storage.erase import CustomerErasing
+from journeys.storage.group_commit import GroupCommit, Outcome
+from journeys.storage.stores import Stores
 from tests.conftest import POSTGRES_URL, _postgres_schema, unique
 
 # -- the mechanism ---------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 from temporalio.testing import TimeSkipper
 
-from cli.embedded import Stack
-from schemas.events import CustomerEvent
-from schemas.guardrails import QuietHours
-from schemas.journey import (
+from journeys.cli.embedded import Stack
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.guardrails import QuietHours
+from journeys.schemas.journey import (
     Entry,
     EventCondition,
     ExitStep,
@@ -24,12 +24,12 @@ from schemas.journey import (
     WaitForEventStep,
     WaitStep,
 )
-from schemas.profile import Profile
-from services.mailbox import Mailbox
+from journeys.schemas.profile import Profile
+from journeys.services.mailbox import Mailbox
+from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import eventually, unique
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
 from tests.test_virtual_time import enroll, keep_history
-from workflows.journey import JourneyWorkflow
 
 EMAIL = MessageContent(subject="News", body="Hello. Unsubscribe: {{ unsubscribe_url }}")
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.guardrails import (
+from journeys.schemas.guardrails import (
     FrequencyCap,
     QuietHours,
     best_hour,

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.egress import Policy
-from activities.templates import Limits, RenderError, render
-from cli.embedded import Stack
-from schemas.journey import ActionStep, MessageContent
+from journeys.activities.egress import Policy
+from journeys.activities.templates import Limits, RenderError, render
+from journeys.cli.embedded import Stack
+from journeys.schemas.journey import ActionStep, MessageContent
 from tests.conftest import unique, write_key
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
 from tests.test_steps import inbox_send, journey

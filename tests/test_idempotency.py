@@ -9,8 +9,15 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from schemas.enrollment import enrollment_workflow_id
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
+from journeys.schemas.enrollment import enrollment_workflow_id
+from journeys.schemas.journey import (
+    Entry,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitForEventStep,
+)
 from tests.conftest import eventually, unique
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy, state
 

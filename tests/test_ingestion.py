@@ -13,8 +13,15 @@ import httpx
 import pytest
 from segment.analytics import Client as SegmentClient
 
-from cli.embedded import Stack
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitForEventStep
+from journeys.cli.embedded import Stack
+from journeys.schemas.journey import (
+    Entry,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitForEventStep,
+)
 from tests.conftest import eventually, unique, write_key
 from tests.helpers import customer, ended, one_send, publish_copy
 

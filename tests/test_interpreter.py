@@ -21,20 +21,25 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from temporalio.worker import Worker
 
-from clients.enrollments import Enrollment
-from schemas import activities as names
-from schemas.activities import ActionRequest, LocalTimeRequest, ProfileUpdate, SendTimeRequest
-from schemas.decision import Chosen, DecisionRequest, DecisionResult
-from schemas.delivery import SendRequest, SendResult
-from schemas.enrollment import (
+from journeys.clients.enrollments import Enrollment
+from journeys.schemas import activities as names
+from journeys.schemas.activities import (
+    ActionRequest,
+    LocalTimeRequest,
+    ProfileUpdate,
+    SendTimeRequest,
+)
+from journeys.schemas.decision import Chosen, DecisionRequest, DecisionResult
+from journeys.schemas.delivery import SendRequest, SendResult
+from journeys.schemas.enrollment import (
     ControlRequest,
     EnrollmentInput,
     EnrollmentState,
     MigrateRequest,
     enrollment_workflow_id,
 )
-from schemas.events import CustomerEvent
-from schemas.journey import (
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import (
     ActionStep,
     BranchCase,
     BranchStep,
@@ -52,13 +57,13 @@ from schemas.journey import (
     WaitForEventStep,
     WaitStep,
 )
-from schemas.predicates import Comparison
-from testkit.kit import settled
+from journeys.schemas.predicates import Comparison
+from journeys.testkit.kit import settled
+from journeys.workers.replay import recorded_patches
+from journeys.workers.sandbox import sandbox
+from journeys.workflows.journey import PATCH_SET, PATCHES, JourneyWorkflow
+from journeys.workflows.split import bucket, choose
 from tests.helpers import keep_history
-from workers.replay import recorded_patches
-from workers.sandbox import sandbox
-from workflows.journey import PATCH_SET, PATCHES, JourneyWorkflow
-from workflows.split import bucket, choose
 
 DAY = timedelta(days=1)
 

@@ -11,10 +11,17 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from activities.profiles import ProfileActivities
-from schemas.activities import SendTimeRequest
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitStep
-from testkit import JourneyKit
+from journeys.activities.profiles import ProfileActivities
+from journeys.schemas.activities import SendTimeRequest
+from journeys.schemas.journey import (
+    Entry,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitStep,
+)
+from journeys.testkit import JourneyKit
 from tests.conftest import repo_root
 from tests.helpers import one_send
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import httpx
 
-from cli.embedded import PROJECT, Stack
+from journeys.cli.embedded import PROJECT, Stack
 from tests.conftest import free_port
 
 
 def run_cli(stack: Stack, command: str, **env: str) -> subprocess.CompletedProcess[str]:
     settings = stack.settings.model_copy(update={"tracing": False, "metrics_address": None})
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", command],
+        [sys.executable, "-m", "journeys.cli.main", command],
         env={**os.environ, **settings.as_environment(), **env},
         cwd=PROJECT,
         capture_output=True,

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from schemas.enrollment import enrollment_workflow_id
-from schemas.journey import (
+from journeys.schemas.enrollment import enrollment_workflow_id
+from journeys.schemas.journey import (
     BranchCase,
     BranchStep,
     Entry,
@@ -27,10 +27,10 @@ from schemas.journey import (
     WaitForEventStep,
     WaitStep,
 )
-from schemas.predicates import Comparison
+from journeys.schemas.predicates import Comparison
+from journeys.workflows import search_attributes as sa
 from tests.conftest import eventually, unique
 from tests.helpers import ended, event, publish_copy
-from workflows import search_attributes as sa
 
 # Storage plays no part here: the SQLite stack alone.
 pytestmark = [

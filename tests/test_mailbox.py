@@ -6,7 +6,7 @@ import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
-from services.mailbox import Mailbox, start_smtp
+from journeys.services.mailbox import Mailbox, start_smtp
 from tests.conftest import free_port
 
 

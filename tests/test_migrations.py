@@ -9,9 +9,16 @@ from typing import Any
 
 import httpx
 
-from cli.embedded import Stack
-from schemas.enrollment import enrollment_workflow_id
-from schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep, WaitStep
+from journeys.cli.embedded import Stack
+from journeys.schemas.enrollment import enrollment_workflow_id
+from journeys.schemas.journey import (
+    Entry,
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitStep,
+)
 from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, keep_history, state
 

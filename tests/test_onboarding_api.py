@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from examples.onboarding_nudge import JOURNEY
-from services.mailbox import Mailbox
+from journeys.examples.onboarding_nudge import JOURNEY
+from journeys.services.mailbox import Mailbox
 from tests.conftest import eventually
 from tests.helpers import customer, deliveries, ended, event, publish_copy, state
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from api.models import EventBatchIn, EventIn, ProfileIn, TemplateIn
-from schemas.access import KeyIn
-from schemas.journey import JourneySpec
-from schemas.segment import SegmentBatchDoc, SegmentMessage
+from journeys.api.models import EventBatchIn, EventIn, ProfileIn, TemplateIn
+from journeys.schemas.access import KeyIn
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.segment import SegmentBatchDoc, SegmentMessage
 from tests.conftest import unique
 
 EXAMPLED: list[type[BaseModel]] = [

@@ -11,18 +11,18 @@ from zoneinfo import ZoneInfo
 import httpx
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from cli.embedded import Stack
-from schemas.enrollment import enrollment_workflow_id
-from schemas.journey import (
+from journeys.cli.embedded import Stack
+from journeys.schemas.enrollment import enrollment_workflow_id
+from journeys.schemas.journey import (
     Entry,
     JourneySpec,
     MessageContent,
     SendStep,
 )
+from journeys.workflows import search_attributes as sa
+from journeys.workflows.clock import local_time
 from tests.conftest import eventually, unique
 from tests.helpers import customer, event, state, wait_then_end
-from workflows import search_attributes as sa
-from workflows.clock import local_time
 
 
 async def test_the_ui_shows_the_run_in_words_and_local_time(

@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from schemas.predicates import AllOf, AnyOf, Comparison, Not, Predicate, compare, evaluate, resolve
+from journeys.schemas.predicates import (
+    AllOf,
+    AnyOf,
+    Comparison,
+    Not,
+    Predicate,
+    compare,
+    evaluate,
+    resolve,
+)
 
 OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
 scalars = (

@@ -15,13 +15,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from cli.embedded import Stack
-from schemas.settings import Settings
+from journeys.cli.embedded import Stack
+from journeys.schemas.settings import Settings
+from journeys.workers.replay import from_files, recorded_patches, replay
+from journeys.workers.sandbox import runner
+from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import eventually
 from tests.helpers import customer, ended, event, journeys_cli, one_send, publish_copy
-from workers.replay import from_files, recorded_patches, replay
-from workers.sandbox import runner
-from workflows.journey import JourneyWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -31,12 +31,12 @@ def test_production_runs_the_interpreter_unsandboxed_and_ci_polices_it() -> None
     re-import and police it on every run, which is where nondeterministic code fails."""
     assert Settings().workflow_sandbox == "off"
     assert isinstance(runner(Settings()), UnsandboxedWorkflowRunner)
-    strict = runner(Settings(workflow_sandbox="strict"), packages=["workflows"])
-    once = runner(Settings(workflow_sandbox="passthrough"), packages=["workflows"])
+    strict = runner(Settings(workflow_sandbox="strict"), packages=["journeys.workflows"])
+    once = runner(Settings(workflow_sandbox="passthrough"), packages=["journeys.workflows"])
     assert isinstance(strict, SandboxedWorkflowRunner)
     assert isinstance(once, SandboxedWorkflowRunner)
-    assert "workflows" not in strict.restrictions.passthrough_modules
-    assert "workflows" in once.restrictions.passthrough_modules
+    assert "journeys.workflows" not in strict.restrictions.passthrough_modules
+    assert "journeys.workflows" in once.restrictions.passthrough_modules
 
 
 def test_histories_are_recorded() -> None:

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
-from cli.embedded import PROJECT
-from storage import schema
-from storage.db import make_engine
+from journeys.cli.embedded import PROJECT
+from journeys.storage import schema
+from journeys.storage.db import make_engine
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.both_databases
@@ -146,7 +146,7 @@ async def test_processes_starting_together_migrate_once(tmp_path: Any, kind: str
 
 def journeys(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "journeys.cli.main", *args],
         env={**os.environ, **env},
         cwd=PROJECT,
         capture_output=True,

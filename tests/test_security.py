@@ -11,10 +11,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from api.access import PUBLIC, ROUTES, SANDBOX_PREFIX, app_routes
-from api.app import create_app
-from cli.embedded import Stack
-from schemas.access import SCOPES
+from journeys.api.access import PUBLIC, ROUTES, SANDBOX_PREFIX, app_routes
+from journeys.api.app import create_app
+from journeys.cli.embedded import Stack
+from journeys.schemas.access import SCOPES
 from tests.conftest import eventually, unique
 from tests.helpers import customer, one_send, publish_copy
 
@@ -200,7 +200,7 @@ async def test_an_app_reads_its_own_inbox_with_a_customer_token(
 async def test_codec_endpoint_takes_its_token_a_read_key_or_nothing_when_embedded(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
-    from workers.codec import new_key
+    from journeys.workers.codec import new_key
 
     body = {"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "e30="}]}
     reader = (await api.post("/v1/keys", json={"name": "ui", "scopes": ["read"]})).json()

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from segment.analytics import Client as SegmentClient
 
-from api.app import create_app
-from cli.embedded import Stack
-from schemas.journey import (
+from journeys.api.app import create_app
+from journeys.cli.embedded import Stack
+from journeys.schemas.journey import (
     BranchCase,
     BranchStep,
     Entry,

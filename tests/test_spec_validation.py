@@ -10,11 +10,11 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from activities.channels import CHANNEL_NAMES
-from examples import JOURNEYS, TEMPLATES
-from examples.onboarding_nudge import JOURNEY as ONBOARDING
-from schemas.journey import JourneySpec
-from schemas.validation import JourneyInvalid, check_journey, ensure_valid
+from journeys.activities.channels import CHANNEL_NAMES
+from journeys.examples import JOURNEYS, TEMPLATES
+from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.validation import JourneyInvalid, check_journey, ensure_valid
 from tests.conftest import unique
 
 DESIGN_EXAMPLE = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, time
 
-from schemas.guardrails import next_local_time
-from schemas.journey import SplitPath
-from workflows.split import bucket, choose
+from journeys.schemas.guardrails import next_local_time
+from journeys.schemas.journey import SplitPath
+from journeys.workflows.split import bucket, choose
 
 PATHS = [
     SplitPath(name="a", weight=45, next="x"),

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from activities.actions import ActionInput, action
-from schemas.journey import (
+from journeys.activities.actions import ActionInput, action
+from journeys.schemas.journey import (
     ActionStep,
     DecideStep,
     Entry,

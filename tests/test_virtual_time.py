@@ -10,18 +10,18 @@ from datetime import timedelta
 from temporalio.client import WorkflowHandle
 from temporalio.testing import TimeSkipper
 
-from cli.embedded import Stack
-from examples.onboarding_nudge import JOURNEY as ONBOARDING
-from examples.welcome_series import JOURNEY as WELCOME
-from schemas.enrollment import EnrollmentInput, EnrollmentState, enrollment_workflow_id
-from schemas.events import CustomerEvent
-from schemas.journey import JourneySpec
-from schemas.profile import Profile
-from services.mailbox import Mailbox
+from journeys.cli.embedded import Stack
+from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
+from journeys.examples.welcome_series import JOURNEY as WELCOME
+from journeys.schemas.enrollment import EnrollmentInput, EnrollmentState, enrollment_workflow_id
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.journey import JourneySpec
+from journeys.schemas.profile import Profile
+from journeys.services.mailbox import Mailbox
+from journeys.workflows.journey import JourneyWorkflow
+from journeys.workflows.split import bucket, choose
 from tests.conftest import eventually, unique
 from tests.helpers import keep_history
-from workflows.journey import JourneyWorkflow
-from workflows.split import bucket, choose
 
 
 async def enroll(

@@ -15,7 +15,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
-from schemas.settings import Settings
+from journeys.schemas.settings import Settings
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

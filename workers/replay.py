@@ -16,9 +16,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from workers.sandbox import sandbox
-from workflows.audience import AudienceEntryWorkflow
-from workflows.journey import PATCH_SET, PATCH_SET_MEMBERS, JourneyWorkflow
+from journeys.workers.sandbox import sandbox
+from journeys.workflows.audience import AudienceEntryWorkflow
+from journeys.workflows.journey import PATCH_SET, PATCH_SET_MEMBERS, JourneyWorkflow
 
 PATCH = "core_patch"  # the marker `workflow.patched` records
 

@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from schemas.settings import Settings
+from journeys.schemas.settings import Settings
+
+WORKFLOWS = ("journeys.workflows",)
+"""Where the product's workflow code lives."""
 
 
-def runner(settings: Settings, packages: Sequence[str] = ("workflows",)) -> WorkflowRunner:
+def runner(settings: Settings, packages: Sequence[str] = WORKFLOWS) -> WorkflowRunner:
     """The runner `settings.workflow_sandbox` names; `packages`: where the worker's
     workflows live (passed through the sandbox unless `strict`)."""
     if settings.workflow_sandbox == "off":
@@ -34,7 +37,9 @@ def runner(settings: Settings, packages: Sequence[str] = ("workflows",)) -> Work
     return sandbox(strict=settings.workflow_sandbox == "strict", packages=packages)
 
 
-def sandbox(*, strict: bool, packages: Sequence[str] = ("workflows",)) -> SandboxedWorkflowRunner:
+def sandbox(
+    *, strict: bool, packages: Sequence[str] = ("journeys.workflows",)
+) -> SandboxedWorkflowRunner:
     """`packages`: where the worker's workflows live (passed through unless `strict`)."""
     default = SandboxRestrictions.default
     members = default.invalid_module_members.with_child_unrestricted("zoneinfo", "ZoneInfo")

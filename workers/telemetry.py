@@ -33,7 +33,7 @@ from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from schemas.settings import Settings
+from journeys.schemas.settings import Settings
 
 _runtimes: dict[str, Runtime] = {}
 

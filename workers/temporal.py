@@ -11,10 +11,10 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
-from schemas.settings import Settings
-from workers.codec import data_converter
-from workers.telemetry import interceptors, runtime
-from workflows import search_attributes as sa
+from journeys.schemas.settings import Settings
+from journeys.workers.codec import data_converter
+from journeys.workers.telemetry import interceptors, runtime
+from journeys.workflows import search_attributes as sa
 
 
 def connect_config(settings: Settings) -> ClientConnectConfig:

@@ -10,18 +10,18 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.actions import ActionActivities
-from activities.actions import load as load_actions
-from activities.audiences import AudienceActivities
-from activities.channels import channels_for
-from activities.decisioning import DecisioningActivities
-from activities.delivery import DeliveryActivities
-from activities.profiles import ProfileActivities
-from schemas.settings import Settings
-from storage.stores import Stores
-from workers.sandbox import runner
-from workflows.audience import AudienceEntryWorkflow
-from workflows.journey import JourneyWorkflow
+from journeys.activities.actions import ActionActivities
+from journeys.activities.actions import load as load_actions
+from journeys.activities.audiences import AudienceActivities
+from journeys.activities.channels import channels_for
+from journeys.activities.decisioning import DecisioningActivities
+from journeys.activities.delivery import DeliveryActivities
+from journeys.activities.profiles import ProfileActivities
+from journeys.schemas.settings import Settings
+from journeys.storage.stores import Stores
+from journeys.workers.sandbox import runner
+from journeys.workflows.audience import AudienceEntryWorkflow
+from journeys.workflows.journey import JourneyWorkflow
 
 
 def build_worker(

@@ -18,8 +18,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from schemas import activities as names
-    from schemas.audience import (
+    from journeys.schemas import activities as names
+    from journeys.schemas.audience import (
         AudiencePage,
         AudiencePageRequest,
         AudienceProgress,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.enrollment import MigrateRequest, MigrationPlan
+from journeys.schemas.enrollment import MigrateRequest, MigrationPlan
 
 
 @dataclass

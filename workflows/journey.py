@@ -16,11 +16,16 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from schemas import activities as names
-    from schemas.activities import ActionRequest, LocalTimeRequest, ProfileUpdate, SendTimeRequest
-    from schemas.decision import DecisionRequest, DecisionResult
-    from schemas.delivery import SendRequest, SendResult
-    from schemas.enrollment import (
+    from journeys.schemas import activities as names
+    from journeys.schemas.activities import (
+        ActionRequest,
+        LocalTimeRequest,
+        ProfileUpdate,
+        SendTimeRequest,
+    )
+    from journeys.schemas.decision import DecisionRequest, DecisionResult
+    from journeys.schemas.delivery import SendRequest, SendResult
+    from journeys.schemas.enrollment import (
         ENDED,
         Carry,
         ControlRequest,
@@ -32,8 +37,8 @@ with workflow.unsafe.imports_passed_through():
         Status,
         Waiting,
     )
-    from schemas.events import CustomerEvent
-    from schemas.journey import (
+    from journeys.schemas.events import CustomerEvent
+    from journeys.schemas.journey import (
         BEST_CHANNEL,
         ActionStep,
         BranchStep,
@@ -47,12 +52,12 @@ with workflow.unsafe.imports_passed_through():
         WaitForEventStep,
         WaitStep,
     )
-    from schemas.predicates import evaluate
-    from workflows import metrics
-    from workflows import search_attributes as sa
-    from workflows.clock import local_time
-    from workflows.controls import Controls
-    from workflows.split import bucket, choose
+    from journeys.schemas.predicates import evaluate
+    from journeys.workflows import metrics
+    from journeys.workflows import search_attributes as sa
+    from journeys.workflows.clock import local_time
+    from journeys.workflows.controls import Controls
+    from journeys.workflows.split import bucket, choose
 
 T = TypeVar("T")
 DEDUP_WINDOW = 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from schemas.journey import SplitPath
+from journeys.schemas.journey import SplitPath
 
 
 def bucket(journey_id: str, step_id: str, customer_id: str) -> float:

@@ -17,14 +17,14 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.audience_runs import start_run
-from api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
-from api.errors import problem
-from schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
-from schemas.base import Schema
-from schemas.events import CUSTOMER_ID
-from schemas.journey import SLUG, JourneySpec
-from workflows.audience import PROGRESS_MEMO
+from journeys.api.audience_runs import start_run
+from journeys.api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
+from journeys.api.errors import problem
+from journeys.schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
+from journeys.schemas.base import Schema
+from journeys.schemas.events import CUSTOMER_ID
+from journeys.schemas.journey import SLUG, JourneySpec
+from journeys.workflows.audience import PROGRESS_MEMO
 
 router = APIRouter(tags=["audiences"])
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from api.deps import SettingsDep
-from api.errors import problem
-from workers.codec import codec
+from journeys.api.deps import SettingsDep
+from journeys.api.errors import problem
+from journeys.workers.codec import codec
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 

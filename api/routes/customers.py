@@ -7,16 +7,16 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 
-from api import customer_tokens
-from api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, StoresDep
-from api.erasure import Erased, erase
-from api.errors import problem
-from api.models import ProfileIn, UnsubscribeIn
-from api.pages import Cursor, Limit, Page, paginate
-from schemas.base import Schema
-from schemas.delivery import Delivery, InboxMessage
-from schemas.events import CustomerEvent
-from schemas.profile import Profile
+from journeys.api import customer_tokens
+from journeys.api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, StoresDep
+from journeys.api.erasure import Erased, erase
+from journeys.api.errors import problem
+from journeys.api.models import ProfileIn, UnsubscribeIn
+from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.base import Schema
+from journeys.schemas.delivery import Delivery, InboxMessage
+from journeys.schemas.events import CustomerEvent
+from journeys.schemas.profile import Profile
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 

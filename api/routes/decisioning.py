@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import Slug, StoresDep
-from api.errors import problem
-from api.pages import Cursor, Limit, Page, paginate
-from schemas.decision import DecisionRequest, DecisionResult, Offer, OfferIn
+from journeys.api.deps import Slug, StoresDep
+from journeys.api.errors import problem
+from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.decision import DecisionRequest, DecisionResult, Offer, OfferIn
 
 router = APIRouter(tags=["decisioning"])
 

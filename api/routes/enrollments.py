@@ -10,13 +10,13 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.controls import Command, Refused, apply, control, for_each, running
-from api.deps import ClientDep, CustomerId, JourneyId
-from api.errors import problem
-from clients.enrollments import Enrollment
-from schemas.base import Schema
-from schemas.enrollment import Control, ControlRequest, EnrollmentState
-from schemas.journey import SLUG
+from journeys.api.controls import Command, Refused, apply, control, for_each, running
+from journeys.api.deps import ClientDep, CustomerId, JourneyId
+from journeys.api.errors import problem
+from journeys.clients.enrollments import Enrollment
+from journeys.schemas.base import Schema
+from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
+from journeys.schemas.journey import SLUG
 
 T = TypeVar("T", bound=BaseModel)
 ENDED_OUTSIDE = frozenset(

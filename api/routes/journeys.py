@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, status
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.audience_runs import sync_schedule
-from api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, VersionNo
-from api.errors import problem
-from api.models import JourneySummary, JourneyVersionOut, Published
-from api.pages import Cursor, Limit, Page, paginate
-from schemas.journey import JourneySpec
-from storage.journeys import KeyReused
+from journeys.api.audience_runs import sync_schedule
+from journeys.api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, VersionNo
+from journeys.api.errors import problem
+from journeys.api.models import JourneySummary, JourneyVersionOut, Published
+from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.journey import JourneySpec
+from journeys.storage.journeys import KeyReused
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 

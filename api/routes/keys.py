@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, status
 
-from api.deps import StoresDep
-from api.errors import problem
-from api.pages import Cursor, Limit, Page, decode, paginate
-from schemas.access import AuditEntry, KeyCreated, KeyIn, KeyOut
+from journeys.api.deps import StoresDep
+from journeys.api.errors import problem
+from journeys.api.pages import Cursor, Limit, Page, decode, paginate
+from journeys.schemas.access import AuditEntry, KeyCreated, KeyIn, KeyOut
 
 router = APIRouter(tags=["keys"])
 

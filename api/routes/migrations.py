@@ -8,13 +8,13 @@ from collections import Counter
 from fastapi import APIRouter
 from pydantic import Field, StrictBool
 
-from api.controls import Command, for_each, running
-from api.deps import ClientDep, CustomerId, JourneyId, StoresDep
-from api.errors import problem
-from api.routes.enrollments import send
-from schemas.base import Schema
-from schemas.enrollment import MigrateRequest, MigrationPlan
-from schemas.journey import SLUG
+from journeys.api.controls import Command, for_each, running
+from journeys.api.deps import ClientDep, CustomerId, JourneyId, StoresDep
+from journeys.api.errors import problem
+from journeys.api.routes.enrollments import send
+from journeys.schemas.base import Schema
+from journeys.schemas.enrollment import MigrateRequest, MigrationPlan
+from journeys.schemas.journey import SLUG
 
 router = APIRouter(prefix="/v1/journeys/{journey_id}", tags=["enrollments"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, Request
 
-from api.deps import SettingsDep, StoresDep
-from api.errors import problem
-from schemas.signatures import TWILIO_HEADER, verify_twilio
+from journeys.api.deps import SettingsDep, StoresDep
+from journeys.api.errors import problem
+from journeys.schemas.signatures import TWILIO_HEADER, verify_twilio
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import Slug, StoresDep
-from api.errors import problem
-from api.models import TemplateIn
-from api.pages import Cursor, Limit, Page, paginate
-from schemas.delivery import Template
-from schemas.templating import syntax_error
-from schemas.validation import check_journey
+from journeys.api.deps import Slug, StoresDep
+from journeys.api.errors import problem
+from journeys.api.models import TemplateIn
+from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.delivery import Template
+from journeys.schemas.templating import syntax_error
+from journeys.schemas.validation import check_journey
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from api.deps import RouterDep, SettingsDep, StoresDep
-from api.errors import problem
-from api.routes.customers import withdraw
-from schemas import unsubscribe as links
+from journeys.api.deps import RouterDep, SettingsDep, StoresDep
+from journeys.api.errors import problem
+from journeys.api.routes.customers import withdraw
+from journeys.schemas import unsubscribe as links
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["consent"])
 

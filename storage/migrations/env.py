@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from journeys.storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(
