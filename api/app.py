@@ -31,14 +31,14 @@ from journeys.api.routes import (
     templates,
     unsubscribe,
 )
-from journeys.api.routing import EventRouter
+from journeys.runtime.health import answers, temporal_answers
+from journeys.runtime.telemetry import instrument_app
 from journeys.schemas.segment import PATHS as segment_paths
 from journeys.schemas.settings import Settings
 from journeys.services.sandbox import Sandbox, build_router
 from journeys.storage.secrets import secret, services_key, unsubscribe_key
 from journeys.storage.stores import Stores
-from journeys.workers.health import answers, temporal_answers
-from journeys.workers.telemetry import instrument_app
+from journeys.usecases.routing import EventRouter
 
 
 def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:

@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from temporalio.client import Client
 
-from journeys.api.routing import EventRouter
 from journeys.schemas.events import CUSTOMER_ID
 from journeys.schemas.journey import SLUG
 from journeys.schemas.settings import Settings
 from journeys.storage.stores import Stores
+from journeys.usecases.routing import EventRouter
 
 
 async def _stores(request: Request) -> Stores:

@@ -37,11 +37,11 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from journeys.api.routing import EventRouter
-from journeys.cli.embedded import Stack
 from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import Entry, ExitStep, JourneySpec, SendStep
+from journeys.stack.embedded import Stack
+from journeys.usecases.routing import EventRouter
 from journeys.workflows import search_attributes as sa
 
 console = Console()

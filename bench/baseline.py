@@ -15,8 +15,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from journeys.runtime.temporal import connect
 from journeys.schemas.settings import Settings
-from journeys.workers.temporal import connect
 
 with workflow.unsafe.imports_passed_through():
     from journeys.schemas.events import CustomerEvent

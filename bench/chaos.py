@@ -31,10 +31,10 @@ from typing import Any
 
 import httpx
 
-from journeys.cli.embedded import dev_server_command, free_port, spawn
 from journeys.schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from journeys.schemas.settings import Settings
 from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.stack.embedded import dev_server_command, free_port, spawn
 from journeys.storage.stores import Stores
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -317,8 +317,8 @@ async def serve(task_queue: str) -> None:
     """The hand-written workflows' worker in its own process until SIGTERM, with the
     product's activities (its settings from JOURNEYS_*, as `journeys worker` reads them)."""
     from journeys.activities.egress import shared_client
-    from journeys.cli.embedded import open_stores, wait_for_temporal
     from journeys.schemas.settings import Settings
+    from journeys.stack.embedded import open_stores, wait_for_temporal
     from journeys.workers.worker import build_worker
 
     settings = Settings()

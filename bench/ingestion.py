@@ -38,7 +38,6 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from journeys.cli.embedded import Stack
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import (
     Audience,
@@ -49,6 +48,7 @@ from journeys.schemas.journey import (
     WaitStep,
 )
 from journeys.schemas.predicates import Comparison
+from journeys.stack.embedded import Stack
 
 RAW_QUEUE = "bench-raw-ingestion"
 BATCH = 100

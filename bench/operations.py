@@ -32,13 +32,13 @@ from bench.stack import (
     worker_process,
 )
 from journeys.activities.channels import CHANNEL_NAMES
-from journeys.cli.embedded import free_port, load_examples
 from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
+from journeys.runtime.codec import new_key
+from journeys.runtime.temporal import connect
 from journeys.schemas.journey import Entry, ExitStep, JourneySpec, MessageContent, SendStep
 from journeys.schemas.settings import Settings
+from journeys.stack.embedded import free_port, load_examples
 from journeys.storage.stores import Stores
-from journeys.workers.codec import new_key
-from journeys.workers.temporal import connect
 
 ONE_SEND = JourneySpec(
     id="one-send",

@@ -27,12 +27,12 @@ from bench.stack import Row, api_client, bench_stack
 from journeys.activities.channels import Outbound, channels_for
 from journeys.activities.delivery import DeliveryActivities
 from journeys.activities.egress import shared_client
-from journeys.cli.embedded import Stack
 from journeys.schemas.decision import Offer
 from journeys.schemas.delivery import SendRequest
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import MessageContent
 from journeys.schemas.profile import Profile
+from journeys.stack.embedded import Stack
 from journeys.storage.db import sessions
 
 QUEUE = "bench-services"

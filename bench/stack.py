@@ -21,7 +21,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from journeys.cli.embedded import (
+from journeys.schemas.settings import Settings
+from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.stack.embedded import (
     Stack,
     dev_server,
     dev_server_command,
@@ -29,8 +31,6 @@ from journeys.cli.embedded import (
     running_stack,
     spawn,
 )
-from journeys.schemas.settings import Settings
-from journeys.services.mailbox import Mailbox, start_smtp
 from journeys.storage.stores import Stores
 
 Row = tuple[str, float, float, str]

@@ -47,7 +47,6 @@ from bench.stack import (
     tag,
     worker_process,
 )
-from journeys.cli.embedded import free_port, load_examples, open_stores
 from journeys.examples import (
     cart_abandonment,
     direct_debit,
@@ -59,6 +58,7 @@ from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import JourneySpec
 from journeys.schemas.profile import Profile
 from journeys.schemas.settings import Settings
+from journeys.stack.embedded import free_port, load_examples, open_stores
 from journeys.storage.stores import Stores
 from journeys.workflows import search_attributes as sa
 

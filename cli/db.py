@@ -25,7 +25,7 @@ app = typer.Typer(help="The database schema: upgrade, current, revision.", no_ar
 
 def _on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run `work(engine)` on the configured database (Unreachable: one line)."""
-    from journeys.cli.embedded import database_errors
+    from journeys.stack.embedded import database_errors
     from journeys.storage.db import make_engine
 
     settings = Settings()

@@ -6,7 +6,6 @@ when piped."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,8 +16,6 @@ from rich.console import Console
 
 from journeys.schemas.settings import Settings
 
-KEY_FILE = "api-key"
-URL_FILE = "api-url"
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 console = Console(width=None if sys.stdout.isatty() else 10_000)
@@ -39,27 +36,21 @@ class CliError(Exception):
     """What went wrong, in one line for stderr (exit status 1)."""
 
 
-def key_file(data_dir: Path) -> Path:
-    return data_dir / KEY_FILE
-
-
-def url_file(data_dir: Path) -> Path:
-    return data_dir / URL_FILE
-
-
 def _kept(path: Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
 def find_key() -> str | None:
     """JOURNEYS_API_KEY, else the key `journeys up` keeps in the data folder."""
-    return os.environ.get("JOURNEYS_API_KEY") or _kept(key_file(Settings().data_dir))
+    settings = Settings()
+    given = settings.api_key.get_secret_value() if settings.api_key else None
+    return given or _kept(settings.api_key_file)
 
 
 def find_api_url(given: str | None = None) -> str:
     """`given` (the option or JOURNEYS_API_URL), else the address `journeys up` wrote to
     the data folder, else the default."""
-    return (given or _kept(url_file(Settings().data_dir)) or DEFAULT_URL).rstrip("/")
+    return (given or _kept(Settings().api_url_file) or DEFAULT_URL).rstrip("/")
 
 
 def api_client(api_url: str | None = None, timeout: float = 60) -> httpx.Client:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
-from journeys.cli.http import Json, console, key_file, print_json
+from journeys.cli.http import Json, console, print_json
 from journeys.schemas.access import SCOPE_HELP, SCOPES, Caller, Scope
 from journeys.schemas.settings import Settings
 
@@ -28,25 +27,10 @@ T = TypeVar("T")
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
 
-async def admin_key(stores: Stores, data_dir: Path) -> str:
-    """The embedded default's admin key: made on first run and kept (0600) in the data
-    folder, where the CLI finds it; made anew if it was revoked."""
-    path = key_file(data_dir)
-    if path.exists():
-        kept = path.read_text().strip()
-        if await stores.keys.caller(kept) is not None:
-            return kept
-    created = await stores.keys.create("admin (journeys up)", ["admin"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(created.token + "\n")
-    return created.token
-
-
 def _on_database(work: Callable[[Stores], Awaitable[T]]) -> T:
     """Run `work` on the configured database, which `journeys db upgrade` has migrated
     (else Unreachable: one line, from `journeys`' main)."""
-    from journeys.cli.embedded import open_stores
+    from journeys.stack.embedded import open_stores
 
     async def run() -> T:
         stores = await open_stores(Settings(), migrate=False)

@@ -66,7 +66,8 @@ def up(
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
-    from journeys.cli.embedded import (
+    from journeys.services.mailbox import start_smtp
+    from journeys.stack.embedded import (
         dev_server,
         dev_server_command,
         embedded_admin_key,
@@ -75,8 +76,6 @@ def up(
         mailbox_for,
         run_until_stopped,
     )
-    from journeys.cli.http import key_file, url_file
-    from journeys.services.mailbox import start_smtp
 
     # Every port first: nothing is made or started when one is taken.
     for port, what in (
@@ -87,12 +86,16 @@ def up(
         (metrics_port, "metrics"),
     ):
         free_port_or_fail("127.0.0.1", port, what)
+    configured = Settings()  # what the environment sets; the rest is the embedded default's
+    given = configured.model_fields_set
     settings = Settings(
         data_dir=data_dir,
         generate_secrets=True,  # one machine, one data folder: keys made once, kept there
         api_port=api_port,
         # Twilio's status callbacks and unsubscribe links reach this API unless configured.
-        public_url=os.environ.get("JOURNEYS_PUBLIC_URL") or f"http://127.0.0.1:{api_port}",
+        public_url=configured.public_url
+        if "public_url" in given
+        else f"http://127.0.0.1:{api_port}",
         temporal_address=f"127.0.0.1:{temporal_port}",
         temporal_ui_port=ui_port,
         smtp_port=smtp_port,
@@ -100,7 +103,7 @@ def up(
         database_url=database_url,
         # History is encrypted unless a key is configured: with a key kept in the data
         # folder, and the embedded UI (which has no login) decrypts through the API.
-        payload_key=SecretStr(os.environ.get("JOURNEYS_PAYLOAD_KEY") or kept_payload_key(data_dir)),
+        payload_key=configured.payload_key or SecretStr(kept_payload_key(data_dir)),
         codec_open=True,
         egress_allow=[f"http://127.0.0.1:{api_port}/sandbox/"],
     )
@@ -109,6 +112,8 @@ def up(
     command = dev_server_command(
         port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db", extra=codec
     )
+
+    key_path = settings.api_key_file
 
     def ready(published: list[tuple[str, int, bool]]) -> None:
         journeys = "\n".join(
@@ -120,8 +125,8 @@ def up(
                 f"[bold]API[/]          http://127.0.0.1:{api_port}"
                 f"  (docs: http://127.0.0.1:{api_port}/docs)\n"
                 f"[bold]API key[/]      {api_key}\n"
-                f"               (admin; in {key_file(data_dir)}, where the CLI finds it;\n"
-                f"               for curl: export JOURNEYS_API_KEY=$(cat {key_file(data_dir)}))\n"
+                f"               (admin; in {key_path}, where the CLI finds it;\n"
+                f"               for curl: export JOURNEYS_API_KEY=$(cat {key_path}))\n"
                 f"[bold]Temporal UI[/]  http://127.0.0.1:{ui_port}/namespaces/default/workflows\n"
                 f"[bold]Temporal[/]     127.0.0.1:{temporal_port}\n"
                 f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, "
@@ -138,7 +143,7 @@ def up(
         )
 
     api_key = asyncio.run(embedded_admin_key(settings))
-    url_file(data_dir).write_text(f"http://127.0.0.1:{api_port}\n")  # where the CLI calls
+    settings.api_url_file.write_text(f"http://127.0.0.1:{api_port}\n")  # where the CLI calls
     smtp = start_smtp(mailbox_for(settings), port=smtp_port)
     try:
         with (
@@ -151,16 +156,16 @@ def up(
         pass
     finally:
         smtp.stop()
-    again = os.environ.get("JOURNEYS_LAUNCHER", "journeys")  # ./dev sets "./dev"
+    again = configured.launcher  # ./dev sets "./dev"
     console.print(f"stopped; run `{again} up` again to resume.")
 
 
 def _telemetry(settings: Settings, data_dir: Path) -> str:
-    from journeys.workers.telemetry import exporters, tracing_enabled
+    from journeys.runtime.telemetry import exporters, tracing_enabled
 
     traces = "traces off"
     if tracing_enabled(settings):
-        names = ", ".join(exporters())
+        names = ", ".join(exporters(settings))
         traces = f"traces ({names}) in {data_dir / 'traces.log'}"
         if names != "console":
             traces = f"traces to {names} (OTEL_EXPORTER_OTLP_ENDPOINT)"
@@ -187,7 +192,7 @@ def api() -> None:
 def _serve(**parts: bool) -> None:
     """Run a worker or the API until SIGTERM; what it cannot reach at start (Temporal, the
     database) is one line on stderr and exit status 1, not a traceback."""
-    from journeys.cli.embedded import Unreachable, run_until_stopped
+    from journeys.stack.embedded import Unreachable, run_until_stopped
 
     settings = Settings()
     missing = settings.missing_secrets(api=parts.get("api", True), worker=parts.get("worker", True))
@@ -617,10 +622,10 @@ def replay(
 ) -> None:
     """Replay workflow histories (from files, or from the server by a list query) against
     this code: exit 1 if any would break, naming it and why. Run it before a deploy."""
-    from journeys.workers.codec import data_converter
+    from journeys.runtime.codec import data_converter
+    from journeys.runtime.temporal import connect
     from journeys.workers.replay import from_files, from_server
     from journeys.workers.replay import replay as replay_all
-    from journeys.workers.temporal import connect
 
     if not files and not query:
         console.print("[red]give history files or --query[/]")
@@ -713,7 +718,7 @@ def audit(
 def payload_key() -> None:
     """Print a new key for JOURNEYS_PAYLOAD_KEY, which turns on payload encryption. Keep it
     with your other secrets; set the old one in JOURNEYS_PAYLOAD_OLD_KEYS when rotating."""
-    from journeys.workers.codec import new_key
+    from journeys.runtime.codec import new_key
 
     print(new_key())
 
@@ -734,7 +739,9 @@ def main() -> None:
 
 
 def _one_line(err: Exception) -> str:
-    if isinstance(err, CliError):
+    from journeys.stack.embedded import Unreachable
+
+    if isinstance(err, CliError | Unreachable):
         return str(err)
     if isinstance(err, httpx.TransportError):
         where = f"{err.request.url.scheme}://{err.request.url.netloc.decode()}"

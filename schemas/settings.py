@@ -6,6 +6,7 @@ Secrets (SMTP password, database credentials in the URL) come from here, never f
 from __future__ import annotations
 
 import json
+import os
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -18,12 +19,28 @@ from journeys.schemas.guardrails import FrequencyCap, QuietHours
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="JOURNEYS_", env_file=".env", extra="ignore", env_parse_none_str="null"
+        env_prefix="JOURNEYS_",
+        env_file=".env",
+        extra="ignore",
+        env_parse_none_str="null",
+        populate_by_name=True,
     )
 
     data_dir: Path = Path(".journeys")
     """The only folder a process writes to: the SQLite database when no `database_url` is
     set, and the secrets `generate_secrets` makes."""
+    api_key: SecretStr | None = None
+    """The key the CLI calls the API with; default: the one `journeys up` keeps in
+    `data_dir` (`api_key_file`)."""
+    launcher: str = "journeys"
+    """The command that runs this CLI, as messages name it (`./dev` sets `./dev`)."""
+    test_temporal: str | None = None
+    """The authors' kit uses this running Temporal (host:port) instead of starting its own
+    time-skipping dev server."""
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    """OpenTelemetry's own switch (OTEL_SDK_DISABLED=true): no tracing at all."""
+    otel_traces_exporter: str = Field(default="console", validation_alias="OTEL_TRACES_EXPORTER")
+    """OpenTelemetry's exporter list (OTEL_TRACES_EXPORTER): console, otlp or none."""
     generate_secrets: bool = False
     """Make each missing secret (unsubscribe, webhook, services, inbox) as a random key kept
     in `data_dir`, shared by the processes that read that folder: the embedded default and
@@ -37,7 +54,7 @@ class Settings(BaseSettings):
 
     temporal_address: str | None = None
     """Temporal's frontend (host:port); default: TEMPORAL_ADDRESS or the envconfig profile
-    (workers/temporal.py), else 127.0.0.1:7233. TLS, mTLS and API keys are set the same
+    (runtime/temporal.py), else 127.0.0.1:7233. TLS, mTLS and API keys are set the same
     way as for every Temporal tool: TEMPORAL_TLS_*, TEMPORAL_API_KEY."""
     temporal_namespace: str | None = None
     """Default: TEMPORAL_NAMESPACE or the envconfig profile, else `default`."""
@@ -203,6 +220,21 @@ class Settings(BaseSettings):
     arbitration_seconds: float = Field(default=0.25, ge=0)
     """How long a capped marketing send waits for rivals for the same customer's cap
     slots before the highest journey priority wins; 0 is first come, first served."""
+
+    @property
+    def api_key_file(self) -> Path:
+        """Where `journeys up` keeps its admin key, for the CLI to find."""
+        return self.data_dir / "api-key"
+
+    @property
+    def api_url_file(self) -> Path:
+        """Where `journeys up` writes its API's address, for the CLI to find."""
+        return self.data_dir / "api-url"
+
+    def child_environment(self) -> dict[str, str]:
+        """This process's environment with these settings in it: what a process started
+        from this one (a worker beside an API) runs with."""
+        return {**os.environ, **self.as_environment()}
 
     def service_url(self, configured: str | None, path: str) -> str:
         """`configured`, else the built-in service at `path` on this deployment's API."""

@@ -1,7 +1,7 @@
 """The offer catalogue and the record of decisions, for the built-in decisioning service.
 
 A decision reads the placement's offers and their grant counts, ranks them
-(`services.decisioning.rank`), then counts the chosen offers against their caps and stores
+(`schemas.ranking.rank`), then counts the chosen offers against their caps and stores
 the answer under the request's key, in one transaction. When any offer of the placement
 is capped, decisions for that placement are serialised (an advisory lock on PostgreSQL,
 the write lock on SQLite) so a total cap holds under concurrency.
@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from journeys.schemas.decision import DecisionRequest, DecisionResult, Offer
-from journeys.services.decisioning import rank
+from journeys.schemas.ranking import rank
 from journeys.storage.db import serialize, upsert
 from journeys.storage.profiles import load
 from journeys.storage.tables import DecisionRow, OfferGrantRow, OfferRow

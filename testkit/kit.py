@@ -28,16 +28,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from journeys.api.routes import decisioning
-from journeys.api.routing import EventRouter, Routed, ingest
-from journeys.cli.embedded import (
-    dev_server,
-    dev_server_command,
-    free_port,
-    listening,
-    load_examples,
-    open_stores,
-    wait_for_temporal,
-)
 from journeys.clients.enrollments import Enrollment
 from journeys.schemas.delivery import Delivery, Template
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
@@ -47,7 +37,17 @@ from journeys.schemas.profile import Profile
 from journeys.schemas.settings import Settings
 from journeys.services.mailbox import Mailbox, Received, start_smtp
 from journeys.services.sandbox import Sandbox, build_router
+from journeys.stack.embedded import (
+    dev_server,
+    dev_server_command,
+    free_port,
+    listening,
+    load_examples,
+    open_stores,
+    wait_for_temporal,
+)
 from journeys.storage.stores import Stores
+from journeys.usecases.routing import EventRouter, Routed, ingest
 from journeys.workers.worker import build_worker
 
 SERVICES = "http://services.journeys.test"

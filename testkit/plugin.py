@@ -10,20 +10,20 @@ starts unless a test asks for them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from journeys.schemas.settings import Settings
 from journeys.testkit.kit import JourneyKit, temporal_server
 
 
 @pytest.fixture(scope="session")
 def journeys_temporal() -> Iterator[str]:
     """The address of the session's time-skipping Temporal dev server."""
-    running = os.environ.get("JOURNEYS_TEST_TEMPORAL")
+    running = Settings().test_temporal
     if running:
         yield running
         return

@@ -23,12 +23,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from journeys.cli.embedded import Stack, free_port, running_stack, wait_for_temporal
+from journeys.runtime.codec import new_key
+from journeys.runtime.telemetry import install_tracing
 from journeys.schemas.settings import Settings
 from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.stack.embedded import Stack, free_port, running_stack, wait_for_temporal
 from journeys.testkit.kit import temporal_server
-from journeys.workers.codec import new_key
-from journeys.workers.telemetry import install_tracing
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from temporalio.service import RPCError
 
-from journeys.api.audience_runs import schedule_id, start_run
-from journeys.cli.embedded import Stack, spawn
 from journeys.examples import direct_debit
 from journeys.schemas.journey import Audience, Entry, ExitStep, JourneySpec, Schedule, WaitStep
 from journeys.schemas.predicates import AllOf, Comparison
+from journeys.stack.embedded import Stack, spawn
+from journeys.usecases.audience_runs import schedule_id, start_run
 from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, one_send, state
 

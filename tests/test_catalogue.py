@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.journey import Entry, EventCondition
+from journeys.stack.embedded import Stack
 from tests.conftest import unique
 from tests.helpers import one_send
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.journey import ExitStep, SendStep
+from journeys.stack.embedded import Stack
 from tests.conftest import free_port, unique
 from tests.helpers import journeys_cli, one_send
 

@@ -16,10 +16,10 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
 
 from journeys.api.app import create_app
-from journeys.cli.embedded import Stack
+from journeys.runtime.codec import codec, new_key
+from journeys.runtime.temporal import connect_config
 from journeys.schemas.enrollment import enrollment_workflow_id
-from journeys.workers.codec import codec, new_key
-from journeys.workers.temporal import connect_config
+from journeys.stack.embedded import Stack
 from tests.conftest import unique
 from tests.helpers import customer, ended, event, one_send, publish_copy
 

@@ -13,7 +13,7 @@ import pytest
 from journeys.schemas.decision import DecisionRequest, Offer
 from journeys.schemas.formula import FormulaError, evaluate, parse
 from journeys.schemas.journey import Ranking
-from journeys.services.decisioning import rank
+from journeys.schemas.ranking import rank
 from tests.conftest import unique
 from tests.helpers import customer
 

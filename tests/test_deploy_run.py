@@ -28,8 +28,8 @@ import httpx
 import psycopg
 import pytest
 
-from journeys.cli.embedded import PROJECT
 from journeys.services.mailbox import Mailbox
+from journeys.stack.embedded import PROJECT
 from tests.conftest import POSTGRES_URL, eventually, free_port
 from tests.helpers import one_send
 from tests.test_deploy import (

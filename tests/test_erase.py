@@ -11,7 +11,6 @@ import httpx
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.enrollment import enrollment_workflow_id
 from journeys.schemas.journey import (
     Entry,
@@ -21,6 +20,7 @@ from journeys.schemas.journey import (
     SendStep,
     WaitStep,
 )
+from journeys.stack.embedded import Stack
 from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, one_send, publish_copy, state
 

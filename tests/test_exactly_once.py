@@ -15,7 +15,6 @@ from temporalio.testing import ActivityEnvironment
 
 from journeys.activities.channels import EmailChannel
 from journeys.activities.delivery import DeliveryActivities
-from journeys.cli.embedded import Stack, spawn
 from journeys.schemas.delivery import SendRequest
 from journeys.schemas.enrollment import (
     EnrollmentInput,
@@ -27,6 +26,7 @@ from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import MessageContent
 from journeys.schemas.profile import Profile
 from journeys.services.mailbox import Mailbox, start_smtp
+from journeys.stack.embedded import Stack, spawn
 from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import free_port, unique
 from tests.helpers import one_send

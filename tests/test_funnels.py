@@ -14,7 +14,6 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.journey import (
     Entry,
     EventCondition,
@@ -24,6 +23,7 @@ from journeys.schemas.journey import (
     SplitPath,
     SplitStep,
 )
+from journeys.stack.embedded import Stack
 from journeys.workflows.split import bucket, choose
 from tests.conftest import eventually, unique
 from tests.helpers import customer, event, journeys_ok, state, wait_then_end

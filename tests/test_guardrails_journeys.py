@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 from temporalio.testing import TimeSkipper
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.guardrails import QuietHours
 from journeys.schemas.journey import (
@@ -26,6 +25,7 @@ from journeys.schemas.journey import (
 )
 from journeys.schemas.profile import Profile
 from journeys.services.mailbox import Mailbox
+from journeys.stack.embedded import Stack
 from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import eventually, unique
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, time, timedelta
 import httpx
 import pytest
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.guardrails import FrequencyCap, QuietHours
 from journeys.schemas.journey import JourneySpec, MessageContent
 from journeys.schemas.profile import Profile
+from journeys.stack.embedded import Stack
 from journeys.storage.ledger import DeliveryLedger, Rules
 from tests.conftest import unique
 from tests.helpers import one_send

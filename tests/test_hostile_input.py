@@ -15,8 +15,8 @@ import pytest
 
 from journeys.activities.egress import Policy
 from journeys.activities.templates import Limits, RenderError, render
-from journeys.cli.embedded import Stack
 from journeys.schemas.journey import ActionStep, MessageContent
+from journeys.stack.embedded import Stack
 from tests.conftest import unique, write_key
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
 from tests.test_steps import inbox_send, journey

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from segment.analytics import Client as SegmentClient
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.journey import (
     Entry,
     ExitStep,
@@ -22,6 +21,7 @@ from journeys.schemas.journey import (
     SendStep,
     WaitForEventStep,
 )
+from journeys.stack.embedded import Stack
 from tests.conftest import eventually, unique, write_key
 from tests.helpers import customer, ended, one_send, publish_copy
 

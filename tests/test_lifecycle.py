@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from journeys.cli.embedded import PROJECT, Stack
+from journeys.stack.embedded import PROJECT, Stack
 from tests.conftest import free_port
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.enrollment import enrollment_workflow_id
 from journeys.schemas.journey import (
     Entry,
@@ -19,6 +18,7 @@ from journeys.schemas.journey import (
     SendStep,
     WaitStep,
 )
+from journeys.stack.embedded import Stack
 from tests.conftest import eventually, unique
 from tests.helpers import customer, ended, event, journeys_ok, keep_history, state
 

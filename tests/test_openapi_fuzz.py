@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from journeys.cli.embedded import running_stack
 from journeys.schemas.settings import Settings
+from journeys.stack.embedded import running_stack
 from tests.conftest import free_port, repo_root
 
 pytestmark = pytest.mark.slow

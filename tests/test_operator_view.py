@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import httpx
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.enrollment import enrollment_workflow_id
 from journeys.schemas.journey import (
     Entry,
@@ -19,6 +18,7 @@ from journeys.schemas.journey import (
     MessageContent,
     SendStep,
 )
+from journeys.stack.embedded import Stack
 from journeys.workflows import search_attributes as sa
 from journeys.workflows.clock import local_time
 from tests.conftest import eventually, unique

@@ -15,8 +15,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from journeys.cli.embedded import Stack
 from journeys.schemas.settings import Settings
+from journeys.stack.embedded import Stack
 from journeys.workers.replay import from_files, recorded_patches, replay
 from journeys.workers.sandbox import runner
 from journeys.workflows.journey import JourneyWorkflow

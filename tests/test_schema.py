@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
-from journeys.cli.embedded import PROJECT
+from journeys.stack.embedded import PROJECT
 from journeys.storage import schema
 from journeys.storage.db import make_engine
 from tests.conftest import POSTGRES_URL

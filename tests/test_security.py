@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from journeys.api.access import PUBLIC, ROUTES, SANDBOX_PREFIX, app_routes
 from journeys.api.app import create_app
-from journeys.cli.embedded import Stack
 from journeys.schemas.access import SCOPES
+from journeys.stack.embedded import Stack
 from tests.conftest import eventually, unique
 from tests.helpers import customer, one_send, publish_copy
 
@@ -200,7 +200,7 @@ async def test_an_app_reads_its_own_inbox_with_a_customer_token(
 async def test_codec_endpoint_takes_its_token_a_read_key_or_nothing_when_embedded(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
-    from journeys.workers.codec import new_key
+    from journeys.runtime.codec import new_key
 
     body = {"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "e30="}]}
     reader = (await api.post("/v1/keys", json={"name": "ui", "scopes": ["read"]})).json()

@@ -14,7 +14,6 @@ import pytest
 from segment.analytics import Client as SegmentClient
 
 from journeys.api.app import create_app
-from journeys.cli.embedded import Stack
 from journeys.schemas.journey import (
     BranchCase,
     BranchStep,
@@ -24,6 +23,7 @@ from journeys.schemas.journey import (
     MessageContent,
     SendStep,
 )
+from journeys.stack.embedded import Stack
 from tests.conftest import eventually, unique, write_key
 from tests.helpers import ended, one_send, publish_copy, state
 

@@ -12,7 +12,7 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from journeys.cli.embedded import Stack
+from journeys.stack.embedded import Stack
 from tests.conftest import eventually, unique, write_key
 from tests.helpers import customer, ended, event, one_send, publish_copy
 

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from temporalio.common import WorkflowIDConflictPolicy
 
-from journeys.cli.embedded import Unreachable, wait_for_temporal
 from journeys.schemas.settings import Settings
+from journeys.stack.embedded import Unreachable, wait_for_temporal
 
 
 def _certificate(

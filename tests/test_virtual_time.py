@@ -10,7 +10,6 @@ from datetime import timedelta
 from temporalio.client import WorkflowHandle
 from temporalio.testing import TimeSkipper
 
-from journeys.cli.embedded import Stack
 from journeys.examples.onboarding_nudge import JOURNEY as ONBOARDING
 from journeys.examples.welcome_series import JOURNEY as WELCOME
 from journeys.schemas.enrollment import EnrollmentInput, EnrollmentState, enrollment_workflow_id
@@ -18,6 +17,7 @@ from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import JourneySpec
 from journeys.schemas.profile import Profile
 from journeys.services.mailbox import Mailbox
+from journeys.stack.embedded import Stack
 from journeys.workflows.journey import JourneyWorkflow
 from journeys.workflows.split import bucket, choose
 from tests.conftest import eventually, unique

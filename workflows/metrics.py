@@ -1,5 +1,5 @@
 """The journeys' own metrics, through the SDK's replay-safe metric meter: a replayed
-workflow task counts nothing twice. Exported with the SDK's metrics (workers/telemetry.py)."""
+workflow task counts nothing twice. Exported with the SDK's metrics (runtime/telemetry.py)."""
 
 from __future__ import annotations
 

@@ -17,13 +17,13 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from journeys.api.audience_runs import start_run
 from journeys.api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
 from journeys.api.errors import problem
 from journeys.schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
 from journeys.schemas.base import Schema
 from journeys.schemas.events import CUSTOMER_ID
 from journeys.schemas.journey import SLUG, JourneySpec
+from journeys.usecases.audience_runs import start_run
 from journeys.workflows.audience import PROGRESS_MEMO
 
 router = APIRouter(tags=["audiences"])

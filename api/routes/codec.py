@@ -12,7 +12,7 @@ from temporalio.api.common.v1 import Payloads
 
 from journeys.api.deps import SettingsDep
 from journeys.api.errors import problem
-from journeys.workers.codec import codec
+from journeys.runtime.codec import codec
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Request
 
 from journeys.api import customer_tokens
 from journeys.api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsDep, StoresDep
-from journeys.api.erasure import Erased, erase
 from journeys.api.errors import problem
 from journeys.api.models import ProfileIn, UnsubscribeIn
 from journeys.api.pages import Cursor, Limit, Page, paginate
 from journeys.schemas.base import Schema
 from journeys.schemas.delivery import Delivery, InboxMessage
-from journeys.schemas.events import CustomerEvent
 from journeys.schemas.profile import Profile
+from journeys.usecases.consent import withdraw
+from journeys.usecases.erasure import Erased, erase
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -128,19 +128,3 @@ async def unsubscribe(
     """Withdraw marketing consent (one channel, or all) and end marketing journeys."""
     channel = body.channel if body else None
     return await withdraw(customer_id, channel, "api", stores, events, settings)
-
-
-async def withdraw(
-    customer_id: CustomerId,
-    channel: str | None,
-    source: str,
-    stores: StoresDep,
-    events: RouterDep,
-    settings: SettingsDep,
-) -> Profile:
-    """Record the unsubscribe, then send the unsubscribe event, so journeys whose
-    `exit_when` names it end. Consent is withdrawn before the event is routed."""
-    profile = await stores.profiles.unsubscribe(customer_id, channel)
-    properties = {"source": source, **({"channel": channel} if channel else {})}
-    await events.route(CustomerEvent.create(customer_id, settings.unsubscribe_event, properties))
-    return profile

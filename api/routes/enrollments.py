@@ -10,13 +10,13 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from journeys.api.controls import Command, Refused, apply, control, for_each, running
+from journeys.api.commands import enrollment_of, not_found, send
 from journeys.api.deps import ClientDep, CustomerId, JourneyId
 from journeys.api.errors import problem
-from journeys.clients.enrollments import Enrollment
 from journeys.schemas.base import Schema
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
 from journeys.schemas.journey import SLUG
+from journeys.usecases.controls import control, for_each, running
 
 T = TypeVar("T", bound=BaseModel)
 ENDED_OUTSIDE = frozenset(
@@ -31,25 +31,12 @@ ENDED_OUTSIDE = frozenset(
 router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enrollments"])
 
 
-def _enrollment(client: ClientDep, journey_id: JourneyId, customer_id: CustomerId) -> Enrollment:
-    return Enrollment.of(client, journey_id, customer_id)
-
-
-def _not_found(journey_id: JourneyId, customer_id: CustomerId) -> Exception:
-    return problem(
-        404,
-        "this customer has no enrollment in this journey",
-        "path",
-        "customer_id",
-    )
-
-
 @router.get("/{customer_id}")
-async def get_enrollment(
+async def getenrollment_of(
     journey_id: JourneyId, customer_id: CustomerId, client: ClientDep
 ) -> EnrollmentState:
     """Status, version, current step, what it waits for and until when, the path so far."""
-    enrollment = _enrollment(client, journey_id, customer_id)
+    enrollment = enrollment_of(client, journey_id, customer_id)
     try:
         state = await enrollment.state()
         if state.status == "active":  # unless the run was ended in Temporal itself
@@ -63,24 +50,10 @@ async def get_enrollment(
         return state
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise _not_found(journey_id, customer_id) from err
+            raise not_found(journey_id, customer_id) from err
         raise
     except WorkflowQueryFailedError as err:
         raise problem(409, f"enrollment cannot be read: {err}") from err
-
-
-async def send(
-    client: ClientDep, journey_id: JourneyId, customer_id: CustomerId, command: Command[T]
-) -> T:
-    """One command to one customer's enrollment; a refusal is a 409 that says why."""
-    try:
-        return await apply(_enrollment(client, journey_id, customer_id), command)
-    except Refused as err:
-        raise problem(409, f"cannot {command.action}: {err}") from err
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise _not_found(journey_id, customer_id) from err
-        raise
 
 
 def _one(action: Control, doc: str) -> Any:

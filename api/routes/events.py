@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from journeys.api import routing
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
 from journeys.api.models import EventBatchIn, EventIn, EventsAccepted, RoutedOut
+from journeys.usecases import routing
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 

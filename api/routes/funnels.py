@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
-from journeys.api import funnels
 from journeys.api.deps import MAX_INT, ClientDep, JourneyId, SettingsDep, StoresDep
 from journeys.api.errors import problem
 from journeys.schemas.funnel import Funnel
+from journeys.usecases import funnels
 
 router = APIRouter(tags=["funnels"])
 PAGE = Path(__file__).resolve().parent.parent / "static" / "funnel.html"

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, status
-from temporalio.service import RPCError, RPCStatusCode
 
-from journeys.api.audience_runs import sync_schedule
 from journeys.api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, StoresDep, VersionNo
 from journeys.api.errors import problem
 from journeys.api.models import JourneySummary, JourneyVersionOut, Published
 from journeys.api.pages import Cursor, Limit, Page, paginate
 from journeys.schemas.journey import JourneySpec
 from journeys.storage.journeys import KeyReused
+from journeys.usecases import publishing
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
@@ -31,24 +30,19 @@ async def publish(
     the version they entered with. A scheduled audience entry's Temporal Schedule now
     starts runs of this version. A retry with the same `Idempotency-Key` and body answers
     the version the first made; the same key with another body is 422."""
-    previous = await stores.journeys.get(spec.id, None)
     try:
-        version, created = await stores.journeys.publish(spec, key=idempotency_key)
+        version = await publishing.publish(
+            spec,
+            idempotency_key,
+            stores=stores,
+            events=events,
+            client=client,
+            task_queue=settings.task_queue,
+        )
     except KeyReused as err:
         raise problem(422, str(err), "header", "idempotency-key") from err
-    if not created:
-        return Published(id=spec.id, version=version)
-    if spec.entry.schedule or (previous and previous[0].entry.schedule):
-        try:
-            await sync_schedule(client, spec, version, settings.task_queue)
-        except RPCError as err:  # nothing half-published: the version goes again
-            await stores.journeys.withdraw(spec.id, version)
-            if err.status == RPCStatusCode.INVALID_ARGUMENT:
-                raise problem(
-                    422, "Temporal refused this schedule", "body", "entry", "schedule"
-                ) from err
-            raise
-    events.invalidate()
+    except publishing.ScheduleRefused as err:
+        raise problem(422, "Temporal refused this schedule", "body", "entry", "schedule") from err
     return Published(id=spec.id, version=version)
 
 

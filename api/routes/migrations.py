@@ -8,13 +8,13 @@ from collections import Counter
 from fastapi import APIRouter
 from pydantic import Field, StrictBool
 
-from journeys.api.controls import Command, for_each, running
+from journeys.api.commands import send
 from journeys.api.deps import ClientDep, CustomerId, JourneyId, StoresDep
 from journeys.api.errors import problem
-from journeys.api.routes.enrollments import send
 from journeys.schemas.base import Schema
 from journeys.schemas.enrollment import MigrateRequest, MigrationPlan
 from journeys.schemas.journey import SLUG
+from journeys.usecases.controls import Command, for_each, running
 
 router = APIRouter(prefix="/v1/journeys/{journey_id}", tags=["enrollments"])
 

@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 
-from journeys.api import routing
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.segment import CALLS, Rejected, SegmentAnswer, SegmentBatch, SegmentMessage
+from journeys.usecases import routing
 
 router = APIRouter(prefix="/v1", tags=["segment"])
 ROUTED = ("track", "page", "screen")

@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse
 
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
-from journeys.api.routes.customers import withdraw
 from journeys.schemas import unsubscribe as links
+from journeys.usecases.consent import withdraw
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["consent"])
 

@@ -12,7 +12,6 @@ own (task latencies, schedule-to-start, cache) and the journeys' (workflows/metr
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TextIO
 
@@ -39,13 +38,13 @@ _runtimes: dict[str, Runtime] = {}
 
 
 def tracing_enabled(settings: Settings) -> bool:
-    off = os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true"
-    return settings.tracing and not off and exporters() != ["none"]
+    off = settings.otel_sdk_disabled
+    return settings.tracing and not off and exporters(settings) != ["none"]
 
 
-def exporters() -> list[str]:
+def exporters(settings: Settings) -> list[str]:
     """The trace exporters `OTEL_TRACES_EXPORTER` names (console by default)."""
-    raw = os.environ.get("OTEL_TRACES_EXPORTER", "console")
+    raw = settings.otel_traces_exporter
     return [name.strip() for name in raw.split(",") if name.strip()]
 
 
@@ -61,7 +60,7 @@ def install_tracing(
     if processor is not None:
         provider.add_span_processor(processor)
     else:
-        for name in exporters():
+        for name in exporters(settings):
             provider.add_span_processor(BatchSpanProcessor(_exporter(name, console)))
     trace.set_tracer_provider(provider)
     return provider

@@ -11,9 +11,9 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
+from journeys.runtime.codec import data_converter
+from journeys.runtime.telemetry import interceptors, runtime
 from journeys.schemas.settings import Settings
-from journeys.workers.codec import data_converter
-from journeys.workers.telemetry import interceptors, runtime
 from journeys.workflows import search_attributes as sa
 
 

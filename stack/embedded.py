@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -26,20 +25,19 @@ from temporalio.client import Client
 from journeys.activities.channels import CHANNEL_NAMES
 from journeys.activities.egress import shared_client
 from journeys.api.app import create_app
-from journeys.cli.http import CliError
 from journeys.examples import JOURNEYS, OFFERS, TEMPLATES
-from journeys.schemas.settings import Settings
-from journeys.services.mailbox import Mailbox
-from journeys.storage.schema import SchemaBehind
-from journeys.storage.stores import Stores
-from journeys.workers.health import worker_health_app
-from journeys.workers.telemetry import install_tracing, instrument_http
-from journeys.workers.temporal import (
+from journeys.runtime.health import worker_health_app
+from journeys.runtime.telemetry import install_tracing, instrument_http
+from journeys.runtime.temporal import (
     connect,
     connect_config,
     ensure_search_attributes,
     search_attribute_flags,
 )
+from journeys.schemas.settings import Settings
+from journeys.services.mailbox import Mailbox
+from journeys.storage.schema import SchemaBehind
+from journeys.storage.stores import Stores
 from journeys.workers.worker import build_worker
 
 
@@ -92,7 +90,7 @@ def spawn(
     apart in a benchmark. `stdout` takes what it prints (console traces)."""
     return subprocess.Popen(
         [sys.executable, "-m", *(module_and_args or WORKER)],
-        env={**os.environ, **settings.as_environment()},
+        env=settings.child_environment(),
         cwd=PROJECT,
         stdout=stdout,
     )
@@ -117,7 +115,7 @@ def dev_server(command: list[str], log: Path | None = None) -> Generator[subproc
             out.close()  # type: ignore[union-attr]
 
 
-class Unreachable(CliError):
+class Unreachable(Exception):
     """A service a process needs at start did not answer: said in one line, no traceback."""
 
 
@@ -323,22 +321,35 @@ def free_port_or_fail(host: str, port: int, what: str) -> None:
 def kept_payload_key(data_dir: Path) -> str:
     """The embedded default's payload key: made on first run, kept (0600) in the data
     folder, so history written before a restart still decrypts."""
+    from journeys.runtime.codec import new_key
     from journeys.storage.secrets import secret
-    from journeys.workers.codec import new_key
 
     return secret(
         Settings(data_dir=data_dir, generate_secrets=True), None, "payload", make=new_key
     ).decode()
 
 
+async def admin_key(stores: Stores, settings: Settings) -> str:
+    """The embedded default's admin key: made on first run and kept (0600) in the data
+    folder, where the CLI finds it; made anew if it was revoked."""
+    path = settings.api_key_file
+    if path.exists():
+        kept = path.read_text().strip()
+        if await stores.keys.caller(kept) is not None:
+            return kept
+    created = await stores.keys.create("admin (journeys up)", ["admin"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(created.token + "\n")
+    return created.token
+
+
 async def embedded_admin_key(settings: Settings) -> str:
     """Open the database once to make (or find) the embedded default's admin key."""
-    from journeys.cli.keys import admin_key
-
     stores = await Stores.open(
         settings.db_url(), channels=CHANNEL_NAMES, schema=settings.database_schema
     )
     try:
-        return await admin_key(stores, settings.data_dir)
+        return await admin_key(stores, settings)
     finally:
         await stores.close()

@@ -10,12 +10,12 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from journeys.api.controls import control, for_each
 from journeys.schemas.base import Schema
 from journeys.schemas.enrollment import ControlRequest
 from journeys.storage.db import sessions
 from journeys.storage.erase import erase_customer
 from journeys.storage.stores import Stores
+from journeys.usecases.controls import control, for_each
 from journeys.workflows import search_attributes as sa
 
 
