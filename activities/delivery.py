@@ -26,9 +26,10 @@ from journeys.schemas import activities as names
 from journeys.schemas import unsubscribe
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
+from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.storage.journeys import JourneyStore
-from journeys.storage.ledger import DeliveryLedger, Rules
+from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.secrets import unsubscribe_key
 from journeys.storage.templates import TemplateStore
 

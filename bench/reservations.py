@@ -25,7 +25,7 @@ from journeys.schemas.delivery import SendRequest
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.guardrails import FrequencyCap
 from journeys.schemas.journey import MessageContent
-from journeys.storage.ledger import Rules
+from journeys.schemas.send_decision import Rules
 from journeys.storage.stores import Stores
 from journeys.storage.tables import DeliveryRow
 

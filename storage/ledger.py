@@ -2,14 +2,11 @@
 reservation that decides whether a send may go out.
 
 `reserve` takes a per-customer lock (a PostgreSQL advisory lock; SQLite's write lock), then
-in one transaction: returns the earlier outcome of a settled key, reads the profile, picks
-the channel, checks consent, address, quiet hours and every frequency cap, and records the
-verdict. A granted send is `pending` and counts against the caps until it settles. With an
-arbitration window, a capped send first waits it as `contending`, so that sends racing for
-the same customer (one event entering several journeys) are ranked by journey priority,
-then by who asked first (`arbitrate`). It does not wait when no rival can outrank it: at
-the top priority any journey has, or when the event its timing comes from reached no
-other journey that sends marketing messages (`SendRequest.contested`). `settle` records
+in one transaction reads one snapshot (the profile, the key's row and the customer's sends
+holding a cap slot), asks the pure `schemas.send_decision.decide` for the verdict, and writes
+it. A granted send is `pending` and counts against the caps until it settles. A contending
+send (`decide` says when) comes back after the arbitration window to `arbitrate`, which
+ranks it against its rivals by journey priority, then by who asked first. `settle` records
 the outcome in the same transaction as any rows the channel writes (the in-app inbox), so a
 retried or replayed send finds the first outcome instead of delivering twice.
 """
@@ -26,41 +23,25 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from journeys.schemas.delivery import FINAL, Delivery, SendRequest, SendResult
-from journeys.schemas.guardrails import (
-    FrequencyCap,
-    QuietHours,
-    best_hour,
-    counted,
-    free_at,
-    quiet_until,
-)
-from journeys.schemas.journey import channel_candidates
+from journeys.schemas.delivery import Delivery, SendRequest, SendResult
 from journeys.schemas.profile import Profile
+from journeys.schemas.send_decision import (
+    Earlier,
+    Rules,
+    ScopedCap,
+    Slot,
+    Snapshot,
+    Verdict,
+    arbitrate,
+    caps_for,
+    decide,
+)
 from journeys.storage.db import serialize, write_turn
 from journeys.storage.profiles import load, stored_profile
 from journeys.storage.tables import DeliveryRow, ProfileRow, utcnow
 
 COUNTED = ("pending", "sent")
 STALE_CONTENDER = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The deployment's guardrails; the journey's own come with each request."""
-
-    caps: Sequence[FrequencyCap] = ()
-    quiet_hours: QuietHours | None = None
-    arbitration: timedelta = timedelta(0)
-    top_priority: int | None = None
-    """The highest priority of any journey that sends marketing messages (None: not
-    known). A send at it cannot be outranked (ties go to who asked first), so it takes
-    no arbitration window."""
-
-    def contends(self, priority: int) -> bool:
-        """Whether a capped send of this priority waits the arbitration window."""
-        outranked = self.top_priority is None or priority < self.top_priority
-        return self.arbitration > timedelta(0) and outranked
 
 
 @dataclass
@@ -74,49 +55,16 @@ class Reservation:
     result: SendResult | None = None
 
 
-@dataclass(frozen=True)
-class _Cap:
-    """A cap and its scope: the whole customer, or one journey's sends (`journey_id`)."""
-
-    cap: FrequencyCap
-    journey_id: str | None = None
-
-    def counts(self, slot: _Slot) -> bool:
-        scoped = self.journey_id is None or slot.journey_id == self.journey_id
-        return scoped and self.cap.applies_to(slot.channel)
-
-    def fits(self, at: datetime, slots: Sequence[_Slot], extra: Sequence[_Slot] = ()) -> bool:
-        """Whether one more send fits at `at` beside `slots` (in the window) and `extra`
-        (contenders ranked ahead, wherever their clocks are)."""
-        used = counted(self.cap, at, [s.at for s in slots if self.counts(s)])
-        return used + sum(1 for e in extra if self.counts(e)) + 1 <= self.cap.limit
-
-    def free_at(self, at: datetime, slots: Sequence[_Slot]) -> datetime:
-        return free_at(self.cap, at, [s.at for s in slots if self.counts(s)])
-
-
-@dataclass
-class _Slot:
-    """One send already holding (or contending for) a cap slot."""
-
-    at: datetime
-    channel: str
-    journey_id: str
-    priority: int
-    since: datetime
-    key: str
-
-    @classmethod
-    def of(cls, row: Any) -> _Slot:
-        """From a row of the ledger (`DeliveryRow`, `_Entry`, or a result row)."""
-        return cls(
-            at=row.reserved_at,  # type: ignore[arg-type]
-            channel=row.channel,
-            journey_id=row.journey_id,
-            priority=row.priority,
-            since=row.updated_at,
-            key=row.idempotency_key,
-        )
+def _slot(row: Any) -> Slot:
+    """A cap slot from a row of the ledger (`DeliveryRow`, `_Entry`, or a result row)."""
+    return Slot(
+        at=row.reserved_at,
+        channel=row.channel,
+        journey_id=row.journey_id,
+        priority=row.priority,
+        since=row.updated_at,
+        key=row.idempotency_key,
+    )
 
 
 def _plain_record(table: type[SQLModel]) -> Any:
@@ -162,7 +110,7 @@ moment (or recorded later: see `schemas.guardrails.counted`): the one definition
 reads use."""
 
 
-def _since(at: datetime, caps: Sequence[_Cap]) -> datetime:
+def _since(at: datetime, caps: Sequence[ScopedCap]) -> datetime:
     return at - max(c.cap.window for c in caps)
 
 
@@ -203,50 +151,16 @@ class DeliveryLedger:
             await serialize(session, f"customer:{request.customer_id}")
             at = request.at or utcnow()
             profile, row, slots = await self._read(session, request, at, rules)
-            candidates = channel_candidates(
-                request.channel, request.fallbacks, profile.preferred_channel
-            )
-            channel, refusal = profile.reachable(candidates, request.topic)
-            counted = channel is not None and request.topic == "marketing"
-            caps = self._caps(request, rules, channel) if counted and channel else []
-            if row is not None and row.status in FINAL:  # settled earlier: its first outcome
+            earlier = Earlier(row.status, row.channel) if row is not None else None
+            verdict = decide(Snapshot(profile, earlier, slots), request, rules, at)
+            if verdict.kind == "earlier":  # settled earlier: its first outcome
+                assert row is not None
                 return Reservation("final", profile, row.channel, self._result(row))
-            if row is not None and row.status == "pending":  # granted before; a retry
-                row.attempts += 1
-                return await self._commit(
-                    session, row, Reservation("granted", profile, row.channel)
-                )
             if row is None:
                 row = self._new_row(request)
             else:
                 row.attempts += 1
-            if request.abandon:
-                return await self._finish(session, row, profile, "suppressed", "ended")
-            if channel is None:
-                return await self._finish(session, row, profile, "suppressed", refusal)
-            row.channel = channel
-            if request.dry_run:
-                return await self._finish(session, row, profile, "suppressed", "dry_run")
-            if request.best_time_within is not None:  # send-time optimisation: no extra call
-                best = best_hour(profile.active_hours, at, request.best_time_within)
-                if best > at:
-                    return await self._defer(session, row, profile, request, best, "best_time")
-            if request.topic == "transactional":
-                return await self._grant(session, row, profile, request)
-
-            quiet = request.quiet_hours or rules.quiet_hours
-            held = quiet is not None and quiet.applies_to(channel)
-            until = quiet_until(quiet, at, profile.timezone) if held else None
-            if until is not None:
-                return await self._defer(session, row, profile, request, until, "quiet_hours")
-
-            blocked = [c for c in caps if not c.fits(at, slots)]
-            if blocked:
-                return await self._capped(session, row, profile, request, at, blocked, slots)
-            if caps and rules.contends(request.priority) and request.contested():
-                row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
-                return await self._commit(session, row, Reservation("contend", profile, channel))
-            return await self._grant(session, row, profile, request)
+            return await self._apply(session, row, profile, request, verdict, at)
 
     async def arbitrate(self, request: SendRequest, rules: Rules) -> Reservation:
         """Decide a contending send: it gets a slot when the sends already counted plus the
@@ -257,18 +171,11 @@ class DeliveryLedger:
             if row is not None and row.status == "contending":
                 profile = (await load(session, request.customer_id))[1]
                 at = request.at or utcnow()
-                caps = self._caps(request, rules, row.channel)
+                caps = caps_for(request, rules, row.channel)
                 slots = await self._slots(session, request, at, caps)
-                mine = (-request.priority, row.updated_at, row.idempotency_key)
-                ahead = [
-                    c
-                    for c in await self._contenders(session, request)
-                    if (-c.priority, c.since, c.key) < mine
-                ]
-                blocked = [c for c in caps if not c.fits(at, slots, ahead)]
-                if blocked:
-                    return await self._capped(session, row, profile, request, at, blocked, slots)
-                return await self._grant(session, row, profile, request)
+                contenders = await self._contenders(session, request)
+                verdict = arbitrate(request, rules, at, _slot(row), slots, contenders)
+                return await self._apply(session, row, profile, request, verdict, at)
         # Decided meanwhile (a retry of this send took it over): its outcome, as reserved.
         return await self.reserve(request, rules)
 
@@ -361,22 +268,15 @@ class DeliveryLedger:
             attempts=1,
         )
 
-    @staticmethod
-    def _caps(request: SendRequest, rules: Rules, channel: str | None) -> list[_Cap]:
-        """The caps on `channel` (None: on any channel)."""
-        scoped = [_Cap(c) for c in rules.caps]
-        scoped += [_Cap(c, request.journey_id) for c in request.journey_caps]
-        return [c for c in scoped if channel is None or c.cap.applies_to(channel)]
-
     @classmethod
     async def _read(
         cls, session: AsyncSession, request: SendRequest, at: datetime, rules: Rules
-    ) -> tuple[Profile, _Entry | None, list[_Slot]]:
+    ) -> tuple[Profile, _Entry | None, list[Slot]]:
         """The profile, the key's row, and the marketing sends holding a slot in the
         widest window of any cap (as `_slots` finds them; which caps apply depends on the
         channel, which depends on the profile), in one statement: the customer, joined to
         their profile and to those rows."""
-        key, caps = request.idempotency_key, cls._caps(request, rules, None)
+        key, caps = request.idempotency_key, caps_for(request, rules, None)
         params: dict[str, Any] = {"customer": request.customer_id, "key": key}
         if caps:
             params["since"] = _since(at, caps)
@@ -385,15 +285,15 @@ class DeliveryLedger:
         profile = stored_profile(request.customer_id, found[0].profile)
         rows = [r for r in found if r.id is not None]
         row = next((_entry_of(r) for r in rows if r.idempotency_key == key), None)
-        return profile, row, [_Slot.of(r) for r in rows if r.idempotency_key != key]
+        return profile, row, [_slot(r) for r in rows if r.idempotency_key != key]
 
     async def _slots(
         self,
         session: AsyncSession,
         request: SendRequest,
         at: datetime,
-        caps: Sequence[_Cap],
-    ) -> list[_Slot]:
+        caps: Sequence[ScopedCap],
+    ) -> list[Slot]:
         """Marketing sends holding a slot in the widest cap window ending at `at` (or
         recorded later: see `schemas.guardrails.counted`)."""
         if not caps:
@@ -404,9 +304,9 @@ class DeliveryLedger:
             DeliveryRow.idempotency_key != request.idempotency_key,
         )
         found = await session.exec(query, params={"since": _since(at, caps)})
-        return [_Slot.of(r) for r in found.all()]
+        return [_slot(r) for r in found.all()]
 
-    async def _contenders(self, session: AsyncSession, request: SendRequest) -> list[_Slot]:
+    async def _contenders(self, session: AsyncSession, request: SendRequest) -> list[Slot]:
         """Other sends for this customer waiting to be arbitrated (not stale)."""
         query = select(DeliveryRow).where(
             DeliveryRow.customer_id == request.customer_id,
@@ -414,35 +314,39 @@ class DeliveryLedger:
             DeliveryRow.idempotency_key != request.idempotency_key,
             col(DeliveryRow.updated_at) > utcnow() - STALE_CONTENDER,
         )
-        return [_Slot.of(r) for r in (await session.exec(query)).all()]
+        return [_slot(r) for r in (await session.exec(query)).all()]
 
-    async def _capped(
+    async def _apply(
         self,
         session: AsyncSession,
         row: _Entry,
         profile: Profile,
         request: SendRequest,
+        verdict: Verdict,
         at: datetime,
-        blocked: Sequence[_Cap],
-        slots: Sequence[_Slot],
     ) -> Reservation:
-        if request.when_capped == "defer":
-            until = max(c.free_at(at, slots) for c in blocked)
-            return await self._defer(session, row, profile, request, until, "capped")
-        return await self._finish(session, row, profile, "suppressed", "capped")
-
-    async def _defer(
-        self,
-        session: AsyncSession,
-        row: _Entry,
-        profile: Profile,
-        request: SendRequest,
-        until: datetime,
-        reason: str,
-    ) -> Reservation:
-        if request.deadline is not None and until > request.deadline:
-            return await self._finish(session, row, profile, "suppressed", reason)
-        return await self._finish(session, row, profile, "deferred", reason, until=until)
+        """Write the verdict on the key's row, in the reservation's transaction."""
+        if verdict.channel is not None:
+            row.channel = verdict.channel
+        match verdict.kind:
+            case "again":  # granted before; a retry
+                return await self._commit(
+                    session, row, Reservation("granted", profile, row.channel)
+                )
+            case "grant":
+                return await self._grant(session, row, profile, request)
+            case "contend":
+                row.status, row.reserved_at, row.updated_at = "contending", at, utcnow()
+                return await self._commit(
+                    session, row, Reservation("contend", profile, row.channel)
+                )
+            case "defer":
+                reason = verdict.reason or ""
+                return await self._finish(
+                    session, row, profile, "deferred", reason, until=verdict.until
+                )
+            case _:
+                return await self._finish(session, row, profile, "suppressed", verdict.reason or "")
 
     async def _grant(
         self, session: AsyncSession, row: _Entry, profile: Profile, request: SendRequest

@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.events import CustomerEvent
-from journeys.schemas.guardrails import FrequencyCap, QuietHours
+from journeys.schemas.guardrails import FrequencyCap
 from journeys.schemas.journey import JourneySpec, MessageContent
 from journeys.schemas.profile import Profile
+from journeys.schemas.send_decision import Rules
 from journeys.stack.embedded import Stack
-from journeys.storage.ledger import DeliveryLedger, Rules
+from journeys.storage.ledger import DeliveryLedger
 from tests.conftest import unique
 from tests.helpers import one_send
 
@@ -203,60 +204,3 @@ async def test_the_window_rolls_and_deferral_waits_for_it(stack: Stack) -> None:
     late = request(cid, "d", 0, day3, when_capped="defer", deadline=day3 + timedelta(hours=1))
     expired = await send(ledger, late, rules)
     assert (expired.status, expired.reason) == ("suppressed", "capped")
-
-
-async def test_journey_caps_count_only_that_journey(stack: Stack) -> None:
-    cid = unique("jcap")
-    await stack.stores.profiles.put(Profile(customer_id=cid))
-    ledger = stack.stores.ledger
-    once_a_day = [FrequencyCap(limit=1, window=timedelta(days=1))]
-    at = datetime.now(UTC)
-    first = request(cid, "daily", 0, at, journey_caps=once_a_day)
-    assert (await send(ledger, first, Rules())).status == "sent"
-    second = first.model_copy(update={"idempotency_key": first.idempotency_key + "/2"})
-    assert (await send(ledger, second, Rules())).reason == "capped"
-    other = request(cid, "other", 0, at, journey_caps=once_a_day)
-    assert (await send(ledger, other, Rules())).status == "sent"
-
-
-async def test_consent_topic_channel_choice_and_quiet_hours(stack: Stack) -> None:
-    ledger = stack.stores.ledger
-    cid = unique("consent")
-    await stack.stores.profiles.put(
-        Profile(
-            customer_id=cid,
-            timezone="Europe/Berlin",
-            email=f"{cid}@test.example",
-            consent={"sms": False},
-            unsubscribed=["email"],
-            preferred_channel="sms",
-        )
-    )
-    noon = datetime(2026, 11, 24, 11, tzinfo=UTC)  # 12:00 in Berlin
-    rules = Rules(quiet_hours=None)
-
-    def to(channel: str, topic: str = "marketing", **kw: object) -> SendRequest:
-        base = request(cid, unique("j"), 0, noon, topic=topic, **kw)
-        return base.model_copy(update={"channel": channel})
-
-    assert (await send(ledger, to("sms"), rules)).reason == "no_consent"
-    # Transactional sends never override channel consent, but ignore marketing opt-outs.
-    assert (await send(ledger, to("sms", "transactional"), rules)).reason == "no_consent"
-    assert (await send(ledger, to("email"), rules)).reason == "unsubscribed"
-    assert (await send(ledger, to("email", "transactional"), rules)).status == "sent"
-    assert (await send(ledger, to("push"), rules)).reason == "no_address"
-    # best_channel: preferred sms has no consent, email is unsubscribed, in_app works.
-    best = await send(ledger, to("best_channel", fallbacks=["email", "in_app"]), rules)
-    assert (best.status, best.channel) == ("sent", "in_app")
-    nothing = await send(ledger, to("best_channel", fallbacks=["push"]), rules)
-    assert (nothing.status, nothing.reason) == ("suppressed", "no_consent")
-
-    night = datetime(2026, 11, 24, 22, tzinfo=UTC)  # 23:00 in Berlin
-    quiet = Rules(quiet_hours=None)  # the journey's own quiet hours apply
-    nightly = QuietHours(start=time(21), end=time(8), channels=["in_app"])
-    waiting = to("in_app", quiet_hours=nightly, deadline=night + timedelta(days=1))
-    waiting = waiting.model_copy(update={"at": night})
-    deferred = await send(ledger, waiting, quiet)
-    assert (deferred.status, deferred.until) == ("deferred", datetime(2026, 11, 25, 7, tzinfo=UTC))
-    urgent = to("in_app", "transactional", quiet_hours=nightly).model_copy(update={"at": night})
-    assert (await send(ledger, urgent, quiet)).status == "sent"
