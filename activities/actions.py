@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 
 from journeys.activities.http import Permanent, call
 from journeys.schemas import activities as names
-from journeys.schemas.activities import ActionRequest
+from journeys.schemas.activities import RATE_LIMITED, ActionRequest, Actions, invalid_request
 
 RATE_WAIT_SECONDS = 10.0
 """How long a call waits for its rate limit before it is retried later by Temporal."""
@@ -67,7 +67,7 @@ def load(modules: Iterable[str]) -> list[str]:
     return sorted(REGISTRY)
 
 
-class ActionActivities:
+class ActionActivities(Actions):
     def __init__(self, http: httpx.AsyncClient):
         self._http = http
         self._limiters: dict[tuple[str, str, int, float], AsyncLimiter] = {}
@@ -90,7 +90,7 @@ class ActionActivities:
             await asyncio.wait_for(limiter.acquire(), RATE_WAIT_SECONDS)
         except TimeoutError as err:
             raise ApplicationError(
-                f"rate limit {limit.limit} per {per:g}s reached", type="RateLimited"
+                f"rate limit {limit.limit} per {per:g}s reached", type=RATE_LIMITED
             ) from err
 
     async def _registered(self, request: ActionRequest) -> dict[str, Any]:
@@ -98,16 +98,12 @@ class ActionActivities:
         fn = REGISTRY.get(request.activity)
         if fn is None:
             known = ", ".join(sorted(REGISTRY)) or "none"
-            raise ApplicationError(
-                f"no action named {request.activity!r} (registered: {known})",
-                type="InvalidRequest",
-                non_retryable=True,
-            )
+            raise invalid_request(f"no action named {request.activity!r} (registered: {known})")
         data = ActionInput(**request.model_dump(include=set(ActionInput.__dataclass_fields__)))
         try:
             return await fn(data)
         except ValueError as err:
-            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
+            raise invalid_request(str(err)) from err
 
     async def _http_call(self, request: ActionRequest) -> dict[str, Any]:
         assert request.http is not None
@@ -128,7 +124,7 @@ class ActionActivities:
                 json=body,
             )
         except Permanent as err:
-            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
+            raise invalid_request(str(err)) from err
         try:
             output = response.json()
         except ValueError:

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from journeys.clients.enrollments import start_enrollment
 from journeys.schemas import activities as names
+from journeys.schemas.activities import Audiences
 from journeys.schemas.audience import (
     AUDIENCE_EVENT,
     AudiencePage,
@@ -26,7 +27,7 @@ from journeys.storage.profiles import ProfileStore
 COUNT_PAGE = 5000
 
 
-class AudienceActivities:
+class AudienceActivities(Audiences):
     def __init__(
         self,
         client: Client,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from journeys.activities.http import Permanent, call
 from journeys.schemas import activities as names
+from journeys.schemas.activities import Decisions, invalid_request
 from journeys.schemas.decision import DecisionRequest, DecisionResult
 from journeys.schemas.settings import Settings
 from journeys.storage.secrets import services_key
 
 
-class DecisioningActivities:
+class DecisioningActivities(Decisions):
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
         self._url = settings.service_url(settings.decisioning_url, "") + "/v1/decisions"
         self._http = http
@@ -32,5 +32,5 @@ class DecisioningActivities:
                 headers=self._auth,
             )
         except Permanent as err:
-            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from err
+            raise invalid_request(str(err)) from err
         return DecisionResult.model_validate(response.json())

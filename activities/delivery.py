@@ -17,13 +17,13 @@ from datetime import timedelta
 from typing import Never
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from journeys.activities.channels import Channel, Outbound
 from journeys.activities.http import Permanent
 from journeys.activities.templates import Limits, RenderError, render_off_loop
 from journeys.schemas import activities as names
 from journeys.schemas import unsubscribe
+from journeys.schemas.activities import Sends, invalid_request
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
 from journeys.schemas.send_decision import Rules
@@ -37,7 +37,7 @@ TOP_PRIORITY_SECONDS = 2.0
 """How long the top priority read from the catalogue is kept (the router's refresh)."""
 
 
-class DeliveryActivities:
+class DeliveryActivities(Sends):
     def __init__(
         self,
         *,
@@ -143,7 +143,7 @@ class DeliveryActivities:
         """Record a failure that retrying cannot mend, then fail the activity for good: the
         enrollment takes the step's `on_failed` edge, the ledger says why."""
         await self._ledger.settle(key, SendResult(status="failed", reason=reason), rendered)
-        raise ApplicationError(reason, type="InvalidRequest", non_retryable=True)
+        raise invalid_request(reason)
 
     async def _content(
         self, request: SendRequest, channel: str, locale: str | None

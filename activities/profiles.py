@@ -9,21 +9,33 @@ from typing import Any
 from temporalio import activity
 
 from journeys.schemas import activities as names
-from journeys.schemas.activities import LocalTimeRequest, ProfileUpdate, SendTimeRequest
+from journeys.schemas.activities import (
+    LocalTimeRequest,
+    ProfileRequest,
+    Profiles,
+    ProfileUpdate,
+    SendTimeRequest,
+)
 from journeys.schemas.guardrails import best_hour, next_local_time
 from journeys.storage.profiles import ProfileStore
 
 
-class ProfileActivities:
+class ProfileActivities(Profiles):
     def __init__(self, profiles: ProfileStore):
         self._profiles = profiles
 
     @activity.defn(name=names.GET_PROFILE)
-    async def get_profile(
-        self, customer_id: str, fields: list[str] | None = None
+    async def get_profile(  # type: ignore[override]
+        self, request: ProfileRequest | str, old_fields: list[str] | None = None
     ) -> dict[str, Any]:
         """Only the profile fields the branch reads (and, for `group.*` fields, the
-        traits of the customer's group under `group`): the result goes into history."""
+        traits of the customer's group under `group`): the result goes into history.
+        A workflow scheduled before the contract sent (customer id, fields): taken too,
+        until no history within retention has such a call (README, "Changing workflow
+        code")."""
+        if isinstance(request, str):
+            request = ProfileRequest(customer_id=request, fields=old_fields)
+        customer_id, fields = request.customer_id, request.fields
         profile = await self._profiles.get_or_default(customer_id)
         view = profile.view(fields)
         if fields and any(f.startswith("group.") for f in fields):

@@ -18,13 +18,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.schemas import activities as names
+    from journeys.schemas.activities import Audiences
     from journeys.schemas.audience import (
-        AudiencePage,
         AudiencePageRequest,
         AudienceProgress,
         AudienceRunInput,
-        Enrolled,
         EnrollRequest,
     )
 
@@ -59,10 +57,9 @@ class AudienceEntryWorkflow:
         try:
             if p.total is None:
                 self._touch()
-                p.total = await workflow.execute_activity(
-                    names.AUDIENCE_COUNT,
+                p.total = await workflow.execute_activity_method(
+                    Audiences.count,
                     audience,
-                    result_type=int,
                     start_to_close_timeout=timedelta(minutes=30),
                     heartbeat_timeout=timedelta(minutes=1),
                     retry_policy=RETRY,
@@ -73,10 +70,9 @@ class AudienceEntryWorkflow:
             while True:
                 if workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(input.model_copy(update={"progress": p}))
-                page = await workflow.execute_activity(
-                    names.AUDIENCE_PAGE,
+                page = await workflow.execute_activity_method(
+                    Audiences.page,
                     AudiencePageRequest(audience=audience, after=p.cursor, limit=input.page_size),
-                    result_type=AudiencePage,
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=RETRY,
                     summary=f"page after {p.done}",
@@ -99,8 +95,8 @@ class AudienceEntryWorkflow:
     async def _enroll(self, customer_ids: list[str]) -> None:
         input, p = self._input, self._progress
         expected = timedelta(seconds=len(customer_ids) / input.rate_per_second)
-        result = await workflow.execute_activity(
-            names.AUDIENCE_ENROLL,
+        result = await workflow.execute_activity_method(
+            Audiences.enroll,
             EnrollRequest(
                 journey=input.journey,
                 version=input.version,
@@ -109,7 +105,6 @@ class AudienceEntryWorkflow:
                 rate_per_second=input.rate_per_second,
                 options=input.options,
             ),
-            result_type=Enrolled,
             start_to_close_timeout=expected * 3 + timedelta(minutes=2),
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=RETRY,

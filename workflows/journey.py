@@ -7,7 +7,7 @@ end it from any step; continue-as-new carries its position when the server sugge
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, assert_never
 
@@ -16,11 +16,16 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.schemas import activities as names
     from journeys.schemas.activities import (
+        INVALID_REQUEST,
         ActionRequest,
+        Actions,
+        Decisions,
         LocalTimeRequest,
+        ProfileRequest,
+        Profiles,
         ProfileUpdate,
+        Sends,
         SendTimeRequest,
     )
     from journeys.schemas.decision import DecisionRequest, DecisionResult
@@ -60,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from journeys.workflows.split import bucket, choose
 
 T = TypeVar("T")
+A = TypeVar("A")
 DEDUP_WINDOW = 1000
 # Histories recorded before it cleared the event inbox when a wait_for_event began.
 EVENTS_BETWEEN_WAITS = "events-between-waits"
@@ -102,7 +108,7 @@ SEND_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=8,
-    non_retryable_error_types=["TemplateError", "InvalidRequest"],
+    non_retryable_error_types=[INVALID_REQUEST],
 )
 LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=20)
 CALL_RETRY = RetryPolicy(
@@ -110,7 +116,7 @@ CALL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=10,
-    non_retryable_error_types=["InvalidRequest"],
+    non_retryable_error_types=[INVALID_REQUEST],
 )
 
 
@@ -508,12 +514,11 @@ class JourneyWorkflow:
             until = now + self._spec.scaled(step.duration)
         else:
             assert step.until_local_time is not None
-            target: datetime = await workflow.execute_activity(
-                names.NEXT_LOCAL_TIME,
+            target = await workflow.execute_activity_method(
+                Profiles.next_local_time,
                 LocalTimeRequest(
                     customer_id=self._input.customer_id, at=step.until_local_time, after=now
                 ),
-                result_type=datetime,
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=LOOKUP_RETRY,
                 summary=f"{step.id}: customer's local {step.until_local_time.isoformat('minutes')}",
@@ -616,14 +621,13 @@ class JourneyWorkflow:
         if step.send_at == "best_time" and self._patched(BEST_TIME_IN_SEND):
             best_within = step.best_time_within  # the send defers to the hour, if not now
         elif step.send_at == "best_time":
-            best: datetime = await workflow.execute_activity(
-                names.BEST_SEND_TIME,
+            best = await workflow.execute_activity_method(
+                Profiles.best_send_time,
                 SendTimeRequest(
                     customer_id=self._input.customer_id,
                     at=self._clock(),
                     within=step.best_time_within,
                 ),
-                result_type=datetime,
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=LOOKUP_RETRY,
                 summary=f"{step.id}: best send time",
@@ -686,9 +690,8 @@ class JourneyWorkflow:
             best_time_within=best_within,
         )
         result, error = await self._call(
-            names.SEND,
+            Sends.send,
             request,
-            SendResult,
             timeout=timedelta(seconds=self._input.options.send_timeout),
             retry=SEND_RETRY,
             summary=f"{step.id}: {self._channels(step)}",
@@ -719,9 +722,8 @@ class JourneyWorkflow:
             dry_run=self._input.options.dry_run,
         )
         result, error = await self._call(
-            names.DECIDE,
+            Decisions.decide,
             request,
-            DecisionResult,
             timeout=timedelta(seconds=30),
             retry=CALL_RETRY,
             summary=f"{step.id}: decide {step.placement}",
@@ -735,8 +737,8 @@ class JourneyWorkflow:
 
     async def _update_profile(self, step: UpdateProfileStep) -> str:
         if not self._input.options.dry_run:
-            await workflow.execute_activity(
-                names.UPDATE_PROFILE,
+            await workflow.execute_activity_method(
+                Profiles.update_profile,
                 ProfileUpdate(
                     customer_id=self._input.customer_id,
                     attributes=step.attributes,
@@ -765,9 +767,8 @@ class JourneyWorkflow:
         )
         target = step.activity or (step.http.url if step.http else "")
         output, error = await self._call(
-            names.ACTION,
+            Actions.run,
             request,
-            dict,
             timeout=step.timeout,
             retry=CALL_RETRY,
             summary=f"{step.id}: {target}",
@@ -780,9 +781,8 @@ class JourneyWorkflow:
 
     async def _call(
         self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
+        method: Callable[[Any, A], Awaitable[T]],
+        arg: A,
         *,
         timeout: timedelta,
         retry: RetryPolicy,
@@ -790,10 +790,9 @@ class JourneyWorkflow:
     ) -> tuple[T | None, str | None]:
         """One activity: (its result, None), or (None, why it failed for good)."""
         try:
-            result: T = await workflow.execute_activity(
-                name,
+            result = await workflow.execute_activity_method(
+                method,
                 arg,
-                result_type=result_type,
                 start_to_close_timeout=timeout,
                 retry_policy=retry,
                 summary=summary,
@@ -829,10 +828,9 @@ class JourneyWorkflow:
 
     async def _profile(self, wanted: list[str]) -> dict[str, Any]:
         """The profile fields `wanted` (a branch's predicates read them), nothing more."""
-        profile: dict[str, Any] = await workflow.execute_activity(
-            names.GET_PROFILE,
-            args=[self._input.customer_id, wanted],
-            result_type=dict,
+        profile = await workflow.execute_activity_method(
+            Profiles.get_profile,
+            ProfileRequest(customer_id=self._input.customer_id, fields=wanted),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=LOOKUP_RETRY,
             summary=f"{self._carry.step}: profile",
