@@ -21,7 +21,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from journeys.schemas import activities as names
-    from journeys.schemas.activities import ProfileUpdate
+    from journeys.schemas.activities import ProfileRequest, ProfileUpdate
     from journeys.schemas.decision import DecisionRequest, DecisionResult
     from journeys.schemas.delivery import SendRequest, SendResult
     from journeys.schemas.events import CustomerEvent
@@ -136,7 +136,7 @@ class ByHand:
         self._step(step)
         view: dict[str, Any] = await workflow.execute_activity(
             names.GET_PROFILE,
-            args=[self.input.customer_id, list(fields)],
+            ProfileRequest(customer_id=self.input.customer_id, fields=list(fields)),
             result_type=dict,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=LOOKUP_RETRY,

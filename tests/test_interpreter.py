@@ -24,8 +24,10 @@ from temporalio.worker import Worker
 from journeys.clients.enrollments import Enrollment
 from journeys.schemas import activities as names
 from journeys.schemas.activities import (
+    INVALID_REQUEST,
     ActionRequest,
     LocalTimeRequest,
+    ProfileRequest,
     ProfileUpdate,
     SendTimeRequest,
 )
@@ -90,14 +92,14 @@ class Fakes:
         if self.send_answers:
             answer = self.send_answers.pop(0)
             if answer.status == "failed":
-                raise ApplicationError(answer.reason or "failed", type="InvalidRequest")
+                raise ApplicationError(answer.reason or "failed", type=INVALID_REQUEST)
             return answer
         channel = request.fallbacks[0] if request.channel == "best_channel" else request.channel
         return SendResult(status="sent", channel=channel, delivery_id=len(self.sent))
 
     @activity.defn(name=names.GET_PROFILE)
-    async def get_profile(self, customer_id: str, wanted: list[str]) -> dict[str, Any]:
-        return self.profiles.get(customer_id, {})
+    async def get_profile(self, request: ProfileRequest) -> dict[str, Any]:
+        return self.profiles.get(request.customer_id, {})
 
     @activity.defn(name=names.NEXT_LOCAL_TIME)
     async def next_local_time(self, request: LocalTimeRequest) -> datetime:
@@ -120,7 +122,7 @@ class Fakes:
     async def action(self, request: ActionRequest) -> dict[str, Any]:
         self.actions.append(request)
         if request.input.get("fail"):
-            raise ApplicationError("the brand's endpoint refused", type="InvalidRequest")
+            raise ApplicationError("the brand's endpoint refused", type=INVALID_REQUEST)
         return {"done": request.input}
 
 
