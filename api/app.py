@@ -10,8 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
 from temporalio.client import Client
 
-from journeys.api import errors, openapi
-from journeys.api.access import check_covered
+from journeys.api import access, errors, openapi
 from journeys.api.browsers import CORSFor, SegmentErrors
 from journeys.api.contract import Contract
 from journeys.api.guard import Guard, Secrets
@@ -33,6 +32,7 @@ from journeys.api.routes import (
 )
 from journeys.runtime.health import answers, temporal_answers
 from journeys.runtime.telemetry import instrument_app
+from journeys.schemas.access import public
 from journeys.schemas.segment import PATHS as segment_paths
 from journeys.schemas.settings import Settings
 from journeys.services.sandbox import Sandbox, build_router
@@ -63,6 +63,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     codec_token = settings.codec_token
     app.add_middleware(
         Guard,
+        routes=app,
         settings=settings,
         keys=stores.keys,
         audit=stores.audit,
@@ -114,11 +115,13 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         app.include_router(build_router(app.state.sandbox))
 
     @app.get("/healthz", tags=["health"])
+    @public()
     async def healthz() -> dict[str, str]:
         """Alive (the liveness probe): answers while the process serves at all."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready"}})
+    @public()
     async def readyz() -> JSONResponse:
         """Ready (the readiness probe): the database and Temporal both answer within
         2 s. 503 names which does not (nothing more: no addresses, no errors)."""
@@ -129,7 +132,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
 
     _offline_docs(app)
     openapi.install(app)
-    check_covered(app)
+    access.table(app)  # refuses an app with a route that declares no access
     return app
 
 
@@ -140,6 +143,7 @@ def _offline_docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc from the pinned `fastapi-offline` package: no CDN."""
 
     @app.get("/docs", include_in_schema=False)
+    @public()
     async def swagger() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
@@ -150,6 +154,7 @@ def _offline_docs(app: FastAPI) -> None:
         )
 
     @app.get("/redoc", include_in_schema=False)
+    @public()
     async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url="/openapi.json",
@@ -162,6 +167,7 @@ def _offline_docs(app: FastAPI) -> None:
     files = {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"}
 
     @app.get("/static/docs/{name}", include_in_schema=False)
+    @public()
     async def docs_file(name: str) -> FileResponse:
         if name not in files:
             raise errors.problem(404, "no such file", "path", "name")

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from journeys.api import customer_tokens
-from journeys.api.access import PUBLIC, ROUTES, Access, Matched, Table
+from journeys.api.access import Matched, table
 from journeys.api.contract import Contract
 from journeys.api.errors import respond
-from journeys.schemas.access import Caller
+from journeys.schemas.access import Access, Caller
 from journeys.schemas.settings import Settings
 from journeys.storage.access import AuditLog, KeyStore
 
@@ -111,6 +112,7 @@ class Guard:
     def __init__(
         self,
         app: ASGIApp,
+        routes: FastAPI,
         settings: Settings,
         keys: KeyStore,
         audit: AuditLog,
@@ -123,7 +125,7 @@ class Guard:
         self.keys = keys
         self.audit = audit
         self.secrets = secrets
-        self.table = Table({**ROUTES, **PUBLIC})
+        self.table = table(routes)  # built when the app first serves: every route is in
         self.buckets: dict[str, Bucket] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,6 +1,6 @@
-"""The OpenAPI document, completed from `api.access`: each operation's scope and security
-scheme, and the problem responses (400, 401, 403, 404, 409, 413, 415, 422, 429) every route
-may answer with, all in RFC 9457's shape."""
+"""The OpenAPI document, completed from what each route declares (`api.access`): each
+operation's scope and security scheme, and the problem responses (400, 401, 403, 404, 409,
+413, 415, 422, 429) every route may answer with, all in RFC 9457's shape."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from journeys.api.access import PUBLIC, ROUTES
+from journeys.api import access as declared
 from journeys.api.errors import MEDIA_TYPE, Problem
+from journeys.schemas.access import Access
 from journeys.schemas.segment import BATCHES, CALLS, SegmentBatchDoc, SegmentMessage
 
 ERRORS = {
@@ -71,6 +72,7 @@ def install(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
+        routes = declared.table(app)
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
@@ -106,15 +108,14 @@ def install(app: FastAPI) -> None:
             }
         for path, operations in doc.get("paths", {}).items():
             for method, operation in operations.items():
-                _complete(operation, method.upper(), path)
+                _complete(operation, routes.entries.get((method.upper(), path)))
         app.openapi_schema = doc
         return doc
 
     app.openapi = build  # type: ignore[method-assign]
 
 
-def _complete(operation: dict[str, Any], method: str, path: str) -> None:
-    access = ROUTES.get((method, path)) or PUBLIC.get((method, path))
+def _complete(operation: dict[str, Any], access: Access | None) -> None:
     responses = operation.setdefault("responses", {})
     wanted = dict(ERRORS)
     if access is not None and access.scope is not None:

@@ -6,8 +6,10 @@ A key is a random token shown once at creation; only its SHA-256 is stored (the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -26,6 +28,62 @@ SCOPE_HELP: dict[Scope, str] = {
     "admin": "everything, and manage keys and read the audit log",
 }
 KEY_PREFIX = "jk_"
+KB = 1024
+MB = 1024 * KB
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a route needs: a scope (None: public), and the largest body it takes (as sent
+    and once decompressed). Each route declares it where it is defined (`requires`,
+    `public`); the API's guard reads it off the app's routes."""
+
+    scope: Scope | None
+    max_body: int = 64 * KB
+    gzip: bool = False
+    """Takes `Content-Encoding: gzip` (Segment's libraries send it)."""
+    basic: bool = False
+    """Takes the key as a Basic-auth user or a `writeKey` (Segment's libraries)."""
+    customer_token: bool = False
+    """Also takes the customer's own inbox token (a customer's app)."""
+    codec_token: bool = False
+    """Also takes the codec token (the Temporal UI)."""
+    audit: str | None = None
+    """A body field naming what a change touches, kept in the audit log."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACCESS_ATTRIBUTE = "__journeys_access__"
+
+
+def requires(scope: Scope | None, **limits: Any) -> Callable[[F], F]:
+    """Declare a route's access on its endpoint, under the route's decorator:
+
+        @router.post("/v1/journeys")
+        @requires("journeys:write", max_body=MB, audit="id")
+        async def publish(...): ...
+
+    Args:
+        scope: the scope a caller's key needs; None for a public route (`public`).
+        limits: the other fields of `Access` (`max_body`, `gzip`, ...).
+    """
+    access = Access(scope, **limits)
+
+    def declare(endpoint: F) -> F:
+        setattr(endpoint, ACCESS_ATTRIBUTE, access)
+        return endpoint
+
+    return declare
+
+
+def public(**limits: Any) -> Callable[[F], F]:
+    """Declare a route that takes no key (health, signed links, provider callbacks)."""
+    return requires(None, **limits)
+
+
+def declared(endpoint: object) -> Access | None:
+    """The access an endpoint declares, or None."""
+    return getattr(endpoint, ACCESS_ATTRIBUTE, None)
 
 
 class KeyIn(Schema):

@@ -37,6 +37,7 @@ from fastapi.security import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from journeys.schemas.access import KB, public
 from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
 from journeys.storage.secrets import webhook_key
@@ -109,6 +110,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     settings = sandbox.settings
 
     @router.post("/twilio/2010-04-01/Accounts/{account_sid}/Messages.json", status_code=201)
+    @public(max_body=256 * KB)
     async def twilio_message(
         account_sid: str,
         request: Request,
@@ -163,6 +165,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         }
 
     @router.post("/fcm/v1/projects/{project}/messages:send")
+    @public(max_body=256 * KB)
     async def fcm_send(
         project: str,
         request: Request,
@@ -206,6 +209,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         return {"name": f"projects/{project}/messages/{uuid.uuid4().int % 10**19}"}
 
     @router.post("/webhooks")
+    @public(max_body=256 * KB)
     async def webhook(request: Request) -> Any:
         """A brand's webhook receiver: accepts only correctly signed bodies."""
         if (failed := sandbox.fault("webhooks")) is not None:
@@ -224,6 +228,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         return {"received": True}
 
     @router.get("/{provider}/received")
+    @public(max_body=256 * KB)
     async def received(provider: Provider, to: str | None = None) -> list[dict[str, Any]]:
         """What the provider received, oldest first (`to`: Twilio recipient or FCM token)."""
         found = list(sandbox.received[provider])
@@ -236,6 +241,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         ]
 
     @router.post("/faults", status_code=204)
+    @public(max_body=256 * KB)
     async def add_fault(fault: Fault) -> None:
         """Fail the provider's next `times` requests with `status`."""
         sandbox.faults.setdefault(fault.provider, []).extend([fault.status] * fault.times)

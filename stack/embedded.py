@@ -162,6 +162,7 @@ async def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
             channels=CHANNEL_NAMES,
             schema=settings.database_schema,
             migrate=migrate,
+            unsubscribe_event=settings.unsubscribe_event,
         )
 
 

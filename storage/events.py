@@ -28,51 +28,51 @@ CHUNK = 500  # message ids per statement (SQLite's bound-parameter limit)
 
 Accepted = tuple[list[CustomerEvent], set[str], set[str], dict[str, str]]
 """(the events under the customers they are for, new ids, pending ids, time zones)."""
-Accepting = tuple[Sequence[CustomerEvent], str]
-"""(the events of one call, the unsubscribe event's name)."""
+Accepting = Sequence[CustomerEvent]
+"""The events of one call."""
 
 
 class EventLog:
-    def __init__(self, transact: Transactions):
+    def __init__(self, transact: Transactions, unsubscribe_event: str = "unsubscribed"):
+        """`unsubscribe_event`: the event that withdraws marketing consent (Settings)."""
         self._transact = transact
+        self._unsubscribe_event = unsubscribe_event
         # Concurrent requests share a transaction (storage/group_commit.py).
-        self._accepting = GroupCommit(self._accept_together, weight=lambda c: len(c[0]))
+        self._accepting = GroupCommit(self._accept_together, weight=len)
         self._routing = GroupCommit(self._routed_together, weight=len)
 
-    async def accept(self, events: Sequence[CustomerEvent], unsubscribe_event: str) -> Accepted:
+    async def accept(self, events: Sequence[CustomerEvent]) -> Accepted:
         """Claim the events' message ids and let the profiles learn from the new ones, in
         one transaction: the events, each under the customer it is for (an anonymous id
         merged into a customer stands for them), (new, pending) as `claim` says, and the
         new events' customers' time zones. CustomerErasing (nothing claimed) when one of
         them is being erased. Calls made meanwhile share the transaction."""
-        return await self._accepting((events, unsubscribe_event))
+        return await self._accepting(events)
 
     async def _accept_together(self, calls: list[Accepting]) -> list[Outcome[Accepted]]:
         """One transaction for every call; should one be for a customer being erased, each
         call in its own, so that only that call is refused."""
-        if len(calls) > 1 and len({unsubscribe for _, unsubscribe in calls}) == 1:
+        if len(calls) > 1:
             with contextlib.suppress(CustomerErasing):
                 events, new, pending, zones = await self._accept_now(
-                    [e for theirs, _ in calls for e in theirs], calls[0][1]
+                    [e for theirs in calls for e in theirs]
                 )
                 outcomes: list[Outcome[Accepted]] = []
-                for theirs, _ in calls:
+                for theirs in calls:
                     mine, events = events[: len(theirs)], events[len(theirs) :]
                     ids = {e.message_id for e in mine}
                     outcomes.append((mine, new & ids, pending & ids, zones))
                 return outcomes
         outcomes = []
-        for theirs, unsubscribe in calls:
+        for theirs in calls:
             try:
-                outcomes.append(await self._accept_now(theirs, unsubscribe))
+                outcomes.append(await self._accept_now(theirs))
             except CustomerErasing as err:
                 outcomes.append(err)
         return outcomes
 
-    async def _accept_now(
-        self, events: Sequence[CustomerEvent], unsubscribe_event: str
-    ) -> Accepted:
-        return await self._transact(_accept, events, unsubscribe_event)
+    async def _accept_now(self, events: Sequence[CustomerEvent]) -> Accepted:
+        return await self._transact(_accept, events, self._unsubscribe_event)
 
     async def claim(self, message_ids: Sequence[str]) -> tuple[set[str], set[str]]:
         """(new, pending): ids never seen before, and ids seen but not yet routed. Every

@@ -42,10 +42,17 @@ class Stores:
 
     @classmethod
     async def open(
-        cls, url: str, *, channels: Iterable[str], schema: str | None = None, migrate: bool = True
+        cls,
+        url: str,
+        *,
+        channels: Iterable[str],
+        schema: str | None = None,
+        migrate: bool = True,
+        unsubscribe_event: str = "unsubscribed",
     ) -> Stores:
         """Connect, and migrate the database to this version's schema (`migrate`) or
-        check it is there (SchemaBehind). `channels` are those sends may name."""
+        check it is there (SchemaBehind). `channels` are those sends may name;
+        `unsubscribe_event` the event that withdraws consent (the event log's)."""
         engine = make_engine(url, schema=schema)
         try:
             if migrate:
@@ -65,7 +72,7 @@ class Stores:
             ledger=DeliveryLedger(factory),
             inbox=Inbox(factory),
             offers=OfferStore(factory),
-            events=EventLog(transactions),
+            events=EventLog(transactions, unsubscribe_event),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),

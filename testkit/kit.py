@@ -279,7 +279,6 @@ class JourneyKit:
             [event],
             self.router,
             self.stores,
-            self.settings.unsubscribe_event,
             self.settings.max_event_bytes,
         )
         for journey_id in {*routed.entered, *routed.signalled}:

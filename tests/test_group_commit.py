@@ -120,12 +120,12 @@ async def test_concurrent_accepts_share_a_transaction_and_answer_each_call(
         for k in range(20)
     ]
     counted = commits(stores)
-    answers = await asyncio.gather(*(stores.events.accept(c, "unsubscribe") for c in calls))
+    answers = await asyncio.gather(*(stores.events.accept(c) for c in calls))
     assert len(counted) < len(calls)  # 1 here: all 20 queued before the first ran
     for sent, (events, new, pending, _) in zip(calls, answers, strict=True):
         assert events == sent  # its own events, in its order
         assert new == {e.message_id for e in sent} and pending == set()
-    again = await stores.events.accept(calls[0], "unsubscribe")
+    again = await stores.events.accept(calls[0])
     assert again[1] == set() and again[2] == {e.message_id for e in calls[0]}
 
 
@@ -133,8 +133,8 @@ async def test_one_message_id_in_two_concurrent_calls_is_learned_once(stores: St
     cid = unique("c")
     retried = CustomerEvent.create(cid, "viewed")
     await asyncio.gather(
-        stores.events.accept([retried], "unsubscribe"),
-        stores.events.accept([retried], "unsubscribe"),
+        stores.events.accept([retried]),
+        stores.events.accept([retried]),
     )
     profile = await stores.profiles.get(cid)
     assert profile is not None and sum(profile.active_hours) == 1
@@ -146,8 +146,8 @@ async def test_a_customer_being_erased_refuses_only_the_call_they_are_in(
     erased, kept = unique("erased"), unique("kept")
     async with stores.erasures.window(erased):
         refused, accepted = await asyncio.gather(
-            stores.events.accept([CustomerEvent.create(erased, "x")], "unsubscribe"),
-            stores.events.accept([ok := CustomerEvent.create(kept, "x")], "unsubscribe"),
+            stores.events.accept([CustomerEvent.create(erased, "x")]),
+            stores.events.accept([ok := CustomerEvent.create(kept, "x")]),
             return_exceptions=True,
         )
     assert isinstance(refused, CustomerErasing)

@@ -196,7 +196,6 @@ async def ingest(
     batch: list[CustomerEvent],
     router: EventRouter,
     stores: Stores,
-    unsubscribe_event: str,
     max_bytes: int,
     source: str = "events",
 ) -> list[Routed]:
@@ -207,7 +206,7 @@ async def ingest(
     counts = router.counts
     try:
         check_sizes(batch, max_bytes)
-        batch, new, pending, timezones = await stores.events.accept(batch, unsubscribe_event)
+        batch, new, pending, timezones = await stores.events.accept(batch)
     except (EventTooLarge, CustomerErasing):
         counts.add("refused", len(batch), source)
         raise

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.api.deps import ClientDep, JourneyId, SettingsDep, Slug, StoresDep
 from journeys.api.errors import problem
+from journeys.schemas.access import MB, requires
 from journeys.schemas.audience import AudienceProgress, AudienceRunOut, audience_run_id
 from journeys.schemas.base import Schema
 from journeys.schemas.events import CUSTOMER_ID
@@ -51,6 +52,7 @@ class RunIn(Schema):
 
 
 @router.post("/v1/audiences/{audience_id}/members")
+@requires("operate", max_body=4 * MB)
 async def add_members(audience_id: Slug, body: MembersIn, stores: StoresDep) -> AudienceOut:
     """Add up to 10,000 customer ids to an uploaded list (ids already in it stay once)."""
     if any(not c or len(c) > 200 for c in body.customer_ids):
@@ -61,6 +63,7 @@ async def add_members(audience_id: Slug, body: MembersIn, stores: StoresDep) -> 
 
 
 @router.get("/v1/audiences/{audience_id}")
+@requires("read")
 async def get_audience(audience_id: Slug, stores: StoresDep) -> AudienceOut:
     """An uploaded list and how many customers it holds."""
     return AudienceOut(id=audience_id, size=await stores.audiences.size(audience_id))
@@ -74,6 +77,7 @@ async def _journey(stores: StoresDep, journey_id: JourneyId) -> tuple[JourneySpe
 
 
 @router.post("/v1/journeys/{journey_id}/audience-runs", status_code=status.HTTP_202_ACCEPTED)
+@requires("operate")
 async def start(
     journey_id: JourneyId, body: RunIn, stores: StoresDep, client: ClientDep, settings: SettingsDep
 ) -> AudienceRunOut:
@@ -100,6 +104,7 @@ async def _described(
 
 
 @router.get("/v1/journeys/{journey_id}/audience-runs/{run}")
+@requires("read")
 async def get_run(
     journey_id: JourneyId, run: Slug, client: ClientDep, stores: StoresDep
 ) -> AudienceRunOut:
@@ -121,6 +126,7 @@ async def get_run(
 
 
 @router.post("/v1/journeys/{journey_id}/audience-runs/{run}/cancel")
+@requires("operate")
 async def cancel(
     journey_id: JourneyId, run: Slug, client: ClientDep, stores: StoresDep
 ) -> AudienceRunOut:

@@ -13,6 +13,7 @@ from temporalio.api.common.v1 import Payloads
 from journeys.api.deps import SettingsDep
 from journeys.api.errors import problem
 from journeys.runtime.codec import codec
+from journeys.schemas.access import MB, requires
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
@@ -39,12 +40,14 @@ async def _convert(
 
 
 @router.post("/decode")
+@requires("read", max_body=4 * MB, codec_token=True)
 async def decode(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """`{"payloads": [...]}` as the UI sends it, decrypted."""
     return await _convert(request, settings, decrypt=True)
 
 
 @router.post("/encode")
+@requires("read", max_body=4 * MB, codec_token=True)
 async def encode(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """`{"payloads": [...]}` encrypted with the current key (the UI uses it to send signals)."""
     return await _convert(request, settings, decrypt=False)

@@ -12,6 +12,7 @@ from journeys.api.deps import ClientDep, CustomerId, RouterDep, RowId, SettingsD
 from journeys.api.errors import problem
 from journeys.api.models import ProfileIn, UnsubscribeIn
 from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.access import requires
 from journeys.schemas.base import Schema
 from journeys.schemas.delivery import Delivery, InboxMessage
 from journeys.schemas.profile import Profile
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
 @router.put("/{customer_id}")
+@requires("events:write")
 async def put_profile(customer_id: CustomerId, body: ProfileIn, stores: StoresDep) -> Profile:
     """Create or replace the customer's profile (activity learned from events is kept);
     503 while the customer is being erased."""
@@ -29,6 +31,7 @@ async def put_profile(customer_id: CustomerId, body: ProfileIn, stores: StoresDe
 
 
 @router.delete("/{customer_id}")
+@requires("operate")
 async def erase_customer(customer_id: CustomerId, stores: StoresDep, client: ClientDep) -> Erased:
     """Erase the customer: their running enrollments end (as `exited`, "customer erased"),
     their profile, deliveries, inbox, offer grants, decisions and list memberships are
@@ -43,6 +46,7 @@ async def erase_customer(customer_id: CustomerId, stores: StoresDep, client: Cli
 
 
 @router.get("/{customer_id}")
+@requires("read")
 async def get_profile(customer_id: CustomerId, stores: StoresDep) -> Profile:
     """The customer's profile, with what the server learned from their events (activity
     hours, last seen, location)."""
@@ -53,6 +57,7 @@ async def get_profile(customer_id: CustomerId, stores: StoresDep) -> Profile:
 
 
 @router.get("/{customer_id}/deliveries")
+@requires("read")
 async def deliveries(
     customer_id: CustomerId, stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[Delivery]:
@@ -70,6 +75,7 @@ class InboxToken(Schema):
 
 
 @router.post("/{customer_id}/inbox-token")
+@requires("read")
 async def inbox_token(
     customer_id: CustomerId, request: Request, settings: SettingsDep
 ) -> InboxToken:
@@ -81,6 +87,7 @@ async def inbox_token(
 
 
 @router.get("/{customer_id}/inbox")
+@requires("read", customer_token=True)
 async def inbox(
     customer_id: CustomerId, stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[InboxMessage]:
@@ -90,6 +97,7 @@ async def inbox(
 
 
 @router.post("/{customer_id}/inbox/{message_id}/read")
+@requires("read", customer_token=True)
 async def read_message(
     customer_id: CustomerId, message_id: RowId, stores: StoresDep
 ) -> InboxMessage:
@@ -98,6 +106,7 @@ async def read_message(
 
 
 @router.post("/{customer_id}/inbox/{message_id}/dismiss")
+@requires("read", customer_token=True)
 async def dismiss_message(
     customer_id: CustomerId, message_id: RowId, stores: StoresDep
 ) -> InboxMessage:
@@ -118,6 +127,7 @@ async def _mark(
 
 
 @router.post("/{customer_id}/unsubscribe")
+@requires("operate")
 async def unsubscribe(
     customer_id: CustomerId,
     stores: StoresDep,

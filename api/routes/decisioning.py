@@ -9,12 +9,14 @@ from fastapi import APIRouter, Header, Query
 from journeys.api.deps import Slug, StoresDep
 from journeys.api.errors import problem
 from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.access import requires
 from journeys.schemas.decision import DecisionRequest, DecisionResult, Offer, OfferIn
 
 router = APIRouter(tags=["decisioning"])
 
 
 @router.put("/v1/offers/{offer_id}")
+@requires("journeys:write")
 async def put_offer(offer_id: Slug, body: OfferIn, stores: StoresDep) -> Offer:
     """Create or replace an offer."""
     try:
@@ -25,6 +27,7 @@ async def put_offer(offer_id: Slug, body: OfferIn, stores: StoresDep) -> Offer:
 
 
 @router.get("/v1/offers")
+@requires("read")
 async def list_offers(
     stores: StoresDep,
     placement: Annotated[
@@ -38,6 +41,7 @@ async def list_offers(
 
 
 @router.get("/v1/offers/{offer_id}")
+@requires("read")
 async def get_offer(offer_id: Slug, stores: StoresDep) -> Offer:
     """One offer of the catalogue."""
     offer = await stores.offers.get(offer_id)
@@ -47,6 +51,7 @@ async def get_offer(offer_id: Slug, stores: StoresDep) -> Offer:
 
 
 @router.delete("/v1/offers/{offer_id}", status_code=204)
+@requires("journeys:write")
 async def delete_offer(offer_id: Slug, stores: StoresDep) -> None:
     """Take an offer out of the catalogue: decisions stop choosing it."""
     if not await stores.offers.delete(offer_id):
@@ -54,6 +59,7 @@ async def delete_offer(offer_id: Slug, stores: StoresDep) -> None:
 
 
 @router.post("/v1/decisions")
+@requires("decide")
 async def decide(
     body: DecisionRequest,
     stores: StoresDep,

@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from journeys.api.commands import enrollment_of, not_found, send
 from journeys.api.deps import ClientDep, CustomerId, JourneyId
 from journeys.api.errors import problem
+from journeys.schemas.access import requires
 from journeys.schemas.base import Schema
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
 from journeys.schemas.journey import SLUG
@@ -32,7 +33,8 @@ router = APIRouter(prefix="/v1/journeys/{journey_id}/enrollments", tags=["enroll
 
 
 @router.get("/{customer_id}")
-async def getenrollment_of(
+@requires("read")
+async def get_enrollment(
     journey_id: JourneyId, customer_id: CustomerId, client: ClientDep
 ) -> EnrollmentState:
     """Status, version, current step, what it waits for and until when, the path so far."""
@@ -57,6 +59,7 @@ async def getenrollment_of(
 
 
 def _one(action: Control, doc: str) -> Any:
+    @requires("operate")
     async def endpoint(
         journey_id: JourneyId,
         customer_id: CustomerId,
@@ -103,6 +106,7 @@ bulk = APIRouter(prefix="/v1/journeys/{journey_id}/controls", tags=["enrollments
 
 
 @bulk.post("/{action}")
+@requires("operate")
 async def control_all(
     journey_id: JourneyId, action: Control, client: ClientDep, body: BulkControl | None = None
 ) -> BulkResult:

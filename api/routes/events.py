@@ -7,12 +7,14 @@ from fastapi import APIRouter, status
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
 from journeys.api.models import EventBatchIn, EventIn, EventsAccepted, RoutedOut
+from journeys.schemas.access import KB, requires
 from journeys.usecases import routing
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
+@requires("events:write", max_body=500 * KB)
 async def accept(
     body: EventIn | EventBatchIn, events: RouterDep, stores: StoresDep, settings: SettingsDep
 ) -> EventsAccepted:
@@ -23,9 +25,7 @@ async def accept(
     unsubscribe withdraws marketing consent)."""
     batch = [e.to_event() for e in (body.events if isinstance(body, EventBatchIn) else [body])]
     try:
-        routed = await routing.ingest(
-            batch, events, stores, settings.unsubscribe_event, settings.max_event_bytes
-        )
+        routed = await routing.ingest(batch, events, stores, settings.max_event_bytes)
     except routing.EventTooLarge as err:
         where = ("body", "events", err.index) if isinstance(body, EventBatchIn) else ("body",)
         raise problem(413, str(err), *where) from err

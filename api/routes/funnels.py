@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from journeys.api.deps import MAX_INT, ClientDep, JourneyId, SettingsDep, StoresDep
 from journeys.api.errors import problem
+from journeys.schemas.access import public, requires
 from journeys.schemas.funnel import Funnel
 from journeys.usecases import funnels
 
@@ -19,6 +20,7 @@ PAGE = Path(__file__).resolve().parent.parent / "static" / "funnel.html"
 
 
 @router.get("/v1/journeys/{journey_id}/funnel")
+@requires("read")
 async def get_funnel(
     journey_id: JourneyId,
     stores: StoresDep,
@@ -42,12 +44,14 @@ async def get_funnel(
 
 
 @router.get("/journeys/{journey_id}/funnel", response_class=HTMLResponse, include_in_schema=False)
+@public()
 async def funnel_page(journey_id: JourneyId) -> HTMLResponse:
     """The diagram page; it reads the funnel API and redraws every few seconds."""
     return HTMLResponse(PAGE.read_text())
 
 
 @router.get("/static/mermaid.js", include_in_schema=False)
+@public()
 async def mermaid_js() -> FileResponse:
     """Mermaid, served from the installed package (nothing is fetched from a CDN)."""
     path = resources.files("mermaidx") / "assets" / "mermaid.js"

@@ -10,6 +10,7 @@ from journeys.api.deps import ClientDep, JourneyId, RouterDep, SettingsDep, Stor
 from journeys.api.errors import problem
 from journeys.api.models import JourneySummary, JourneyVersionOut, Published
 from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.access import MB, requires
 from journeys.schemas.journey import JourneySpec
 from journeys.storage.journeys import KeyReused
 from journeys.usecases import publishing
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
+@requires("journeys:write", max_body=MB, audit="id")
 async def publish(
     spec: JourneySpec,
     stores: StoresDep,
@@ -47,6 +49,7 @@ async def publish(
 
 
 @router.get("")
+@requires("read")
 async def list_journeys(
     stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[JourneySummary]:
@@ -81,12 +84,14 @@ async def _version_out(
 
 
 @router.get("/{journey_id}")
+@requires("read")
 async def get_journey(journey_id: JourneyId, stores: StoresDep) -> JourneyVersionOut:
     """The latest version of a journey."""
     return await _version_out(stores, journey_id, None)
 
 
 @router.get("/{journey_id}/versions/{version}")
+@requires("read")
 async def get_version(
     journey_id: JourneyId, version: VersionNo, stores: StoresDep
 ) -> JourneyVersionOut:

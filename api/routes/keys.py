@@ -10,12 +10,13 @@ from fastapi import APIRouter, Path, Request, status
 from journeys.api.deps import StoresDep
 from journeys.api.errors import problem
 from journeys.api.pages import Cursor, Limit, Page, decode, paginate
-from journeys.schemas.access import AuditEntry, KeyCreated, KeyIn, KeyOut
+from journeys.schemas.access import AuditEntry, KeyCreated, KeyIn, KeyOut, requires
 
 router = APIRouter(tags=["keys"])
 
 
 @router.post("/v1/keys", status_code=status.HTTP_201_CREATED)
+@requires("admin")
 async def create_key(body: KeyIn, stores: StoresDep) -> KeyCreated:
     """A new key with these scopes. The answer carries the token; only its hash is kept,
     so it cannot be shown again."""
@@ -23,6 +24,7 @@ async def create_key(body: KeyIn, stores: StoresDep) -> KeyCreated:
 
 
 @router.get("/v1/keys")
+@requires("admin")
 async def list_keys(stores: StoresDep, limit: Limit = 100, cursor: Cursor = None) -> Page[KeyOut]:
     """Every key, revoked ones included, with when it was last used (to the minute),
     oldest first."""
@@ -31,6 +33,7 @@ async def list_keys(stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
 
 
 @router.delete("/v1/keys/{key_id}")
+@requires("admin")
 async def revoke_key(
     key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="A key's id.")],
     request: Request,
@@ -48,6 +51,7 @@ async def revoke_key(
 
 
 @router.get("/v1/audit")
+@requires("admin")
 async def audit(stores: StoresDep, limit: Limit = 100, cursor: Cursor = None) -> Page[AuditEntry]:
     """Changes made through the API, newest first: which key, when, what, from where."""
     before = int(decode(cursor, int)) if cursor else None

@@ -11,6 +11,7 @@ from pydantic import Field, StrictBool
 from journeys.api.commands import send
 from journeys.api.deps import ClientDep, CustomerId, JourneyId, StoresDep
 from journeys.api.errors import problem
+from journeys.schemas.access import requires
 from journeys.schemas.base import Schema
 from journeys.schemas.enrollment import MigrateRequest, MigrationPlan
 from journeys.schemas.journey import SLUG
@@ -65,6 +66,7 @@ def _command(request: MigrateRequest, body: Migration) -> Command[MigrationPlan]
 
 
 @router.post("/enrollments/{customer_id}/migrate")
+@requires("journeys:write")
 async def migrate_enrollment(
     journey_id: JourneyId,
     customer_id: CustomerId,
@@ -79,6 +81,7 @@ async def migrate_enrollment(
 
 
 @router.post("/migrate")
+@requires("journeys:write")
 async def migrate_all(
     journey_id: JourneyId, body: BulkMigration, client: ClientDep, stores: StoresDep
 ) -> BulkMigrated:

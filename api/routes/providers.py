@@ -8,12 +8,14 @@ from fastapi import APIRouter, Form, Header, Request
 
 from journeys.api.deps import SettingsDep, StoresDep
 from journeys.api.errors import problem
+from journeys.schemas.access import KB, public
 from journeys.schemas.signatures import TWILIO_HEADER, verify_twilio
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
 
 @router.post("/twilio/status", status_code=204)
+@public(max_body=16 * KB)
 async def twilio_status(
     request: Request,
     stores: StoresDep,

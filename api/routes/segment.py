@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
+from journeys.schemas.access import KB, requires
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.segment import CALLS, Rejected, SegmentAnswer, SegmentBatch, SegmentMessage
 from journeys.usecases import routing
@@ -83,7 +84,6 @@ async def _accept(
                 batch,
                 events,
                 stores,
-                settings.unsubscribe_event,
                 settings.max_event_bytes,
                 source="segment",
             )
@@ -93,6 +93,7 @@ async def _accept(
 
 
 def _single(kind: str) -> Any:
+    @requires("events:write", max_body=32 * KB, gzip=True, basic=True)
     async def endpoint(
         request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
     ) -> SegmentAnswer:
@@ -112,6 +113,7 @@ for _kind in CALLS:
 
 @router.post("/batch")
 @router.post("/import", name="import", description="Segment's import call: the same as batch.")
+@requires("events:write", max_body=500 * KB, gzip=True, basic=True)
 async def batch(
     request: Request, events: RouterDep, stores: StoresDep, settings: SettingsDep
 ) -> SegmentAnswer:

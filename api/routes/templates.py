@@ -8,6 +8,7 @@ from journeys.api.deps import Slug, StoresDep
 from journeys.api.errors import problem
 from journeys.api.models import TemplateIn
 from journeys.api.pages import Cursor, Limit, Page, paginate
+from journeys.schemas.access import KB, requires
 from journeys.schemas.delivery import Template
 from journeys.schemas.templating import syntax_error
 from journeys.schemas.validation import check_journey
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
 
 @router.put("/{template_id}")
+@requires("journeys:write", max_body=256 * KB)
 async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -> Template:
     """Create or replace a template. It is checked as publishing checks it: its syntax,
     and what it refers to in every journey whose latest version sends it (422 naming the
@@ -43,6 +45,7 @@ async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -
 
 
 @router.get("")
+@requires("read")
 async def list_templates(
     stores: StoresDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[Template]:
@@ -51,6 +54,7 @@ async def list_templates(
 
 
 @router.get("/{template_id}")
+@requires("read")
 async def get_template(template_id: Slug, stores: StoresDep) -> Template:
     """One stored template."""
     template = await stores.templates.get(template_id)

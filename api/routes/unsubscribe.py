@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
 from journeys.schemas import unsubscribe as links
+from journeys.schemas.access import KB, public
 from journeys.usecases.consent import withdraw
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["consent"])
@@ -26,6 +27,7 @@ def _verified(request: Request, token: str) -> tuple[str, str]:
 
 
 @router.get("/{token}", response_class=HTMLResponse)
+@public()
 async def confirm_page(request: Request, token: str) -> str:
     """The link in an email: a page asking to confirm (opening it changes nothing, since
     mail scanners open every link)."""
@@ -37,6 +39,7 @@ async def confirm_page(request: Request, token: str) -> str:
 
 
 @router.post("/{token}", response_class=HTMLResponse)
+@public(max_body=4 * KB)
 async def one_click(
     request: Request, token: str, stores: StoresDep, events: RouterDep, settings: SettingsDep
 ) -> str:
