@@ -32,9 +32,12 @@ class ProfileActivities(Profiles):
         traits of the customer's group under `group`): the result goes into history.
         A workflow scheduled before the contract sent (customer id, fields): taken too,
         until no history within retention has such a call (README, "Changing workflow
-        code")."""
+        code"). With the optional second parameter, the SDK decodes a lone
+        `ProfileRequest` without type hints (their count differs), so it comes as JSON."""
         if isinstance(request, str):
             request = ProfileRequest(customer_id=request, fields=old_fields)
+        elif not isinstance(request, ProfileRequest):  # one payload for two hints: raw JSON
+            request = ProfileRequest.model_validate(request)
         customer_id, fields = request.customer_id, request.fields
         profile = await self._profiles.get_or_default(customer_id)
         view = profile.view(fields)

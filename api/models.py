@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import ConfigDict, Field, StrictBool, field_validator
+from pydantic import ConfigDict, Field, StrictBool
 
 from journeys.schemas.base import Schema
 from journeys.schemas.delivery import TemplateContent
@@ -13,8 +12,6 @@ from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
 from journeys.schemas.journey import Channel, JourneySpec
 from journeys.schemas.profile import EMAIL, PHONE_MAX, Location
 from journeys.schemas.wire import Timestamp
-
-_ZONES = available_timezones()
 
 
 class EventIn(Schema):
@@ -167,14 +164,6 @@ class ProfileIn(Schema):
     """Channels (or `all`) the customer left marketing on."""
     preferred_channel: Channel | None = None
     """The channel a `best_channel` send tries first."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        if value not in _ZONES and value != "UTC":
-            raise ValueError("unknown time zone (use an IANA name like Europe/Berlin)")
-        ZoneInfo(value)
-        return value
 
 
 class TemplateIn(Schema):

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field
 
 from journeys.schemas.base import Schema
 from journeys.schemas.wire import Duration
+from journeys.schemas.zones import zone
 
 Channel = Literal["email", "sms", "push", "in_app", "whatsapp", "webhook"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
@@ -70,13 +70,6 @@ class FrequencyCap(_Model):
 
     def applies_to(self, channel: str) -> bool:
         return self.channel is None or self.channel == channel
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def next_local_time(at: time, after: datetime, timezone: str) -> datetime:

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import time, timedelta
-from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
-from zoneinfo import available_timezones
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from journeys.schemas.base import Schema
 from journeys.schemas.formula import parse
 from journeys.schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
 from journeys.schemas.predicates import Predicate, fields
 from journeys.schemas.wire import Duration
+from journeys.schemas.zones import TimeZone
 
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
 BEST_CHANNEL = "best_channel"
 SendChannel = Literal[Channel, "best_channel"]
-
-
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
 
 
 class _Model(Schema):
@@ -93,15 +87,8 @@ class Schedule(_Model):
     """A cron expression."""
     every: Duration | None = None
     """Or an interval."""
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     """The time zone the cron expression is in."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        if value != "UTC" and value not in _zones():
-            raise ValueError("unknown time zone (use an IANA name like Asia/Jakarta)")
-        return value
 
     @model_validator(mode="after")
     def _one_rule(self) -> Schedule:

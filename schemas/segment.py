@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from functools import cache
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 from pydantic import (
     BeforeValidator,
@@ -28,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from journeys.schemas import zones
 from journeys.schemas.base import Schema
 from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
 from journeys.schemas.profile import EMAIL, PHONE_MAX
@@ -171,7 +170,7 @@ class SegmentMessage(Schema):
             "attributes": {k: v for k, v in self.traits.items() if k not in PROFILE_TRAITS}
         }
         changes.update({k: self.traits[k] for k in PROFILE_TRAITS if self.traits.get(k)})
-        if self.context.get("timezone") in _zones():  # an unknown zone would break local times
+        if zones.is_known(self.context.get("timezone")):  # an unknown zone would break local times
             changes["timezone"] = self.context["timezone"]
         if isinstance(self.context.get("locale"), str):
             changes["locale"] = self.context["locale"]
@@ -188,11 +187,6 @@ class SegmentBatch(Schema):
     """The messages, each with its `type`."""
     context: dict[str, Any] = Field(default_factory=dict)
     """Merged under each message's own `context`."""
-
-
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
 
 
 class SegmentBatchDoc(Schema):

@@ -111,3 +111,25 @@ def test_every_error_kind_is_raised_by_an_activity(kind: str, raised_by: str) ->
     assert {getattr(contract, k) for k in ("INVALID_REQUEST", "RATE_LIMITED")} == set(
         contract.ERROR_KINDS
     )
+
+
+async def test_get_profile_takes_the_request_and_the_older_two_argument_form(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Workflows scheduled before the contract sent (customer id, fields); the SDK hands a
+    lone request over as JSON (its hints are two): all three answer the same."""
+    from journeys.schemas.profile import Profile
+    from journeys.storage.stores import Stores
+
+    stores = await Stores.open(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", channels=[])
+    try:
+        await stores.profiles.put(Profile(customer_id="c1", email="a@example.com"))
+        profiles = ProfileActivities(stores.profiles)
+        request = contract.ProfileRequest(customer_id="c1", fields=["profile.email"])
+        answers = [
+            await profiles.get_profile(request),
+            await profiles.get_profile(request.model_dump()),  # type: ignore[arg-type]
+            await profiles.get_profile("c1", ["profile.email"]),
+        ]
+    finally:
+        await stores.close()
+    assert answers[0] == answers[1] == answers[2]
+    assert "a@example.com" in str(answers[0])

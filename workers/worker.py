@@ -68,7 +68,7 @@ def build_worker(
         max_concurrent_activities=200,
         max_cached_workflows=settings.workflow_cache,
         workflow_runner=runner(
-            settings, packages=sorted({w.__module__.split(".")[0] for w in workflows})
+            settings, packages=sorted({w.__module__.rpartition(".")[0] for w in workflows})
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from journeys.schemas.zones import zone_name
 
 
 def local_time(moment: datetime, zone: str | None) -> str:
     """`moment` as "2026-11-24 10:00 Europe/Berlin" (UTC when the zone is unknown). The
     sandbox lets `ZoneInfo` through (workers/sandbox.py)."""
-    name = zone or "UTC"
-    try:
-        tz = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        name, tz = "UTC", ZoneInfo("UTC")
-    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M} {name}"
+    name = zone_name(zone)
+    return f"{moment.astimezone(ZoneInfo(name)):%Y-%m-%d %H:%M} {name}"
