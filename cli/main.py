@@ -7,8 +7,9 @@ import importlib
 import os
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -618,6 +619,13 @@ def replay(
         typer.Option(help="Replay what this list query finds, e.g. 'JourneyId = \"cart\"'."),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many from the server.")] = 1000,
+    retention_days: Annotated[
+        int,
+        typer.Option(
+            help="The namespace's history retention, for the patch policy (a patch older "
+            "than it that no history records may be deprecated)."
+        ),
+    ] = 30,
     as_json: Json = False,
 ) -> None:
     """Replay workflow histories (from files, or from the server by a list query) against
@@ -654,9 +662,14 @@ def replay(
     failed = [r for r in results if r.failure]
     if as_json:
         print_json(
-            [{"workflow_id": r.workflow_id, "failure": r.failure, "patches": r.patches}
-             for r in results]
-        )  # fmt: skip
+            {
+                "histories": [
+                    {"workflow_id": r.workflow_id, "failure": r.failure, "patches": r.patches}
+                    for r in results
+                ],
+                "patches": patch_states(results, retention=timedelta(days=retention_days)),
+            }
+        )
         if failed or not results:
             raise typer.Exit(1)
         return
@@ -667,22 +680,41 @@ def replay(
             else f"[green]ok[/] {r.workflow_id}"
         )
     console.print(f"{len(results) - len(failed)} of {len(results)} replay")
-    console.print(patch_report(results))
+    console.print(patch_report(results, retention=timedelta(days=retention_days)))
     if failed or not results:
         raise typer.Exit(1)
 
 
-def patch_report(results: list[Replayed]) -> str:
-    """Per patch still in the code, how many of these histories recorded it and how many
-    did not: the patch policy's evidence (README, "Changing workflow code")."""
-    from journeys.workflows.journey import PATCHES
+def patch_states(results: list[Replayed], *, retention: timedelta) -> list[dict[str, Any]]:
+    """Per patch still in the code: when it went in, how many of these histories recorded
+    it, and whether the policy lets it be deprecated now (README, "Changing workflow
+    code")."""
+    from journeys.workflows.patches import PATCHES, may_deprecate
 
-    lines = []
+    today = datetime.now(UTC).date()
+    states = []
     for patch in PATCHES:
-        with_it = sum(patch in r.patches for r in results)
+        recorded = sum(patch.id in r.patches for r in results)
+        states.append(
+            {
+                "patch": patch.id,
+                "added": patch.added.isoformat(),
+                "recorded_by": recorded,
+                "of": len(results),
+                "may_deprecate": may_deprecate(patch, recorded, today=today, retention=retention),
+            }
+        )
+    return states
+
+
+def patch_report(results: list[Replayed], *, retention: timedelta) -> str:
+    """`patch_states` as lines for a person."""
+    lines = []
+    for state in patch_states(results, retention=retention):
+        verdict = "may be deprecated now" if state["may_deprecate"] else "kept"
         lines.append(
-            f"patch {patch}: recorded by {with_it}, not by {len(results) - with_it} "
-            f"of {len(results)}"
+            f"patch {state['patch']} (added {state['added']}): recorded by "
+            f"{state['recorded_by']} of {state['of']}; {verdict}"
         )
     return "\n".join(lines)
 

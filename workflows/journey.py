@@ -58,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
     )
     from journeys.schemas.predicates import evaluate
-    from journeys.workflows import metrics
+    from journeys.workflows import metrics, patches
     from journeys.workflows import search_attributes as sa
     from journeys.workflows.clock import local_time
     from journeys.workflows.controls import Controls
@@ -67,21 +67,11 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 A = TypeVar("A")
 DEDUP_WINDOW = 1000
-# Histories recorded before it cleared the event inbox when a wait_for_event began.
-EVENTS_BETWEEN_WAITS = "events-between-waits"
-# Histories recorded before a send's hold (quiet hours, a cap, the best time) kept the events
-# that arrived during it for the next wait_for_event.
-EVENTS_DURING_HOLDS = "events-during-holds"
-# Histories recorded before a best-time send asked the send activity itself (one activity
-# fewer when the answer is "now") ran the `best_send_time` activity and a hold first.
-BEST_TIME_IN_SEND = "best-time-in-send"
-# Histories recorded before the exit step's upsert carried the status too upserted the
-# status on its own, in the same final workflow task (one billable action more).
-ONE_FINAL_UPSERT = "one-final-upsert"
-# Histories recorded before an instant step (a split, a branch that reads no profile)
-# left its search attributes to the next step's upsert upserted them itself, in the same
-# workflow task as the next step's (one billable action more per instant step).
-ONE_UPSERT_PER_TASK = "one-upsert-per-task"
+EVENTS_BETWEEN_WAITS = patches.EVENTS_BETWEEN_WAITS.id
+EVENTS_DURING_HOLDS = patches.EVENTS_DURING_HOLDS.id
+BEST_TIME_IN_SEND = patches.BEST_TIME_IN_SEND.id
+ONE_FINAL_UPSERT = patches.ONE_FINAL_UPSERT.id
+ONE_UPSERT_PER_TASK = patches.ONE_UPSERT_PER_TASK.id
 # A run whose input names this set (`EnrollmentInput.patch_set`: its starter's code takes
 # it) takes every patch of it without any marker; a run whose starter predates the field
 # records this one marker at its start instead, and takes them too. Each marker costs an
@@ -98,10 +88,8 @@ PATCH_SET_MEMBERS = (
     ONE_FINAL_UPSERT,
     ONE_UPSERT_PER_TASK,
 )
-# Every patch still in the code, in the order it came (the policy: README, "Changing
-# workflow code"); `journeys replay --query` counts the histories that recorded each. A
-# patch added after the set goes on the end.
-PATCHES = (*PATCH_SET_MEMBERS,)
+PATCHES = tuple(p.id for p in patches.PATCHES)
+"""Every patch still in the code (`workflows.patches`: when each went in, the policy)."""
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
