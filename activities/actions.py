@@ -38,6 +38,7 @@ RATE_WAIT_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class ActionInput:
+    """What a registered action is called with."""
     key: str
     customer_id: str
     journey_id: str
@@ -68,12 +69,14 @@ def load(modules: Iterable[str]) -> list[str]:
 
 
 class ActionActivities(Actions):
+    """The `action` step's activity: a registered action or an HTTP call, rate limited."""
     def __init__(self, http: httpx.AsyncClient):
         self._http = http
         self._limiters: dict[tuple[str, str, int, float], AsyncLimiter] = {}
 
     @activity.defn(name=names.ACTION)
     async def run(self, request: ActionRequest) -> dict[str, Any]:
+        """Run the step's action once (per idempotency key) and return its JSON output."""
         await self._admit(request)
         if request.activity is not None:
             return await self._registered(request)

@@ -150,6 +150,7 @@ class WaitStep(_Step):
     waits: ClassVar[bool] = True
 
     def edges(self) -> list[tuple[str, str]]:
+        """The step after the wait."""
         return [("next", self.next)]
 
     @model_validator(mode="after")
@@ -178,10 +179,12 @@ class WaitForEventStep(_Step):
     waits: ClassVar[bool] = True
 
     def edges(self) -> list[tuple[str, str]]:
+        """`on_event` and `on_timeout`."""
         return [("on_event", self.on_event), ("on_timeout", self.on_timeout)]
 
 
 class BranchCase(_Model):
+    """One case of a branch: where customers go when `when` holds."""
     when: Predicate
     """The predicate; `profile.*`, `group.*`, `event.*`, `last_event.*`, `context.*`."""
     next: StepId
@@ -199,6 +202,7 @@ class BranchStep(_Step):
     """The step when no case holds."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """Each case's target, then `default`."""
         found = [(f"cases.{i}.next", c.next) for i, c in enumerate(self.cases)]
         return [*found, ("default", self.default)]
 
@@ -208,10 +212,12 @@ class BranchStep(_Step):
         return sorted(f for f in read if f.startswith(("profile", "group")))
 
     def instant(self) -> bool:
+        """A branch that reads no profile field decides without an activity."""
         return not self.profile_fields()
 
 
 class SplitPath(_Model):
+    """One arm of a split: its share of customers and where they go."""
     name: str = Field(pattern=SLUG)
     """The arm's name, as reports and `JourneyReached` (`split:arm`) show it."""
     weight: float = Field(gt=0)
@@ -230,9 +236,11 @@ class SplitStep(_Step):
     """The arms."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """Each arm's target."""
         return [(f"paths.{i}.next", p.next) for i, p in enumerate(self.paths)]
 
     def instant(self) -> bool:
+        """A split decides from the customer id alone."""
         return True
 
 
@@ -275,6 +283,7 @@ class SendStep(_Step):
     """The step after a failure; default: `next`."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """`next`, and `on_failed` where set."""
         return _next_and(self.next, on_suppressed=self.on_suppressed, on_failed=self.on_failed)
 
     @model_validator(mode="after")
@@ -332,6 +341,7 @@ class DecideStep(_Step):
     """The step when no offer is eligible; default: `next`."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """`next`, and `on_empty` where set."""
         return _next_and(self.next, on_empty=self.on_empty)
 
 
@@ -348,6 +358,7 @@ class UpdateProfileStep(_Step):
     """The step after it."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """The step after the update."""
         return [("next", self.next)]
 
     @model_validator(mode="after")
@@ -370,6 +381,7 @@ class HttpCall(_Model):
 
 
 class RateLimit(_Model):
+    """At most `limit` calls per `per`, across the worker's enrollments."""
     limit: int = Field(ge=1)
     """Calls per second at most."""
     per: Duration = Field(gt=timedelta(0))
@@ -397,6 +409,7 @@ class ActionStep(_Step):
     """The step after a failure; default: `next`."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """`next`, and `on_failed` where set."""
         return _next_and(self.next, on_failed=self.on_failed)
 
     @model_validator(mode="after")
@@ -407,10 +420,12 @@ class ActionStep(_Step):
 
 
 class ExitStep(_Step):
+    """The end of the journey: the enrollment completes."""
     type: Literal["exit"] = "exit"
     """`exit`: the enrollment completes."""
 
     def edges(self) -> list[tuple[str, str]]:
+        """No edges: an exit ends the enrollment."""
         return []
 
 
@@ -492,6 +507,7 @@ class JourneySpec(_Model):
     """The steps; the first one runs first."""
 
     def step(self, step_id: str) -> Step:
+        """The step with this id (StopIteration if there is none: validation forbids it)."""
         return next(s for s in self.steps if s.id == step_id)
 
     def listens_for(self) -> set[str]:

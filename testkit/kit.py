@@ -116,10 +116,12 @@ class Sent:
 
     @property
     def text(self) -> str:
+        """The rendered body."""
         return str(self.content.get("body", ""))
 
     @property
     def subject(self) -> str | None:
+        """The rendered subject (email), or None."""
         return self.content.get("subject")
 
 
@@ -144,6 +146,7 @@ class Run:
         return await self.enrollment.result()
 
     async def state(self) -> EnrollmentState:
+        """The enrollment's live state (its `state` query)."""
         return await self.enrollment.state()
 
     async def settled(self, timeout: float = 30.0) -> EnrollmentState:
