@@ -39,6 +39,7 @@ RATE_WAIT_SECONDS = 10.0
 @dataclass(frozen=True)
 class ActionInput:
     """What a registered action is called with."""
+
     key: str
     customer_id: str
     journey_id: str
@@ -70,6 +71,7 @@ def load(modules: Iterable[str]) -> list[str]:
 
 class ActionActivities(Actions):
     """The `action` step's activity: a registered action or an HTTP call, rate limited."""
+
     def __init__(self, http: httpx.AsyncClient):
         self._http = http
         self._limiters: dict[tuple[str, str, int, float], AsyncLimiter] = {}

@@ -185,6 +185,7 @@ class WaitForEventStep(_Step):
 
 class BranchCase(_Model):
     """One case of a branch: where customers go when `when` holds."""
+
     when: Predicate
     """The predicate; `profile.*`, `group.*`, `event.*`, `last_event.*`, `context.*`."""
     next: StepId
@@ -218,6 +219,7 @@ class BranchStep(_Step):
 
 class SplitPath(_Model):
     """One arm of a split: its share of customers and where they go."""
+
     name: str = Field(pattern=SLUG)
     """The arm's name, as reports and `JourneyReached` (`split:arm`) show it."""
     weight: float = Field(gt=0)
@@ -382,6 +384,7 @@ class HttpCall(_Model):
 
 class RateLimit(_Model):
     """At most `limit` calls per `per`, across the worker's enrollments."""
+
     limit: int = Field(ge=1)
     """Calls per second at most."""
     per: Duration = Field(gt=timedelta(0))
@@ -421,6 +424,7 @@ class ActionStep(_Step):
 
 class ExitStep(_Step):
     """The end of the journey: the enrollment completes."""
+
     type: Literal["exit"] = "exit"
     """`exit`: the enrollment completes."""
 

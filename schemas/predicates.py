@@ -33,6 +33,7 @@ class Comparison(Schema):
 
 class AllOf(Schema):
     """Holds when every predicate in `all` holds."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     all: list[Predicate]
     """Holds when every one holds."""
@@ -40,6 +41,7 @@ class AllOf(Schema):
 
 class AnyOf(Schema):
     """Holds when any predicate in `any` holds."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     any: list[Predicate]
     """Holds when one holds."""
@@ -47,6 +49,7 @@ class AnyOf(Schema):
 
 class Not(Schema):
     """Holds when `not` does not."""
+
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
     )
