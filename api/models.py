@@ -12,6 +12,7 @@ from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
 from journeys.schemas.journey import Channel, JourneySpec
 from journeys.schemas.profile import EMAIL, PHONE_MAX, Location
 from journeys.schemas.wire import Timestamp
+from journeys.schemas.zones import TimeZone
 
 
 class EventIn(Schema):
@@ -144,7 +145,7 @@ class ProfileIn(Schema):
 
     attributes: dict[str, Any] = Field(default_factory=dict)
     """Anything about the customer; predicates and templates read `profile.attributes.*`."""
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     """IANA time zone (`Europe/Berlin`): local-time waits and quiet hours use it."""
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     """BCP 47 language tag (`de-DE`): picks template variants."""

@@ -268,7 +268,7 @@ def validate(
 @app.command()
 def export(
     source: Annotated[
-        str, typer.Argument(help="module:ATTR, e.g. examples.onboarding_nudge:JOURNEY")
+        str, typer.Argument(help="module:ATTR, e.g. journeys.examples.onboarding_nudge:JOURNEY")
     ],
 ) -> None:
     """Print a Python-authored journey as the JSON the API accepts."""
