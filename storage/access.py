@@ -30,7 +30,8 @@ def _out(row: ApiKeyRow) -> KeyOut:
 class KeyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
-        self._cache: dict[str, tuple[Caller, datetime]] = {}
+        self._cache: dict[str, tuple[str, Caller, datetime]] = {}
+        """By key id: (the token it was checked with, the caller, when)."""
         self._used: dict[str, datetime] = {}
 
     async def create(self, name: str, scopes: list[Scope]) -> KeyCreated:
@@ -59,28 +60,33 @@ class KeyStore:
                 session.add(row)
                 await session.commit()
                 await session.refresh(row)
-        self._cache.pop(key_id, None)
+        self._cache.pop(key_id, None)  # this process refuses it from now on
         return _out(row)
 
     async def caller(
         self, token: str, *, cache_for: timedelta = timedelta(seconds=5)
     ) -> Caller | None:
         """The key `token` is, if it exists and is not revoked. Lookups are cached briefly
-        per process (a revocation takes effect everywhere within `cache_for`)."""
+        per process: a revocation takes effect at once on the process that revokes, and
+        within `cache_for` on every other."""
         if not token.startswith(KEY_PREFIX) or len(token) > 120:
             return None
         key_id = token[len(KEY_PREFIX) :].split("_", 1)[0]
         now = datetime.now(UTC)
-        cached = self._cache.get(token)
+        cached = self._cache.get(key_id)
         found: Caller | None = None
-        if cached is not None and now - cached[1] < cache_for:
-            found = cached[0]
+        if (
+            cached is not None
+            and now - cached[2] < cache_for
+            and secrets.compare_digest(cached[0], token)
+        ):
+            found = cached[1]
         else:
             found = await self._lookup(key_id, token)
             if found is not None:  # misses are not kept: random tokens must not fill memory
                 if len(self._cache) >= CACHED_KEYS:
                     self._cache.clear()
-                self._cache[token] = (found, now)
+                self._cache[key_id] = (token, found, now)
         if (
             found is not None
             and now - self._used.get(key_id, now - LAST_USED_EVERY) >= LAST_USED_EVERY

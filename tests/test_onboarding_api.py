@@ -1,5 +1,5 @@
 """Scenario 1 (onboarding nudge) end to end through the HTTP API, waits shortened with
-`time_scale`: P1D runs as 4 s and P2D as 8 s."""
+`time_scale`: P1D runs as 2 s and P2D as 4 s."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from journeys.services.mailbox import Mailbox
 from tests.conftest import eventually
 from tests.helpers import customer, deliveries, ended, event, publish_copy, state
 
-SCALE = 21600
+SCALE = 43200
 
 
 async def test_reminder_then_email(api: httpx.AsyncClient, mailbox: tuple[Mailbox, int]) -> None:
