@@ -26,7 +26,7 @@ from sqlmodel import SQLModel
 from journeys.activities.http import Permanent, ServiceRefused, call
 from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import WEBHOOK_HEADER, sign_webhook
-from journeys.storage.secrets import webhook_key
+from journeys.storage.secrets import fcm_token, twilio_token, webhook_key
 from journeys.storage.tables import InboxRow
 
 
@@ -115,7 +115,10 @@ class EmailChannel:
         return email
 
     async def deliver(self, message: Outbound) -> Delivered:
-        email = self.compose(message)
+        try:
+            email = self.compose(message)
+        except ValueError as err:  # a CR or LF in a header (a rendered subject): for good
+            raise PermanentDeliveryError(f"the message cannot be composed: {err}") from err
         try:
             await asyncio.to_thread(self._send, email)
         except smtplib.SMTPRecipientsRefused as err:
@@ -147,8 +150,8 @@ class TwilioChannel:
         self.name: str = name
         base = settings.service_url(settings.twilio_api_url, "/sandbox/twilio")
         self._url = f"{base}/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
-        token = settings.twilio_auth_token
-        self._auth = (settings.twilio_account_sid, token.get_secret_value() if token else "")
+        token = twilio_token(settings)
+        self._auth = (settings.twilio_account_sid, token.decode() if token else "")
         self._from = settings.sms_from if name == "sms" else settings.whatsapp_from
         self._callback = f"{settings.public_url.rstrip('/')}/v1/providers/twilio/status"
         self._http = http
@@ -187,9 +190,8 @@ class PushChannel:
     def __init__(self, settings: Settings, http: httpx.AsyncClient, forget: ForgetTokens):
         base = settings.service_url(settings.fcm_api_url, "/sandbox/fcm")
         self._url = f"{base}/v1/projects/{settings.fcm_project_id}/messages:send"
-        token = settings.fcm_access_token
-        bearer = token.get_secret_value() if token else "sandbox"  # the sandbox takes any
-        self._headers = {"Authorization": f"Bearer {bearer}"}
+        token = fcm_token(settings)
+        self._headers = {"Authorization": f"Bearer {token.decode() if token else ''}"}
         self._http = http
         self._forget = forget
 

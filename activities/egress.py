@@ -52,7 +52,7 @@ class Policy:
             return False  # dot segments: judge nothing by the path
         origin = (url.scheme, url.host, url.port)
         return any(
-            (p.scheme, p.host, p.port) == origin and path.startswith(p.path or "/")
+            (p.scheme, p.host, p.port) == origin and _below(path, p.path or "/")
             for p in self.prefixes
         )
 
@@ -60,9 +60,36 @@ class Policy:
         """A public address, or one in an allowed network."""
         if any(address in network for network in self.networks):
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            return self.reachable(address.ipv4_mapped)
+        if isinstance(address, ipaddress.IPv6Address) and (inner := embedded(address)):
+            return all(self.reachable(a) for a in inner)
         return address.is_global and not address.is_multicast
+
+
+def _below(path: str, prefix: str) -> bool:
+    """`path` is `prefix` or under it, at a segment boundary (`/v1/decisionsX` is not
+    under `/v1/decisions`)."""
+    return path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, which are what it reaches: mapped
+    (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`), 6to4
+    (`2002:AABB:CCDD::`) and Teredo (the client)."""
+    found: list[ipaddress.IPv4Address] = []
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped:
+        found.append(address.ipv4_mapped)
+    elif address in COMPATIBLE and int(address) > 1 or any(address in n for n in NAT64):
+        found.append(low)
+    if address.sixtofour:
+        found.append(address.sixtofour)
+    if address.teredo:
+        found.append(address.teredo[1])
+    return found
 
 
 class _CheckedBackend(httpcore.AsyncNetworkBackend):

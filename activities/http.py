@@ -34,6 +34,11 @@ class ServiceRefused(Permanent):
         super().__init__(f"{what}: {status(response)}")
 
 
+class InvalidTarget(Permanent):
+    """A URL no request can be made to (malformed, or not http/https): retrying the same
+    URL cannot succeed."""
+
+
 class ServiceUnavailable(Exception):
     """A timeout, a connection failure or a 5xx/408/429 answer: worth retrying later."""
 
@@ -53,6 +58,8 @@ async def call(
         headers["Idempotency-Key"] = idempotency_key
     try:
         response = await client.request(method, url, headers=headers, **kwargs)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
+        raise InvalidTarget(f"{what}: not a URL a request can go to ({err})") from err
     except httpx.TransportError as err:  # timeouts, refused connections, broken streams
         raise ServiceUnavailable(f"{what}: {type(err).__name__} {err}".strip()) from err
     if response.is_success:

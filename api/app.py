@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from temporalio.client import Client
 
 from journeys.api import access, errors, openapi
@@ -75,6 +76,8 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         contract=Contract(lambda: app.openapi()),
     )
     app.add_middleware(SegmentErrors)
+    if settings.allowed_hosts is not None:  # DNS rebinding: the embedded default's open routes
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # The Temporal UI calls the codec endpoint from the operator's browser; analytics.js
     # calls the Segment routes from customers' browsers.
     app.add_middleware(

@@ -34,6 +34,8 @@ from journeys.schemas.settings import Settings
 from journeys.storage.access import AuditLog, KeyStore
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+"""Bodies that are not JSON (Twilio's callbacks): no JSON checks."""
 AUDITED = frozenset({"journeys:write", "operate", "admin"})
 _ESCAPES = re.compile(rb"\\.", re.DOTALL)
 _STRINGS = re.compile(rb'"[^"]*"')
@@ -192,12 +194,14 @@ class Guard:
             self._limit(caller, scope["method"])
         body = raw if raw is not None else await self._read(receive, headers, access)
         body = self._inflate(body, headers, access)
-        if body and "json" in headers.get("content-type", "json"):
+        kind = headers.get("content-type", "application/json").lower()  # parsers ignore case
+        if body and not kind.startswith(FORMS):  # whatever a JSON parser might be handed
             limit = self.settings.max_json_depth
             if too_deep(body, limit):
                 raise Refusal(400, f"the JSON nests deeper than {limit} levels", "body")
             if lone_surrogate(body):
                 raise Refusal(400, "the JSON has a lone UTF-16 surrogate (\\uD800-\\uDFFF)", "body")
+        if body and "json" in kind:
             errors = self.contract.problems(scope["method"], matched.template, body)
             if errors:  # Segment's API answers 400 for a message it will not take
                 where = ".".join(str(p) for p in errors[0]["loc"])

@@ -47,7 +47,8 @@ def decode(cursor: str, kind: type) -> Key:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError:
         key = None
-    if not isinstance(key, kind) or isinstance(key, bool):
+    out_of_range = isinstance(key, int) and not -(2**63) <= key < 2**63  # (a row id is 64-bit)
+    if not isinstance(key, kind) or isinstance(key, bool) or out_of_range:
         raise problem(422, "not a cursor this list gave out", "query", "cursor")
     return key  # type: ignore[return-value]
 

@@ -148,6 +148,7 @@ async def run(plan: Plan, say: Any = print) -> Report:
         settings = Settings(
             data_dir=data,
             generate_secrets=True,
+            sandbox=True,
             temporal_address=f"127.0.0.1:{port}",
             api_port=api_port,
             public_url=f"http://127.0.0.1:{api_port}",

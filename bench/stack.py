@@ -58,6 +58,7 @@ async def bench_stack(
             settings = Settings(
                 data_dir=Path(data),
                 generate_secrets=True,
+                sandbox=True,
                 temporal_address=f"127.0.0.1:{port}",
                 api_port=api_port,
                 public_url=f"http://127.0.0.1:{api_port}",

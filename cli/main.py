@@ -89,9 +89,12 @@ def up(
         free_port_or_fail("127.0.0.1", port, what)
     configured = Settings()  # what the environment sets; the rest is the embedded default's
     given = configured.model_fields_set
+    configured_host = [httpx.URL(configured.public_url).host] if "public_url" in given else []
     settings = Settings(
         data_dir=data_dir,
         generate_secrets=True,  # one machine, one data folder: keys made once, kept there
+        sandbox=True,  # the provider sandboxes stand in for Twilio, FCM and a webhook receiver
+        allowed_hosts=["127.0.0.1", "localhost", *configured_host],  # (DNS rebinding)
         api_port=api_port,
         # Twilio's status callbacks and unsubscribe links reach this API unless configured.
         public_url=configured.public_url

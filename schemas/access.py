@@ -21,8 +21,8 @@ SCOPE_HELP: dict[Scope, str] = {
     "events:write": "send customer events (/v1/events and the Segment routes; such a key "
     "is also a Segment write key)",
     "journeys:write": "publish journeys, change templates and offers, migrate enrollments",
-    "operate": "steer enrollments, audiences and audience runs, unsubscribe and erase "
-    "customers, write profiles",
+    "operate": "steer enrollments, audiences and audience runs, write, unsubscribe and "
+    "erase customers' profiles",
     "read": "read journeys, enrollments, funnels, profiles, deliveries and inboxes",
     "decide": "ask the decisioning service for offers (workers do)",
     "admin": "everything, and manage keys and read the audit log",

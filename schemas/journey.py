@@ -23,6 +23,9 @@ from journeys.schemas.zones import TimeZone
 SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
 BEST_CHANNEL = "best_channel"
+MAX_STEPS = 1000
+"""Steps a journey may have: the longest journey tested end to end (tests/test_long_journeys.py);
+each step costs its funnel a count, and validation a walk."""
 SendChannel = Literal[Channel, "best_channel"]
 
 
@@ -507,8 +510,8 @@ class JourneySpec(_Model):
     """Caps on this journey's own marketing sends, on top of the global caps."""
     time_scale: float = Field(default=1.0, gt=0)
     """Test mode: every duration divided by this (1 in production)."""
-    steps: list[Step] = Field(min_length=1)
-    """The steps; the first one runs first."""
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    """The steps; the first one runs first (at most `MAX_STEPS`)."""
 
     def step(self, step_id: str) -> Step:
         """The step with this id (StopIteration if there is none: validation forbids it)."""

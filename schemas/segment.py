@@ -164,12 +164,14 @@ class SegmentMessage(Schema):
         )
 
     def profile_changes(self) -> dict[str, Any]:
-        """What an identify call sets: traits as attributes (email and phone as the
-        channel addresses), and the time zone and locale from `context`."""
+        """What an identify call sets: traits as attributes, and the time zone and locale
+        from `context`. Email and phone fill the channel addresses only where the profile
+        has none (`fill_in`): a write key (it ships in browsers) adds, it never replaces an
+        address, and never touches consent."""
         changes: dict[str, Any] = {
             "attributes": {k: v for k, v in self.traits.items() if k not in PROFILE_TRAITS}
         }
-        changes.update({k: self.traits[k] for k in PROFILE_TRAITS if self.traits.get(k)})
+        changes["fill_in"] = {k: self.traits[k] for k in PROFILE_TRAITS if self.traits.get(k)}
         if zones.is_known(self.context.get("timezone")):  # an unknown zone would break local times
             changes["timezone"] = self.context["timezone"]
         if isinstance(self.context.get("locale"), str):

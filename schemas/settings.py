@@ -99,9 +99,11 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     """Timeout of every call to a service or provider; a timeout is retried by Temporal."""
 
-    sandbox: bool = True
-    """Serve the provider sandboxes (Twilio, FCM, webhook receiver) at /sandbox; turn off
-    where real providers are configured."""
+    sandbox: bool = False
+    """Serve the provider sandboxes (Twilio, FCM, webhook receiver) at /sandbox: off unless
+    the embedded default (`journeys up`) or the tests turn it on. What they received is
+    read with a `read` key, faults are injected with an `operate` key, and their Twilio
+    and FCM endpoints want the credentials the channels send (`twilio_token`)."""
 
     decisioning_url: str | None = None
     """The decisioning service (`POST /v1/decisions`); default: the built-in one."""
@@ -178,6 +180,14 @@ class Settings(BaseSettings):
     codec_origins: list[str] | None = None
     """Browser origins (the Temporal UI's) allowed to call the codec endpoint; default: the
     embedded UI on `temporal_ui_port` of this host."""
+
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses of the load balancers whose `X-Forwarded-For` names the client (the audit
+    log's `client`); none by default: the address that connected."""
+    allowed_hosts: list[str] | None = None
+    """Host headers the API answers (others get 400): a page on another site that
+    rebinds its own name to 127.0.0.1 reaches nothing. `journeys up` sets
+    `["127.0.0.1", "localhost"]`; default: any (a load balancer checks in a cluster)."""
 
     segment_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call the Segment routes (analytics.js on your site:
@@ -278,6 +288,8 @@ class Settings(BaseSettings):
             needed.add("inbox_secret")
             if self.sandbox:
                 needed.add("webhook_secret")  # the sandbox's receiver checks signatures
+        if self.sandbox:  # the sandboxes' Twilio and FCM want the channels' credentials
+            needed |= {"twilio_auth_token", "fcm_access_token"}
         return sorted(f"JOURNEYS_{n.upper()}" for n in needed if getattr(self, n) is None)
 
     def db_url(self) -> str:

@@ -145,11 +145,22 @@ def _loops_without_wait(spec: JourneySpec, index: dict[str, int]) -> list[Proble
     graph = {sid: [t for _, t in s.edges() if t in instant] for sid, s in instant.items()}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     problems: list[Problem] = []
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for target in graph[node]:
-            if state.get(target) == 1:
+    # Depth first without recursion: a chain of a thousand instant steps is fine.
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        on_path = [root]
+        pending = [iter(graph[root])]
+        while pending:
+            node = on_path[-1]
+            target = next(pending[-1], None)
+            if target is None:
+                state[node] = 2
+                on_path.pop()
+                pending.pop()
+            elif state.get(target) == 1:
+                path = on_path[:-1]
                 cycle = (
                     [*path[path.index(target) :], node, target]
                     if target in path
@@ -167,12 +178,9 @@ def _loops_without_wait(spec: JourneySpec, index: dict[str, int]) -> list[Proble
                     )
                 )
             elif target not in state:
-                visit(target, [*path, node])
-        state[node] = 2
-
-    for node in graph:
-        if node not in state:
-            visit(node, [])
+                state[target] = 1
+                on_path.append(target)
+                pending.append(iter(graph[target]))
     return problems
 
 

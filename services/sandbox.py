@@ -10,14 +10,19 @@ what it received, as Twilio's test credentials and FCM's `validate_only` would.
   string-only `data`; tokens starting `invalid-` or `expired-` answer UNREGISTERED.
 - Webhook receiver (`/sandbox/webhooks`): checks the `Journeys-Signature`.
 
-`GET /sandbox/{provider}/received` lists the recorded requests (newest last);
-`POST /sandbox/faults` makes the next N requests to a provider fail with a status (to see
-retries). Turn the sandboxes off with `JOURNEYS_SANDBOX=false` where real providers are used.
+`GET /sandbox/{provider}/received` lists the recorded requests (newest last; a `read` key:
+they hold phone numbers and message bodies); `POST /sandbox/faults` makes the next N
+requests to a provider fail with a status (to see retries; an `operate` key). The Twilio
+and FCM endpoints want the credentials the channels send (`storage.secrets.twilio_token`,
+`fcm_token`), and a status callback goes only to this deployment's own callback route: the
+sandbox calls nothing a caller names. Off unless turned on (`JOURNEYS_SANDBOX`): the
+embedded default and the tests do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 import time
 import uuid
@@ -37,10 +42,10 @@ from fastapi.security import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from journeys.schemas.access import KB, public
+from journeys.schemas.access import KB, public, requires
 from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
-from journeys.storage.secrets import webhook_key
+from journeys.storage.secrets import fcm_token, twilio_token, webhook_key
 
 Provider = Literal["twilio", "fcm", "webhooks"]
 _basic = HTTPBasic(auto_error=False)  # the provider answers in its own error format
@@ -71,6 +76,10 @@ class Sandbox:
         }
         self.faults: dict[str, list[int]] = {}
         self.webhook_secret = webhook_key(settings)  # the one the webhook channel signs with
+        self.twilio_token = twilio_token(settings) or b""  # (the sandbox on: never None)
+        self.fcm_token = fcm_token(settings) or b""
+        self.status_callback = f"{settings.public_url.rstrip('/')}/v1/providers/twilio/status"
+        """The one URL status callbacks go to: this deployment's own callback route."""
         self._callbacks: set[asyncio.Task[None]] = set()
 
     def fault(self, provider: str) -> JSONResponse | None:
@@ -107,7 +116,6 @@ def _fcm_error(status: int, state: str, message: str, code: str) -> JSONResponse
 
 def build_router(sandbox: Sandbox) -> APIRouter:
     router = APIRouter(prefix="/sandbox", tags=["provider sandboxes"])
-    settings = sandbox.settings
 
     @router.post("/twilio/2010-04-01/Accounts/{account_sid}/Messages.json", status_code=201)
     @public(max_body=256 * KB)
@@ -119,9 +127,8 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         """Twilio's Messages create call."""
         if (failed := sandbox.fault("twilio")) is not None:
             return failed
-        token = settings.twilio_auth_token
         user, password = (auth.username, auth.password) if auth else ("", "")
-        if user != account_sid or (token and password != token.get_secret_value()):
+        if user != account_sid or not hmac.compare_digest(password.encode(), sandbox.twilio_token):
             return _twilio_error(401, 20003, "Authenticate")
         form = {k: str(v) for k, v in (await request.form()).items()}
         to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
@@ -140,7 +147,10 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _twilio_error(400, 21614, f"'To' number {to} is not a mobile number")
         sid = "SM" + uuid.uuid4().hex
         now = format_datetime(datetime.now(UTC))
-        if callback := form.get("StatusCallback"):
+        callback = form.get("StatusCallback")
+        if callback and callback != sandbox.status_callback:  # it calls nothing else
+            return _twilio_error(400, 21609, "Invalid StatusCallback URL")
+        if callback:
             final = "undelivered" if number.endswith("0000") else "delivered"
             params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": account_sid, "From": sender}
             params |= {"To": to, "ApiVersion": "2010-04-01"}
@@ -174,8 +184,9 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         """FCM HTTP v1 send: one message to one target."""
         if (failed := sandbox.fault("fcm")) is not None:
             return failed
-        token = settings.fcm_access_token
-        if bearer is None or (token and bearer.credentials != token.get_secret_value()):
+        if bearer is None or not hmac.compare_digest(
+            bearer.credentials.encode(), sandbox.fcm_token
+        ):
             return _fcm_error(
                 401, "UNAUTHENTICATED", "Request had invalid credentials.", "THIRD_PARTY_AUTH_ERROR"
             )
@@ -228,7 +239,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         return {"received": True}
 
     @router.get("/{provider}/received")
-    @public(max_body=256 * KB)
+    @requires("read")
     async def received(provider: Provider, to: str | None = None) -> list[dict[str, Any]]:
         """What the provider received, oldest first (`to`: Twilio recipient or FCM token)."""
         found = list(sandbox.received[provider])
@@ -241,7 +252,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         ]
 
     @router.post("/faults", status_code=204)
-    @public(max_body=256 * KB)
+    @requires("operate")
     async def add_fault(fault: Fault) -> None:
         """Fail the provider's next `times` requests with `status`."""
         sandbox.faults.setdefault(fault.provider, []).extend([fault.status] * fault.times)
@@ -251,8 +262,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
 
 async def _status_callbacks(sandbox: Sandbox, url: str, params: dict[str, str], final: str) -> None:
     """Twilio's delivery receipts: `sent`, then the final status, each signed."""
-    token = sandbox.settings.twilio_auth_token
-    key = token.get_secret_value().encode() if token else b""
+    key = sandbox.twilio_token
     async with httpx.AsyncClient(timeout=10) as client:
         for status in ("sent", final):
             await asyncio.sleep(0.5)

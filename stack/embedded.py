@@ -175,15 +175,23 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def _serve_http(
-    app: Any, host: str, port: int, tasks: list[asyncio.Task[None]]
+    app: Any,
+    host: str,
+    port: int,
+    tasks: list[asyncio.Task[None]],
+    proxies: list[str] | None = None,
 ) -> _EmbeddedServer:
-    """Serve `app` (its task joins `tasks`) once it listens; a port taken raises here."""
+    """Serve `app` (its task joins `tasks`) once it listens; a port taken raises here.
+    `proxies`: addresses whose X-Forwarded-For is believed (none by default: uvicorn's
+    own default believes any local caller, who could then pose as anyone in the audit)."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning",
         lifespan="off",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
         # Idle connections outlive their clients' (httpx drops them at 5 s, load
         # balancers at 60): the server closing one as a client reuses it loses that
         # request ("Server disconnected without sending a response").
@@ -254,7 +262,11 @@ async def running_stack(
         if api:
             janitor = asyncio.create_task(forget_old_event_ids(stores, settings))
             app = create_app(settings, stores, client)
-            servers.append(await _serve_http(app, settings.api_host, settings.api_port, tasks))
+            servers.append(
+                await _serve_http(
+                    app, settings.api_host, settings.api_port, tasks, settings.trusted_proxies
+                )
+            )
         if ready:
             ready(published)
         yield Stack(settings, stores, client)

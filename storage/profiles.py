@@ -166,7 +166,8 @@ class ProfileStore:
 
     async def change(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> list[Profile]:
         """Apply each customer's changes in order, in one transaction: `attributes` merge
-        (None removes one), other fields replace (an identify call's
+        (None removes one), `fill_in` fields are set only where the profile has none, other
+        fields replace (an identify call's
         `SegmentMessage.profile_changes`, an `update_profile` step). Invalid values raise
         ValueError and nothing is written; so does CustomerErasing, for a customer being
         erased. An anonymous id merged into a customer changes that customer."""
@@ -185,7 +186,10 @@ class ProfileStore:
             for customer_id, fields in changes:
                 row, profile = current[customer_id]
                 merged = {**profile.attributes, **fields.get("attributes", {})}
+                fields = dict(fields)
+                fill = fields.pop("fill_in", {})
                 data = {**profile.model_dump(), **fields}
+                data |= {k: v for k, v in fill.items() if not data.get(k)}
                 data["attributes"] = {k: v for k, v in merged.items() if v is not None}
                 current[customer_id] = row, Profile.model_validate(data)
                 done.append(current[customer_id][1])

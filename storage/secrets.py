@@ -53,3 +53,20 @@ def unsubscribe_key(settings: Settings) -> bytes:
 def webhook_key(settings: Settings) -> bytes:
     """What the webhook channel signs with and the sandbox's receiver checks with."""
     return secret(settings, settings.webhook_secret, "webhook")
+
+
+def twilio_token(settings: Settings) -> bytes | None:
+    """Twilio's auth token: the Basic-auth password of each send and the key its status
+    callbacks are signed with. Configured, else (with the sandbox on) one kept in the data
+    folder that the worker and the sandbox share; else None: no callback is trusted."""
+    if settings.twilio_auth_token is not None or settings.sandbox:
+        return secret(settings, settings.twilio_auth_token, "twilio")
+    return None
+
+
+def fcm_token(settings: Settings) -> bytes | None:
+    """FCM's bearer token: configured, else (with the sandbox on) one kept in the data
+    folder that the worker and the sandbox share."""
+    if settings.fcm_access_token is not None or settings.sandbox:
+        return secret(settings, settings.fcm_access_token, "fcm")
+    return None

@@ -212,6 +212,7 @@ class JourneyKit:
                 temporal_address=temporal_address,
                 task_queue=f"journeys-test-{uuid.uuid4().hex[:8]}",
                 generate_secrets=True,
+                sandbox=True,
                 smtp_port=smtp_port,
                 services_url=SERVICES,
                 public_url=SERVICES,  # (links and provider callbacks lead nowhere real)

@@ -163,6 +163,7 @@ def settings(
     common: dict[str, Any] = dict(
         data_dir=data_dir,
         generate_secrets=True,
+        sandbox=True,
         temporal_address=temporal_address,
         task_queue=f"journeys-{request.param}-{uuid.uuid4().hex[:6]}",
         api_port=api_port,

@@ -12,6 +12,8 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from journeys.schemas.signatures import sign_twilio, sign_webhook, verify_webhook
+from journeys.stack.embedded import Stack
+from journeys.storage.secrets import twilio_token
 from tests.conftest import Receiver, eventually, unique
 from tests.helpers import (
     customer,
@@ -155,3 +157,27 @@ async def test_inbox_read_and_dismiss(api: httpx.AsyncClient) -> None:
     dismissed = await api.post(f"/v1/customers/{cid}/inbox/{message['id']}/dismiss")
     assert dismissed.json()["dismissed_at"]
     assert (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"] == []
+
+
+async def test_the_sandboxes_want_keys_and_call_nothing_a_caller_names(
+    anonymous: httpx.AsyncClient, api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Issue 34: what the sandboxes received needs a `read` key, faults an `operate` key,
+    Twilio's endpoint its auth token; a StatusCallback elsewhere than this deployment's own
+    route is refused, and nothing is called; a forged status callback is refused."""
+    assert (await anonymous.get("/sandbox/twilio/received")).status_code == 401
+    fault = {"provider": "twilio", "status": 503, "times": 1}
+    assert (await anonymous.post("/sandbox/faults", json=fault)).status_code == 401
+    path = "/sandbox/twilio/2010-04-01/Accounts/ACsandbox/Messages.json"
+    form = {"To": "+15551234567", "From": "+15005550006", "Body": "x"}
+    unauthorised = await anonymous.post(path, data=form, auth=("ACsandbox", "guess"))
+    assert unauthorised.status_code == 401
+    token = (twilio_token(stack.settings) or b"").decode()
+    assert (await api.get("/sandbox/twilio/received")).status_code == 200
+    ssrf = {**form, "StatusCallback": "http://127.0.0.1:9/anything"}
+    elsewhere = await anonymous.post(path, data=ssrf, auth=("ACsandbox", token))
+    assert elsewhere.status_code == 400 and elsewhere.json()["code"] == 21609  # before any call
+    forged = await anonymous.post(
+        "/v1/providers/twilio/status", data={"MessageSid": "SMx", "MessageStatus": "delivered"}
+    )
+    assert forged.status_code == 403

@@ -276,3 +276,16 @@ async def test_the_api_serves_its_probe_paths(api: httpx.AsyncClient) -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         response = await api.get(container[probe]["httpGet"]["path"])
         assert response.status_code == 200, probe
+
+
+def test_no_shipped_deployment_serves_the_provider_sandboxes() -> None:
+    """The sandboxes are off by default (`Settings.sandbox`), and compose and both overlays
+    say so: none turns them on (issue 34)."""
+    from journeys.schemas.settings import Settings
+
+    assert Settings.model_fields["sandbox"].default is False
+    values = [compose()["x-journeys"]["environment"].get("JOURNEYS_SANDBOX")]
+    for overlay in OVERLAYS:
+        config = next(d for d in rendered(overlay) if d["kind"] == "ConfigMap")["data"]
+        values.append(config.get("JOURNEYS_SANDBOX"))
+    assert values and all(v in (None, "false") for v in values), values

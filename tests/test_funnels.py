@@ -7,6 +7,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,8 +23,10 @@ from journeys.schemas.journey import (
     SendStep,
     SplitPath,
     SplitStep,
+    WaitForEventStep,
 )
 from journeys.stack.embedded import Stack
+from journeys.usecases.funnels import mermaid
 from journeys.workflows.split import bucket, choose
 from tests.conftest import eventually, unique
 from tests.helpers import customer, event, journeys_ok, state, wait_then_end
@@ -265,7 +268,13 @@ async def test_enrollments_at_their_first_step_count_as_reaching_it(
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")
 async def test_a_hostile_journey_name_is_shown_as_text_not_run(api: httpx.AsyncClient) -> None:
     hostile = '<img src=x onerror="document.body.dataset.pwned=1">'
-    journey = spec().model_copy(update={"name": hostile})
+    journey = spec().model_copy(update={"name": hostile, "goal": EventCondition(event=hostile)})
+    wait = WaitForEventStep(
+        id="wait", event=hostile, timeout=timedelta(days=1), on_event="end", on_timeout="end"
+    )
+    journey = journey.model_copy(update={"steps": [*journey.steps[:-2], wait, journey.steps[-1]]})
+    source = mermaid(journey, [], [])
+    assert "<img" not in source and "&lt;img" in source  # event names are text in labels
     assert (await api.post("/v1/journeys", json=journey.model_dump(mode="json"))).status_code == 201
     key = api.headers["authorization"].split()[1]
     page = f"{str(api.base_url).rstrip('/')}/journeys/{journey.id}/funnel#key={key}"

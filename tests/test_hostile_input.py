@@ -206,6 +206,13 @@ def test_the_egress_policy_by_address_and_prefix() -> None:
         ("::ffff:127.0.0.1", False),
         ("fe80::1", False),
         ("224.0.0.1", False),
+        # IPv6 forms that carry a private IPv4 address (issue 34): refused like it.
+        ("::127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("2002:7f00:1::1", False),
+        ("2002:a01:203::1", True),  # 6to4 of 10.1.2.3, an allowed network
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo of 127.0.0.1
     ):
         assert policy.reachable(ipaddress.ip_address(address)) is reachable, address
     for url, trusted in (
@@ -213,6 +220,8 @@ def test_the_egress_policy_by_address_and_prefix() -> None:
         ("http://127.0.0.1:9000/other", False),
         ("http://127.0.0.1:9000/hooks/../admin", False),
         ("http://127.0.0.1:8000/sandbox/webhooks", True),
+        ("http://127.0.0.1:8000/sandbox/webhooksX", False),  # no prefix without a boundary
+        ("http://127.0.0.1:8000/sandbox/webhooks/x", True),
         ("https://127.0.0.1:9000/hooks/a", False),
     ):
         assert policy.trusted(httpx.URL(url)) is trusted, url
@@ -230,6 +239,22 @@ def test_the_egress_policy_by_address_and_prefix() -> None:
         ("{% for a in range(99999) %}{{ 'x' * 100 }}{% endfor %}", "over"),
         ("{{ ((9 ** 64) ** 64) ** 64 }}", "power"),
         ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion"),
+        # Built in one step, before the output is counted (issue 34): refused before.
+        ("{{ 'x'.ljust(300000000) }}", "over"),
+        ("{{ 'x'.center(300000000) }}", "over"),
+        ("{{ '7'.zfill(300000000) }}", "over"),
+        ("{{ '%0300000000d' % 1 }}", "over"),
+        ("{{ '%*d' % (300000000, 1) }}", "width"),
+        ("{{ '{:>300000000}'.format('x') }}", "over"),
+        ("{{ '{:>{w}}'.format('x', w=300000000) }}", "computed width"),
+        ("{{ 'x' | center(300000000) }}", "over"),
+        ("{{ '%0300000000d' | format(1) }}", "over"),
+        ("{{ 'ab' | indent(300000000) }}", "over"),
+        ("{% set s = 'x' * 50000 %}{{ s | replace('x', s) }}", "over"),
+        ("{% set s = 'x' * 50000 %}{{ s.replace('x', s) }}", "over"),
+        ("{% set s = 'x' * 50000 %}{{ ([s] * 50000) | join }}", "over"),
+        ("{% set s = 'x' * 50000 %}{{ ''.join([s] * 50000) }}", "over"),
+        ("{{ ('\t' * 1000).expandtabs(1000000) }}", "over"),
     ],
 )
 def test_template_time_and_size_limits(source: str, why: str) -> None:
@@ -240,6 +265,12 @@ def test_template_time_and_size_limits(source: str, why: str) -> None:
 def test_templates_within_limits_render_as_before() -> None:
     source = "{% for i in range(3) %}{{ loop.index }}{% endfor %} {{ 2 ** 10 }} {{ '-' * 3 }}"
     assert render(MessageContent(body=source), {})["body"] == "123 1024 ---"
+    padded = (
+        "{{ 'ab'.ljust(4, '.') }}|{{ '%05d' % 42 }}|{{ '{:>4}'.format('x') }}|"
+        "{{ 'x' | center(3) }}|{{ ['a', 'b'] | join('-') }}|{{ 'aa' | replace('a', 'b') }}|"
+        "{{ '%.2f' | format(1.5) }}"
+    )
+    assert render(MessageContent(body=padded), {})["body"] == "ab..|00042|   x| x |a-b|bb|1.50"
 
 
 async def test_a_runaway_template_fails_its_send_and_stores_no_message(
@@ -267,3 +298,58 @@ async def test_replacing_a_template_runs_the_publish_checks(api: httpx.AsyncClie
     assert spec["id"] in refused.json()["errors"][0]["msg"]
     kept = (await api.get(f"/v1/templates/{template}")).json()
     assert kept["body"] == ok["body"]  # nothing replaced
+
+
+@pytest.mark.parametrize("content_type", ["application/JSON", "Application/Json; charset=utf-8"])
+async def test_the_depth_guard_ignores_the_case_of_the_content_type(
+    api: httpx.AsyncClient, content_type: str
+) -> None:
+    """A 100- and a 500-deep body under a JSON type in any case: a clear 400 (issue 34)."""
+    for depth in (100, 500):
+        body = '{"customer_id": "c", "name": "x", "properties": ' + "[" * depth + "]" * depth
+        answer = await api.post(
+            "/v1/events", content=body + "}", headers={"Content-Type": content_type}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "deeper than" in answer.json()["detail"]
+
+
+async def test_inputs_that_were_500s_are_clear_4xx(api: httpx.AsyncClient) -> None:
+    """Issue 34's three 500s: a non-UTF-8 codec body, a forged huge audit cursor, and a
+    journey of a thousand chained instant steps (validated without recursion)."""
+    import base64
+
+    for route in ("/codec/decode", "/codec/encode"):
+        answer = await api.post(
+            route, content=b'{"payloads": "\xff\xfe"}', headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code in (400, 404), answer.text  # 404: encryption off (SQLite)
+    forged = base64.urlsafe_b64encode(str(10**40).encode()).decode()
+    audit = await api.get("/v1/audit", params={"cursor": forged})
+    assert audit.status_code == 422 and "cursor" in audit.text
+    steps: list[dict[str, object]] = [
+        {"id": f"s{i}", "type": "split", "paths": [{"weight": 1, "next": f"s{i + 1}"}]}
+        for i in range(999)
+    ]
+    steps.append({"id": "s999", "type": "exit"})
+    spec = {"id": unique("chain"), "name": "chain", "entry": {"event": "x"}, "steps": steps}
+    published = await api.post("/v1/journeys", json=spec)
+    assert published.status_code in (201, 422), published.text
+    too_many = {**spec, "id": unique("many"), "steps": [*steps[:-1] * 11, steps[-1]]}
+    refused = await api.post("/v1/journeys", json=too_many)
+    assert refused.status_code == 422
+
+
+async def test_a_bad_url_or_a_header_break_fails_the_send_at_once(api: httpx.AsyncClient) -> None:
+    """Issue 34: a webhook URL no request can go to and a subject with a line break are
+    permanent failures (the first attempt says why), not retried as transient."""
+    cid = await customer(api)
+    broken = "Hi {{ event.name }}\r\nBcc: victim@example.com"
+    copy = await publish_copy(
+        api, one_send(unique("crlf"), channel="email", subject=broken, body="hi")
+    )
+    await event(api, cid, copy.entry, properties={"name": "x"})
+    await ended(api, copy.id, cid)
+    [failed] = await deliveries(api, cid)
+    assert failed["status"] == "failed" and "composed" in failed["reason"]
+    assert failed["attempts"] == 1

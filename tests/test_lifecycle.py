@@ -68,6 +68,7 @@ def test_missing_secrets_are_named_in_one_line_and_nothing_is_written(
         JOURNEYS_UNSUBSCRIBE_SECRET="null",
         JOURNEYS_WEBHOOK_SECRET="null",
         JOURNEYS_SERVICES_KEY="0" * 64,
+        JOURNEYS_SANDBOX="false",
     )
     assert done.returncode == 1
     assert done.stderr.startswith(
@@ -75,3 +76,17 @@ def test_missing_secrets_are_named_in_one_line_and_nothing_is_written(
     )
     assert len(done.stderr.strip().splitlines()) == 1
     assert not data.exists()  # no key was generated in its place
+    # With the sandboxes on, they want the credentials the channels send (issue 34).
+    sandboxed = run_cli(
+        stack,
+        "worker",
+        JOURNEYS_GENERATE_SECRETS="false",
+        JOURNEYS_DATA_DIR=str(data),
+        JOURNEYS_SERVICES_KEY="0" * 64,
+        JOURNEYS_UNSUBSCRIBE_SECRET="0" * 64,
+        JOURNEYS_WEBHOOK_SECRET="0" * 64,
+        JOURNEYS_SANDBOX="true",
+    )
+    assert sandboxed.stderr.startswith(
+        "journeys: missing secrets: JOURNEYS_FCM_ACCESS_TOKEN, JOURNEYS_TWILIO_AUTH_TOKEN ("
+    ), sandboxed.stderr

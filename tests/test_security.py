@@ -243,3 +243,52 @@ async def test_journeys_with_hostile_names_are_refused_or_shown_as_text(
     copy = await publish_copy(api, one_send(unique("hostile")), name=hostile)
     funnel = (await api.get(f"/v1/journeys/{copy.id}/funnel")).json()
     assert funnel["name"] == hostile and hostile not in funnel["mermaid"]
+
+
+async def test_the_audit_log_names_the_address_that_connected(api: httpx.AsyncClient) -> None:
+    """A local caller's X-Forwarded-For is not believed (no trusted proxies by default), and
+    a profile write is an operator's change, audited (issue 34)."""
+    cid = unique("audited")
+    put = await api.put(
+        f"/v1/customers/{cid}",
+        json={"email": "a@example.com"},
+        headers={"X-Forwarded-For": "6.6.6.6"},
+    )
+    assert put.status_code == 200
+    entries = (await api.get("/v1/audit")).json()["items"]
+    [entry] = [e for e in entries if e["target"].get("customer_id") == cid]
+    assert entry["action"] == "PUT /v1/customers/{customer_id}"
+    assert entry["client"] == "127.0.0.1"
+
+
+async def test_a_write_key_cannot_replace_a_profile(
+    stack: Stack, anonymous: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    """`PUT /v1/customers/{id}` wants `operate`; an identify through the write key adds
+    traits and fills an empty address, but replaces neither address nor consent."""
+    import base64
+
+    write = await stack.stores.keys.create("browser", ["events:write"])
+    cid = unique("victim")
+    await api.put(
+        f"/v1/customers/{cid}", json={"email": "victim@example.com", "unsubscribed": ["all"]}
+    )
+    refused = await anonymous.put(
+        f"/v1/customers/{cid}",
+        json={"email": "attacker@example.com"},
+        headers={"Authorization": f"Bearer {write.token}"},
+    )
+    assert refused.status_code == 403
+    basic = base64.b64encode(f"{write.token}:".encode()).decode()
+    identify = {
+        "userId": cid,
+        "traits": {"email": "attacker@example.com", "phone": "+15550100", "plan": "pro"},
+    }
+    sent = await anonymous.post(
+        "/v1/identify", json=identify, headers={"Authorization": f"Basic {basic}"}
+    )
+    assert sent.status_code == 200, sent.text
+    profile = (await api.get(f"/v1/customers/{cid}")).json()
+    assert profile["email"] == "victim@example.com"  # kept
+    assert profile["phone"] == "+15550100"  # filled: it had none
+    assert profile["unsubscribed"] == ["all"] and profile["attributes"]["plan"] == "pro"

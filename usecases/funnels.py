@@ -5,6 +5,7 @@ send outcomes. No event table, no extra activity per step."""
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -148,9 +149,8 @@ def mermaid(spec: JourneySpec, steps: Iterable[StepFunnel], arms: Iterable[ArmFu
     if spec.goal:  # conversions: a dotted edge from each step where customers converted
         converted = [s for s in steps if s.converted]
         total = sum(s.converted for s in converted)
-        lines.append(
-            f'    goal(["{_escape(f"<b>goal</b><br/>{spec.goal.event}<br/>converted {total}")}"])'
-        )
+        goal = f"<b>goal</b><br/>{_text(spec.goal.event)}<br/>converted {total}"
+        lines.append(f'    goal(["{_escape(goal)}"])')
         lines += [f"    {node[s.id]} -.->|{s.converted}| goal" for s in converted]
     return "\n".join(lines)
 
@@ -160,12 +160,18 @@ def _edge_label(step: object, field: str, arm_of: dict[tuple[str, str], ArmFunne
         path = step.paths[int(field.split(".")[1])]
         arm = arm_of.get((step.id, path.name))
         rate = f", {arm.conversion:.0%} converted" if arm and arm.conversion is not None else ""
-        return f"{path.name}: {arm.entered if arm else 0}{rate}"
+        return f"{_text(path.name)}: {arm.entered if arm else 0}{rate}"
     if field.startswith("cases."):
         return f"case {field.split('.')[1]}"
-    return {"next": "", "on_event": getattr(step, "event", "event")}.get(
+    return {"next": "", "on_event": _text(getattr(step, "event", "event"))}.get(
         field, field.removeprefix("on_")
     )
+
+
+def _text(value: str) -> str:
+    """An author's or a caller's words (an event name, an arm's name) as text in a label
+    whose markup is HTML: never markup of their own."""
+    return html.escape(value, quote=False)
 
 
 def _escape(text: str) -> str:

@@ -28,7 +28,7 @@ async def _convert(
         raise problem(404, "payload encryption is off (no JOURNEYS_PAYLOAD_KEY)", "path", "codec")
     try:
         payloads = json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError as err:
+    except (json_format.ParseError, ValueError) as err:  # (not UTF-8 is a ValueError)
         raise problem(400, "not a payloads message", "body", "payloads") from err
     convert = found.decode if decrypt else found.encode
     try:

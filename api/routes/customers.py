@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
 @router.put("/{customer_id}")
-@requires("events:write")
+@requires("operate")  # consent and addresses: operators (audited), not write keys
 async def put_profile(customer_id: CustomerId, body: ProfileIn, stores: StoresDep) -> Profile:
     """Create or replace the customer's profile (activity learned from events is kept);
     503 while the customer is being erased."""

@@ -10,6 +10,7 @@ from journeys.api.deps import SettingsDep, StoresDep
 from journeys.api.errors import problem
 from journeys.schemas.access import KB, public
 from journeys.schemas.signatures import TWILIO_HEADER, verify_twilio
+from journeys.storage.secrets import twilio_token
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
@@ -38,16 +39,14 @@ async def twilio_status(
     ] = None,
     signature: Annotated[str | None, Header(alias=TWILIO_HEADER)] = None,
 ) -> None:
-    """Twilio's status callback. With `JOURNEYS_TWILIO_AUTH_TOKEN` set, the request must
-    carry Twilio's signature over the public URL and the form."""
-    token = settings.twilio_auth_token
-    if token is not None:
-        url = f"{settings.public_url.rstrip('/')}{request.url.path}"
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        if not signature or not verify_twilio(
-            token.get_secret_value().encode(), url, form, signature
-        ):
-            raise problem(403, "invalid Twilio signature", "header", TWILIO_HEADER)
+    """Twilio's status callback: the request must carry Twilio's signature over the public
+    URL and the form, made with the auth token (`JOURNEYS_TWILIO_AUTH_TOKEN`, or the
+    sandbox's). With no token, no callback is trusted."""
+    token = twilio_token(settings)
+    url = f"{settings.public_url.rstrip('/')}{request.url.path}"
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    if token is None or not signature or not verify_twilio(token, url, form, signature):
+        raise problem(403, "invalid Twilio signature", "header", TWILIO_HEADER)
     detail = f"error {error_code}" if error_code else None
     if not await stores.ledger.provider_update(message_sid, message_status, detail):
         raise problem(404, "no message with this sid", "body", "MessageSid")
