@@ -42,12 +42,14 @@ PAYLOADS = {
     "type": "object",
     "description": "Temporal's remote codec protocol: payloads as protobuf JSON.",
     "required": ["payloads"],
+    "additionalProperties": False,
     "properties": {
         "payloads": {
             "description": "The payloads to decode or encode, in order.",
             "type": "array",
             "items": {
                 "type": "object",
+                "additionalProperties": False,
                 "properties": {
                     "metadata": {
                         "type": "object",

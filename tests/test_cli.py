@@ -37,23 +37,23 @@ async def one_line_failure(*args: str, **env: str) -> str:
 
 
 async def test_failures_are_one_line(stack: Stack, tmp_path: Path) -> None:
-    assert await one_line_failure("publish", str(tmp_path / "absent.json")) == (
-        f"no such file: {tmp_path / 'absent.json'}"
-    )
-    unknown = await one_line_failure("publish", "no_such_module:JOURNEY")
-    assert unknown.startswith("no module 'no_such_module'")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"id": "x", "name": "x", "entry": {"event": "e"}, "steps": []}))
-    invalid = await one_line_failure("publish", str(bad))
-    assert invalid.startswith(f"{bad} is not a valid journey: ")
     nobody = f"http://127.0.0.1:{free_port()}"
-    assert await one_line_failure("funnel", "x", "--api-url", nobody, JOURNEYS_API_KEY="k") == (
-        f"cannot reach the API at {nobody} (ConnectError); is it running?"
+    # Independent processes: run together.
+    absent, unknown, invalid, unreachable, missing, debug = await asyncio.gather(
+        one_line_failure("publish", str(tmp_path / "absent.json")),
+        one_line_failure("publish", "no_such_module:JOURNEY"),
+        one_line_failure("publish", str(bad)),
+        one_line_failure("funnel", "x", "--api-url", nobody, JOURNEYS_API_KEY="k"),
+        one_line_failure("funnel", unique("nope"), "--api-url", api_url(stack)),
+        run("--debug", "funnel", "x", "--api-url", nobody, JOURNEYS_API_KEY="k"),
     )
-    missing = await one_line_failure("funnel", unique("nope"), "--api-url", api_url(stack))
+    assert absent == f"no such file: {tmp_path / 'absent.json'}"
+    assert unknown.startswith("no module 'no_such_module'")
+    assert invalid.startswith(f"{bad} is not a valid journey: ")
+    assert unreachable == f"cannot reach the API at {nobody} (ConnectError); is it running?"
     assert missing.startswith("HTTP 404 Not Found: ")
-
-    debug = await run("--debug", "funnel", "x", "--api-url", nobody, JOURNEYS_API_KEY="k")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 

@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from journeys.runtime.codec import new_key
 from journeys.schemas.settings import Settings
 from journeys.stack.embedded import running_stack
 from tests.conftest import free_port, repo_root
@@ -53,6 +55,9 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(
             "api_port": port,
             "public_url": f"http://127.0.0.1:{port}",
             "task_queue": f"fuzz-{uuid.uuid4().hex[:6]}",
+            # Payloads encrypted, so the codec routes are fuzzed doing their work (issue 34).
+            "payload_key": settings.payload_key or SecretStr(new_key()),
+            "payload_key_id": settings.payload_key_id,
         }
     )
     async with running_stack(own) as stack:

@@ -50,7 +50,7 @@ def test_an_authors_project_with_its_own_api_and_schemas_runs_the_readme_test(
     the checkout), next to a project whose `api` and `schemas` are its own."""
     wheel = build_wheel(tmp_path / "dist")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     site = Path(
         subprocess.run(
@@ -63,8 +63,9 @@ def test_an_authors_project_with_its_own_api_and_schemas_runs_the_readme_test(
     # Dependencies only: a .pth line adds a folder without reading its .pth files, so the
     # checkout's editable path (this venv's _journeys.pth) does not come along.
     (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+    subprocess.run(  # this venv's pip installs into that one (as a user's pip would)
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+        + ["--no-index", str(wheel)],
         check=True,
         capture_output=True,
     )

@@ -15,7 +15,11 @@ from journeys.storage.secrets import twilio_token
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
 
-@router.post("/twilio/status", status_code=204)
+@router.post(
+    "/twilio/status",
+    status_code=204,
+    responses={403: {"description": "Twilio's signature is missing or does not match."}},
+)
 @public(max_body=16 * KB)
 async def twilio_status(
     request: Request,
