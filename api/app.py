@@ -15,6 +15,7 @@ from journeys.api import access, errors, openapi
 from journeys.api.browsers import CORSFor, SegmentErrors
 from journeys.api.contract import Contract
 from journeys.api.guard import Guard, Secrets
+from journeys.api.headers import SecurityHeaders, csp, inline_scripts
 from journeys.api.routes import (
     audiences,
     codec,
@@ -39,6 +40,7 @@ from journeys.schemas.settings import Settings
 from journeys.services.sandbox import Sandbox, build_router
 from journeys.storage.secrets import secret, services_key, unsubscribe_key
 from journeys.storage.stores import Stores
+from journeys.usecases.funnels import Shared as SharedFunnels
 from journeys.usecases.routing import EventRouter
 
 
@@ -56,6 +58,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.settings = settings
     app.state.stores = stores
     app.state.client = client
+    app.state.funnels = SharedFunnels()
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = unsubscribe_key(settings)
     app.state.inbox_key = secret(settings, settings.inbox_secret, "inbox")
@@ -76,6 +79,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         contract=Contract(lambda: app.openapi()),
     )
     app.add_middleware(SegmentErrors)
+    app.add_middleware(SecurityHeaders)  # outside the guard: its refusals carry them too
     if settings.allowed_hosts is not None:  # DNS rebinding: the embedded default's open routes
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # The Temporal UI calls the codec endpoint from the operator's browser; analytics.js
@@ -148,13 +152,16 @@ def _offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     @public()
     async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Journeys API",
             swagger_js_url="/static/docs/swagger-ui-bundle.js",
             swagger_css_url="/static/docs/swagger-ui.css",
             swagger_favicon_url="/static/docs/favicon.png",
         )
+        scripts = inline_scripts(bytes(page.body).decode())
+        page.headers["Content-Security-Policy"] = csp(scripts=scripts)
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     @public()

@@ -55,9 +55,10 @@ class Refusal(Exception):
         *loc: str,
         headers: dict[str, str] | None = None,
         errors: list[dict[str, Any]] | None = None,
+        caller: Caller | None = None,
     ):
         super().__init__(msg)
-        self.status, self.msg, self.headers = status, msg, headers
+        self.status, self.msg, self.headers, self.caller = status, msg, headers, caller
         self.errors = errors or [{"loc": list(loc), "msg": msg}]
 
 
@@ -91,14 +92,60 @@ class Bucket:
         self.tokens = float(self.burst)
 
     def take(self) -> float:
-        """0 when a request may go now, else the seconds until it may."""
+        """0 when a request may go now (and it is counted), else the seconds until it may."""
+        wait = self.wait()
+        if wait == 0:
+            self.tokens -= 1
+        return wait
+
+    def wait(self) -> float:
+        """0 when a request may go now, else the seconds until it may (nothing counted)."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
+class Buckets:
+    """One token bucket per key (a key id, a client address); 429 when one is empty.
+    Full buckets are dropped now and then, so a flood of addresses costs no memory."""
+
+    def __init__(self, rate: float, burst: int, what: str) -> None:
+        self.rate, self.burst, self.what = rate, burst, what
+        self._held: dict[Any, Bucket] = {}
+
+    def _bucket(self, key: Any) -> Bucket | None:
+        if self.rate <= 0:
+            return None
+        bucket = self._held.get(key)
+        if bucket is None:
+            if len(self._held) >= 10_000:
+                now = time.monotonic()
+                full = [k for k, b in self._held.items() if (now - b.at) * b.rate >= b.burst]
+                for k in full:
+                    del self._held[k]
+            bucket = self._held[key] = Bucket(self.rate, self.burst)
+        return bucket
+
+    def take(self, key: Any) -> None:
+        """Count one request for `key`, or refuse it (429)."""
+        bucket = self._bucket(key)
+        if bucket is not None:
+            self._refuse_after(bucket.take())
+
+    def check(self, key: Any) -> None:
+        """Refuse (429) while `key`'s bucket is empty; count nothing."""
+        bucket = self._bucket(key)
+        if bucket is not None:
+            self._refuse_after(bucket.wait())
+
+    def _refuse_after(self, wait: float) -> None:
+        if wait > 0:
+            raise Refusal(
+                429,
+                f"over the rate limit ({self.rate:g} {self.what})",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
 
 @dataclass
@@ -128,7 +175,21 @@ class Guard:
         self.audit = audit
         self.secrets = secrets
         self.table = table(routes)  # built when the app first serves: every route is in
-        self.buckets: dict[str, Bucket] = {}
+        s = settings
+        self.writes = Buckets(s.rate_limit_per_second, s.rate_limit_burst, "writes a second a key")
+        self.reads = Buckets(
+            s.read_rate_limit_per_second, s.read_rate_limit_burst, "reads a second a key"
+        )
+        self.anonymous = Buckets(
+            s.anonymous_rate_limit_per_second,
+            s.anonymous_rate_limit_burst,
+            "requests a second an address, without a key",
+        )
+        self.failures = Buckets(
+            s.auth_failures_per_minute / 60,
+            s.auth_failure_burst,
+            "failed authentications a second an address",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,9 +208,13 @@ class Guard:
             )
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        audited = matched.access.scope in AUDITED and scope["method"] in WRITES
         try:
             caller, body = await self._admit(scope, receive, headers, matched)
         except Refusal as refused:
+            if audited and refused.status in (401, 403):  # a denied change is on record too
+                who = refused.caller or Caller(key_id="-", name="no valid key", scopes=frozenset())
+                await self._audit(who, scope, matched, b"", refused.status)
             response = respond(refused.status, refused.msg, refused.errors, refused.headers)
             await response(scope, receive, send)
             return
@@ -158,7 +223,6 @@ class Guard:
         scope["headers"] = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
         ] + [(b"content-length", str(len(body)).encode())]
-        audited = matched.access.scope in AUDITED and scope["method"] in WRITES
 
         async def before_the_end(status: int) -> None:
             """The audit entry is written before the caller has the whole answer: a
@@ -175,13 +239,18 @@ class Guard:
         raw: bytes | None = None
         caller = None
         access = matched.access
-        if access.scope is not None and not (access.codec_token and self.settings.codec_open):
+        address = _address(scope)
+        if access.scope is None or (access.codec_token and self.settings.codec_open):
+            self.anonymous.take(address)
+        else:
+            self.failures.check(address)  # before a key is looked at: no guessing at speed
             caller = await self._caller(headers, matched)
             plain = "content-encoding" not in headers  # a writeKey is read from plain bodies
             if caller is None and access.basic and plain and "authorization" not in headers:
                 raw = await self._read(receive, headers, access)
                 caller = await self._write_key(raw)
             if caller is None:
+                self.failures.take(address)
                 raise Refusal(
                     401,
                     "an API key is required: Authorization: Bearer <key>",
@@ -190,8 +259,10 @@ class Guard:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             if not caller.may(access.scope):
-                raise Refusal(403, f"this key lacks the '{access.scope}' scope")
-            self._limit(caller, scope["method"])
+                raise Refusal(403, f"this key lacks the '{access.scope}' scope", caller=caller)
+            # A customer app's token is its customer's: its reads count per address.
+            who = caller.key_id if caller.key_id != "customer" else ("customer", address)
+            (self.writes if scope["method"] in WRITES else self.reads).take(who)
         body = raw if raw is not None else await self._read(receive, headers, access)
         body = self._inflate(body, headers, access)
         kind = headers.get("content-type", "application/json").lower()  # parsers ignore case
@@ -242,21 +313,6 @@ class Guard:
         """A Segment `writeKey` in an uncompressed JSON body (analytics.js sends it so)."""
         match = re.search(rb'"writeKey"\s*:\s*"([A-Za-z0-9_\-]{1,120})"', raw)
         return await self.keys.caller(match.group(1).decode()) if match else None
-
-    def _limit(self, caller: Caller, method: str) -> None:
-        rate = self.settings.rate_limit_per_second
-        if rate <= 0 or method not in WRITES:
-            return
-        bucket = self.buckets.get(caller.key_id)
-        if bucket is None:
-            bucket = self.buckets[caller.key_id] = Bucket(rate, self.settings.rate_limit_burst)
-        wait = bucket.take()
-        if wait > 0:
-            raise Refusal(
-                429,
-                f"over this key's rate limit ({rate:g} writes a second)",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
 
     async def _read(self, receive: Receive, headers: dict[str, str], access: Access) -> bytes:
         """The body, refused once it passes the route's limit (checked as it streams)."""
@@ -336,11 +392,16 @@ class Guard:
                 found = None
             if isinstance(found, str):
                 target[matched.access.audit] = found[:200]
-        client = scope.get("client")
+        said = scope.get("state", {}).get("audit")  # what the route adds (a new key's id)
+        if isinstance(said, dict):
+            target.update(said)
         await self.audit.record(
-            caller,
-            f"{scope['method']} {matched.template}",
-            target,
-            status,
-            client[0] if client else None,
+            caller, f"{scope['method']} {matched.template}", target, status, _address(scope)
         )
+
+
+def _address(scope: Scope) -> str | None:
+    """The client's address: the one that connected, or the one a trusted proxy named
+    (uvicorn's `forwarded_allow_ips`, from `Settings.trusted_proxies`)."""
+    client = scope.get("client")
+    return client[0] if client else None

@@ -26,7 +26,11 @@ ERRORS = {
 KEYED = {
     "401": "No valid API key (`Authorization: Bearer <key>`).",
     "403": "The key lacks the route's scope.",
-    "429": "Over the key's rate limit; `Retry-After` says when to try again.",
+    "429": "Over the key's rate limit, or too many failed authentications from this address; "
+    "`Retry-After` says when to try again.",
+}
+ANONYMOUS = {
+    "429": "Over the rate limit of an address without a key; `Retry-After` says when to try again.",
 }
 ERASING = {
     "503": "A customer of the request is being erased: nothing was taken; send it again "
@@ -128,6 +132,7 @@ def _complete(operation: dict[str, Any], access: Access | None) -> None:
             wanted.update(ERASING)
     else:
         operation["security"] = []
+        wanted.update(ANONYMOUS)
     for code, description in wanted.items():
         responses[code] = {
             "description": description,

@@ -160,6 +160,8 @@ async def run(plan: Plan, say: Any = print) -> Report:
             frequency_caps=[],
             quiet_hours=None,
             rate_limit_per_second=0,
+            read_rate_limit_per_second=0,
+            anonymous_rate_limit_per_second=0,
             tracing=False,
             metrics_address=None,
         )

@@ -74,6 +74,8 @@ async def bench_stack(
                         "metrics_address": None,
                         # One key sends everything here: a per-key limit would pace it.
                         "rate_limit_per_second": 0,
+                        "read_rate_limit_per_second": 0,
+                        "anonymous_rate_limit_per_second": 0,
                     }
                     | overrides
                 ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field
 
 from journeys.schemas.base import Schema
@@ -55,6 +57,9 @@ class Funnel(Schema):
     """The version counted."""
     versions: list[int]
     """Every version of the journey."""
+    counted_at: datetime | None = None
+    """When these counts were taken: callers within a few seconds of each other share
+    one count (a long journey's funnel is counted once, however many pages show it)."""
     entered: int
     """Enrollments into this version."""
     active: int

@@ -144,6 +144,21 @@ class Settings(BaseSettings):
     """Write requests per second allowed to each API key (0: no limit); over it, 429."""
     rate_limit_burst: int = Field(default=200, ge=1)
     """Write requests a key may make at once before the per-second rate applies."""
+    read_rate_limit_per_second: float = Field(default=500.0, ge=0)
+    """Read requests per second allowed to each API key (0: no limit); over it, 429."""
+    read_rate_limit_burst: int = Field(default=1000, ge=1)
+    """Read requests a key may make at once before its read rate applies."""
+    anonymous_rate_limit_per_second: float = Field(default=100.0, ge=0)
+    """Requests per second to the routes that take no key (unsubscribe pages, provider
+    callbacks, docs), per client address (0: no limit)."""
+    anonymous_rate_limit_burst: int = Field(default=1000, ge=1)
+    """Requests a client address may make at once to those routes."""
+    auth_failures_per_minute: float = Field(default=30.0, ge=0)
+    """Failed authentications (a wrong or revoked key) allowed per client address, once
+    `auth_failure_burst` are spent (0: no limit); then every keyed request from that
+    address is 429 until the budget refills, whatever key it carries."""
+    auth_failure_burst: int = Field(default=20, ge=1)
+    """Failed authentications a client address may make before the per-minute rate applies."""
     max_json_depth: int = Field(default=32, ge=2, le=200)
     """How deeply a request's JSON may nest (objects and arrays)."""
     max_event_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)

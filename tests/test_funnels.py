@@ -318,3 +318,18 @@ async def test_a_run_ended_in_temporal_is_stopped_not_active(
 
     found = await eventually(funnel, lambda f: f["stopped"] == 1 and f["active"] == 1)
     assert found["steps"][0]["here"] == 1 and found["entered"] == 2
+
+
+async def test_callers_of_one_funnel_share_one_count(api: httpx.AsyncClient) -> None:
+    """Issue 34, item 6: pages refreshing one funnel at once cost one count between them
+    (a 1,000-step journey's funnel is thousands of visibility counts)."""
+    journey, _ = await scripted(api)
+    url = f"/v1/journeys/{journey.id}/funnel"
+    answers = await asyncio.gather(*(api.get(url) for _ in range(6)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["counted_at"] for a in answers}) == 1
+    again = await eventually(
+        lambda: get_json(api, url),
+        lambda f: f["counted_at"] != answers[0].json()["counted_at"],
+    )
+    assert again["entered"] == answers[0].json()["entered"]  # a later count: a new one

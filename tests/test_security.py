@@ -4,6 +4,7 @@ rate limited per key, and the docs work offline."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from journeys.schemas.access import SCOPES
 from journeys.stack.embedded import Stack
 from tests.conftest import unique
 from tests.helpers import customer, one_send, publish_copy
+from tests.test_funnels import CHROMIUM, dump_dom
 
 pytestmark = pytest.mark.both_databases
 
@@ -292,3 +294,96 @@ async def test_a_write_key_cannot_replace_a_profile(
     assert profile["email"] == "victim@example.com"  # kept
     assert profile["phone"] == "+15550100"  # filled: it had none
     assert profile["unsubscribed"] == ["all"] and profile["attributes"]["plan"] == "pro"
+
+
+async def test_pages_send_security_headers(anonymous: httpx.AsyncClient) -> None:
+    """Issue 34, item 10: no page can be framed or sniffed, leaks its address, or runs a
+    script it did not serve; the only inline script (Swagger UI's) is allowed by its hash."""
+    for path in ("/docs", "/redoc", "/journeys/j-1/funnel", "/v1/unsubscribe/x.y", "/healthz"):
+        answer = await anonymous.get(path)
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["referrer-policy"] == "no-referrer", path
+        policy = answer.headers["content-security-policy"]
+        assert (
+            "frame-ancestors 'none'" in policy
+            and "'unsafe-inline'" not in policy.split("style-src")[0]
+        ), (path, policy)
+    funnel = (await anonymous.get("/journeys/j-1/funnel")).text
+    assert "<script>" not in funnel and '<script src="/static/funnel.js">' in funnel
+    assert (await anonymous.get("/static/funnel.js")).status_code == 200
+    docs = await anonymous.get("/docs")
+    assert "'sha256-" in docs.headers["content-security-policy"]
+    refused = await anonymous.get("/v1/journeys")  # the guard's own answers carry them too
+    assert refused.status_code == 401 and refused.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")
+async def test_the_api_docs_render_under_their_policy(api: httpx.AsyncClient) -> None:
+    """Swagger UI runs its inline start-up under the page's CSP (allowed by hash)."""
+    dom = await asyncio.to_thread(dump_dom, f"{str(api.base_url).rstrip('/')}/docs")
+    assert "opblock" in dom and "/v1/journeys" in dom, dom[-2000:]
+
+
+async def test_reads_failed_keys_and_anonymous_calls_are_rate_limited(
+    stack: Stack, admin_key: str
+) -> None:
+    """Issue 34, item 14: reads per key; failed authentications per address (then even a
+    good key from there waits: guessing is slow); the keyless routes per address."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    async with app(stack, read_rate_limit_per_second=0.5, read_rate_limit_burst=2) as limited:
+        codes = [(await limited.get("/v1/journeys", headers=auth)).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+    async with app(stack, auth_failures_per_minute=1, auth_failure_burst=3) as limited:
+        bad = {"Authorization": "Bearer jk_000000000000_guess"}
+        codes = [(await limited.get("/v1/journeys", headers=bad)).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        locked = await limited.get("/v1/journeys", headers=auth)
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+        assert "failed authentications" in locked.json()["detail"]
+        assert (await limited.get("/healthz")).status_code == 200  # the keyless routes: not
+    async with app(
+        stack, anonymous_rate_limit_per_second=0.5, anonymous_rate_limit_burst=2
+    ) as limited:
+        codes = [(await limited.get("/v1/unsubscribe/x.y")).status_code for _ in range(3)]
+        assert codes == [404, 404, 429]
+        assert (await limited.get("/v1/journeys", headers=auth)).status_code == 200  # keyed
+
+
+async def test_denied_changes_new_keys_and_dry_runs_are_audited_as_such(
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Issue 34, item 9: a refused change (no key, a key without the scope) is on record;
+    a new key's entry names it and its scopes; a dry-run migration says it was dry."""
+    reader = await stack.stores.keys.create("reader", ["read"])
+    journey = one_send(unique("denied")).model_dump(mode="json")
+    denied = await anonymous.post(
+        "/v1/journeys", json=journey, headers={"Authorization": f"Bearer {reader.token}"}
+    )
+    assert denied.status_code == 403
+    nobody = await anonymous.post("/v1/journeys", json=journey)
+    assert nobody.status_code == 401
+    made = (await api.post("/v1/keys", json={"name": "ci", "scopes": ["read"]})).json()
+    assert (await api.post("/v1/journeys", json=journey)).status_code == 201
+    dry = await api.post(f"/v1/journeys/{journey['id']}/migrate", json={"dry_run": True})
+    assert dry.status_code == 200, dry.text
+    entries = (await api.get("/v1/audit", params={"limit": 200})).json()["items"]
+    refusals = [
+        (e["key_name"], e["status"])
+        for e in entries
+        if e["action"] == "POST /v1/journeys" and e["status"] in (401, 403)
+        and e["key_name"] in ("reader", "no valid key")
+    ]  # fmt: skip
+    assert ("reader", 403) in refusals and ("no valid key", 401) in refusals
+    [key] = [
+        e
+        for e in entries
+        if e["action"] == "POST /v1/keys" and e["target"].get("key_id") == made["id"]
+    ]
+    assert key["target"] == {"key_id": made["id"], "name": "ci", "scopes": ["read"]}
+    [migration] = [
+        e for e in entries
+        if e["action"] == "POST /v1/journeys/{journey_id}/migrate"
+        and e["target"]["journey_id"] == journey["id"]
+    ]  # fmt: skip
+    assert migration["target"]["dry_run"] is True and migration["target"]["to_version"] == 1

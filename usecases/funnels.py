@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from temporalio.client import Client
@@ -20,6 +22,38 @@ STATUSES = ("active", "paused", "completed", "converted", "exited")
 COUNTS_AT_ONCE = 16
 """Visibility counts in flight per funnel: a 1,000-step journey asks 2,000 of them."""
 LIVE = {s: ("ExecutionStatus = 'Running'",) for s in ("active", "paused")}
+
+
+class Shared:
+    """Funnels counted lately, shared between callers. While a funnel is being counted,
+    others asking for it wait for that count (one in flight per funnel, however many pages
+    refresh it), and the answer is reused for `fresh` seconds, or for twice as long as it
+    took to count (a 1,000-step journey's funnel is thousands of visibility counts)."""
+
+    def __init__(self, fresh: float = 2.0) -> None:
+        self.fresh = fresh
+        self._counts: dict[tuple[str, int], tuple[float, asyncio.Task[Funnel]]] = {}
+
+    async def get(self, key: tuple[str, int], count: Callable[[], Awaitable[Funnel]]) -> Funnel:
+        now = time.monotonic()
+        held = self._counts.get(key)
+        if held is not None:
+            until, task = held
+            if not task.done() or (now < until and task.exception() is None):
+                return await asyncio.shield(task)  # (one caller's cancel leaves the others')
+        for stale in [k for k, (until, t) in self._counts.items() if t.done() and until < now]:
+            del self._counts[stale]
+
+        async def timed() -> Funnel:
+            started = time.monotonic()
+            found = await count()
+            took = time.monotonic() - started
+            self._counts[key] = (time.monotonic() + max(self.fresh, 2 * took), task)
+            return found
+
+        task = asyncio.ensure_future(timed())
+        self._counts[key] = (float("inf"), task)
+        return await asyncio.shield(task)
 
 
 async def funnel(
@@ -103,6 +137,7 @@ async def funnel(
         name=spec.name,
         version=version,
         versions=versions,
+        counted_at=datetime.now(UTC),
         entered=entered,
         **by_status,
         stopped=ended_outside,

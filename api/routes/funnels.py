@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from journeys.api.deps import MAX_INT, ClientDep, JourneyId, SettingsDep, StoresDep
@@ -16,12 +16,14 @@ from journeys.schemas.funnel import Funnel
 from journeys.usecases import funnels
 
 router = APIRouter(tags=["funnels"])
-PAGE = Path(__file__).resolve().parent.parent / "static" / "funnel.html"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+PAGE = STATIC / "funnel.html"
 
 
 @router.get("/v1/journeys/{journey_id}/funnel")
 @requires("read")
 async def get_funnel(
+    request: Request,
     journey_id: JourneyId,
     stores: StoresDep,
     client: ClientDep,
@@ -40,7 +42,11 @@ async def get_funnel(
     spec, number = found
     versions = await stores.journeys.versions(journey_id)
     ui = f"{settings.temporal_ui().rstrip('/')}/namespaces/{client.namespace}"
-    return await funnels.funnel(client, stores.ledger, spec, number, versions, ui)
+    shared: funnels.Shared = request.app.state.funnels
+    return await shared.get(
+        (journey_id, number),
+        lambda: funnels.funnel(client, stores.ledger, spec, number, versions, ui),
+    )
 
 
 @router.get("/journeys/{journey_id}/funnel", response_class=HTMLResponse, include_in_schema=False)
@@ -56,3 +62,10 @@ async def mermaid_js() -> FileResponse:
     """Mermaid, served from the installed package (nothing is fetched from a CDN)."""
     path = resources.files("mermaidx") / "assets" / "mermaid.js"
     return FileResponse(str(path), media_type="text/javascript")
+
+
+@router.get("/static/funnel.js", include_in_schema=False)
+@public()
+async def funnel_js() -> FileResponse:
+    """The page's script, a file of its own: the page's CSP runs no inline script."""
+    return FileResponse(str(STATIC / "funnel.js"), media_type="text/javascript")

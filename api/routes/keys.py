@@ -17,10 +17,12 @@ router = APIRouter(tags=["keys"])
 
 @router.post("/v1/keys", status_code=status.HTTP_201_CREATED)
 @requires("admin")
-async def create_key(body: KeyIn, stores: StoresDep) -> KeyCreated:
+async def create_key(body: KeyIn, request: Request, stores: StoresDep) -> KeyCreated:
     """A new key with these scopes. The answer carries the token; only its hash is kept,
     so it cannot be shown again."""
-    return await stores.keys.create(body.name, body.scopes)
+    created = await stores.keys.create(body.name, body.scopes)
+    request.state.audit = {"key_id": created.id, "name": created.name, "scopes": created.scopes}
+    return created
 
 
 @router.get("/v1/keys")

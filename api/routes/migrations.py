@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field, StrictBool
 
 from journeys.api.commands import send
@@ -49,12 +49,16 @@ class BulkMigrated(Schema):
     """Enrollments that refused, by why."""
 
 
-async def _request(stores: StoresDep, journey_id: JourneyId, body: Migration) -> MigrateRequest:
+async def _request(
+    http: Request, stores: StoresDep, journey_id: JourneyId, body: Migration
+) -> MigrateRequest:
+    """The update's request; the audit entry says the version and whether it was dry."""
     found = await stores.journeys.get(journey_id, body.to_version)
     if found is None:
         where = ("body", "to_version") if body.to_version else ("path", "journey_id")
         raise problem(404, "no such journey" + (" version" if body.to_version else ""), *where)
     spec, version = found
+    http.state.audit = {"to_version": version, "dry_run": body.dry_run}
     return MigrateRequest(journey=spec, version=version, mapping=body.mapping, reason=body.reason)
 
 
@@ -71,23 +75,28 @@ async def migrate_enrollment(
     journey_id: JourneyId,
     customer_id: CustomerId,
     body: Migration,
+    http: Request,
     client: ClientDep,
     stores: StoresDep,
 ) -> MigrationPlan:
     """Move one enrollment to a newer version at the mapped step (a wait under way ends and
     its counterpart starts anew). With `dry_run`, only what would happen."""
-    request = await _request(stores, journey_id, body)
+    request = await _request(http, stores, journey_id, body)
     return await send(client, journey_id, customer_id, _command(request, body))
 
 
 @router.post("/migrate")
 @requires("journeys:write")
 async def migrate_all(
-    journey_id: JourneyId, body: BulkMigration, client: ClientDep, stores: StoresDep
+    journey_id: JourneyId,
+    body: BulkMigration,
+    http: Request,
+    client: ClientDep,
+    stores: StoresDep,
 ) -> BulkMigrated:
     """Every running enrollment on an older version (at `step`, if given), each validated
     by its own enrollment: how many moved which way, and who refused why."""
-    request = await _request(stores, journey_id, body)
+    request = await _request(http, stores, journey_id, body)
     query = running(journey_id, body.step, version_below=request.version)
     done, refused = await for_each(client, query, _command(request, body))
     moved = Counter(f"v{p.from_version} {p.from_step} -> v{p.to_version} {p.to_step}" for p in done)

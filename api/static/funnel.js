@@ -1,0 +1,85 @@
+// The page holds no data: it reads the funnel API with the viewer's key, given once in the
+// address (#key=...; a fragment never reaches a server or its logs) or pasted in the form,
+// and kept for this tab only. Everything from the API is put in the page as text.
+const journey = decodeURIComponent(location.pathname.split("/")[2]);
+const version = new URLSearchParams(location.search).get("version");
+const api = `/v1/journeys/${encodeURIComponent(journey)}/funnel` + (version ? `?version=${encodeURIComponent(version)}` : "");
+mermaid.initialize({ startOnLoad: false, securityLevel: "strict", flowchart: { htmlLabels: true } });
+const given = new URLSearchParams(location.hash.slice(1)).get("key");
+if (given) {
+  sessionStorage.setItem("journeys-key", given);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+let drawn = "";
+let renders = 0;
+
+function text(id, value) { document.getElementById(id).textContent = value; }
+
+function el(tag, content, attrs = {}) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const part of [].concat(content)) node.append(part);
+  return node;
+}
+
+function askForKey() {
+  const form = document.getElementById("key-form");
+  form.hidden = false;
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    sessionStorage.setItem("journeys-key", form.elements.key.value.trim());
+    form.hidden = true;
+    refresh();
+  };
+}
+
+async function refresh() {
+  const key = sessionStorage.getItem("journeys-key");
+  if (!key) { askForKey(); return; }
+  try {
+    const response = await fetch(api, { headers: { Authorization: `Bearer ${key}` } });
+    const funnel = await response.json();
+    if (response.status === 401 || response.status === 403) askForKey();
+    if (!response.ok) throw new Error(funnel.detail || funnel.title || response.statusText);
+    text("title", `${funnel.name} (${funnel.journey_id}) v${funnel.version}`);
+    const pct = funnel.conversion === null ? "-" : `${(funnel.conversion * 100).toFixed(1)}%`;
+    document.getElementById("totals").replaceChildren(
+      ...["entered", "active", "paused", "completed", "converted", "exited", "stopped"].map(
+        k => el("span", [`${k} `, el("b", String(funnel[k]))], { "data-count": k })),
+      el("span", ["conversion ", el("b", pct)]));
+    if (funnel.mermaid !== drawn) {
+      // Strict security level: Mermaid sanitizes its own labels (only <b> and <br/> here).
+      const { svg } = await mermaid.render(`funnel${++renders}`, funnel.mermaid);
+      document.getElementById("diagram").innerHTML = svg;
+      drawn = funnel.mermaid;
+    }
+    // Each count links to its enrollments in the Temporal UI (the API builds the links).
+    const link = (href, label) => href && /^https?:\/\//.test(href)
+      ? el("a", label, { href, target: "_blank", rel: "noopener noreferrer" }) : label;
+    const goal = funnel.goal ? [`converted (${funnel.goal})`] : [];
+    const stepHead = el("tr", ["step", "reached", "here now", ...goal].map(h => el("th", h)));
+    const stepRows = funnel.steps.map(s => el("tr", [
+      el("td", s.id),
+      el("td", link(s.ui_reached, String(s.reached))),
+      el("td", link(s.ui_here, String(s.here))),
+      ...(funnel.goal ? [el("td", String(s.converted))] : [])], { "data-step": s.id }));
+    document.getElementById("steps").replaceChildren(stepHead, ...stepRows);
+    const rows = funnel.arms.map(a => el("tr", [
+      el("td", `${a.split} / ${a.arm}`), el("td", String(a.entered)), el("td", String(a.converted)),
+      el("td", a.conversion === null ? "-" : (a.conversion * 100).toFixed(1) + "%")]));
+    const head = el("tr", ["split arm", "entered", "converted", "conversion"].map(h => el("th", h)));
+    document.getElementById("arms").replaceChildren(...(rows.length ? [head, ...rows] : []));
+    text("error", "");
+    text("updated", `updated ${new Date().toLocaleTimeString()}`);
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    text("error", `could not load the funnel: ${err.message}`);
+  }
+}
+// One request in flight at a time: the next refresh is asked for 5 s after this one ends,
+// so a slow funnel (a long journey) is never asked for twice at once by one tab.
+async function loop() {
+  await refresh();
+  setTimeout(loop, 5000);
+}
+loop();
