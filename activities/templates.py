@@ -25,7 +25,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from journeys.schemas.journey import MessageContent
+from journeys.schemas.journey import MessageContent, unsafe_link
 
 CHECK_EVERY = 256
 """Loop iterations between deadline checks."""
@@ -241,6 +241,8 @@ def render(
             rendered[name] = "".join(parts)
         except (TemplateError, RecursionError, OverflowError, MemoryError) as err:
             raise RenderError(f"{name}: {err}") from err
+        if name == "url" and (why := unsafe_link(rendered[name])):
+            raise RenderError(f"url: {why}")  # filled in from event data, say
     return rendered
 
 

@@ -124,6 +124,19 @@ class Entry(_Model):
         return self
 
 
+UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob"})
+
+
+def unsafe_link(url: str) -> str | None:
+    """Why a message's link would run or read something in the app or page that shows
+    it, or None. Browsers ignore control characters, spaces and case in a scheme: so do we."""
+    bare = "".join(c for c in url if c > " ").lower()
+    scheme = bare.split(":", 1)[0] if ":" in bare else ""
+    if scheme in UNSAFE_SCHEMES:
+        return f"a message's link may not be a {scheme}: URL"
+    return None
+
+
 class MessageContent(_Model):
     """Inline message content; each channel uses the fields it needs."""
 
@@ -136,7 +149,14 @@ class MessageContent(_Model):
     html: str | None = None
     """An email's HTML part (Jinja, autoescaped)."""
     url: str | None = None
-    """Where a tap or click leads."""
+    """Where a tap or click leads (a web or app link; never `javascript:`, `data:`,
+    `vbscript:` or `file:`, checked here and again once rendered)."""
+
+    @model_validator(mode="after")
+    def _safe_link(self) -> MessageContent:
+        if self.url is not None and (why := unsafe_link(self.url)):
+            raise ValueError(why)
+        return self
 
 
 class WaitStep(_Step):

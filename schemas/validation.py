@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from journeys.schemas import templating
-from journeys.schemas.journey import BEST_CHANNEL, JourneySpec, SendStep
+from journeys.schemas.egress import Policy
+from journeys.schemas.journey import BEST_CHANNEL, ActionStep, JourneySpec, SendStep
 from journeys.schemas.predicates import fields
 
 
@@ -42,11 +43,13 @@ def check_journey(
     *,
     channels: Iterable[str] | None = None,
     templates: Iterable[str] | None = None,
+    egress: Policy | None = None,
 ) -> list[Problem]:
     """Every graph problem in `spec`. `channels`/`templates`, when given, are what the
     running system can deliver and render; sends naming others are errors. When
     `templates` maps ids to `Template`s, what each used template refers to is checked
-    too (inline content always is)."""
+    too (inline content always is). With `egress`, the URLs it will call (actions' and
+    webhook sends') are judged as the worker will judge them."""
     problems: list[Problem] = []
     index: dict[str, int] = {}
     for i, step in enumerate(spec.steps):
@@ -72,6 +75,8 @@ def check_journey(
             )
     problems += _unreachable(spec, index)
     problems += _loops_without_wait(spec, index)
+    if egress is not None:
+        problems += _refused_urls(spec, egress)
 
     known_channels = set(channels) if channels is not None else None
     known_templates = set(templates) if templates is not None else None
@@ -184,9 +189,37 @@ def _loops_without_wait(spec: JourneySpec, index: dict[str, int]) -> list[Proble
     return problems
 
 
-def ensure_valid(spec: JourneySpec, **known: Iterable[str] | None) -> JourneySpec:
+def _refused_urls(spec: JourneySpec, egress: Policy) -> list[Problem]:
+    """The URLs the egress policy will refuse: an action's `http.url`, and the `url` of a
+    send that names the webhook channel (where that field is where the webhook goes; a
+    best-channel send's `url` is the deep link of the channel it picks)."""
+    found: list[tuple[tuple[str | int, ...], str, str]] = []
+    for i, step in enumerate(spec.steps):
+        if isinstance(step, ActionStep) and step.http is not None:
+            found.append((("steps", i, "http", "url"), step.id, step.http.url))
+        elif (
+            isinstance(step, SendStep)
+            and step.content
+            and step.content.url
+            and "webhook" in (step.channel, *step.fallbacks)
+        ):
+            found.append((("steps", i, "content", "url"), step.id, step.content.url))
+    return [
+        Problem(loc, f"step '{step_id}': {why}")
+        for loc, step_id, url in found
+        if (why := egress.refusal(url)) is not None
+    ]
+
+
+def ensure_valid(
+    spec: JourneySpec,
+    *,
+    channels: Iterable[str] | None = None,
+    templates: Iterable[str] | None = None,
+    egress: Policy | None = None,
+) -> JourneySpec:
     """Return `spec` unchanged, or raise `JourneyInvalid` listing every problem."""
-    problems = check_journey(spec, **known)
+    problems = check_journey(spec, channels=channels, templates=templates, egress=egress)
     if problems:
         raise JourneyInvalid(problems)
     return spec

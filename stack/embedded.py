@@ -34,6 +34,7 @@ from journeys.runtime.temporal import (
     ensure_search_attributes,
     search_attribute_flags,
 )
+from journeys.schemas import egress
 from journeys.schemas.settings import Settings
 from journeys.services.mailbox import Mailbox
 from journeys.storage.schema import SchemaBehind
@@ -163,6 +164,7 @@ async def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
             schema=settings.database_schema,
             migrate=migrate,
             unsubscribe_event=settings.unsubscribe_event,
+            egress=egress.policy(settings),
         )
 
 

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from journeys.schemas.delivery import Template
+from journeys.schemas.egress import Policy
 from journeys.schemas.journey import JourneySpec
 from journeys.schemas.validation import ensure_valid
 from journeys.storage.tables import JourneyVersionRow, PublishKeyRow, TemplateRow
@@ -21,9 +22,16 @@ class KeyReused(Exception):
 
 
 class JourneyStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Iterable[str]):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: Iterable[str],
+        egress: Policy | None = None,
+    ):
+        """`egress`: the policy the URLs of a journey published here are judged by."""
         self._sessions = sessions
         self._channels = tuple(channels)
+        self._egress = egress
         self._parsed: dict[tuple[str, int], tuple[JourneySpec, frozenset[str]]] = {}
         """Versions read and validated before, with the events they listen for: a version
         never changes, so the router's refresh reads each one once."""
@@ -38,7 +46,7 @@ class JourneyStore:
         async with self._sessions() as session:
             rows = (await session.exec(select(TemplateRow))).all()
             templates = {r.id: Template(id=r.id, **r.content) for r in rows}
-            ensure_valid(spec, channels=self._channels, templates=templates)
+            ensure_valid(spec, channels=self._channels, templates=templates, egress=self._egress)
             body = spec.model_dump(mode="json")
             for _ in range(5):
                 if key is not None and (made := await self._keyed(session, spec.id, key)):

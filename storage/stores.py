@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from journeys.schemas.egress import Policy
 from journeys.storage import schema as migrations
 from journeys.storage.access import AuditLog, KeyStore
 from journeys.storage.audiences import AudienceStore
@@ -49,10 +50,12 @@ class Stores:
         schema: str | None = None,
         migrate: bool = True,
         unsubscribe_event: str = "unsubscribed",
+        egress: Policy | None = None,
     ) -> Stores:
         """Connect, and migrate the database to this version's schema (`migrate`) or
         check it is there (SchemaBehind). `channels` are those sends may name;
-        `unsubscribe_event` the event that withdraws consent (the event log's)."""
+        `unsubscribe_event` the event that withdraws consent (the event log's); `egress` the
+        policy a published journey's URLs are judged by."""
         engine = make_engine(url, schema=schema)
         try:
             if migrate:
@@ -66,7 +69,7 @@ class Stores:
         transactions = Transactions(engine)
         stores = cls(
             engine=engine,
-            journeys=JourneyStore(factory, channels),
+            journeys=JourneyStore(factory, channels, egress),
             templates=TemplateStore(factory),
             profiles=ProfileStore(factory),
             ledger=DeliveryLedger(factory),

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import zlib
 from typing import Any
 
 import httpx
 import pytest
 
-from journeys.activities.egress import Policy
 from journeys.activities.templates import Limits, RenderError, render
+from journeys.schemas.egress import Policy
 from journeys.schemas.journey import ActionStep, MessageContent
 from journeys.stack.embedded import Stack
-from tests.conftest import unique, write_key
+from tests.conftest import Receiver, unique, write_key
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy
 from tests.test_steps import inbox_send, journey
 
@@ -164,14 +165,40 @@ async def test_an_oversized_segment_message_is_reported_and_the_rest_kept(
         "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
         "http://[::1]:{port}/",  # loopback, IPv6
         "http://localhost:{port}/offers",  # a name for loopback
+        "http://0177.0.0.1:{port}/",  # loopback, as a resolver reads octal
+        "http://2130706433:{port}/",  # loopback, as one number
+        "http://{{{{ event.properties.host }}}}/x",  # a host filled in from event data
+        "http://a.example:{{{{ event.properties.port }}}}/x",  # a port, likewise
     ],
 )
-async def test_action_and_webhook_targets_pass_the_egress_policy(
+async def test_action_and_webhook_urls_the_policy_refuses_are_refused_at_publish(
     api: httpx.AsyncClient, target: str
 ) -> None:
+    """Issue 34, item 12: publish judges the URLs an author wrote as the worker will."""
+    url = target.format(api=str(api.base_url).rstrip("/"), cid="c-1", port=api.base_url.port)
+    spec = journey(
+        ActionStep(id="call", http={"url": url}, next="ok"), inbox_send("ok", "reached it")
+    )
+    hook = one_send(unique("hook"), channel="webhook", url=url)
+    for refused in (spec, hook):
+        answer = await api.post("/v1/journeys", json=refused.model_dump(mode="json"))
+        assert answer.status_code == 422, (url, answer.text)
+        [error] = answer.json()["errors"]
+        assert error["loc"][-1] == "url" and refused.steps[0].id in error["msg"], error
+        assert url not in answer.text  # (named by its place, not echoed)
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused_at_send(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A host name passes publish (it is resolved only when called) and the worker
+    refuses the address it resolves to; a template filling the path is fine."""
+    host = socket.gethostname()
+    resolved = ipaddress.ip_address(socket.getaddrinfo(host, 80)[0][4][0])
+    if resolved.is_global:
+        pytest.skip(f"this machine's name resolves to a public address ({resolved})")
     cid = await customer(api)
-    port = api.base_url.port
-    url = target.format(api=str(api.base_url).rstrip("/"), cid=cid, port=port)
+    url = f"http://{host}:{api.base_url.port}/v1/customers/{cid}"
     spec = journey(
         ActionStep(id="call", http={"url": url}, next="ok", on_failed="failed"),
         inbox_send("ok", "reached it"),
@@ -187,6 +214,12 @@ async def test_action_and_webhook_targets_pass_the_egress_policy(
     await ended(api, hook.id, cid)
     failed = (await deliveries(api, cid))[-1]
     assert failed["status"] == "failed" and "egress refused" in failed["reason"]
+    templated = one_send(
+        unique("hook"), channel="webhook", url=f"{receiver.url}/{{{{ event.name }}}}"
+    )
+    assert (
+        await api.post("/v1/journeys", json=templated.model_dump(mode="json"))
+    ).status_code == 201
 
 
 def test_the_egress_policy_by_address_and_prefix() -> None:
@@ -353,3 +386,28 @@ async def test_a_bad_url_or_a_header_break_fails_the_send_at_once(api: httpx.Asy
     [failed] = await deliveries(api, cid)
     assert failed["status"] == "failed" and "composed" in failed["reason"]
     assert failed["attempts"] == 1
+
+
+async def test_a_message_link_that_would_run_script_is_refused(api: httpx.AsyncClient) -> None:
+    """Issue 34, item 13: the inbox keeps no `javascript:` link. Written in the journey it
+    is refused at publish; filled in from event data, the send fails and stores nothing."""
+    spec = one_send(unique("js"), url="https://ok.example").model_dump(mode="json")
+    for link in ("javascript:alert(1)", " JaVa\tScRiPt:alert(1)", "data:text/html,<b>x</b>"):
+        spec["steps"][0]["content"]["url"] = link
+        refused = await api.post("/v1/journeys", json=spec)
+        assert refused.status_code == 422 and "link may not be" in refused.text, link
+    cid = await customer(api)
+    filled = await publish_copy(api, one_send(unique("js"), url="{{ event.link }}"))
+    sent = await api.post(
+        "/v1/events",
+        json={
+            "customer_id": cid,
+            "name": filled.entry,
+            "properties": {"link": "javascript:alert(document.cookie)"},
+        },
+    )
+    assert sent.status_code == 202
+    await ended(api, filled.id, cid)
+    [failed] = await deliveries(api, cid)
+    assert failed["status"] == "failed" and "javascript" in failed["reason"]
+    assert (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"] == []
