@@ -17,9 +17,10 @@ def test_every_patch_has_its_day_and_reason_and_is_asked_for() -> None:
     assert tuple(ids) == journey.PATCHES
     for patch in patches.PATCHES:
         assert patch.added >= date(2026, 1, 1) and patch.why
-    source = (repo_root() / "workflows" / "journey.py").read_text()
+    sources = [(repo_root() / "workflows" / f).read_text() for f in ("journey.py", "engine.py")]
     asked = {
         node.args[0].id
+        for source in sources
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
