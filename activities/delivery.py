@@ -55,11 +55,7 @@ class DeliveryActivities(Sends):
         self._templates = templates
         self._channels = {c.name: c for c in channels}
         self._settings = settings
-        self._rules = Rules(
-            caps=settings.frequency_caps,
-            quiet_hours=settings.quiet_hours,
-            arbitration=timedelta(seconds=settings.arbitration_seconds),
-        )
+        self._rules = Rules.of(settings)
         self._key = unsubscribe_key(settings)
         self._limits = Limits(settings.template_render_seconds, settings.template_max_chars)
 

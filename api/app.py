@@ -18,6 +18,7 @@ from journeys.api.guard import Guard, Secrets
 from journeys.api.headers import SecurityHeaders, csp, inline_scripts
 from journeys.api.routes import (
     audiences,
+    backtests,
     codec,
     customers,
     decisioning,
@@ -36,10 +37,12 @@ from journeys.runtime.health import answers, temporal_answers
 from journeys.runtime.telemetry import instrument_app
 from journeys.schemas.access import public
 from journeys.schemas.segment import PATHS as segment_paths
+from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.services.sandbox import Sandbox, build_router
 from journeys.storage.secrets import secret, services_key, unsubscribe_key
 from journeys.storage.stores import Stores
+from journeys.usecases.backtest import Jobs
 from journeys.usecases.funnels import Shared as SharedFunnels
 from journeys.usecases.routing import EventRouter
 
@@ -59,6 +62,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.stores = stores
     app.state.client = client
     app.state.funnels = SharedFunnels()
+    app.state.backtests = Jobs(stores, Rules.of(settings))
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = unsubscribe_key(settings)
     app.state.inbox_key = secret(settings, settings.inbox_secret, "inbox")
@@ -100,6 +104,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         allow_headers=["content-type", "content-encoding", "authorization"],
     )
     routes = (
+        backtests,  # before journeys: /v1/journeys/backtests is not a journey
         journeys,
         events,
         segment,

@@ -33,6 +33,7 @@ from journeys.schemas.guardrails import FrequencyCap, QuietHours, best_hour, cou
 from journeys.schemas.guardrails import quiet_until as quiet_end
 from journeys.schemas.journey import channel_candidates
 from journeys.schemas.profile import Profile
+from journeys.schemas.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class Rules:
     """The highest priority of any journey that sends marketing messages (None: not
     known). A send at it cannot be outranked (ties go to who asked first), so it takes
     no arbitration window."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        """The deployment's guardrails, as its settings give them."""
+        return cls(
+            caps=settings.frequency_caps,
+            quiet_hours=settings.quiet_hours,
+            arbitration=timedelta(seconds=settings.arbitration_seconds),
+        )
 
     def contends(self, priority: int) -> bool:
         """Whether a capped send of this priority waits the arbitration window."""

@@ -220,6 +220,10 @@ class Settings(BaseSettings):
         port = self.temporal_ui_port
         return self.codec_origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
+    events_kept: timedelta = timedelta(days=90)
+    """How long the event log keeps each accepted event (name, properties, time) for
+    backtests (ISO 8601 in the environment: P90D); older ones are dropped hourly, and a
+    customer's with their erasure."""
     event_ids_kept: timedelta = timedelta(days=7)
     """How long an event's message id is remembered after routing, so a producer's retry
     changes nothing (ISO 8601 in the environment: P7D). The API forgets older ids hourly."""

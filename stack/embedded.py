@@ -289,6 +289,7 @@ async def forget_old_event_ids(stores: Stores, settings: Settings, every: float 
     which owns ingestion; until cancelled)."""
     while True:
         await stores.events.forget(datetime.now(UTC) - settings.event_ids_kept)
+        await stores.events.forget_recorded(datetime.now(UTC) - settings.events_kept)
         await asyncio.sleep(every)
 
 

@@ -22,6 +22,7 @@ from journeys.storage.tables import (
     InboxRow,
     OfferGrantRow,
     ProfileRow,
+    RecordedEventRow,
 )
 
 
@@ -85,6 +86,9 @@ async def erase_customer(
         ),
         "deliveries": delete(DeliveryRow).where(col(DeliveryRow.customer_id) == customer_id),
         "inbox": delete(InboxRow).where(col(InboxRow.customer_id) == customer_id),
+        "recorded_events": delete(RecordedEventRow).where(
+            col(RecordedEventRow.customer_id) == customer_id
+        ),
         "offer_grants": delete(OfferGrantRow).where(col(OfferGrantRow.customer_id) == customer_id),
         "decisions": delete(DecisionRow).where(
             col(DecisionRow.key).like(f"journey/%/{escaped}/%", escape="\\")

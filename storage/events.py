@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
@@ -21,7 +21,7 @@ from journeys.storage import profiles
 from journeys.storage.db import Transactions
 from journeys.storage.erase import CustomerErasing
 from journeys.storage.group_commit import GroupCommit, Outcome
-from journeys.storage.tables import AcceptedEventRow, utcnow
+from journeys.storage.tables import AcceptedEventRow, RecordedEventRow, utcnow
 
 CHUNK = 500  # message ids per statement (SQLite's bound-parameter limit)
 
@@ -84,6 +84,23 @@ class EventLog:
         weeks); ids claimed but never routed stay, so their retry is still routed."""
         return await self._transact(_forget, routed_before)
 
+    async def forget_recorded(self, before: datetime) -> int:
+        """Drop the recorded events that happened before `before` (`Settings.events_kept`)."""
+        return await self._transact(_forget_recorded, before)
+
+    async def recorded(
+        self,
+        since: datetime,
+        until: datetime,
+        customers: Sequence[str] | None = None,
+        *,
+        after_id: int = 0,
+        limit: int = 5000,
+    ) -> list[tuple[int, CustomerEvent]]:
+        """Recorded events in [since, until), in the order they happened, a page at a
+        time (`after_id`: the last id of the page before): (id, event)."""
+        return await self._transact(_recorded, since, until, customers, after_id, limit)
+
     async def routed(self, message_ids: Sequence[str]) -> None:
         """Mark the ids routed (calls made meanwhile share the transaction)."""
         await self._routing(list(message_ids))
@@ -105,8 +122,74 @@ def _accept(
     ]
     new, pending = _claim(connection, [e.message_id for e in events])
     learned = {e.message_id: e for e in events if e.message_id in new}
+    _record(connection, list(learned.values()))
     zones = profiles.observe(connection, list(learned.values()), unsubscribe_event)
     return list(events), new, pending, zones
+
+
+def _record(connection: Connection, events: Sequence[CustomerEvent]) -> None:
+    """The new events into the event log (one statement), as they were accepted."""
+    if events:
+        connection.execute(
+            insert(RecordedEventRow),
+            [
+                {
+                    "customer_id": e.customer_id,
+                    "name": e.name,
+                    "properties": e.properties,
+                    "timestamp": e.timestamp,
+                    "message_id": e.message_id,
+                    "received_at": utcnow(),
+                }
+                for e in events
+            ],
+        )
+
+
+def _forget_recorded(connection: Connection, before: datetime) -> int:
+    result = connection.execute(
+        delete(RecordedEventRow).where(col(RecordedEventRow.timestamp) < before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _recorded(
+    connection: Connection,
+    since: datetime,
+    until: datetime,
+    customers: Sequence[str] | None,
+    after_id: int,
+    limit: int,
+) -> list[tuple[int, CustomerEvent]]:
+    row = RecordedEventRow
+    query = (
+        select(
+            col(row.id),
+            col(row.customer_id),
+            col(row.name),
+            col(row.properties),
+            col(row.timestamp),
+            col(row.message_id),
+        )
+        .where(col(row.timestamp) >= since, col(row.timestamp) < until, col(row.id) > after_id)
+        .order_by(col(row.id))
+        .limit(limit)
+    )
+    if customers is not None:
+        query = query.where(col(row.customer_id).in_(list(customers)))
+    return [
+        (
+            int(r.id),
+            CustomerEvent(
+                customer_id=r.customer_id,
+                name=r.name,
+                properties=r.properties,
+                timestamp=r.timestamp,
+                message_id=r.message_id,
+            ),
+        )
+        for r in connection.execute(query)
+    ]
 
 
 def _forget(connection: Connection, routed_before: datetime) -> int:

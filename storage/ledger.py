@@ -218,6 +218,24 @@ class DeliveryLedger:
             await session.commit()
             return True
 
+    async def slots_held(
+        self, customer_ids: Sequence[str], since: datetime, *, besides: str
+    ) -> dict[str, list[Slot]]:
+        """The cap slots the customers' marketing sends held after `since`, but for those
+        of journey `besides` (a backtest simulates that journey's own): by customer."""
+        held: dict[str, list[Slot]] = {}
+        ids = list(dict.fromkeys(customer_ids))
+        async with self._sessions() as session:
+            for start in range(0, len(ids), 500):
+                query = select(DeliveryRow).where(
+                    col(DeliveryRow.customer_id).in_(ids[start : start + 500]),
+                    HOLDING_A_SLOT,
+                    DeliveryRow.journey_id != besides,
+                )
+                for row in (await session.exec(query, params={"since": since})).all():
+                    held.setdefault(row.customer_id, []).append(_slot(row))
+        return held
+
     async def for_customer(self, customer_id: str) -> list[Delivery]:
         async with self._sessions() as session:
             query = (

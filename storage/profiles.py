@@ -149,6 +149,18 @@ class ProfileStore:
             row, profile = await load(session, customer_id)
             return profile if row else None
 
+    async def many(self, customer_ids: Sequence[str]) -> dict[str, Profile]:
+        """Each customer's profile (the defaults for one not stored), 500 to a query."""
+        ids = list(dict.fromkeys(customer_ids))
+        found: dict[str, Profile] = {}
+        async with self._sessions() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                query = select(ProfileRow).where(col(ProfileRow.customer_id).in_(chunk))
+                for row in (await session.exec(query)).all():
+                    found[row.customer_id] = stored_profile(row.customer_id, row.data)
+        return {c: found.get(c) or stored_profile(c, None) for c in ids}
+
     async def get_or_default(self, customer_id: str) -> Profile:
         async with self._sessions() as session:
             return (await load(session, customer_id))[1]

@@ -162,6 +162,22 @@ class AcceptedEventRow(SQLModel, table=True):
     routed_at: datetime | None = None
 
 
+class RecordedEventRow(SQLModel, table=True):
+    """The event log: every event accepted, as it was (name, properties, when), kept for
+    `Settings.events_kept` so a backtest can replay the past. Erased with its customer."""
+
+    __tablename__ = "recorded_events"
+    __table_args__ = (Index("ix_recorded_events_at", "timestamp", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True, max_length=200)
+    name: str = Field(max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    timestamp: datetime
+    """When it happened (the producer's clock)."""
+    message_id: str = Field(max_length=200)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
 class AudienceMemberRow(SQLModel, table=True):
     """One customer of an uploaded audience list."""
 

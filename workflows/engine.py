@@ -89,6 +89,18 @@ class Interpreter:
     """One enrollment's state and steps. A runtime subclasses it and supplies the effects
     (the methods under "effects" below); everything else is the journey's behaviour."""
 
+    EFFECTS = (
+        "_now",
+        "_workflow_id",
+        "_activity",
+        "_wait_condition",
+        "_patched",
+        "_shown",
+        "_details",
+        "_count_sent",
+    )
+    """What a runtime supplies; no runtime overrides any other method (a test checks)."""
+
     def __init__(self, input: EnrollmentInput, *, now: datetime, run_id: str) -> None:
         """`now`: the moment of entry; `run_id`: the enrollment's first run (its id)."""
         self._input = input
