@@ -785,6 +785,37 @@ def _one_line(err: Exception) -> str:
     return f"{type(err).__name__}: {first} (--debug shows the traceback)"
 
 
+@app.command()
+def backtest(
+    source: Annotated[str, typer.Argument(help="The draft: file.json / file.yaml / module:ATTR")],
+    since: Annotated[
+        str, typer.Option(help="Replay events from then: 30d, 12h, 2w ago, or a date.")
+    ] = "30d",
+    until: Annotated[str | None, typer.Option(help="Up to then; default: now.")] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(help="Compare with a published version (v3) or another draft (a file)."),
+    ] = None,
+    sample: Annotated[int | None, typer.Option(help="At most this many customers.")] = None,
+    api_url: ApiUrl = None,
+    as_json: Json = False,
+) -> None:
+    """What a journey would have done over the recorded events (nothing is sent, stored or
+    started): per step, messages per customer per week, and, with --compare, the
+    difference from another version. Needs a journeys:write key."""
+    from journeys.cli import backtest as backtests
+
+    spec = load_spec(source)
+    baseline: JourneySpec | int | None = None
+    if compare is not None:
+        version = compare.removeprefix("v")
+        baseline = int(version) if version.isdigit() else load_spec(compare)
+    backtests.run(
+        spec, since=since, until=until, compare=baseline, sample=sample, api_url=api_url,
+        as_json=as_json,
+    )  # fmt: skip
+
+
 @app.callback()
 def _options(
     debug: Annotated[

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,13 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from journeys.api.routes import decisioning
 from journeys.clients.enrollments import Enrollment
+from journeys.schemas.backtest import BacktestComparison, BacktestReport
 from journeys.schemas.delivery import Delivery, Template
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import JourneySpec, SendStep
 from journeys.schemas.profile import Profile
+from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.services.mailbox import Mailbox, Received, start_smtp
 from journeys.services.sandbox import Sandbox, build_router
@@ -47,6 +49,7 @@ from journeys.stack.embedded import (
     wait_for_temporal,
 )
 from journeys.storage.stores import Stores
+from journeys.usecases.backtest import backtest, compare, recorded
 from journeys.usecases.routing import EventRouter, Routed, ingest
 from journeys.workers.worker import build_worker
 
@@ -288,6 +291,49 @@ class JourneyKit:
         for journey_id in {*routed.entered, *routed.signalled}:
             await self.run(journey_id, customer_id).settled()
         return routed
+
+    async def record(self, customer_id: str, name: str, at: datetime, **properties: Any) -> None:
+        """An event that happened at `at`, into the event log only (the profile learns from
+        it; no journey enters): the past a `backtest` replays."""
+        await self.stores.events.accept(
+            [CustomerEvent.create(customer_id, name, properties, timestamp=at)]
+        )
+
+    async def backtest(
+        self,
+        journey: JourneySpec,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+    ) -> BacktestReport:
+        """What `journey` would have done over the events recorded in [since, until)
+        (`record`, or `event`), simulated with nothing sent, stored or started (a version
+        against another: `backtest_compare`)."""
+        end = until or datetime.now(UTC)
+        rules = Rules.of(self.settings)
+        events = await recorded(self.stores, since, end)
+        return await backtest(self.stores, journey, events, since, end, rules=rules)
+
+    async def backtest_compare(
+        self,
+        baseline: JourneySpec,
+        candidate: JourneySpec,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+    ) -> BacktestComparison:
+        """Both versions over the same recorded events: `candidate` minus `baseline`, per
+        step, in messages per channel and in conversions (the change review)."""
+        end = until or datetime.now(UTC)
+        rules = Rules.of(self.settings)
+        events = await recorded(self.stores, since, end)
+        old = await backtest(
+            self.stores, baseline, events, since, end, rules=rules, label="baseline"
+        )
+        new = await backtest(
+            self.stores, candidate, events, since, end, rules=rules, label="candidate"
+        )
+        return compare(old, new)
 
     def run(self, journey_id: str, customer_id: str) -> Run:
         """The customer's enrollment in the journey (started by an entry event)."""

@@ -38,7 +38,7 @@ from journeys.workflows.engine import Interpreter
 from journeys.workflows.journey import JourneyWorkflow
 from journeys.workflows.simulation import Simulation, World
 from tests.conftest import eventually, free_port, unique
-from tests.helpers import state
+from tests.helpers import journeys_ok, state
 
 N = 180  # customers, 30 of each kind
 SCALE = 4320.0  # a day of the journey's clock is 20 s
@@ -272,3 +272,82 @@ async def _fidelity(api: httpx.AsyncClient, stack: Stack) -> None:
     assert capped["last"] == {"email": {"capped": N // 6}}  # the free plan's third email
     [(channel, reasons)] = capped["offer"].items()  # the pro customers without a phone
     assert channel == "sms" and sum(reasons.values()) == N // 6, reasons
+
+
+async def recorded_past(api: httpx.AsyncClient, entry: str) -> tuple[list[str], datetime]:
+    """Six customers' last few days, sent now with the times they happened: sign-ups
+    three days ago, an app open for two, a purchase (the goal) for two more. No journey
+    enters on these events: they are only recorded."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    customers = []
+    events: list[dict[str, Any]] = []
+    for i in range(6):
+        cid = unique("bt")
+        customers.append(cid)
+        profile = {"email": f"{cid}@test.example", "phone": "+15550100", "timezone": "UTC"}
+        profile["attributes"] = {"plan": "pro" if i < 3 else "free"}
+        assert (await api.put(f"/v1/customers/{cid}", json=profile)).status_code == 200
+        events.append({"customer_id": cid, "name": entry, "timestamp": start.isoformat()})
+        follow = {0: "opened_app", 3: "opened_app", 1: "purchased", 4: "purchased"}.get(i)
+        if follow:
+            at = start + timedelta(hours=5)
+            events.append({"customer_id": cid, "name": follow, "timestamp": at.isoformat()})
+    assert (await api.post("/v1/events", json={"events": events})).status_code == 202
+    return customers, start
+
+
+async def test_a_backtest_job_reports_and_compares_over_the_api_and_the_cli(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    entry = unique("bt-signup")
+    customers, start = await recorded_past(api, entry)
+    draft = welcome(unique("bt"), entry).model_copy(update={"time_scale": 1.0, "quiet_hours": None})
+    # The change under review: the pro plan's SMS becomes an email (which the cap then
+    # holds down at the last step).
+    steps = [
+        s.model_copy(update={"channel": "email"}) if s.id == "offer" else s for s in draft.steps
+    ]
+    changed = draft.model_copy(update={"steps": steps})
+    body = {
+        "journey": changed.model_dump(mode="json"),
+        "compare": draft.model_dump(mode="json"),
+        "since": (start - timedelta(hours=1)).isoformat(),
+        "customers": customers,
+    }
+    started = await api.post("/v1/journeys/backtests", json=body)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    job = await eventually(
+        lambda: api.get(f"/v1/journeys/backtests/{job_id}"),
+        lambda r: r.json()["status"] != "running",
+    )
+    found = job.json()
+    assert found["status"] == "done", found
+    old, new = found["comparison"]["baseline"], found["comparison"]["candidate"]
+    assert old["enrolled"] == new["enrolled"] == 6
+    assert old["by_status"] == {"completed": 4, "converted": 2}
+    steps_old = {s["id"]: s for s in old["steps"]}
+    assert steps_old["welcome"]["sent"] == {"email": 6}
+    assert steps_old["tip"]["sent"] == {"in_app": 2}
+    assert steps_old["offer"]["sent"] == {"sms": 1}  # pro, no open, no purchase
+    assert steps_old["last"]["suppressed"] == {"email": {"capped": 1}}  # free: third email
+    steps_new = {s["id"]: s for s in new["steps"]}
+    assert steps_new["offer"]["sent"] == {"email": 1}
+    assert steps_new["last"]["suppressed"] == {"email": {"capped": 2}}
+    assert found["comparison"]["messages"] == {"email": 0, "in_app": 0, "sms": -1}
+    assert new["assumptions"] and "reached" in new["mermaid"]
+    assert old["top_customers"][0] == {"customer_id": customers[2], "messages": 3}
+
+    # The same from the CLI, with its table and the difference.
+    (tmp_path / "draft.json").write_text(draft.model_dump_json())
+    (tmp_path / "changed.json").write_text(changed.model_dump_json())
+    since = (start - timedelta(hours=1)).isoformat()
+    url = str(api.base_url)
+    shown = await journeys_ok(
+        "backtest", str(tmp_path / "changed.json"), "--since", since,
+        "--compare", str(tmp_path / "draft.json"), "--api-url", url,
+    )  # fmt: skip
+    assert "reached compare - draft" in shown or "reached draft - compare" in shown, shown
+    assert "sms" in shown and "assumed:" in shown
+    refused = await api.post("/v1/journeys/backtests", json={**body, "until": body["since"]})
+    assert refused.status_code == 422
