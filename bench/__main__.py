@@ -25,7 +25,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import ingestion, operations, parked, reservations, services, sizing, versus
+from bench import backtest, ingestion, operations, parked, reservations, services, sizing, versus
 from bench.baseline import TrivialWorkflow
 from bench.stack import (
     Row,
@@ -232,6 +232,7 @@ def main() -> None:
             "sizing",
             "versus",
             "parked",
+            "backtest",
             "all",
         ],
         default="all",
@@ -243,12 +244,17 @@ def main() -> None:
         "sizing: CPU, history and billable actions per enrollment (deploy/README.md); "
         "versus: each example journey beside the same journey written by hand as a Temporal "
         "workflow (--journey: only those whose name contains it); "
-        "parked: --audience N enrollments parked at a wait, the worker's and API's memory",
+        "parked: --audience N enrollments parked at a wait, the worker's and API's memory; "
+        "backtest: --customers N (100,000) over 30 days simulated, beside -n of them in "
+        "real Temporal",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
     )
     parser.add_argument("--journey", help="versus: only the journeys whose name contains this")
+    parser.add_argument(
+        "--customers", type=int, default=100_000, help="backtest: customers simulated"
+    )
     args = parser.parse_args()
     rows: list[Row] = []
     if args.suite in ("journeys", "all"):
@@ -266,6 +272,8 @@ def main() -> None:
         rows += asyncio.run(versus.measure(args.n, args.concurrency, console, args.journey))
     if args.suite == "parked":  # (long: not part of "all")
         rows += asyncio.run(parked.measure(args.audience, console))
+    if args.suite in ("backtest", "all"):
+        rows += asyncio.run(backtest.measure(args.customers, args.n, console))
     if args.suite in ("sizing", "all"):
         asyncio.run(sizing.measure(args.n, args.concurrency, console))
     if rows:

@@ -180,12 +180,13 @@ def _recorded(
     return [
         (
             int(r.id),
-            CustomerEvent(
+            CustomerEvent.model_construct(  # (validated when it was accepted)
                 customer_id=r.customer_id,
                 name=r.name,
                 properties=r.properties,
                 timestamp=r.timestamp,
                 message_id=r.message_id,
+                contested=True,
             ),
         )
         for r in connection.execute(query)
