@@ -51,7 +51,9 @@ class StepReport(Schema):
     """What one step would have seen."""
 
     id: str
+    """The step's id."""
     type: str
+    """The step's type."""
     reached: int = 0
     """Enrollments that entered it (once each, however often they looped)."""
     waiting: int = 0
@@ -75,9 +77,13 @@ class Frequency(Schema):
     """Messages per customer per week, against the deployment's cap."""
 
     mean: float
+    """Across the customers with events in the range (those sent nothing count as 0)."""
     p50: float
+    """The median customer's."""
     p95: float
+    """The 95th percentile's."""
     max: float
+    """The most messaged customer's."""
     cap: str | None
     """The deployment's tightest marketing cap, in words (None: no cap)."""
     over_cap: int
@@ -85,16 +91,25 @@ class Frequency(Schema):
 
 
 class TopCustomer(Schema):
+    """One of the customers who would get the most messages."""
+
     customer_id: str
+    """Their id (nothing else about them)."""
     messages: int
+    """Messages they would get in the range."""
 
 
 class BacktestReport(Schema):
+    """What one journey version would have done over the range."""
+
     journey_id: str
+    """The journey."""
     label: str
     """Which version: `draft`, or `v3`."""
     since: datetime
+    """The range's start."""
     until: datetime
+    """The range's end."""
     customers: int
     """Customers with events in the range (after the sample)."""
     events: int
@@ -108,8 +123,11 @@ class BacktestReport(Schema):
     suppressed: int
     """Sends suppressed, all reasons."""
     conversion: float | None
+    """Converted / enrolled; null when no one enrolled."""
     steps: list[StepReport]
+    """Per step, in the spec's order."""
     per_week: Frequency
+    """Messages per customer per week."""
     top_customers: list[TopCustomer]
     """The customers who would get the most messages (ids only)."""
     assumptions: list[str]
@@ -121,29 +139,45 @@ class BacktestReport(Schema):
 
 
 class StepDifference(Schema):
+    """One step's change: the candidate's figure minus the baseline's."""
+
     id: str
+    """The step's id (in either version)."""
     reached: int
+    """Enrollments reaching it."""
     sent: dict[str, int]
+    """Messages sent, by channel."""
     converted: int
+    """Conversions while there."""
 
 
 class BacktestComparison(Schema):
     """`candidate` minus `baseline`, per step (steps of either) and in total."""
 
     baseline: BacktestReport
+    """The version compared with (the published one, or the other draft)."""
     candidate: BacktestReport
+    """The version under review."""
     steps: list[StepDifference]
+    """Per step of either version, the candidate's first."""
     messages: dict[str, int]
+    """Messages sent, by channel."""
     converted: int
+    """Conversions in all."""
 
 
 class BacktestJob(Schema):
     """A backtest run in the background: poll `GET /v1/journeys/backtests/{id}`."""
 
     id: str = Field(pattern=SLUG)
+    """Poll it with `GET /v1/journeys/backtests/{id}`."""
     status: Literal["running", "done", "failed"]
+    """Running, done (see `report`), or failed (see `error`)."""
     progress: float = 0.0
     """0 to 1: customers simulated so far."""
     report: BacktestReport | None = None
+    """The version's report, once done."""
     comparison: BacktestComparison | None = None
+    """With a version to compare with: both reports and their difference."""
     error: str | None = None
+    """Why it failed."""
