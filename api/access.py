@@ -46,8 +46,12 @@ class Table:
         return None
 
     def methods(self, path: str) -> list[str]:
-        """The methods some route takes at `path` (for a 405's `Allow`)."""
-        return sorted({m for m, pattern, _, _ in self._entries if pattern.match(path)})
+        """The methods some route takes at `path` (for a 405's `Allow`). A path that is a
+        route of its own (`/v1/journeys/backtests`) names that route's methods only, not
+        those of a route it fits by a parameter (`/v1/journeys/{journey_id}`)."""
+        found = [(m, t) for m, pattern, t, _ in self._entries if pattern.match(path)]
+        literal = [(m, t) for m, t in found if "{" not in t]
+        return sorted({m for m, _ in (literal or found)})
 
 
 def table(app: FastAPI) -> Table:

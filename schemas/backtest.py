@@ -4,14 +4,16 @@ events, per step and per customer, and the difference between two versions."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from journeys.schemas.base import Schema
+from journeys.schemas.events import CUSTOMER_ID
 from journeys.schemas.journey import SLUG, JourneySpec
 
 MAX_RANGE = timedelta(days=400)
+CustomerIdText = Annotated[str, Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)]
 
 
 class BacktestRequest(Schema):
@@ -21,11 +23,11 @@ class BacktestRequest(Schema):
 
     journey: JourneySpec
     """The version to try."""
-    since: datetime
-    """The range's start (events before it are not replayed)."""
-    until: datetime | None = None
+    since: AwareDatetime
+    """The range's start (events before it are not replayed), with its time zone."""
+    until: AwareDatetime | None = None
     """The range's end; now by default. Enrollments still waiting then are reported so."""
-    customers: list[str] | None = Field(default=None, max_length=10_000)
+    customers: list[CustomerIdText] | None = Field(default=None, max_length=10_000)
     """Only these customers' events; all by default."""
     sample: int | None = Field(default=None, ge=1, le=10_000_000)
     """At most this many customers (the first ones in a stable hash order: the same

@@ -260,6 +260,21 @@ def client(stack: Stack) -> Client:
     return stack.client
 
 
+def own_settings(settings: Settings, data_dir: Path, **changes: Any) -> Settings:
+    """`settings` for a stack of a test's own (its data, API port and task queue), beside
+    the shared one on the same dev server; `changes` to the rest."""
+    port = free_port()
+    return settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "api_port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "task_queue": unique("own"),
+            **changes,
+        }
+    )
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 

@@ -37,7 +37,7 @@ from journeys.usecases.backtest import backtest, recorded, simulate
 from journeys.workflows.engine import Interpreter
 from journeys.workflows.journey import JourneyWorkflow
 from journeys.workflows.simulation import Simulation, World
-from tests.conftest import eventually, free_port, unique
+from tests.conftest import eventually, own_settings, unique
 from tests.helpers import journeys_ok, state
 
 N = 180  # customers, 30 of each kind
@@ -157,17 +157,7 @@ async def test_a_backtest_of_recorded_traffic_matches_what_temporal_did(
     recorded meanwhile: every customer's path, and every per-step count, is the same.
     On a stack of its own, as production runs it (the workflow sandbox off: the shared
     stack polices every workflow in strict mode, a few hundred at once starve it)."""
-    port = free_port()
-    own = settings.model_copy(
-        update={
-            "data_dir": tmp_path,
-            "api_port": port,
-            "public_url": f"http://127.0.0.1:{port}",
-            "task_queue": unique("fidelity"),
-            "workflow_sandbox": "off",
-            "rate_limit_per_second": 0,
-        }
-    )
+    own = own_settings(settings, tmp_path, workflow_sandbox="off", rate_limit_per_second=0)
     async with running_stack(own) as stack:
         key = (await stack.stores.keys.create("fidelity", ["admin"])).token
         async with httpx.AsyncClient(

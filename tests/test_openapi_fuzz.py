@@ -9,7 +9,6 @@ import asyncio
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from pydantic import SecretStr
 from journeys.runtime.codec import new_key
 from journeys.schemas.settings import Settings
 from journeys.stack.embedded import running_stack
-from tests.conftest import free_port, repo_root
+from tests.conftest import own_settings, repo_root
 
 pytestmark = pytest.mark.slow
 
@@ -48,21 +47,16 @@ def command(base: str, key: str, report: Path, examples: int = EXAMPLES) -> list
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
     settings: Settings, tmp_path: Path
 ) -> None:
-    port = free_port()
-    own = settings.model_copy(
-        update={
-            "data_dir": tmp_path,
-            "api_port": port,
-            "public_url": f"http://127.0.0.1:{port}",
-            "task_queue": f"fuzz-{uuid.uuid4().hex[:6]}",
-            # Payloads encrypted, so the codec routes are fuzzed doing their work (issue 34).
-            "payload_key": settings.payload_key or SecretStr(new_key()),
-            "payload_key_id": settings.payload_key_id,
-            # The fuzz is one address sending thousands of cases, bad keys among them.
-            "auth_failures_per_minute": 0,
-            "anonymous_rate_limit_per_second": 0,
-            "read_rate_limit_per_second": 0,
-        }
+    own = own_settings(
+        settings,
+        tmp_path,
+        # Payloads encrypted, so the codec routes are fuzzed doing their work (issue 34).
+        payload_key=settings.payload_key or SecretStr(new_key()),
+        payload_key_id=settings.payload_key_id,
+        # The fuzz is one address sending thousands of cases, bad keys among them.
+        auth_failures_per_minute=0,
+        anonymous_rate_limit_per_second=0,
+        read_rate_limit_per_second=0,
     )
     async with running_stack(own) as stack:
         key = (await stack.stores.keys.create("schemathesis", ["admin"])).token

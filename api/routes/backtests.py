@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, status
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Path, Request, status
 from journeys.api.deps import StoresDep
 from journeys.api.errors import problem
 from journeys.schemas.access import MB, requires
-from journeys.schemas.backtest import BacktestJob, BacktestRequest
+from journeys.schemas.backtest import MAX_RANGE, BacktestJob, BacktestRequest
 from journeys.schemas.journey import JourneySpec
 from journeys.schemas.validation import JourneyInvalid, ensure_valid
 from journeys.usecases.backtest import Busy, Jobs
@@ -26,6 +27,15 @@ async def start_backtest(body: BacktestRequest, request: Request, stores: Stores
     the same events. A job: poll `GET /v1/journeys/backtests/{id}` for its progress and
     report. `journeys:write`, as publishing: it reads every customer's events and takes
     minutes of the API's CPU. 409 while another backtest runs."""
+    now = datetime.now(UTC)
+    end = body.until or now
+    if end <= body.since or end - body.since > MAX_RANGE:
+        raise problem(
+            422,
+            f"the range must end after it starts and span at most {MAX_RANGE.days} days",
+            "body",
+            "since",
+        )
     for where, spec in (("journey", body.journey), ("compare", body.compare)):
         if spec is not None:
             _valid(spec, where)
