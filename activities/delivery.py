@@ -22,7 +22,7 @@ from journeys.activities.channels import Channel, Outbound
 from journeys.activities.http import Permanent
 from journeys.activities.templates import Limits, RenderError, render_off_loop
 from journeys.schemas import activities as names
-from journeys.schemas import unsubscribe
+from journeys.schemas import reactions, unsubscribe
 from journeys.schemas.activities import Sends, invalid_request
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
@@ -30,7 +30,7 @@ from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.storage.journeys import JourneyStore
 from journeys.storage.ledger import DeliveryLedger
-from journeys.storage.secrets import unsubscribe_key
+from journeys.storage.secrets import tracking_key, unsubscribe_key
 from journeys.storage.templates import TemplateStore
 
 TOP_PRIORITY_SECONDS = 2.0
@@ -57,6 +57,7 @@ class DeliveryActivities(Sends):
         self._settings = settings
         self._rules = Rules.of(settings)
         self._key = unsubscribe_key(settings)
+        self._tracking_key = tracking_key(settings)
         self._limits = Limits(settings.template_render_seconds, settings.template_max_chars)
 
     async def _rules_now(self) -> Rules:
@@ -109,6 +110,15 @@ class DeliveryActivities(Sends):
             rendered = await render_off_loop(content, scope, self._limits)
         except RenderError as err:
             return await self._fail(key, f"template {request.template or 'inline'}: {err}")
+        links: list[str] = []
+        if self._tracks(request, channel.name) and reservation.delivery_id is not None:
+            rendered, links = reactions.tracked_email(
+                rendered,
+                reservation.delivery_id,
+                self._tracking_key,
+                self._settings.public_url,
+                skip={unsubscribe_url},
+            )
         message = Outbound(
             key=key,
             customer_id=request.customer_id,
@@ -130,10 +140,15 @@ class DeliveryActivities(Sends):
         return await self._ledger.settle(
             key,
             SendResult(status="sent"),
-            rendered,
+            {**rendered, "links": links} if links else rendered,
             delivered.rows,
             (delivered.provider_id, delivered.provider_status),
         )
+
+    def _tracks(self, request: SendRequest, channel: str) -> bool:
+        """Whether this message gets an open pixel and tracked links: an email, with the
+        deployment's tracking and the journey's on."""
+        return channel == "email" and self._settings.tracking and request.tracking
 
     async def _fail(self, key: str, reason: str, rendered: dict[str, str] | None = None) -> Never:
         """Record a failure that retrying cannot mend, then fail the activity for good: the

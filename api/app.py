@@ -31,6 +31,7 @@ from journeys.api.routes import (
     providers,
     segment,
     templates,
+    tracking,
     unsubscribe,
 )
 from journeys.runtime.health import answers, temporal_answers
@@ -40,7 +41,7 @@ from journeys.schemas.segment import PATHS as segment_paths
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.services.sandbox import Sandbox, build_router
-from journeys.storage.secrets import secret, services_key, unsubscribe_key
+from journeys.storage.secrets import secret, services_key, tracking_key, unsubscribe_key
 from journeys.storage.stores import Stores
 from journeys.usecases.backtest import Jobs
 from journeys.usecases.funnels import Shared as SharedFunnels
@@ -65,6 +66,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
     app.state.backtests = Jobs(stores, Rules.of(settings))
     app.state.router = EventRouter(client, stores.journeys, task_queue=settings.task_queue)
     app.state.unsubscribe_key = unsubscribe_key(settings)
+    app.state.tracking_key = tracking_key(settings)
     app.state.inbox_key = secret(settings, settings.inbox_secret, "inbox")
     errors.install(app)
     instrument_app(app, settings)
@@ -116,6 +118,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         migrations,
         funnels,
         unsubscribe,
+        tracking,
         decisioning,
         keys,
     )

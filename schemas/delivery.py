@@ -122,6 +122,8 @@ class SendRequest(Schema):
     journey_caps: list[FrequencyCap] = Field(default_factory=list)
     abandon: bool = False
     """The enrollment ended while this send was deferred: settle it, send nothing."""
+    tracking: bool = True
+    """The journey's `tracking`: an email's opens and clicks are tracked."""
     best_time_within: timedelta | None = None
     """`send_at: best_time`, first attempt: defer (reason `best_time`) to the customer's
     usual active hour when it is within this and not now; at it, send."""

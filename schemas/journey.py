@@ -17,6 +17,7 @@ from journeys.schemas.base import Schema
 from journeys.schemas.formula import parse
 from journeys.schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
 from journeys.schemas.predicates import Predicate, fields
+from journeys.schemas.reactions import Reaction
 from journeys.schemas.wire import Duration
 from journeys.schemas.zones import TimeZone
 
@@ -204,6 +205,40 @@ class WaitForEventStep(_Step):
     def edges(self) -> list[tuple[str, str]]:
         """`on_event` and `on_timeout`."""
         return [("on_event", self.on_event), ("on_timeout", self.on_timeout)]
+
+
+class WaitForReactionStep(_Step):
+    """Wait for what the customer does with a message an earlier send step sent: "not
+    opened within 3 days" is the timeout. The reaction is that step's own last message
+    (no predicate over ids); a message that was not sent (suppressed, failed) can have no
+    reaction, so the wait takes `on_timeout` at once."""
+
+    type: Literal["wait_for_reaction"] = "wait_for_reaction"
+    """`wait_for_reaction`."""
+    send: StepId
+    """The send step whose message it is."""
+    reaction: Reaction = "opened"
+    """`opened`, `clicked`, `delivered`, `replied`, `bounced`, `complained`, `failed` or
+    `unsubscribed`: what the send's channel can report."""
+    link: str | None = Field(default=None, min_length=1, max_length=2000)
+    """For `clicked`: only a click on this link (the URL as written) counts."""
+    count_machine: bool = False
+    """Whether an open or click by a machine (a mail privacy proxy, a link scanner) counts."""
+    timeout: Duration
+    on_reaction: StepId
+    """The step when it comes."""
+    on_timeout: StepId
+    """The step when it does not come in time (or the message was not sent)."""
+    waits: ClassVar[bool] = True
+
+    def edges(self) -> list[tuple[str, str]]:
+        """`on_reaction` and `on_timeout`."""
+        return [("on_reaction", self.on_reaction), ("on_timeout", self.on_timeout)]
+
+    @property
+    def event(self) -> str:
+        """The reaction's event name (`message.opened`)."""
+        return "message." + self.reaction
 
 
 class BranchCase(_Model):
@@ -459,6 +494,7 @@ class ExitStep(_Step):
 Step = Annotated[
     WaitStep
     | WaitForEventStep
+    | WaitForReactionStep
     | BranchStep
     | SplitStep
     | SendStep
@@ -530,6 +566,9 @@ class JourneySpec(_Model):
     """Caps on this journey's own marketing sends, on top of the global caps."""
     time_scale: float = Field(default=1.0, gt=0)
     """Test mode: every duration divided by this (1 in production)."""
+    tracking: bool = True
+    """Whether its emails carry an open pixel and tracked links (JOURNEYS_TRACKING off
+    turns them off for every journey; a link marked `data-no-track` is never tracked)."""
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     """The steps; the first one runs first (at most `MAX_STEPS`)."""
 
@@ -539,11 +578,21 @@ class JourneySpec(_Model):
 
     def listens_for(self) -> set[str]:
         """Event names an enrollment of this journey reacts to after entry."""
+        return self.hears_from_anyone() | self.awaits_reactions()
+
+    def hears_from_anyone(self) -> set[str]:
+        """Event names its goal, exits and wait_for_event steps take, whatever caused them
+        (a reaction to any journey's message among them)."""
         names = {c.event for c in self.exit_when}
         if self.goal:
             names.add(self.goal.event)
         names.update(s.event for s in self.steps if isinstance(s, WaitForEventStep))
         return names
+
+    def awaits_reactions(self) -> set[str]:
+        """Reaction event names its `wait_for_reaction` steps wait for: only reactions to
+        this journey's own messages need reach its enrollments for those."""
+        return {s.event for s in self.steps if isinstance(s, WaitForReactionStep)}
 
     def sends_marketing(self) -> bool:
         """Whether any of its sends counts against frequency caps (and so contends)."""

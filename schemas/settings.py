@@ -233,6 +233,18 @@ class Settings(BaseSettings):
     unsubscribe_secret: SecretStr | None = None
     """Signs unsubscribe links. Default: a random key kept in `data_dir` (shared by the
     embedded default's processes); set it when the worker and API run apart."""
+    tracking: bool = True
+    """Whether emails carry an open pixel and tracked links (a journey's `tracking` and a
+    link's `data-no-track` turn them off for less)."""
+    tracking_secret: SecretStr | None = None
+    """Signs tracking tokens. Default: a random key kept in `data_dir`; set it when the
+    worker and API run apart."""
+    tracking_ttl: timedelta = timedelta(days=90)
+    """How long a message's pixel and links are tracked (ISO 8601: P90D); later, a
+    tracked link answers 404."""
+    tracking_scanner_seconds: float = Field(default=5.0, ge=0)
+    """A click this soon after its send is a link scanner's (a machine click; 0: never by
+    time)."""
     unsubscribe_event: str = "unsubscribed"
     """The event that withdraws marketing consent (properties.channel: one channel, else
     all); the API's unsubscribe endpoints send it too, so `exit_when` ends journeys."""
@@ -300,7 +312,7 @@ class Settings(BaseSettings):
         variable names."""
         if self.generate_secrets:
             return []
-        needed = {"unsubscribe_secret", "services_key"}
+        needed = {"unsubscribe_secret", "services_key", "tracking_secret"}
         if worker:
             needed.add("webhook_secret")
         if api:

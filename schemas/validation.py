@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from journeys.schemas import templating
+from journeys.schemas import reactions, templating
 from journeys.schemas.egress import Policy
-from journeys.schemas.journey import BEST_CHANNEL, ActionStep, JourneySpec, SendStep
+from journeys.schemas.journey import (
+    BEST_CHANNEL,
+    ActionStep,
+    JourneySpec,
+    SendStep,
+    WaitForReactionStep,
+)
 from journeys.schemas.predicates import fields
 
 
@@ -74,6 +80,7 @@ def check_journey(
                 )
             )
     problems += _unreachable(spec, index)
+    problems += _reactions(spec, index)
     problems += _loops_without_wait(spec, index)
     if egress is not None:
         problems += _refused_urls(spec, egress)
@@ -126,6 +133,55 @@ def _references(
         for field, source in sources.items()
         for problem in templating.problems(source, kinds)
     ]
+
+
+def _reactions(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
+    """A reaction wait names a send step whose channels can report that reaction; a
+    click is of a message with a link (an email's HTML or a URL to tap)."""
+    problems: list[Problem] = []
+    for i, step in enumerate(spec.steps):
+        if not isinstance(step, WaitForReactionStep) or step.send not in index:
+            if isinstance(step, WaitForReactionStep):
+                problems.append(
+                    Problem(_loc(i, "send"), f"step '{step.id}': unknown step id '{step.send}'")
+                )
+            continue
+        send = spec.steps[index[step.send]]
+        if not isinstance(send, SendStep):
+            problems.append(
+                Problem(_loc(i, "send"), f"step '{step.id}': '{step.send}' is not a send step")
+            )
+            continue
+        channels: list[str] = [send.channel, *send.fallbacks]
+        if send.channel == BEST_CHANNEL:  # the customer's preferred channel: any of them
+            channels = list(reactions.CAN_REACT)
+        able = [c for c in channels if step.reaction in reactions.CAN_REACT.get(c, ())]
+        if not able:
+            problems.append(
+                Problem(
+                    _loc(i, "reaction"),
+                    f"step '{step.id}': a message of '{step.send}' "
+                    f"({', '.join(channels)}) cannot be {step.reaction}",
+                )
+            )
+        elif step.reaction == "clicked" and not _has_link(send):
+            problems.append(
+                Problem(
+                    _loc(i, "reaction"),
+                    f"step '{step.id}': the message of '{step.send}' has no link to click",
+                )
+            )
+        if step.link is not None and step.reaction != "clicked":
+            problems.append(Problem(_loc(i, "link"), f"step '{step.id}': 'link' is for clicks"))
+    return problems
+
+
+def _has_link(send: SendStep) -> bool:
+    """Whether a send may carry a link: a template's is known only at send time; inline
+    content needs an HTML part with an anchor, or a URL to tap."""
+    if send.content is None:
+        return True
+    return bool(send.content.url) or "<a " in (send.content.html or "").lower()
 
 
 def _unreachable(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:

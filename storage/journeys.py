@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,17 @@ from journeys.schemas.egress import Policy
 from journeys.schemas.journey import JourneySpec
 from journeys.schemas.validation import ensure_valid
 from journeys.storage.tables import JourneyVersionRow, PublishKeyRow, TemplateRow
+
+
+class Latest(NamedTuple):
+    """A journey's latest version, as the router and the catalogue read it."""
+
+    spec: JourneySpec
+    version: int
+    listening: set[str]
+    """Event names any of its versions listens for."""
+    own_reactions: set[str]
+    """Of those, the names only its reaction waits take: reactions to its own messages."""
 
 
 class KeyReused(Exception):
@@ -32,7 +44,7 @@ class JourneyStore:
         self._sessions = sessions
         self._channels = tuple(channels)
         self._egress = egress
-        self._parsed: dict[tuple[str, int], tuple[JourneySpec, frozenset[str]]] = {}
+        self._parsed: dict[tuple[str, int], tuple[JourneySpec, frozenset[str], frozenset[str]]] = {}
         """Versions read and validated before, with the events they listen for: a version
         never changes, so the router's refresh reads each one once."""
 
@@ -118,10 +130,11 @@ class JourneyStore:
             )
             return list((await session.exec(query)).all())
 
-    async def latest(self) -> list[tuple[JourneySpec, int, set[str]]]:
+    async def latest(self) -> list[Latest]:
         """Every journey's latest version, with the event names any of its versions
-        listens for (running enrollments may be on older versions). Each refresh reads the
-        list of versions and only the versions it has not read before."""
+        listens for (running enrollments may be on older versions), and of those the names
+        only its reaction waits take (reactions to its own messages alone reach it). Each
+        refresh reads the list of versions and only the versions it has not read before."""
         async with self._sessions() as session:
             listed = select(JourneyVersionRow.journey_id, JourneyVersionRow.version)
             keys = {(jid, v) for jid, v in (await session.exec(listed)).all()}
@@ -139,16 +152,24 @@ class JourneyStore:
                     self._parsed[(row.journey_id, row.version)] = (
                         spec,
                         frozenset(spec.listens_for()),
+                        frozenset(spec.hears_from_anyone()),
                     )
         for gone in self._parsed.keys() - keys:  # withdrawn versions
             del self._parsed[gone]
         heads: dict[str, int] = {}
         listening: dict[str, set[str]] = {}
-        for (jid, version), (_, listens) in self._parsed.items():
+        hearing: dict[str, set[str]] = {}
+        for (jid, version), (_, listens, hears) in self._parsed.items():
             heads[jid] = max(version, heads.get(jid, 0))
             listening.setdefault(jid, set()).update(listens)
+            hearing.setdefault(jid, set()).update(hears)
         return [
-            (self._parsed[(jid, heads[jid])][0], heads[jid], listening[jid])
+            Latest(
+                self._parsed[(jid, heads[jid])][0],
+                heads[jid],
+                listening[jid],
+                listening[jid] - hearing[jid],
+            )
             for jid in sorted(heads)
         ]
 
@@ -156,5 +177,5 @@ class JourneyStore:
         """The highest priority of any version of any journey with a marketing send (None:
         there is none): a send of that priority cannot be outranked for a cap slot."""
         await self.latest()  # reads only versions it has not read before
-        sending = [spec.priority for spec, _ in self._parsed.values() if spec.sends_marketing()]
+        sending = [spec.priority for spec, *_ in self._parsed.values() if spec.sends_marketing()]
         return max(sending, default=None)

@@ -53,6 +53,8 @@ class Reservation:
     profile: Profile
     channel: str | None = None
     result: SendResult | None = None
+    delivery_id: int | None = None
+    """The ledger row's id: what a sent message's tracking tokens name."""
 
 
 def _slot(row: Any) -> Slot:
@@ -390,6 +392,7 @@ class DeliveryLedger:
     async def _commit(cls, session: AsyncSession, row: _Entry, outcome: Reservation) -> Reservation:
         await cls._write(session, row)
         await session.commit()  # the customer lock serialises every attempt at one key
+        outcome.delivery_id = row.id
         if outcome.result is not None:
             outcome.result.delivery_id = row.id
         return outcome

@@ -50,6 +50,11 @@ def unsubscribe_key(settings: Settings) -> bytes:
     return secret(settings, settings.unsubscribe_secret, "unsubscribe")
 
 
+def tracking_key(settings: Settings) -> bytes:
+    """What signs the tracking tokens of emails' pixels and links (`schemas.reactions`)."""
+    return secret(settings, settings.tracking_secret, "tracking")
+
+
 def webhook_key(settings: Settings) -> bytes:
     """What the webhook channel signs with and the sandbox's receiver checks with."""
     return secret(settings, settings.webhook_secret, "webhook")

@@ -21,6 +21,7 @@ from journeys.storage.journeys import JourneyStore
 from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.offers import OfferStore
 from journeys.storage.profiles import ProfileStore
+from journeys.storage.reactions import ReactionStore
 from journeys.storage.templates import TemplateStore
 
 
@@ -34,6 +35,7 @@ class Stores:
     inbox: Inbox
     offers: OfferStore
     events: EventLog
+    reactions: ReactionStore
     erasures: Erasures
     audiences: AudienceStore
     keys: KeyStore
@@ -76,6 +78,7 @@ class Stores:
             inbox=Inbox(factory),
             offers=OfferStore(factory),
             events=EventLog(transactions, unsubscribe_event),
+            reactions=ReactionStore(factory),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),

@@ -178,6 +178,30 @@ class RecordedEventRow(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
 
 
+class ReactionRow(SQLModel, table=True):
+    """A message's reactions of one kind (a machine's apart): the first became an event,
+    the repeats are counted here. Erased with its customer."""
+
+    __tablename__ = "reactions"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "reaction", "machine", name="uq_reactions_kind"),
+        Index("ix_reactions_step", "journey_id", "version", "step_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int
+    """The ledger row of the message."""
+    customer_id: str = Field(index=True, max_length=200)
+    journey_id: str = Field(max_length=80)
+    version: int
+    step_id: str = Field(max_length=80)
+    channel: str = Field(max_length=20)
+    reaction: str = Field(max_length=20)
+    machine: bool = False
+    count: int = 1
+    first_at: datetime = Field(default_factory=utcnow)
+    last_at: datetime = Field(default_factory=utcnow)
+
+
 class AudienceMemberRow(SQLModel, table=True):
     """One customer of an uploaded audience list."""
 

@@ -25,10 +25,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from journeys.api.routes import decisioning
+from journeys.api.routes import decisioning, tracking
 from journeys.clients.enrollments import Enrollment
+from journeys.schemas import reactions
 from journeys.schemas.backtest import BacktestComparison, BacktestReport
 from journeys.schemas.delivery import Delivery, Template
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
@@ -48,12 +50,15 @@ from journeys.stack.embedded import (
     open_stores,
     wait_for_temporal,
 )
+from journeys.storage.secrets import tracking_key
 from journeys.storage.stores import Stores
 from journeys.usecases.backtest import backtest, compare, recorded
 from journeys.usecases.routing import EventRouter, Routed, ingest
 from journeys.workers.worker import build_worker
 
 SERVICES = "http://services.journeys.test"
+BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari"
+"""A person's mail client, as the tracking routes see it (`open`, `click`)."""
 """Where the worker finds the built-in services and provider sandboxes (in-process)."""
 DEV_SERVER_FLAGS = [
     "--dynamic-config-value",
@@ -145,7 +150,11 @@ class Run:
 
     async def finish(self) -> EnrollmentState:
         """Let virtual time run until the enrollment ends; its final state."""
-        await self.kit.skipper.fast_forward(self.enrollment.handle, None)
+        try:
+            await self.kit.skipper.fast_forward(self.enrollment.handle, None)
+        except RPCError as err:  # it had ended already: its final state is the answer
+            if "already completed" not in err.message:
+                raise
         return await self.enrollment.result()
 
     async def state(self) -> EnrollmentState:
@@ -193,6 +202,7 @@ class JourneyKit:
         self.sandbox = sandbox
         self.router = EventRouter(self.client, stores.journeys, task_queue=settings.task_queue)
         self._specs: dict[tuple[str, int], JourneySpec] = {}
+        self._http: httpx.AsyncClient | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -222,6 +232,7 @@ class JourneyKit:
                 quiet_hours=None,
                 frequency_caps=[],
                 arbitration_seconds=0,
+                tracking_scanner_seconds=0,  # (a test clicks at once; no scanner is that)
                 metrics_address=None,  # (two test sessions must not want one port)
             )
             config = Settings(**{**defaults, **settings})
@@ -232,10 +243,14 @@ class JourneyKit:
             services.state.stores = stores
             services.include_router(build_router(sandbox))
             services.include_router(decisioning.router)
+            services.include_router(tracking.router)
             http = httpx.AsyncClient(
                 mounts={SERVICES: httpx.ASGITransport(app=services)}, timeout=30
             )
             kit = cls(config, stores, client, mailbox, sandbox)
+            services.state.router, services.state.settings = kit.router, config
+            services.state.tracking_key = tracking_key(config)
+            kit._http = http
             worker = build_worker(kit.client, stores, config, http)
             try:
                 async with worker:
@@ -334,6 +349,30 @@ class JourneyKit:
             self.stores, candidate, events, since, end, rules=rules, label="candidate"
         )
         return compare(old, new)
+
+    async def open(self, run: Run, step: str, *, user_agent: str = BROWSER) -> int:
+        """Open the email a send step sent, through its open pixel as a mail client
+        fetches it (Apple Mail Privacy Protection's bare `Mozilla/5.0` is a machine's
+        open); then let the enrollment settle. The pixel's HTTP status."""
+        return await self._track(run, step, reactions.OPEN, user_agent)
+
+    async def click(self, run: Run, step: str, link: int = 0, *, user_agent: str = BROWSER) -> int:
+        """Click the `link`th tracked link of the email a send step sent, as a person
+        would; then let the enrollment settle. The redirect's HTTP status (302)."""
+        return await self._track(run, step, link, user_agent)
+
+    async def _track(self, run: Run, step: str, target: str | int, user_agent: str) -> int:
+        assert self._http is not None, "JourneyKit.start makes the kit"
+        deliveries = await self.stores.ledger.for_customer(run.customer_id)
+        sent = [d for d in deliveries if (d.journey_id, d.step_id) == (run.journey_id, step)]
+        assert sent, f"{run.journey_id} sent nothing at step {step}"
+        kind = "open" if target == reactions.OPEN else "click"
+        token = reactions.token(tracking_key(self.settings), sent[-1].id, target)
+        answer = await self._http.get(
+            f"{SERVICES}/v1/track/{kind}/{token}", headers={"user-agent": user_agent}
+        )  # (the ASGI transport returns once the reaction is routed, after the answer)
+        await run.settled()
+        return answer.status_code
 
     def run(self, journey_id: str, customer_id: str) -> Run:
         """The customer's enrollment in the journey (started by an entry event)."""

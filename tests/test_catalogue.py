@@ -45,7 +45,7 @@ async def test_each_version_is_read_once_and_older_listeners_are_kept(stack: Sta
     assert (await journeys.publish(v2))[0] == 2
 
     def mine(found: list[Any]) -> tuple[int, set[str]]:
-        [(spec, version, listening)] = [f for f in found if f[0].id == base.id]
+        [(spec, version, listening, _)] = [f for f in found if f[0].id == base.id]
         assert spec.goal == (v2.goal if version == 2 else None)
         return version, listening
 

@@ -67,6 +67,7 @@ def test_missing_secrets_are_named_in_one_line_and_nothing_is_written(
         JOURNEYS_DATA_DIR=str(data),
         JOURNEYS_UNSUBSCRIBE_SECRET="null",
         JOURNEYS_WEBHOOK_SECRET="null",
+        JOURNEYS_TRACKING_SECRET="0" * 64,
         JOURNEYS_SERVICES_KEY="0" * 64,
         JOURNEYS_SANDBOX="false",
     )
@@ -85,6 +86,7 @@ def test_missing_secrets_are_named_in_one_line_and_nothing_is_written(
         JOURNEYS_SERVICES_KEY="0" * 64,
         JOURNEYS_UNSUBSCRIBE_SECRET="0" * 64,
         JOURNEYS_WEBHOOK_SECRET="0" * 64,
+        JOURNEYS_TRACKING_SECRET="0" * 64,
         JOURNEYS_SANDBOX="true",
     )
     assert sandboxed.stderr.startswith(

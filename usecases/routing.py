@@ -43,6 +43,8 @@ class Routed:
 class _Catalog:
     entries: dict[str, list[tuple[JourneySpec, int]]]
     listeners: dict[str, list[str]]
+    own_reactions: dict[str, set[str]]
+    """By journey: reaction names only its reaction waits take (its own messages')."""
     marketing: set[str]
     """Journeys whose latest version sends marketing messages."""
     loaded_at: float
@@ -52,17 +54,33 @@ class Counts:
     """`journeys_events` on /metrics: events the API took, by outcome (accepted: new to
     it; duplicate: a message id it had routed; refused: too large, or for a customer being
     erased; routed: handed to Temporal; entered and signalled: what routing did) and by
-    source (`events`, or `segment`)."""
+    source (`events`, `segment`, or `reactions`); and `journeys_reactions`."""
 
     def __init__(self, client: Client):
         runtime = client.service_client.config.runtime or Runtime.default()
         self._counter = runtime.metric_meter.create_counter(
             "journeys_events", "Events the API took, by outcome and source"
         )
+        self._reactions = runtime.metric_meter.create_counter(
+            "journeys_reactions",
+            "Reactions to messages, by reaction, channel, machine and whether the first",
+        )
 
     def add(self, outcome: str, n: int, source: str) -> None:
         if n:
             self._counter.add(n, {"outcome": outcome, "source": source})
+
+    def reaction(self, reaction: str, channel: str, *, machine: bool, first: bool) -> None:
+        """`journeys_reactions`: every open, click, bounce or reply, repeats too."""
+        self._reactions.add(
+            1,
+            {
+                "reaction": reaction,
+                "channel": channel,
+                "machine": str(machine).lower(),
+                "first": str(first).lower(),
+            },
+        )
 
 
 class EventRouter:
@@ -97,15 +115,18 @@ class EventRouter:
                 entries: dict[str, list[tuple[JourneySpec, int]]] = defaultdict(list)
                 listeners: dict[str, list[str]] = defaultdict(list)
                 marketing: set[str] = set()
-                for spec, version, listening in await self._journeys.latest():
+                own: dict[str, set[str]] = {}
+                for spec, version, listening, own_reactions in await self._journeys.latest():
                     if spec.entry.event is not None:  # audience entries enrol on their own
                         entries[spec.entry.event].append((spec, version))
                     for name in listening:
                         listeners[name].append(spec.id)
+                    if own_reactions:
+                        own[spec.id] = own_reactions
                     if spec.sends_marketing():
                         marketing.add(spec.id)
                 self._catalog = _Catalog(
-                    dict(entries), dict(listeners), marketing, time.monotonic()
+                    dict(entries), dict(listeners), own, marketing, time.monotonic()
                 )
             return self._catalog
 
@@ -137,7 +158,15 @@ class EventRouter:
             if evaluate(spec.entry.where, {"event": event.scope()})
         ]
         entered_ids = {spec.id for spec, _ in entering}
-        listening = [j for j in catalog.listeners.get(event.name, []) if j not in entered_ids]
+        listening = [
+            j
+            for j in catalog.listeners.get(event.name, [])
+            if j not in entered_ids
+            and (
+                event.name not in catalog.own_reactions.get(j, ())
+                or event.properties.get("journey_id") == j
+            )
+        ]  # a reaction to another journey's message costs no signal where only its own count
         senders = catalog.marketing & (entered_ids | set(listening))
         if len(senders) <= 1:  # no send of another journey can race one it leads to
             event = event.model_copy(update={"contested": False})

@@ -53,9 +53,10 @@ from journeys.schemas.journey import (
     Step,
     UpdateProfileStep,
     WaitForEventStep,
+    WaitForReactionStep,
     WaitStep,
 )
-from journeys.schemas.predicates import evaluate
+from journeys.schemas.predicates import AllOf, Comparison, Predicate, evaluate
 from journeys.workflows import patches
 from journeys.workflows.clock import local_time
 from journeys.workflows.controls import Controls
@@ -222,6 +223,8 @@ class Interpreter:
                 return await self._wait(step)
             case WaitForEventStep():
                 return await self._wait_for_event(step)
+            case WaitForReactionStep():
+                return await self._wait_for_reaction(step)
             case BranchStep():
                 return await self._branch(step)
             case SplitStep():
@@ -261,26 +264,52 @@ class Interpreter:
         return step.next
 
     async def _wait_for_event(self, step: WaitForEventStep) -> str | None:
-        until = self._now() + self._spec.scaled(step.timeout)
-        self._keep_inbox(starting=True)
         condition = EventCondition(event=step.event, where=step.where)
+        found = await self._wait_for(condition, step.timeout, f"waiting for {step.event}")
+        if found:
+            self._record(f"event {step.event}")
+            return step.on_event
+        return None if self._ending else step.on_timeout
+
+    async def _wait_for_reaction(self, step: WaitForReactionStep) -> str | None:
+        """A wait_for_event on the reaction to the send step's last message (by its
+        ledger id); a message not sent has none, so its timeout edge is taken at once."""
+        sent = self._carry.context.get("steps", {}).get(step.send, {})
+        if sent.get("status") != "sent":
+            self._record(f"{step.send} not sent")
+            return step.on_timeout
+        condition = EventCondition(event=step.event, where=_reaction_filter(step, sent))
+        what = f"waiting for {step.send}'s message to be {step.reaction}"
+        if await self._wait_for(condition, step.timeout, what):
+            self._record(step.reaction)
+            return step.on_reaction
+        return None if self._ending else step.on_timeout
+
+    async def _wait_for(self, condition: EventCondition, timeout: timedelta, what: str) -> bool:
+        """Wait up to `timeout` for an event meeting `condition`: whether it came (it is
+        then the last event). When it did not, the path says why the wait ended."""
+        until = self._now() + self._spec.scaled(timeout)
+        self._keep_inbox(starting=True)
         event = await self._until(
-            Waiting(event=step.event, until=until), lambda: self._take(condition)
+            Waiting(event=condition.event, until=until), lambda: self._take(condition), what
         )
         if event is not None:
             self._carry.last_event = event
-            self._record(f"event {step.event}")
-            return step.on_event
+            return True
         self._record(self._controls.skipped or self._interrupted() or "timeout")
-        return None if self._ending else step.on_timeout
+        return False
 
     async def _until(
-        self, waiting: Waiting, arrived: Callable[[], CustomerEvent | None] = lambda: None
+        self,
+        waiting: Waiting,
+        arrived: Callable[[], CustomerEvent | None] = lambda: None,
+        what: str | None = None,
     ) -> CustomerEvent | None:
         """Wait durably until `arrived()` finds an event, the enrollment ends, an operator
-        cuts the wait short, or `waiting.until`. The event found, if that ended it."""
+        cuts the wait short, or `waiting.until`. The event found, if that ended it. `what`
+        is what the Temporal UI says it waits for."""
         self._waiting = waiting
-        what = f"waiting for {waiting.event}" if waiting.event else (waiting.reason or "waiting")
+        what = what or waiting.reason or "waiting"
         until = local_time(waiting.until, self._input.timezone)
         self._details(f"step {self._carry.step}, {what} until {until}")
         remaining = max(waiting.until - self._now(), timedelta(0))
@@ -418,6 +447,7 @@ class Interpreter:
             journey_caps=self._spec.frequency_caps,
             abandon=abandon,
             best_time_within=best_within,
+            tracking=self._spec.tracking,
         )
         result, error = await self._call(
             Sends.send,
@@ -577,3 +607,20 @@ class Interpreter:
         if condition is None or condition.event != event.name:
             return False
         return evaluate(condition.where, {"event": event.scope()})
+
+
+def _reaction_filter(step: WaitForReactionStep, sent: dict[str, Any]) -> Predicate:
+    """Which reaction events a reaction wait takes: of that message (a simulated send has
+    no ledger id, and so no reaction: the backtest's declared assumption), a human's
+    unless machines count, of the one link if it names one."""
+    delivery_id = sent.get("delivery_id")
+    wanted: list[Predicate] = [
+        Comparison(
+            field="event.delivery_id", op="eq", value=-1 if delivery_id is None else delivery_id
+        )
+    ]
+    if not step.count_machine:
+        wanted.append(Comparison(field="event.machine", op="ne", value=True))
+    if step.link is not None:
+        wanted.append(Comparison(field="event.link", op="eq", value=step.link))
+    return AllOf(all=wanted)

@@ -62,7 +62,7 @@ async def list_journeys(
             entry_event=spec.entry.event,
             steps=len(spec.steps),
         )
-        for spec, version, _ in await stores.journeys.latest()
+        for spec, version, *_ in await stores.journeys.latest()
     ]
     return paginate(sorted(found, key=lambda j: j.id), lambda j: j.id, limit, cursor)
 

@@ -31,7 +31,7 @@ async def put_template(template_id: Slug, body: TemplateIn, stores: StoresDep) -
             raise problem(422, error, "body", *field.split("."))
     templates = {t.id: t for t in await stores.templates.all()} | {template.id: template}
     errors = []
-    for spec, _, _ in await stores.journeys.latest():
+    for spec, *_ in await stores.journeys.latest():
         if not any(getattr(step, "template", None) == template_id for step in spec.steps):
             continue
         for found in check_journey(spec, templates=templates):

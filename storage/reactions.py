@@ -1,0 +1,92 @@
+"""Reactions as counted per message: the first of each kind (a machine's apart) is routed
+as an event; repeats only count. Read by the funnel, per send step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from journeys.schemas.reactions import Sent
+from journeys.storage.tables import DeliveryRow, ReactionRow
+
+
+class ReactionStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+
+    async def sent(self, delivery_id: int) -> tuple[Sent, datetime, list[str]] | None:
+        """A sent message by its ledger id: what a reaction is attributed to, when it was
+        sent, and the links it tracks. None when there is no such message (never, not
+        sent, or erased with its customer)."""
+        async with self._sessions() as session:
+            row = await session.get(DeliveryRow, delivery_id)
+            if row is None or row.status != "sent":
+                return None
+            sent = Sent(
+                delivery_id=delivery_id,
+                customer_id=row.customer_id,
+                journey_id=row.journey_id,
+                version=row.version,
+                step_id=row.step_id,
+                channel=row.channel,
+            )
+            links = (row.content or {}).get("links") or []
+            return sent, row.updated_at, [str(link) for link in links]
+
+    async def count(self, sent: Sent, reaction: str, machine: bool, at: datetime) -> bool:
+        """Count one reaction: whether it is the message's first of its kind."""
+        row = ReactionRow(
+            delivery_id=sent.delivery_id,
+            customer_id=sent.customer_id,
+            journey_id=sent.journey_id,
+            version=sent.version,
+            step_id=sent.step_id,
+            channel=sent.channel,
+            reaction=reaction,
+            machine=machine,
+            first_at=at,
+            last_at=at,
+        )
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(row)
+            return True
+        except IntegrityError:
+            pass
+        async with self._sessions() as session, session.begin():
+            await session.exec(  # type: ignore[call-overload]
+                update(ReactionRow)
+                .where(
+                    col(ReactionRow.delivery_id) == sent.delivery_id,
+                    col(ReactionRow.reaction) == reaction,
+                    col(ReactionRow.machine) == machine,
+                )
+                .values(count=col(ReactionRow.count) + 1, last_at=at)
+            )
+        return False
+
+    async def step_counts(
+        self, journey_id: str, version: int
+    ) -> list[tuple[str, str, bool, int, int]]:
+        """(step, reaction, machine, messages, reactions) for a journey version: the
+        funnel's reaction figures (messages: how many had one; reactions: repeats too)."""
+        async with self._sessions() as session:
+            query = (
+                select(  # type: ignore[call-overload]
+                    ReactionRow.step_id,
+                    ReactionRow.reaction,
+                    ReactionRow.machine,
+                    func.count(col(ReactionRow.id)),
+                    func.sum(col(ReactionRow.count)),
+                )
+                .where(ReactionRow.journey_id == journey_id, ReactionRow.version == version)
+                .group_by(
+                    col(ReactionRow.step_id), col(ReactionRow.reaction), col(ReactionRow.machine)
+                )
+            )
+            rows = (await session.exec(query)).all()
+            return [(s, r, bool(m), int(n), int(total or 0)) for s, r, m, n, total in rows]
