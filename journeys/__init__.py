@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         Step,
         UpdateProfileStep,
         WaitForEventStep,
+        WaitForReactionStep,
         WaitStep,
     )
     from journeys.schemas.predicates import AllOf, AnyOf, Comparison, Not, Predicate
@@ -67,6 +68,7 @@ _HOMES = {
         "Step",
         "UpdateProfileStep",
         "WaitForEventStep",
+        "WaitForReactionStep",
         "WaitStep",
     ),
     "journeys.schemas.predicates": ("AllOf", "AnyOf", "Comparison", "Not", "Predicate"),
@@ -100,6 +102,7 @@ __all__ = [
     "Step",
     "UpdateProfileStep",
     "WaitForEventStep",
+    "WaitForReactionStep",
     "WaitStep",
     "action",
 ]
