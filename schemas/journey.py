@@ -17,7 +17,7 @@ from journeys.schemas.base import Schema
 from journeys.schemas.formula import parse
 from journeys.schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
 from journeys.schemas.predicates import Predicate, fields
-from journeys.schemas.reactions import Reaction
+from journeys.schemas.reactions import Reaction, event_name
 from journeys.schemas.wire import Duration
 from journeys.schemas.zones import TimeZone
 
@@ -238,7 +238,7 @@ class WaitForReactionStep(_Step):
     @property
     def event(self) -> str:
         """The reaction's event name (`message.opened`)."""
-        return "message." + self.reaction
+        return event_name(self.reaction)
 
 
 class BranchCase(_Model):

@@ -182,6 +182,13 @@ def with_pixel(html: str, pixel_url: str) -> str:
     return html[:at] + img + html[at:]
 
 
+def tracking_url(base_url: str, key: bytes, delivery_id: int, target: str | int) -> str:
+    """Where a message's pixel (`OPEN`) or its `target`th link leads: the API's tracking
+    route, with the signed token."""
+    kind = "open" if target == OPEN else "click"
+    return f"{base_url.rstrip('/')}/v1/track/{kind}/{token(key, delivery_id, target)}"
+
+
 def tracked_email(
     rendered: dict[str, str], delivery_id: int, key: bytes, base_url: str, *, skip: set[str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -191,16 +198,13 @@ def tracked_email(
     html = rendered.get("html")
     if not html:
         return rendered, []
-    base = base_url.rstrip("/")
 
     def click(i: int) -> str:
-        return f"{base}/v1/track/click/{token(key, delivery_id, i)}"
+        return tracking_url(base_url, key, delivery_id, i)
 
     html, links = track_links(html, click, skip=skip)
-    out = {
-        **rendered,
-        "html": with_pixel(html, f"{base}/v1/track/open/{token(key, delivery_id, OPEN)}"),
-    }
+    pixel = tracking_url(base_url, key, delivery_id, OPEN)
+    out = {**rendered, "html": with_pixel(html, pixel)}
     text = out.get("body") or ""
     for i, link in sorted(enumerate(links), key=lambda found: -len(found[1])):
         alone = rf"(?<![\w/]){re.escape(link)}(?![\w/?#%=&-]|\.\w)"  # not inside a longer URL

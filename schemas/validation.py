@@ -140,17 +140,12 @@ def _reactions(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:
     click is of a message with a link (an email's HTML or a URL to tap)."""
     problems: list[Problem] = []
     for i, step in enumerate(spec.steps):
-        if not isinstance(step, WaitForReactionStep) or step.send not in index:
-            if isinstance(step, WaitForReactionStep):
-                problems.append(
-                    Problem(_loc(i, "send"), f"step '{step.id}': unknown step id '{step.send}'")
-                )
+        if not isinstance(step, WaitForReactionStep):
             continue
-        send = spec.steps[index[step.send]]
+        send = spec.steps[index[step.send]] if step.send in index else None
         if not isinstance(send, SendStep):
-            problems.append(
-                Problem(_loc(i, "send"), f"step '{step.id}': '{step.send}' is not a send step")
-            )
+            why = "is not a send step" if send is not None else "is no step of this journey"
+            problems.append(Problem(_loc(i, "send"), f"step '{step.id}': '{step.send}' {why}"))
             continue
         channels: list[str] = [send.channel, *send.fallbacks]
         if send.channel == BEST_CHANNEL:  # the customer's preferred channel: any of them

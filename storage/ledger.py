@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from journeys.schemas.delivery import Delivery, SendRequest, SendResult
 from journeys.schemas.profile import Profile
+from journeys.schemas.reactions import Sent
 from journeys.schemas.send_decision import (
     Earlier,
     Rules,
@@ -206,6 +207,25 @@ class DeliveryLedger:
             session.add_all(rows)
             await session.commit()
             return result.model_copy(update={"delivery_id": row.id, "channel": row.channel})
+
+    async def sent_message(self, delivery_id: int) -> tuple[Sent, datetime, list[str]] | None:
+        """A sent message by its ledger id: what a reaction is attributed to, when it was
+        sent, and the links it tracks. None when there is no such message (never, not
+        sent, or erased with its customer)."""
+        async with self._sessions() as session:
+            row = await session.get(DeliveryRow, delivery_id)
+            if row is None or row.status != "sent":
+                return None
+            sent = Sent(
+                delivery_id=delivery_id,
+                customer_id=row.customer_id,
+                journey_id=row.journey_id,
+                version=row.version,
+                step_id=row.step_id,
+                channel=row.channel,
+            )
+            links = (row.content or {}).get("links") or []
+            return sent, row.updated_at, [str(link) for link in links]
 
     async def provider_update(self, provider_id: str, status: str, detail: str | None) -> bool:
         """A provider's later word on a message (a delivery receipt); False if unknown."""

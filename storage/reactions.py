@@ -11,31 +11,12 @@ from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from journeys.schemas.reactions import Sent
-from journeys.storage.tables import DeliveryRow, ReactionRow
+from journeys.storage.tables import ReactionRow
 
 
 class ReactionStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
-
-    async def sent(self, delivery_id: int) -> tuple[Sent, datetime, list[str]] | None:
-        """A sent message by its ledger id: what a reaction is attributed to, when it was
-        sent, and the links it tracks. None when there is no such message (never, not
-        sent, or erased with its customer)."""
-        async with self._sessions() as session:
-            row = await session.get(DeliveryRow, delivery_id)
-            if row is None or row.status != "sent":
-                return None
-            sent = Sent(
-                delivery_id=delivery_id,
-                customer_id=row.customer_id,
-                journey_id=row.journey_id,
-                version=row.version,
-                step_id=row.step_id,
-                channel=row.channel,
-            )
-            links = (row.content or {}).get("links") or []
-            return sent, row.updated_at, [str(link) for link in links]
 
     async def count(self, sent: Sent, reaction: str, machine: bool, at: datetime) -> bool:
         """Count one reaction: whether it is the message's first of its kind."""

@@ -366,11 +366,10 @@ class JourneyKit:
         deliveries = await self.stores.ledger.for_customer(run.customer_id)
         sent = [d for d in deliveries if (d.journey_id, d.step_id) == (run.journey_id, step)]
         assert sent, f"{run.journey_id} sent nothing at step {step}"
-        kind = "open" if target == reactions.OPEN else "click"
-        token = reactions.token(tracking_key(self.settings), sent[-1].id, target)
-        answer = await self._http.get(
-            f"{SERVICES}/v1/track/{kind}/{token}", headers={"user-agent": user_agent}
-        )  # (the ASGI transport returns once the reaction is routed, after the answer)
+        key = tracking_key(self.settings)
+        url = reactions.tracking_url(self.settings.public_url, key, sent[-1].id, target)
+        answer = await self._http.get(url, headers={"user-agent": user_agent})
+        # (the ASGI transport returns once the reaction is routed, after the answer)
         await run.settled()
         return answer.status_code
 

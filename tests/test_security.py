@@ -104,6 +104,12 @@ async def test_public_routes_and_offline_docs(anonymous: httpx.AsyncClient) -> N
     assert (await anonymous.get("/static/docs/../../api/app.py")).status_code == 404
     # A signed unsubscribe link is its own authority: a bad one is simply unknown.
     assert (await anonymous.get("/v1/unsubscribe/forged.token")).status_code == 404
+    # The tracking routes take no key, and a token this deployment did not sign is a 404
+    # that leads nowhere (issue 30); one past the bound is a 422.
+    for route in ("open", "click"):
+        forged = await anonymous.get(f"/v1/track/{route}/1.0.AAAAAAAAAAAAAAAA")
+        assert forged.status_code == 404 and "location" not in forged.headers
+        assert (await anonymous.get(f"/v1/track/{route}/1.0.{'A' * 80}")).status_code == 422
 
 
 async def test_keys_are_shown_once_used_and_revoked(

@@ -22,6 +22,7 @@ from journeys.schemas.access import public
 from journeys.schemas.settings import Settings
 from journeys.storage.stores import Stores
 from journeys.usecases.reactions import react
+from journeys.usecases.routing import EventRouter
 
 router = APIRouter(prefix="/v1/track", tags=["tracking"])
 
@@ -33,43 +34,34 @@ Token = Annotated[
 NO_STORE = {"Cache-Control": "no-store, private"}
 
 
-async def _message(
-    request: Request, stores: Stores, settings: Settings, token: str, wanted: str
-) -> tuple[reactions.Sent, float, str | None]:
-    """The message a token names, seconds since it was sent, and for a click its link."""
+NOT_FOUND = "unknown, tampered or expired tracking link"
+
+
+async def _react(
+    request: Request,
+    token: str,
+    reaction: str,
+    background: BackgroundTasks,
+    stores: Stores,
+    events: EventRouter,
+    settings: Settings,
+) -> str | None:
+    """Check the token, and record the reaction once the answer is out: for a click, the
+    link it leads to (the message's own, as rendered). 404 for any token that is not a
+    live message's, before anything is recorded."""
     verified = reactions.verify(request.app.state.tracking_key, token)
-    if verified is None or (verified[1] == reactions.OPEN) != (wanted == "opened"):
-        raise problem(404, "unknown or tampered tracking link", "path", "token")
+    if verified is None or (verified[1] == reactions.OPEN) != (reaction == "opened"):
+        raise problem(404, NOT_FOUND, "path", "token")
     delivery_id, target = verified
-    found = await stores.reactions.sent(delivery_id)
+    found = await stores.ledger.sent_message(delivery_id)
     if found is None:
-        raise problem(404, "unknown or tampered tracking link", "path", "token")
+        raise problem(404, NOT_FOUND, "path", "token")
     sent, sent_at, links = found
     age = (datetime.now(UTC) - sent_at).total_seconds()
-    if age > settings.tracking_ttl.total_seconds():
-        raise problem(404, "this tracking link has expired", "path", "token")
-    if wanted == "opened":
-        return sent, age, None
-    assert isinstance(target, int)
-    if target >= len(links):
-        raise problem(404, "unknown or tampered tracking link", "path", "token")
-    return sent, age, links[target]
-
-
-def _record(
-    background: BackgroundTasks,
-    request: Request,
-    stores: Stores,
-    events: RouterDep,
-    settings: Settings,
-    sent: reactions.Sent,
-    reaction: str,
-    age: float,
-    link: str | None = None,
-) -> None:
-    machine = reactions.is_machine(
-        request.headers.get("user-agent", ""), age, reaction, settings.tracking_scanner_seconds
-    )
+    link = links[target] if isinstance(target, int) and target < len(links) else None
+    if age > settings.tracking_ttl.total_seconds() or (reaction == "clicked" and link is None):
+        raise problem(404, NOT_FOUND, "path", "token")
+    agent = request.headers.get("user-agent", "")
     background.add_task(
         react,
         stores,
@@ -78,9 +70,10 @@ def _record(
         reaction,
         datetime.now(UTC),
         max_bytes=settings.max_event_bytes,
-        machine=machine,
+        machine=reactions.is_machine(agent, age, reaction, settings.tracking_scanner_seconds),
         link=link,
     )
+    return link
 
 
 @router.get(
@@ -99,8 +92,7 @@ async def opened(
 ) -> Response:
     """An email's open pixel: a transparent GIF; the message's `message.opened` (a mail
     privacy proxy's open is a machine's)."""
-    sent, age, _ = await _message(request, stores, settings, token, "opened")
-    _record(background, request, stores, events, settings, sent, "opened", age)
+    await _react(request, token, "opened", background, stores, events, settings)
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
@@ -117,7 +109,6 @@ async def clicked(
     """A tracked link: a redirect to the link as the message had it; the message's
     `message.clicked` with the link (a scanner's click, or one within seconds of the
     send, is a machine's)."""
-    sent, age, link = await _message(request, stores, settings, token, "clicked")
+    link = await _react(request, token, "clicked", background, stores, events, settings)
     assert link is not None
-    _record(background, request, stores, events, settings, sent, "clicked", age, link)
     return RedirectResponse(link, status_code=302, headers=NO_STORE)
