@@ -19,7 +19,11 @@ class ReactionStore:
         self._sessions = sessions
 
     async def count(self, sent: Sent, reaction: str, machine: bool, at: datetime) -> bool:
-        """Count one reaction: whether it is the message's first of its kind."""
+        """Count one reaction: whether it is the message's first of its kind. A repeat (the
+        common case: proxies and people open a message again) is one UPDATE; the first is
+        an INSERT, and a first that raced another becomes a repeat."""
+        if await self._again(sent, reaction, machine, at):
+            return False
         row = ReactionRow(
             delivery_id=sent.delivery_id,
             customer_id=sent.customer_id,
@@ -36,10 +40,13 @@ class ReactionStore:
             async with self._sessions() as session, session.begin():
                 session.add(row)
             return True
-        except IntegrityError:
-            pass
+        except IntegrityError:  # the same first, counted meanwhile by another request
+            return not await self._again(sent, reaction, machine, at)
+
+    async def _again(self, sent: Sent, reaction: str, machine: bool, at: datetime) -> bool:
+        """Count a repeat; False when the message has no reaction of this kind yet."""
         async with self._sessions() as session, session.begin():
-            await session.exec(  # type: ignore[call-overload]
+            done = await session.exec(  # type: ignore[call-overload]
                 update(ReactionRow)
                 .where(
                     col(ReactionRow.delivery_id) == sent.delivery_id,
@@ -48,7 +55,7 @@ class ReactionStore:
                 )
                 .values(count=col(ReactionRow.count) + 1, last_at=at)
             )
-        return False
+            return bool(done.rowcount)
 
     async def step_counts(
         self, journey_id: str, version: int
