@@ -24,6 +24,7 @@ import httpx
 from sqlmodel import SQLModel
 
 from journeys.activities.http import Permanent, ServiceRefused, call
+from journeys.schemas import feedback
 from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import WEBHOOK_HEADER, sign_webhook
 from journeys.storage.secrets import fcm_token, twilio_token, webhook_key
@@ -42,6 +43,8 @@ class Outbound:
     content: dict[str, str]
     unsubscribe_url: str | None = None
     """Set for marketing messages: email puts it in List-Unsubscribe (RFC 8058)."""
+    delivery_id: int | None = None
+    """The ledger row: what an email provider's feedback about the message names."""
 
     @property
     def address(self) -> str:
@@ -86,7 +89,9 @@ class InAppChannel:
 
 class EmailChannel:
     """Email over SMTP. The Message-ID is derived from the idempotency key, so anything
-    downstream can recognise a message it has seen."""
+    downstream can recognise a message it has seen; with SES or SendGrid taking the
+    hand-off (`email_provider`), the message is tagged with its ledger row, which their
+    bounce, complaint and delivery callbacks name."""
 
     name = "email"
 
@@ -106,6 +111,8 @@ class EmailChannel:
         digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
         email["Message-ID"] = f"<{digest}@journeys>"
         email["X-Journey"] = f"{message.journey_id}/{message.step_id}"
+        for name, value in self._tags(message.delivery_id).items():
+            email[name] = value
         if message.unsubscribe_url:
             email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -113,6 +120,15 @@ class EmailChannel:
         if c.get("html"):
             email.add_alternative(c["html"], subtype="html")
         return email
+
+    def _tags(self, delivery_id: int | None) -> dict[str, str]:
+        """The headers that make the provider's bounces and complaints name the row."""
+        s = self._settings
+        if delivery_id is None or s.email_provider == "smtp":
+            return {}
+        if s.email_provider == "ses":
+            return feedback.ses_tags(delivery_id, s.ses_configuration_set)
+        return feedback.sendgrid_tags(delivery_id)
 
     async def deliver(self, message: Outbound) -> Delivered:
         try:

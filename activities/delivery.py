@@ -127,6 +127,7 @@ class DeliveryActivities(Sends):
             addresses=profile.addresses(channel.name),
             content=rendered,
             unsubscribe_url=unsubscribe_url if request.topic == "marketing" else None,
+            delivery_id=reservation.delivery_id,
         )
         try:
             delivered = await channel.deliver(message)

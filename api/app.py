@@ -30,16 +30,19 @@ from journeys.api.routes import (
     migrations,
     providers,
     segment,
+    suppressions,
     templates,
     tracking,
     unsubscribe,
 )
+from journeys.clients.sns import SnsTrust
 from journeys.runtime.health import answers, temporal_answers
 from journeys.runtime.telemetry import instrument_app
 from journeys.schemas.access import public
 from journeys.schemas.segment import PATHS as segment_paths
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
+from journeys.services.email_sandbox import SendGridSandbox, SesSandbox
 from journeys.services.sandbox import Sandbox, build_router
 from journeys.storage.secrets import secret, services_key, tracking_key, unsubscribe_key
 from journeys.storage.stores import Stores
@@ -119,15 +122,21 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         funnels,
         unsubscribe,
         tracking,
+        suppressions,
         decisioning,
         keys,
     )
     for module in (*routes, providers):
         app.include_router(module.router)
     app.include_router(enrollments.bulk)
+    app.state.sns = SnsTrust(settings)
+    app.state.sendgrid_key = settings.sendgrid_webhook_public_key
     if settings.sandbox:
         app.state.sandbox = Sandbox(settings)
         app.include_router(build_router(app.state.sandbox))
+        app.state.ses_sandbox = SesSandbox(settings)
+        app.include_router(app.state.ses_sandbox.router())
+        app.state.sendgrid_key = app.state.sendgrid_key or SendGridSandbox(settings).public_key()
 
     @app.get("/healthz", tags=["health"])
     @public()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, StrictFloat
 
+from journeys.schemas import suppression
 from journeys.schemas.base import Schema
 from journeys.schemas.guardrails import Topic
 from journeys.schemas.journey import Channel
@@ -92,14 +93,19 @@ class Profile(Schema):
             return "unsubscribed"
         return None
 
-    def reachable(self, candidates: list[str], topic: Topic) -> tuple[str | None, str]:
-        """The first candidate channel with consent and an address, or None and why the
-        first candidate was refused."""
+    def reachable(
+        self, candidates: list[str], topic: Topic, suppressed: Mapping[str, str] | None = None
+    ) -> tuple[str | None, str]:
+        """The first candidate channel with consent and an address (not on the suppression
+        list: `suppressed` names its channels and why), or None and why the first
+        candidate was refused."""
         refusals: list[str] = []
         for channel in candidates:
-            refusal = self.refusal(channel, topic) or (
+            refusal: str | None = self.refusal(channel, topic) or (
                 None if self.address(channel) else "no_address"
             )
+            if refusal is None and suppressed and channel in suppressed:
+                refusal = suppression.refusal(suppressed[channel])
             if refusal is None:
                 return channel, ""
             refusals.append(refusal)

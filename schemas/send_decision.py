@@ -7,7 +7,8 @@ their order live here and nowhere else:
 
 1. a settled key answers its first outcome; a granted one is granted again (a retry);
 2. an abandoned send (the enrollment ended) is suppressed;
-3. consent and an address: the first reachable channel of the candidates, else suppressed;
+3. consent and an address not on the suppression list: the first reachable channel of the
+   candidates, else suppressed (with the first candidate's reason);
 4. a dry run is suppressed, after the channel is chosen (it says which one);
 5. send-time optimisation defers to the customer's best hour;
 6. a transactional send goes now: no quiet hours, no caps;
@@ -23,8 +24,8 @@ the moment the send is for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -123,6 +124,8 @@ class Snapshot:
     profile: Profile
     earlier: Earlier | None
     slots: Sequence[Slot]
+    suppressed: Mapping[str, str] = field(default_factory=dict)
+    """Channels whose address (the profile's) is on the suppression list, and why."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def decide(snapshot: Snapshot, request: SendRequest, rules: Rules, at: datetime)
         return Verdict("suppress", reason="ended")
     profile = snapshot.profile
     candidates = channel_candidates(request.channel, request.fallbacks, profile.preferred_channel)
-    channel, refusal = profile.reachable(candidates, request.topic)
+    channel, refusal = profile.reachable(candidates, request.topic, snapshot.suppressed)
     if channel is None:
         return Verdict("suppress", reason=refusal)
     if request.dry_run:

@@ -123,6 +123,24 @@ class Settings(BaseSettings):
     fcm_access_token: SecretStr | None = None
     """OAuth 2 bearer token for FCM (minted from a service account by your platform)."""
 
+    email_provider: Literal["smtp", "ses", "sendgrid"] = "smtp"
+    """Who takes the SMTP hand-off, so its word on each message comes back: `ses` tags
+    every email for SES's bounce, complaint and delivery notifications (through SNS to
+    `/v1/providers/ses`), `sendgrid` for its Event Webhook (`/v1/providers/sendgrid`);
+    `smtp` tags nothing."""
+    ses_configuration_set: str | None = None
+    """The SES configuration set emails name (`X-SES-CONFIGURATION-SET`), whose event
+    destination is the SNS topic."""
+    ses_topic_arns: list[str] = Field(default_factory=list)
+    """SNS topics whose notifications are taken; any other topic's is refused (any AWS
+    account can have SNS sign a message). With the sandbox on, its topic is taken too."""
+    sendgrid_webhook_public_key: str | None = None
+    """The Event Webhook's verification key (base64, from SendGrid's Mail Settings); with
+    the sandbox on and none set, the sandbox's. Without one, no SendGrid event is taken."""
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    """Soft bounces in a row (no delivery between) that put an address on the suppression
+    list; a hard bounce does at once."""
+
     webhook_url: str | None = None
     """Where `webhook` sends are POSTed unless the message names a `url`; default: the
     sandbox's receiver."""

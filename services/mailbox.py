@@ -33,12 +33,15 @@ class Received:
 
 class Mailbox:
     """aiosmtpd handler: records every accepted message, and writes it as .eml to `folder`
-    when given. `on_data` lets a test hold or inspect a delivery in flight."""
+    when given. `on_data` lets a test hold or inspect a delivery in flight; `listeners`
+    hear of each message kept (the SES sandbox answers it as SES would)."""
 
     def __init__(self, folder: Path | None = None):
         self.folder = folder
         self.received: list[Received] = []
         self.on_data: Callable[[Any], None] | None = None
+        self.listeners: list[Callable[[Received], None]] = []
+        """Called with each accepted message, on the SMTP server's loop (the SES sandbox)."""
         self._lock = threading.Lock()
         self._next: int | None = None
         if folder:
@@ -54,6 +57,8 @@ class Mailbox:
             self.received.append(entry)
             if self.folder:
                 self._keep(raw)
+        for listen in self.listeners:
+            listen(entry)
         return "250 Message accepted for delivery"
 
     def _keep(self, raw: bytes) -> None:

@@ -290,6 +290,7 @@ async def forget_old_event_ids(stores: Stores, settings: Settings, every: float 
     while True:
         await stores.events.forget(datetime.now(UTC) - settings.event_ids_kept)
         await stores.events.forget_recorded(datetime.now(UTC) - settings.events_kept)
+        await stores.callbacks.forget(datetime.now(UTC) - settings.event_ids_kept)
         await asyncio.sleep(every)
 
 

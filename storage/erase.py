@@ -1,7 +1,7 @@
 """Erasing a customer's rows: the profile, the anonymous ids merged into it, every ledger
-entry (so their tracking links die), reaction, in-app message, offer grant, decision and
-audience-list membership, in one transaction; and the erasure window, during which the
-customer's events are refused."""
+entry (so their tracking links die), reaction, suppression found on them, in-app message,
+offer grant, decision and audience-list membership, in one transaction; and the erasure
+window, during which the customer's events are refused."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from journeys.storage.tables import (
     ProfileRow,
     ReactionRow,
     RecordedEventRow,
+    SuppressionRow,
 )
 
 
@@ -92,6 +93,9 @@ async def erase_customer(
             col(RecordedEventRow.customer_id) == customer_id
         ),
         "reactions": delete(ReactionRow).where(col(ReactionRow.customer_id) == customer_id),
+        "suppressions": delete(SuppressionRow).where(
+            col(SuppressionRow.customer_id) == customer_id
+        ),
         "offer_grants": delete(OfferGrantRow).where(col(OfferGrantRow.customer_id) == customer_id),
         "decisions": delete(DecisionRow).where(
             col(DecisionRow.key).like(f"journey/%/{escaped}/%", escape="\\")

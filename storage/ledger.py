@@ -37,8 +37,10 @@ from journeys.schemas.send_decision import (
     caps_for,
     decide,
 )
+from journeys.schemas.suppression import SUPPRESSED_CHANNELS
 from journeys.storage.db import serialize, write_turn
 from journeys.storage.profiles import load, stored_profile
+from journeys.storage.suppressions import SUPPRESSED
 from journeys.storage.tables import DeliveryRow, ProfileRow, utcnow
 
 COUNTED = ("pending", "sent")
@@ -67,6 +69,19 @@ def _slot(row: Any) -> Slot:
         priority=row.priority,
         since=row.updated_at,
         key=row.idempotency_key,
+    )
+
+
+def _sent(row: DeliveryRow) -> Sent:
+    """What a reaction to the row's message is attributed to."""
+    assert row.id is not None
+    return Sent(
+        delivery_id=row.id,
+        customer_id=row.customer_id,
+        journey_id=row.journey_id,
+        version=row.version,
+        step_id=row.step_id,
+        channel=row.channel,
     )
 
 
@@ -123,7 +138,7 @@ def _reading(slots: bool) -> Any:
     me = select(bindparam("customer", type_=String).label("id")).subquery("me")
     wanted = col(DeliveryRow.idempotency_key) == bindparam("key")
     return (
-        select(col(ProfileRow.data).label("profile"), *_COLUMNS)
+        select(col(ProfileRow.data).label("profile"), *SUPPRESSED, *_COLUMNS)
         .select_from(me)
         .outerjoin(ProfileRow, col(ProfileRow.customer_id) == me.c.id)
         .outerjoin(
@@ -153,9 +168,10 @@ class DeliveryLedger:
         async with write_turn(self._sessions), self._sessions() as session:
             await serialize(session, f"customer:{request.customer_id}")
             at = request.at or utcnow()
-            profile, row, slots = await self._read(session, request, at, rules)
+            profile, row, slots, suppressed = await self._read(session, request, at, rules)
             earlier = Earlier(row.status, row.channel) if row is not None else None
-            verdict = decide(Snapshot(profile, earlier, slots), request, rules, at)
+            snapshot = Snapshot(profile, earlier, slots, suppressed)
+            verdict = decide(snapshot, request, rules, at)
             if verdict.kind == "earlier":  # settled earlier: its first outcome
                 assert row is not None
                 return Reservation("final", profile, row.channel, self._result(row))
@@ -208,24 +224,36 @@ class DeliveryLedger:
             await session.commit()
             return result.model_copy(update={"delivery_id": row.id, "channel": row.channel})
 
-    async def sent_message(self, delivery_id: int) -> tuple[Sent, datetime, list[str]] | None:
+    async def sent_message(
+        self, delivery_id: int, *, in_flight: bool = False
+    ) -> tuple[Sent, datetime, list[str]] | None:
         """A sent message by its ledger id: what a reaction is attributed to, when it was
         sent, and the links it tracks. None when there is no such message (never, not
-        sent, or erased with its customer)."""
+        sent, or erased with its customer). `in_flight`: one still being settled counts
+        (a provider's word can come before the send's own outcome is written)."""
         async with self._sessions() as session:
             row = await session.get(DeliveryRow, delivery_id)
-            if row is None or row.status != "sent":
+            statuses = ("sent", "pending") if in_flight else ("sent",)
+            if row is None or row.status not in statuses:
                 return None
-            sent = Sent(
-                delivery_id=delivery_id,
-                customer_id=row.customer_id,
-                journey_id=row.journey_id,
-                version=row.version,
-                step_id=row.step_id,
-                channel=row.channel,
-            )
             links = (row.content or {}).get("links") or []
-            return sent, row.updated_at, [str(link) for link in links]
+            return _sent(row), row.updated_at, [str(link) for link in links]
+
+    async def last_sent(self, customer_id: str, channel: str) -> Sent | None:
+        """The customer's latest message sent on `channel`: what a reply answers."""
+        async with self._sessions() as session:
+            query = (
+                select(DeliveryRow)
+                .where(
+                    DeliveryRow.customer_id == customer_id,
+                    DeliveryRow.channel == channel,
+                    DeliveryRow.status == "sent",
+                )
+                .order_by(col(DeliveryRow.id).desc())
+                .limit(1)
+            )
+            row = (await session.exec(query)).first()
+            return _sent(row) if row is not None else None
 
     async def provider_update(self, provider_id: str, status: str, detail: str | None) -> bool:
         """A provider's later word on a message (a delivery receipt); False if unknown."""
@@ -311,11 +339,11 @@ class DeliveryLedger:
     @classmethod
     async def _read(
         cls, session: AsyncSession, request: SendRequest, at: datetime, rules: Rules
-    ) -> tuple[Profile, _Entry | None, list[Slot]]:
-        """The profile, the key's row, and the marketing sends holding a slot in the
-        widest window of any cap (as `_slots` finds them; which caps apply depends on the
-        channel, which depends on the profile), in one statement: the customer, joined to
-        their profile and to those rows."""
+    ) -> tuple[Profile, _Entry | None, list[Slot], dict[str, str]]:
+        """The profile, the key's row, the marketing sends holding a slot in the widest
+        window of any cap (as `_slots` finds them; which caps apply depends on the channel,
+        which depends on the profile), and the channels whose address is suppressed (with
+        why), in one statement: the customer, joined to their profile and to those rows."""
         key, caps = request.idempotency_key, caps_for(request, rules, None)
         params: dict[str, Any] = {"customer": request.customer_id, "key": key}
         if caps:
@@ -325,7 +353,11 @@ class DeliveryLedger:
         profile = stored_profile(request.customer_id, found[0].profile)
         rows = [r for r in found if r.id is not None]
         row = next((_entry_of(r) for r in rows if r.idempotency_key == key), None)
-        return profile, row, [_slot(r) for r in rows if r.idempotency_key != key]
+        first = found[0]._mapping
+        suppressed: dict[str, str] = {
+            c: first[f"suppressed_{c}"] for c in SUPPRESSED_CHANNELS if first[f"suppressed_{c}"]
+        }
+        return profile, row, [_slot(r) for r in rows if r.idempotency_key != key], suppressed
 
     async def _slots(
         self,

@@ -284,6 +284,30 @@ class ProfileStore:
             await session.commit()
             return profile
 
+    async def set_consent(self, customer_id: str, channel: str, allowed: bool) -> Profile:
+        """Give or withdraw consent on one channel (a STOP or START reply). Given back, it
+        also ends the channel's marketing unsubscribe: START is the customer's word."""
+        async with self._sessions() as session:
+            row, profile = await load(session, customer_id)
+            unsubscribed = [c for c in profile.unsubscribed if allowed is False or c != channel]
+            consent: dict[Any, bool] = {**profile.consent, channel: allowed}
+            profile = profile.model_copy(update={"consent": consent, "unsubscribed": unsubscribed})
+            self._write(session, row, profile)
+            await session.commit()
+            return profile
+
+    async def with_phone(self, phone: str) -> str | None:
+        """The customer whose profile has this phone number (the most recently changed,
+        if several): who an inbound SMS is from."""
+        async with self._sessions() as session:
+            query = (
+                select(ProfileRow.customer_id)
+                .where(col(ProfileRow.data)["phone"].as_string() == phone)
+                .order_by(col(ProfileRow.updated_at).desc())
+                .limit(1)
+            )
+            return (await session.exec(query)).first()
+
     @staticmethod
     def _write(session: AsyncSession, row: ProfileRow | None, profile: Profile) -> None:
         data: dict[str, Any] = profile.model_dump(mode="json", exclude={"customer_id"})

@@ -13,6 +13,7 @@ from journeys.schemas.egress import Policy
 from journeys.storage import schema as migrations
 from journeys.storage.access import AuditLog, KeyStore
 from journeys.storage.audiences import AudienceStore
+from journeys.storage.callbacks import CallbackLog
 from journeys.storage.db import Transactions, checkpoints, make_engine, sessions
 from journeys.storage.erase import Erasures
 from journeys.storage.events import EventLog
@@ -22,6 +23,7 @@ from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.offers import OfferStore
 from journeys.storage.profiles import ProfileStore
 from journeys.storage.reactions import ReactionStore
+from journeys.storage.suppressions import SuppressionStore
 from journeys.storage.templates import TemplateStore
 
 
@@ -36,6 +38,8 @@ class Stores:
     offers: OfferStore
     events: EventLog
     reactions: ReactionStore
+    suppressions: SuppressionStore
+    callbacks: CallbackLog
     erasures: Erasures
     audiences: AudienceStore
     keys: KeyStore
@@ -79,6 +83,8 @@ class Stores:
             offers=OfferStore(factory),
             events=EventLog(transactions, unsubscribe_event),
             reactions=ReactionStore(factory),
+            suppressions=SuppressionStore(factory),
+            callbacks=CallbackLog(factory),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),

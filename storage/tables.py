@@ -202,6 +202,41 @@ class ReactionRow(SQLModel, table=True):
     last_at: datetime = Field(default_factory=utcnow)
 
 
+class SuppressionRow(SQLModel, table=True):
+    """An address on the suppression list (`schemas.suppression`). A row that counts soft
+    bounces is not yet `active`. Erased with the customer it was found on."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_suppressions_address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    address: str = Field(max_length=320)
+    active: bool = True
+    reason: str = Field(max_length=20)
+    source: str = Field(max_length=20)
+    detail: str | None = Field(default=None, max_length=500)
+    soft_bounces: int = 0
+    customer_id: str | None = Field(default=None, index=True, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProviderCallbackRow(SQLModel, table=True):
+    """A provider's callback event, once: a replay of its id changes nothing. Those about a
+    message this deployment does not know (`outcome` `unknown_message`) are kept for the
+    operator (`GET /v1/providers/callbacks`). Forgotten after `event_ids_kept`."""
+
+    __tablename__ = "provider_callbacks"
+    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_provider_callbacks_event"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=20)
+    event_id: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    delivery_id: int | None = None
+    outcome: str = Field(max_length=40)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class AudienceMemberRow(SQLModel, table=True):
     """One customer of an uploaded audience list."""
 

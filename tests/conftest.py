@@ -26,6 +26,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from journeys.runtime.codec import new_key
 from journeys.runtime.telemetry import install_tracing
 from journeys.schemas.settings import Settings
+from journeys.services.email_sandbox import SesSandbox, hook
 from journeys.services.mailbox import Mailbox, start_smtp
 from journeys.stack.embedded import Stack, free_port, running_stack, wait_for_temporal
 from journeys.testkit.kit import temporal_server
@@ -181,21 +182,34 @@ def settings(
         # them: the per-address limits are tested on apps of their own.
         auth_failure_burst=1_000_000,
         anonymous_rate_limit_burst=1_000_000,
+        # Emails go "through SES": the mailbox answers each with SES's notifications.
+        email_provider="ses",
+        ses_configuration_set=f"journeys-{request.param}",
     )
     if request.param == "sqlite":
-        yield Settings(**common)
+        yield _hearing(Settings(**common), mailbox[0])
     else:
         schemas = _postgres_schema()
         schema = next(schemas)
         # The PostgreSQL stack also encrypts its payloads, so every test runs both ways.
-        yield Settings(
-            **common,
-            database_url=POSTGRES_URL,
-            database_schema=schema,
-            payload_key=new_key(),
-            payload_key_id="test",
+        yield _hearing(
+            Settings(
+                **common,
+                database_url=POSTGRES_URL,
+                database_schema=schema,
+                payload_key=new_key(),
+                payload_key_id="test",
+            ),
+            mailbox[0],
         )
         next(schemas, None)
+
+
+def _hearing(settings: Settings, mailbox: Mailbox) -> Settings:
+    """The settings, with the shared mailbox telling their stack what SES would say about
+    each email naming its configuration set."""
+    mailbox.listeners.append(hook(SesSandbox(settings)))
+    return settings
 
 
 API_KEYS: dict[str, str] = {}

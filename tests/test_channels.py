@@ -180,4 +180,4 @@ async def test_the_sandboxes_want_keys_and_call_nothing_a_caller_names(
     forged = await anonymous.post(
         "/v1/providers/twilio/status", data={"MessageSid": "SMx", "MessageStatus": "delivered"}
     )
-    assert forged.status_code == 403
+    assert forged.status_code == 401

@@ -38,7 +38,7 @@ def command(base: str, key: str, report: Path, examples: int = EXAMPLES) -> list
         "--max-examples", str(examples),
         "--max-failures", "100",
         "--generation-deterministic",
-        "--workers", "1",
+        "--workers", "2",
         "--no-color",
         "--report", "junit", "--report-junit-path", str(report),
     ]  # fmt: skip

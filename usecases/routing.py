@@ -54,7 +54,8 @@ class Counts:
     """`journeys_events` on /metrics: events the API took, by outcome (accepted: new to
     it; duplicate: a message id it had routed; refused: too large, or for a customer being
     erased; routed: handed to Temporal; entered and signalled: what routing did) and by
-    source (`events`, `segment`, or `reactions`); and `journeys_reactions`."""
+    source (`events`, `segment`, or `reactions`); `journeys_reactions` and
+    `journeys_provider_callbacks`."""
 
     def __init__(self, client: Client):
         runtime = client.service_client.config.runtime or Runtime.default()
@@ -64,6 +65,10 @@ class Counts:
         self._reactions = runtime.metric_meter.create_counter(
             "journeys_reactions",
             "Reactions to messages, by reaction, channel, machine and whether the first",
+        )
+        self._callbacks = runtime.metric_meter.create_counter(
+            "journeys_provider_callbacks",
+            "Provider callback events, by source and outcome (applied, unknown_message)",
         )
 
     def add(self, outcome: str, n: int, source: str) -> None:
@@ -81,6 +86,10 @@ class Counts:
                 "first": str(first).lower(),
             },
         )
+
+    def callback(self, source: str, outcome: str) -> None:
+        """`journeys_provider_callbacks`: what each provider callback event came to."""
+        self._callbacks.add(1, {"source": source, "outcome": outcome})
 
 
 class EventRouter:
