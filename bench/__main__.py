@@ -25,7 +25,17 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import backtest, ingestion, operations, parked, reservations, services, sizing, versus
+from bench import (
+    backtest,
+    ingestion,
+    operations,
+    parked,
+    reservations,
+    services,
+    sizing,
+    tracking,
+    versus,
+)
 from bench.baseline import TrivialWorkflow
 from bench.stack import (
     Row,
@@ -233,6 +243,7 @@ def main() -> None:
             "versus",
             "parked",
             "backtest",
+            "tracking",
             "all",
         ],
         default="all",
@@ -246,7 +257,8 @@ def main() -> None:
         "workflow (--journey: only those whose name contains it); "
         "parked: --audience N enrollments parked at a wait, the worker's and API's memory; "
         "backtest: --customers N (100,000) over 30 days simulated, beside -n of them in "
-        "real Temporal",
+        "real Temporal; tracking: the tracked link and pixel vs a bare Starlette app, and a "
+        "reaction's cost through the router",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
@@ -274,6 +286,8 @@ def main() -> None:
         rows += asyncio.run(parked.measure(args.audience, console))
     if args.suite in ("backtest", "all"):
         rows += asyncio.run(backtest.measure(args.customers, args.n, console))
+    if args.suite in ("tracking", "all"):
+        rows += asyncio.run(tracking.measure(max(args.n, 2000), args.concurrency, console))
     if args.suite in ("sizing", "all"):
         asyncio.run(sizing.measure(args.n, args.concurrency, console))
     if rows:

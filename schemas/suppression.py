@@ -51,7 +51,9 @@ class Suppression(Schema):
     """An address on the list."""
 
     channel: SuppressedChannel
+    """The channel the address is suppressed on."""
     address: str
+    """The email address (case-folded) or phone number."""
     reason: Reason
     """`hard_bounce`, `soft_bounces` (the limit reached) or `manual`."""
     source: Source
@@ -59,3 +61,4 @@ class Suppression(Schema):
     detail: str | None = None
     """The provider's diagnostic (an SMTP status, a bounce subtype) or the operator's note."""
     created_at: datetime
+    """When it was first counted (a soft bounce) or suppressed."""

@@ -216,7 +216,8 @@ async def test_publish_versions_and_read_back(api: httpx.AsyncClient) -> None:
     v1 = (await api.get(f"/v1/journeys/{body['id']}/versions/1")).json()
     assert v1["spec"]["name"] == "Onboarding nudge"
     assert (await api.get(f"/v1/journeys/{body['id']}/versions/9")).status_code == 404
-    listed = {j["id"]: j for j in (await api.get("/v1/journeys")).json()["items"]}
+    everything = (await api.get("/v1/journeys", params={"limit": 1000})).json()["items"]
+    listed = {j["id"]: j for j in everything}
     assert listed[body["id"]]["version"] == 2
 
 

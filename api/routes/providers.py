@@ -227,9 +227,13 @@ class Unmatched(Schema):
     """A provider callback event about no message this deployment knows."""
 
     source: str
+    """`ses`, `sendgrid` or `twilio`."""
     event_id: str
+    """The provider's id for the event (SNS MessageId, sg_event_id, MessageSid)."""
     kind: str
+    """What it said: `bounced`, `complained`, `delivered`, `replied`..."""
     received_at: datetime
+    """When it came."""
 
 
 @router.get("/callbacks")
