@@ -217,6 +217,8 @@ class PushChannel:
         the device instead of showing twice (Android, APNs and Web Push alike)."""
         c = message.content
         data = {"journey": message.journey_id, "step": message.step_id}
+        if message.delivery_id is not None:  # the app names it when it reports an open
+            data["journeys_delivery"] = str(message.delivery_id)
         if c.get("url"):
             data["url"] = c["url"]
         collapse = hashlib.sha256(message.key.encode()).hexdigest()[:32]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool
 
 from journeys.schemas.base import Schema
 from journeys.schemas.delivery import TemplateContent
-from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
+from journeys.schemas.events import CUSTOMER_ID, CustomerEvent, sent_by_caller
 from journeys.schemas.journey import Channel, JourneySpec
 from journeys.schemas.profile import EMAIL, PHONE_MAX, Location
 from journeys.schemas.wire import Timestamp
@@ -35,8 +35,9 @@ class EventIn(Schema):
     customer_id: str = Field(min_length=1, max_length=200, pattern=CUSTOMER_ID)
     """Whose event it is: your id for the customer (1 to 200 printable characters; no
     `/`, quotes or spaces)."""
-    name: str = Field(min_length=1, max_length=200)
-    """What happened, e.g. `registration.completed`: journeys enter, wait and convert on names."""
+    name: Annotated[str, AfterValidator(sent_by_caller)] = Field(min_length=1, max_length=200)
+    """What happened, e.g. `registration.completed`: journeys enter, wait and convert on
+    names (`message.*` are the reactions this API makes itself)."""
     properties: dict[str, Any] = Field(default_factory=dict)
     """Details of the event; predicates and templates read them as `event.properties.*`."""
     timestamp: Timestamp | None = None

@@ -11,6 +11,18 @@ from pydantic import Field
 from journeys.schemas.base import Schema
 from journeys.schemas.wire import Timestamp
 
+RESERVED_PREFIX = "message."
+"""Event names of this product's own: a message's reactions (`message.opened`, ...), which
+only the tracking routes and provider callbacks make."""
+
+
+def sent_by_caller(name: str) -> str:
+    """An event name a caller may send: not a reaction's, so no key can forge an open."""
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(f"names starting {RESERVED_PREFIX!r} are reactions this API makes")
+    return name
+
+
 CUSTOMER_ID = r"""^[^\s\x00-\x1f\x7f-\x9f/\\"']+$"""
 """Customer ids: 1 to 200 characters, none of them whitespace, a control character, `/`,
 `\\`, `"` or `'`: so every id is one path segment of the API and a plain literal in a

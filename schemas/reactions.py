@@ -28,6 +28,7 @@ Reaction = Literal[
     "failed",
     "replied",
     "unsubscribed",
+    "dismissed",
 ]
 """What a message's recipient (or their provider) did with it."""
 REACTIONS: tuple[str, ...] = get_args(Reaction)
@@ -39,11 +40,11 @@ ONCE: frozenset[str] = frozenset(set(REACTIONS) - {"replied"})
 no journey twice); every reply is an event of its own."""
 
 CAN_REACT: dict[str, frozenset[str]] = {
-    "email": frozenset(REACTIONS) - {"replied"},
+    "email": frozenset(REACTIONS) - {"replied", "dismissed"},
     "sms": frozenset({"delivered", "failed", "replied", "unsubscribed"}),
     "whatsapp": frozenset({"delivered", "opened", "failed", "replied", "unsubscribed"}),
-    "push": frozenset({"delivered", "opened", "failed"}),
-    "in_app": frozenset({"opened", "clicked"}),
+    "push": frozenset({"delivered", "opened", "dismissed", "failed"}),
+    "in_app": frozenset({"opened", "clicked", "dismissed"}),
     "webhook": frozenset({"delivered", "failed"}),
 }
 """What each channel can report: an author waiting for an SMS's clicks or an in-app

@@ -18,6 +18,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -28,7 +29,7 @@ from pydantic import (
 
 from journeys.schemas import zones
 from journeys.schemas.base import Schema
-from journeys.schemas.events import CUSTOMER_ID, CustomerEvent
+from journeys.schemas.events import CUSTOMER_ID, CustomerEvent, sent_by_caller
 from journeys.schemas.profile import EMAIL, PHONE_MAX
 from journeys.schemas.wire import Timestamp
 
@@ -95,8 +96,10 @@ class SegmentMessage(Schema):
     """`alias`: the id (anonymous, or an earlier user id) merged into `userId`."""
     group_id: SegmentId | None = Field(default=None, alias="groupId")
     """`group`: the group (account, company) the customer belongs to."""
-    event: str | None = Field(default=None, max_length=200)
-    """track: what happened."""
+    event: Annotated[str, AfterValidator(sent_by_caller)] | None = Field(
+        default=None, max_length=200
+    )
+    """track: what happened (not `message.*`: the reactions this API makes itself)."""
     name: str | None = None
     """page, screen: the page's name."""
     category: str | None = None

@@ -27,6 +27,12 @@ class Inbox:
             rows = (await session.exec(query)).all()
             return [InboxMessage.model_validate(r, from_attributes=True) for r in rows]
 
+    async def key_of(self, message_id: int) -> str | None:
+        """The message's delivery key: its ledger row's idempotency key."""
+        async with self._sessions() as session:
+            row = await session.get(InboxRow, message_id)
+            return row.delivery_key if row is not None else None
+
     async def mark(
         self, customer_id: str, message_id: int, what: Literal["read", "dismissed"]
     ) -> InboxMessage | None:

@@ -239,6 +239,14 @@ class DeliveryLedger:
             links = (row.content or {}).get("links") or []
             return _sent(row), row.updated_at, [str(link) for link in links]
 
+    async def sent_by_key(self, key: str) -> Sent | None:
+        """The sent message of an idempotency key (an in-app message's `delivery_key`)."""
+        async with self._sessions() as session:
+            row = (
+                await session.exec(select(DeliveryRow).where(DeliveryRow.idempotency_key == key))
+            ).first()
+            return _sent(row) if row is not None and row.status == "sent" else None
+
     async def last_sent(self, customer_id: str, channel: str) -> Sent | None:
         """The customer's latest message sent on `channel`: what a reply answers."""
         async with self._sessions() as session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 
@@ -16,8 +16,13 @@ from journeys.schemas.access import requires
 from journeys.schemas.base import Schema
 from journeys.schemas.delivery import Delivery, InboxMessage
 from journeys.schemas.profile import Profile
+from journeys.schemas.reactions import CAN_REACT
+from journeys.schemas.settings import Settings
+from journeys.storage.stores import Stores
 from journeys.usecases.consent import withdraw
 from journeys.usecases.erasure import Erased, erase
+from journeys.usecases.reactions import react
+from journeys.usecases.routing import EventRouter
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -99,31 +104,75 @@ async def inbox(
 @router.post("/{customer_id}/inbox/{message_id}/read")
 @requires("read", customer_token=True)
 async def read_message(
-    customer_id: CustomerId, message_id: RowId, stores: StoresDep
+    customer_id: CustomerId,
+    message_id: RowId,
+    stores: StoresDep,
+    events: RouterDep,
+    settings: SettingsDep,
 ) -> InboxMessage:
-    """The app showed the message."""
-    return await _mark(customer_id, message_id, "read", stores)
+    """The app showed the message (its `message.opened`)."""
+    return await _mark(customer_id, message_id, "read", stores, events, settings)
 
 
 @router.post("/{customer_id}/inbox/{message_id}/dismiss")
 @requires("read", customer_token=True)
 async def dismiss_message(
-    customer_id: CustomerId, message_id: RowId, stores: StoresDep
+    customer_id: CustomerId,
+    message_id: RowId,
+    stores: StoresDep,
+    events: RouterDep,
+    settings: SettingsDep,
 ) -> InboxMessage:
-    """The customer dismissed it: it leaves the inbox listing."""
-    return await _mark(customer_id, message_id, "dismissed", stores)
+    """The customer dismissed it: it leaves the inbox listing (`message.dismissed`)."""
+    return await _mark(customer_id, message_id, "dismissed", stores, events, settings)
 
 
 async def _mark(
     customer_id: CustomerId,
     message_id: RowId,
     what: Literal["read", "dismissed"],
-    stores: StoresDep,
+    stores: Stores,
+    events: EventRouter,
+    settings: Settings,
 ) -> InboxMessage:
     message = await stores.inbox.mark(customer_id, message_id, what)
     if message is None:
         raise problem(404, "no such inbox message for this customer", "path", "message_id")
+    key = await stores.inbox.key_of(message_id)
+    sent = await stores.ledger.sent_by_key(key) if key else None
+    if sent is not None:  # read is an open; dismissed, an open and a dismissal
+        for reaction in ("opened", "dismissed") if what == "dismissed" else ("opened",):
+            await react(stores, events, sent, reaction, datetime.now(UTC), **_app(settings))
     return message
+
+
+def _app(settings: Settings) -> dict[str, Any]:
+    return {"max_bytes": settings.max_event_bytes, "source": "app"}
+
+
+@router.post("/{customer_id}/messages/{delivery_id}/{reaction}", status_code=204)
+@requires("read", customer_token=True)
+async def app_reaction(
+    customer_id: CustomerId,
+    delivery_id: RowId,
+    reaction: Literal["opened", "clicked", "dismissed"],
+    stores: StoresDep,
+    events: RouterDep,
+    settings: SettingsDep,
+) -> None:
+    """The customer's app reports what the customer did with a push or in-app message
+    (the push's `data.journeys_delivery` names it), with the customer's own token: no
+    API key in the app. The first of each kind is a `message.*` event; repeats are
+    counted. 404 for a message that is not this customer's push or in-app message."""
+    found = await stores.ledger.sent_message(delivery_id)
+    sent = found[0] if found is not None else None
+    if sent is None or sent.customer_id != customer_id or sent.channel not in ("push", "in_app"):
+        raise problem(
+            404, "no such push or in-app message for this customer", "path", "delivery_id"
+        )
+    if reaction not in CAN_REACT[sent.channel]:
+        raise problem(422, f"a {sent.channel} message cannot be {reaction}", "path", "reaction")
+    await react(stores, events, sent, reaction, datetime.now(UTC), **_app(settings))
 
 
 @router.post("/{customer_id}/unsubscribe")

@@ -11,7 +11,7 @@ from journeys.api.deps import StoresDep
 from journeys.api.errors import problem
 from journeys.api.pages import Cursor, Limit, Page, decode, encode
 from journeys.schemas.access import requires
-from journeys.schemas.suppression import Suppression, SuppressedChannel, SuppressionIn
+from journeys.schemas.suppression import SuppressedChannel, Suppression, SuppressionIn
 
 router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
 Address = Annotated[str, Path(min_length=3, max_length=320, description="The address.")]
