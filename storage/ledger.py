@@ -13,6 +13,7 @@ retried or replayed send finds the first outcome instead of delivering twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
 from datetime import datetime, timedelta
@@ -155,9 +156,40 @@ _INSERT = insert(DeliveryRow).returning(col(DeliveryRow.id))
 _UPDATE = update(DeliveryRow).where(col(DeliveryRow.id) == bindparam("row_id"))
 
 
+SentMessage = tuple[Sent, datetime, list[str]]
+RECENT_SECONDS = 10.0
+"""How long the tracking routes answer from a message they read (`recent_message`)."""
+RECENT_KEPT = 10_000
+
+
 class DeliveryLedger:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
+        self._recent: dict[int, tuple[float, SentMessage]] = {}
+
+    async def recent_message(self, delivery_id: int) -> SentMessage | None:
+        """`sent_message`, answered from this process's reads of the last `RECENT_SECONDS`:
+        a message's pixel and links are fetched in bursts (a privacy proxy, the person, a
+        scanner), and the redirect is on their way. An erasure in this process forgets the
+        customer's at once (`forget_recent`); another process's reads age out."""
+        now = time.monotonic()
+        found = self._recent.get(delivery_id)
+        if found is not None and now - found[0] < RECENT_SECONDS:
+            return found[1]
+        message = await self.sent_message(delivery_id)
+        if message is not None:
+            if len(self._recent) >= RECENT_KEPT:
+                self._recent = {
+                    k: v for k, v in self._recent.items() if now - v[0] < RECENT_SECONDS
+                }
+                if len(self._recent) >= RECENT_KEPT:
+                    self._recent.clear()
+            self._recent[delivery_id] = (now, message)
+        return message
+
+    def forget_recent(self, customer_id: str) -> None:
+        """Forget the customer's messages read recently (their erasure)."""
+        self._recent = {k: v for k, v in self._recent.items() if v[1][0].customer_id != customer_id}
 
     # -- the reservation ------------------------------------------------------------------
 
@@ -226,7 +258,7 @@ class DeliveryLedger:
 
     async def sent_message(
         self, delivery_id: int, *, in_flight: bool = False
-    ) -> tuple[Sent, datetime, list[str]] | None:
+    ) -> SentMessage | None:
         """A sent message by its ledger id: what a reaction is attributed to, when it was
         sent, and the links it tracks. None when there is no such message (never, not
         sent, or erased with its customer). `in_flight`: one still being settled counts

@@ -96,6 +96,7 @@ class Stores:
         return stores
 
     async def close(self) -> None:
+        await self.reactions.close()
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):

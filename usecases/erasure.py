@@ -40,6 +40,8 @@ async def erase(client: Client, stores: Stores, customer_id: str) -> Erased:
         exit_ = control("exit", ControlRequest(reason="customer erased"))
         ended, _ = await for_each(client, f"{mine} AND ExecutionStatus = 'Running'", exit_)
         rows = await erase_customer(sessions(stores.engine), customer_id)
+        stores.ledger.forget_recent(customer_id)  # its tracking links die here at once
+        stores.reactions.forget_known(customer_id)
         runs = [(e.id, e.run_id) async for e in client.list_workflows(mine)]
         await asyncio.gather(*(_delete(client, wid, rid) for wid, rid in runs))
     return Erased(

@@ -53,7 +53,7 @@ async def _react(
     if verified is None or (verified[1] == reactions.OPEN) != (reaction == "opened"):
         raise problem(404, NOT_FOUND, "path", "token")
     delivery_id, target = verified
-    found = await stores.ledger.sent_message(delivery_id)
+    found = await stores.ledger.recent_message(delivery_id)
     if found is None:
         raise problem(404, NOT_FOUND, "path", "token")
     sent, sent_at, links = found
