@@ -9,6 +9,55 @@ from pydantic import Field
 from journeys.schemas.base import Schema
 
 
+class StepReactions(Schema):
+    """What became of a send step's messages: messages with each reaction (a repeat open
+    of one message counts once), and rates over the messages sent."""
+
+    delivered: int = 0
+    """Messages the provider reported delivered."""
+    opened: int = 0
+    """Messages opened by a person (the pixel, the app)."""
+    opened_machine: int = 0
+    """Messages opened by a machine (a mail privacy proxy)."""
+    clicked: int = 0
+    """Messages with a person's click."""
+    clicked_machine: int = 0
+    """Messages with a link scanner's click."""
+    bounced: int = 0
+    """Messages that bounced (hard or soft)."""
+    complained: int = 0
+    """Messages reported as spam."""
+    replied: int = 0
+    """Messages answered (SMS, WhatsApp)."""
+    unsubscribed: int = 0
+    """Messages the customer unsubscribed from (a STOP reply, a provider's unsubscribe)."""
+    dismissed: int = 0
+    """In-app and push messages dismissed."""
+    failed: int = 0
+    """Messages the provider reported failed after taking them."""
+    open_rate: float | None = None
+    """opened / sent (people only)."""
+    click_rate: float | None = None
+    """clicked / sent (people only)."""
+    bounce_rate: float | None = None
+    """bounced / sent."""
+    complaint_rate: float | None = None
+    """complained / sent (Gmail and Yahoo want bulk senders under 0.003)."""
+
+    def rated(self, sent: int) -> StepReactions:
+        def rate(n: int) -> float | None:
+            return round(n / sent, 4) if sent else None
+
+        return self.model_copy(
+            update={
+                "open_rate": rate(self.opened),
+                "click_rate": rate(self.clicked),
+                "bounce_rate": rate(self.bounced),
+                "complaint_rate": rate(self.complained),
+            }
+        )
+
+
 class StepFunnel(Schema):
     id: str
     """The step."""
@@ -29,6 +78,8 @@ class StepFunnel(Schema):
     """Sends waiting for quiet hours or a cap to free."""
     converted: int = 0
     """Enrollments that reached the journey's goal while at this step."""
+    reactions: StepReactions | None = None
+    """A send step's messages' reactions (none before any)."""
     ui_reached: str | None = None
     """The Temporal UI's list of the enrollments that reached this step."""
     ui_here: str | None = None

@@ -80,6 +80,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _mail(source: str, destination: list[str], tags: dict[str, str]) -> dict[str, Any]:
+    """SES's `mail` object of a notification."""
+    return {
+        "timestamp": _now(),
+        "messageId": uuid.uuid4().hex,
+        "source": source,
+        "destination": destination,
+        "tags": {k: [v] for k, v in tags.items()},
+    }
+
+
 class SesSandbox:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -140,26 +151,27 @@ class SesSandbox:
         """The SNS notifications SES would send about one email, in order."""
         tags = received.message.get("X-SES-MESSAGE-TAGS", "")
         found = dict(p.strip().split("=", 1) for p in str(tags).split(",") if "=" in p)
-        mail = {
-            "timestamp": _now(),
-            "messageId": uuid.uuid4().hex,
-            "source": received.sender,
-            "destination": list(received.recipients),
-            "tags": {k: [v] for k, v in found.items()},
-        }
+        mail = _mail(received.sender, list(received.recipients), found)
         out = []
         for address in received.recipients:
-            for note in self._outcomes(address):
+            for note in self._outcomes(address, outcome(address)):
                 out.append(self.sns("Notification", json.dumps({**note, "mail": mail})))
         return out
 
+    def about(self, delivery_id: int, address: str, what: str) -> list[dict[str, str]]:
+        """SES's notifications of `what` (`bounce`, `softbounce`, `complaint`, `delivery`)
+        for one message (the testing kit's bounce and complaint)."""
+        mail = _mail(self.settings.email_from, [address], {TAG: str(delivery_id)})
+        notes = self._outcomes(address, what)
+        return [self.sns("Notification", json.dumps({**n, "mail": mail})) for n in notes]
+
     @staticmethod
-    def _outcomes(address: str) -> list[dict[str, Any]]:
+    def _outcomes(address: str, what: str) -> list[dict[str, Any]]:
         at = _now()
         delivery = {"notificationType": "Delivery", "delivery": {
             "timestamp": at, "recipients": [address], "smtpResponse": "250 2.6.0 Message received",
         }}  # fmt: skip
-        match outcome(address):
+        match what:
             case "bounce" | "softbounce" as kind:
                 hard = kind == "bounce"
                 return [{"notificationType": "Bounce", "bounce": {

@@ -124,7 +124,9 @@ class ReactionStore:
         self, journey_id: str, version: int
     ) -> list[tuple[str, str, bool, int, int]]:
         """(step, reaction, machine, messages, reactions) for a journey version: the
-        funnel's reaction figures (messages: how many had one; reactions: repeats too)."""
+        funnel's reaction figures (messages: how many had one; reactions: repeats too,
+        those this process holds written first)."""
+        await self.flush()
         async with self._sessions() as session:
             query = (
                 select(  # type: ignore[call-overload]

@@ -28,8 +28,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-from journeys.api.routes import decisioning, tracking
+from journeys.api.routes import decisioning, providers, tracking
 from journeys.clients.enrollments import Enrollment
+from journeys.clients.sns import SnsTrust
 from journeys.schemas import reactions
 from journeys.schemas.backtest import BacktestComparison, BacktestReport
 from journeys.schemas.delivery import Delivery, Template
@@ -39,6 +40,8 @@ from journeys.schemas.journey import JourneySpec, SendStep
 from journeys.schemas.profile import Profile
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
+from journeys.schemas.signatures import TWILIO_HEADER, sign_twilio
+from journeys.services.email_sandbox import SendGridSandbox, SesSandbox
 from journeys.services.mailbox import Mailbox, Received, start_smtp
 from journeys.services.sandbox import Sandbox, build_router
 from journeys.stack.embedded import (
@@ -50,7 +53,7 @@ from journeys.stack.embedded import (
     open_stores,
     wait_for_temporal,
 )
-from journeys.storage.secrets import tracking_key
+from journeys.storage.secrets import tracking_key, twilio_token
 from journeys.storage.stores import Stores
 from journeys.usecases.backtest import backtest, compare, recorded
 from journeys.usecases.routing import EventRouter, Routed, ingest
@@ -203,6 +206,7 @@ class JourneyKit:
         self.router = EventRouter(self.client, stores.journeys, task_queue=settings.task_queue)
         self._specs: dict[tuple[str, int], JourneySpec] = {}
         self._http: httpx.AsyncClient | None = None
+        self._ses: SesSandbox | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -244,12 +248,18 @@ class JourneyKit:
             services.include_router(build_router(sandbox))
             services.include_router(decisioning.router)
             services.include_router(tracking.router)
+            services.include_router(providers.router)
+            ses = SesSandbox(config)
+            services.include_router(ses.router())
             http = httpx.AsyncClient(
                 mounts={SERVICES: httpx.ASGITransport(app=services)}, timeout=30
             )
             kit = cls(config, stores, client, mailbox, sandbox)
             services.state.router, services.state.settings = kit.router, config
             services.state.tracking_key = tracking_key(config)
+            services.state.sns = SnsTrust(config, http=http)
+            services.state.sendgrid_key = SendGridSandbox(config).public_key()
+            kit._ses = ses
             kit._http = http
             worker = build_worker(kit.client, stores, config, http)
             try:
@@ -372,6 +382,54 @@ class JourneyKit:
         # (the ASGI transport returns once the reaction is routed, after the answer)
         await run.settled()
         return answer.status_code
+
+    async def bounce(self, run: Run, step: str, *, hard: bool = True) -> dict[str, int]:
+        """The email a send step sent bounces (hard: the address is suppressed at once;
+        soft: at `soft_bounce_limit`), as SES reports it through SNS, signed, to the real
+        route; then let the enrollment settle. What the route applied."""
+        return await self._ses_says(run, step, "bounce" if hard else "softbounce")
+
+    async def complain(self, run: Run, step: str) -> dict[str, int]:
+        """The customer reports the email a send step sent as spam (SES through SNS):
+        marketing email to them ends."""
+        return await self._ses_says(run, step, "complaint")
+
+    async def reply(self, run: Run, body: str, *, channel: str = "sms") -> int:
+        """The customer answers on SMS (or `whatsapp`) with `body`, through Twilio's
+        signed inbound webhook (STOP and START change consent); then let the enrollment
+        settle. The webhook's HTTP status."""
+        assert self._http is not None, "JourneyKit.start makes the kit"
+        profile = await self.stores.profiles.get_or_default(run.customer_id)
+        assert profile.phone, f"{run.customer_id} has no phone number"
+        sender = f"whatsapp:{profile.phone}" if channel == "whatsapp" else profile.phone
+        url = f"{self.settings.public_url}/v1/providers/twilio/inbound"
+        form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": sender, "Body": body}
+        token = twilio_token(self.settings)
+        assert token is not None
+        headers = {TWILIO_HEADER: sign_twilio(token, url, form)}
+        answer = await self._http.post(url, data=form, headers=headers)
+        await run.settled()
+        return answer.status_code
+
+    async def _ses_says(self, run: Run, step: str, what: str) -> dict[str, int]:
+        assert self._http is not None and self._ses is not None, "JourneyKit.start makes the kit"
+        deliveries = await self.stores.ledger.for_customer(run.customer_id)
+        sent = [d for d in deliveries if (d.journey_id, d.step_id) == (run.journey_id, step)]
+        assert sent and sent[-1].id is not None, f"{run.journey_id} sent nothing at {step}"
+        profile = await self.stores.profiles.get_or_default(run.customer_id)
+        assert profile.email, f"{run.customer_id} has no email address"
+        done = {"applied": 0, "unknown_message": 0, "replayed": 0}
+        for message in self._ses.about(sent[-1].id, profile.email, what):
+            answer = await self._http.post(
+                f"{self.settings.public_url}/v1/providers/ses",
+                content=json.dumps(message),
+                headers={"content-type": "text/plain; charset=UTF-8"},
+            )
+            assert answer.status_code == 200, answer.text
+            for k, v in answer.json().items():
+                done[k] += v
+        await run.settled()
+        return done
 
     def run(self, journey_id: str, customer_id: str) -> Run:
         """The customer's enrollment in the journey (started by an entry event)."""

@@ -271,3 +271,58 @@ async def test_a_journey_waits_for_a_yes_reply(
         await anonymous.post("/v1/providers/twilio/inbound", data=form, headers=headers)
     ).status_code == 200
     assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "yes"
+
+
+async def test_the_funnel_counts_each_send_steps_reactions(api: httpx.AsyncClient) -> None:
+    spec = await publish_copy(api, one_send("funnel-bounce", channel="email", subject="Hi"))
+    for _ in range(2):
+        cid = await customer(api, email=f"{unique('fb')}+bounce@example.com")
+        await event(api, cid, spec.entry)
+        await ended(api, spec.id, cid)
+
+    async def reactions() -> dict[str, Any]:
+        found = (await api.get(f"/v1/journeys/{spec.id}/funnel")).json()
+        step = next(s for s in found["steps"] if s["id"] == "send")
+        return step["reactions"] or {}
+
+    counted = await eventually(reactions, lambda r: r.get("bounced") == 2)
+    assert counted["bounce_rate"] == 1.0 and counted["opened"] == 0
+
+
+async def test_the_app_reports_in_app_reactions_and_callers_cannot_forge_them(
+    api: httpx.AsyncClient,
+) -> None:
+    spec = JourneySpec(
+        id="in-app-read",
+        name="In-app read",
+        entry={"event": "go"},  # type: ignore[arg-type]
+        steps=[
+            SendStep(id="card", channel="in_app", content={"body": "Hi"}, next="w"),  # type: ignore[arg-type]
+            WaitForReactionStep(
+                id="w",
+                send="card",
+                reaction="opened",
+                timeout=timedelta(days=1),
+                on_reaction="seen",
+                on_timeout="unseen",
+            ),  # fmt: skip
+            ExitStep(id="seen"),
+            ExitStep(id="unseen"),
+        ],
+    )
+    copy = await publish_copy(api, spec)
+    cid = await customer(api)
+    forged = await api.post("/v1/events", json={"customer_id": cid, "name": "message.opened"})
+    assert forged.status_code == 422  # no key makes a reaction
+    await event(api, cid, copy.entry)
+    await eventually(lambda: state(api, copy.id, cid), lambda s: s["step"] == "w")
+    [card] = (await api.get(f"/v1/customers/{cid}/inbox")).json()["items"]
+    [row] = await deliveries(api, cid)
+    wrong = await api.post(f"/v1/customers/{cid}/messages/{row['id']}/clicked-twice")
+    assert wrong.status_code == 422
+    other = await api.post(f"/v1/customers/someone-else/messages/{row['id']}/opened")
+    assert other.status_code == 404
+    assert (await api.post(f"/v1/customers/{cid}/inbox/{card['id']}/read")).status_code == 200
+    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "seen"
+    again = await api.post(f"/v1/customers/{cid}/messages/{row['id']}/dismissed")
+    assert again.status_code == 204

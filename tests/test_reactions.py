@@ -182,3 +182,58 @@ def test_tokens_name_a_message_and_a_target_and_nothing_else() -> None:
     assert reactions.verify(key, reactions.token(key, 42, reactions.OPEN)) == (42, "o")
     assert reactions.verify(b"t" * 32, token) is None
     assert reactions.verify(key, token.replace("42.", "43.", 1)) is None
+
+
+async def test_the_kit_bounces_an_email_and_the_address_is_suppressed_for_the_next_send(
+    journey_kit: JourneyKit,
+) -> None:
+    spec = reacting("bounced")
+    customer = await entered(journey_kit, spec)
+    run = journey_kit.run(spec.id, customer)
+    applied = await journey_kit.bounce(run, "mail")
+    assert applied == {"applied": 1, "unknown_message": 0, "replayed": 0}
+    state = await run.finish()
+    assert [p.step for p in state.path] == ["mail", "wait", "reacted"]
+    again = reacting("opened")
+    await journey_kit.publish(again)
+    assert again.entry.event is not None
+    await journey_kit.event(customer, again.entry.event)
+    await journey_kit.run(again.id, customer).finish()
+    [*_, last] = await journey_kit.sent(customer)
+    assert (last.status, last.reason) == ("suppressed", "suppressed_hard_bounce")
+
+
+async def test_the_kit_replies_yes_and_the_journey_takes_the_reply(journey_kit: JourneyKit) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = JourneySpec(
+        id=f"confirm-{tag}",
+        name="Reply YES",
+        entry=Entry(event=f"go-{tag}"),
+        steps=[
+            SendStep(id="ask", channel="sms", content=MessageContent(body="Reply YES"), next="w"),
+            WaitForReactionStep(
+                id="w",
+                send="ask",
+                reaction="replied",
+                timeout=timedelta(days=1),
+                on_reaction="yes",
+                on_timeout="no",
+            ),  # fmt: skip
+            ExitStep(id="yes"),
+            ExitStep(id="no"),
+        ],
+    )
+    customer = f"c-{tag}"
+    await journey_kit.profile(customer, phone=f"+1555{int(tag, 16) % 10**7:07d}")
+    await journey_kit.publish(spec)
+    await journey_kit.event(customer, f"go-{tag}")
+    run = journey_kit.run(spec.id, customer)
+    await run.settled()
+    assert await journey_kit.reply(run, "yes") == 200
+    state = await run.finish()
+    assert [p.step for p in state.path] == ["ask", "w", "yes"]
+    assert state.path[1].outcome == "replied"
+    # STOP withdraws SMS consent: the next SMS is not sent.
+    assert await journey_kit.reply(run, "STOP") == 200
+    profile = await journey_kit.stores.profiles.get_or_default(customer)
+    assert profile.consent.get("sms") is False

@@ -1,6 +1,6 @@
 """Funnels from what already exists: visibility counts over the enrollments' search
 attributes (`JourneyReached`, `JourneyStep`, `JourneyStatus`) and the delivery ledger's
-send outcomes. No event table, no extra activity per step."""
+send outcomes and its messages' reactions. No event table, no extra activity per step."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from urllib.parse import quote
 
 from temporalio.client import Client
 
-from journeys.schemas.funnel import ArmFunnel, Funnel, StepFunnel
+from journeys.schemas.funnel import ArmFunnel, Funnel, StepFunnel, StepReactions
 from journeys.schemas.journey import JourneySpec, SplitStep
 from journeys.storage.ledger import DeliveryLedger
+from journeys.storage.reactions import ReactionStore
 from journeys.workflows import search_attributes as sa
 
 STATUSES = ("active", "paused", "completed", "converted", "exited")
@@ -59,6 +60,7 @@ class Shared:
 async def funnel(
     client: Client,
     ledger: DeliveryLedger,
+    reactions: ReactionStore,
     spec: JourneySpec,
     version: int,
     versions: list[int],
@@ -132,6 +134,16 @@ async def funnel(
             at.suppressed[why] = at.suppressed.get(why, 0) + n
         elif status in ("sent", "failed", "deferred"):
             setattr(at, status, getattr(at, status) + n)
+    for step_id, reaction, machine, messages, _ in await reactions.step_counts(spec.id, version):
+        at = by_id.get(step_id)
+        field = f"{reaction}_machine" if machine else reaction
+        if at is None or field not in StepReactions.model_fields:
+            continue
+        found = at.reactions or StepReactions()
+        at.reactions = found.model_copy(update={field: getattr(found, field) + messages})
+    for step in steps:
+        if step.reactions is not None:
+            step.reactions = step.reactions.rated(step.sent)
     return Funnel(
         journey_id=spec.id,
         name=spec.name,

@@ -45,7 +45,7 @@ async def get_funnel(
     shared: funnels.Shared = request.app.state.funnels
     return await shared.get(
         (journey_id, number),
-        lambda: funnels.funnel(client, stores.ledger, spec, number, versions, ui),
+        lambda: funnels.funnel(client, stores.ledger, stores.reactions, spec, number, versions, ui),
     )
 
 

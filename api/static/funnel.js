@@ -57,12 +57,23 @@ async function refresh() {
     const link = (href, label) => href && /^https?:\/\//.test(href)
       ? el("a", label, { href, target: "_blank", rel: "noopener noreferrer" }) : label;
     const goal = funnel.goal ? [`converted (${funnel.goal})`] : [];
-    const stepHead = el("tr", ["step", "reached", "here now", ...goal].map(h => el("th", h)));
+    // A send step's messages: sent, then what became of them (people's opens and clicks,
+    // a machine's apart), with rates over the messages sent.
+    const pct = (r) => r === null || r === undefined ? "" : ` (${(r * 100).toFixed(1)}%)`;
+    const reacted = (s) => {
+      const r = s.reactions;
+      if (!r) return s.sent ? `${s.sent} sent` : "";
+      return `${s.sent} sent; opened ${r.opened}${pct(r.open_rate)} (+${r.opened_machine} machine), ` +
+        `clicked ${r.clicked}${pct(r.click_rate)}, bounced ${r.bounced}${pct(r.bounce_rate)}, ` +
+        `complained ${r.complained}${pct(r.complaint_rate)}, delivered ${r.delivered}, replied ${r.replied}`;
+    };
+    const stepHead = el("tr", ["step", "reached", "here now", ...goal, "messages"].map(h => el("th", h)));
     const stepRows = funnel.steps.map(s => el("tr", [
       el("td", s.id),
       el("td", link(s.ui_reached, String(s.reached))),
       el("td", link(s.ui_here, String(s.here))),
-      ...(funnel.goal ? [el("td", String(s.converted))] : [])], { "data-step": s.id }));
+      ...(funnel.goal ? [el("td", String(s.converted))] : []),
+      el("td", reacted(s))], { "data-step": s.id }));
     document.getElementById("steps").replaceChildren(stepHead, ...stepRows);
     const rows = funnel.arms.map(a => el("tr", [
       el("td", `${a.split} / ${a.arm}`), el("td", String(a.entered)), el("td", String(a.converted)),
