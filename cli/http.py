@@ -63,7 +63,7 @@ def api_client(api_url: str | None = None, timeout: float = 60) -> httpx.Client:
 def ok(response: httpx.Response, *statuses: int) -> Any:
     """The answer's JSON, or CliError: `HTTP 404 Not Found: <the problem's detail>`."""
     if response.status_code in (statuses or (200,)):
-        return response.json()
+        return response.json() if response.content else None
     try:
         detail = str(response.json().get("detail") or "")
     except ValueError:

@@ -18,7 +18,7 @@ from pydantic import SecretStr, ValidationError
 from rich.panel import Panel
 from rich.table import Table
 
-from journeys.cli import db, keys
+from journeys.cli import db, keys, suppressions
 from journeys.cli.http import (
     ApiUrl,
     CliError,
@@ -45,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
+app.add_typer(suppressions.app, name="suppressions")
 
 
 @app.command()
@@ -603,6 +604,21 @@ def funnel(
             str(s.failed), str(s.deferred),
         )  # fmt: skip
     console.print(table)
+    reacted = [s for s in found.steps if s.reactions is not None]
+    if reacted:
+        kinds = ("delivered", "opened", "clicked", "bounced", "complained", "replied")
+        reactions = Table("step", *kinds, "machine opens", "machine clicks")
+        for s in reacted:
+            r = s.reactions
+            assert r is not None
+            rates = {"opened": r.open_rate, "clicked": r.click_rate, "bounced": r.bounce_rate,
+                     "complained": r.complaint_rate}  # fmt: skip
+            cells = [
+                f"{getattr(r, k)}" + (f" ({rates[k]:.1%})" if rates.get(k) is not None else "")
+                for k in kinds
+            ]
+            reactions.add_row(s.id, *cells, str(r.opened_machine), str(r.clicked_machine))
+        console.print(reactions)
     if found.arms:
         arms = Table("split", "arm", "entered", "converted", "conversion")
         for a in found.arms:

@@ -95,3 +95,23 @@ async def test_a_refused_publish_says_why_in_one_line(
     source.write_text(json.dumps(body))
     why = await one_line_failure("publish", str(source), "--api-url", api_url(stack))
     assert why.startswith("HTTP 422 Unprocessable Entity: ")
+
+
+async def test_suppressions_from_the_command_line(stack: Stack) -> None:
+    address = f"{unique('cli')}@Example.com"
+    url = ("--api-url", api_url(stack))
+    added = await run("suppressions", "add", address, "--detail", "asked by phone", *url)
+    assert added.returncode == 0, added.stderr
+    listed = await run(
+        "suppressions", "list", "--channel", "email", "--limit", "1000", "--json", *url
+    )
+    items = json.loads(listed.stdout)["items"]
+    [mine] = [i for i in items if i["address"] == address.lower()]
+    assert (mine["reason"], mine["source"], mine["detail"]) == (
+        "manual",
+        "operator",
+        "asked by phone",
+    )
+    removed = await run("suppressions", "remove", address, *url)
+    assert removed.returncode == 0, removed.stderr
+    assert await one_line_failure("suppressions", "remove", address, *url)
