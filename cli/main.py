@@ -68,6 +68,7 @@ def up(
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
+    from journeys.services.email_sandbox import SesSandbox, hook
     from journeys.services.mailbox import start_smtp
     from journeys.stack.embedded import (
         dev_server,
@@ -111,6 +112,10 @@ def up(
         payload_key=configured.payload_key or SecretStr(kept_payload_key(data_dir)),
         codec_open=True,
         egress_allow=[f"http://127.0.0.1:{api_port}/sandbox/"],
+        # Emails go "through SES": the mailbox answers each as SES's mailbox simulator,
+        # with bounces, complaints and deliveries signed through SNS to this API.
+        email_provider=configured.email_provider if "email_provider" in given else "ses",
+        ses_configuration_set=configured.ses_configuration_set or "journeys-local",
     )
     # With payload encryption on, the UI decrypts through this API's codec endpoint.
     codec = ["--ui-codec-endpoint", f"{settings.public_url}/codec"] if settings.payload_key else []
@@ -137,7 +142,9 @@ def up(
                 f"[bold]Mailbox[/]      SMTP 127.0.0.1:{smtp_port}, "
                 f"messages in {data_dir / 'mailbox'}\n"
                 f"[bold]Sandboxes[/]    Twilio, FCM, webhooks: what they received at "
-                f"http://127.0.0.1:{api_port}/sandbox/{{twilio,fcm,webhooks}}/received\n"
+                f"http://127.0.0.1:{api_port}/sandbox/{{twilio,fcm,webhooks}}/received;\n"
+                "               SES: mail to ann+bounce@..., +softbounce, +complaint bounces "
+                "or complains\n"
                 f"[bold]Segment[/]      host http://127.0.0.1:{api_port}, write key: a key "
                 "with events:write (journeys keys create --scope events:write)\n"
                 f"[bold]Data[/]         {data_dir.resolve()}\n"
@@ -149,7 +156,9 @@ def up(
 
     api_key = asyncio.run(embedded_admin_key(settings))
     settings.api_url_file.write_text(f"http://127.0.0.1:{api_port}\n")  # where the CLI calls
-    smtp = start_smtp(mailbox_for(settings), port=smtp_port)
+    mailbox = mailbox_for(settings)
+    mailbox.listeners.append(hook(SesSandbox(settings)))
+    smtp = start_smtp(mailbox, port=smtp_port)
     try:
         with (
             dev_server(command, log=data_dir / "temporal.log"),

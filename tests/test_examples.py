@@ -158,3 +158,49 @@ async def test_subscription_renewal_across_channels_with_consent(
     assert whatsapp[-1]["form"]["Body"].startswith("Last day of your subscription")
     profile = await kit.stores.profiles.get("opted-in")
     assert profile is not None and profile.lifecycle_stage == "renewal_due"
+
+
+async def test_unopened_email_pushes_after_three_days(journey_kit: JourneyKit) -> None:
+    await journey_kit.examples()
+    await journey_kit.profile("reader-1", email="reader-1@test.example", push_tokens=["tok-r1"])
+    await journey_kit.event("reader-1", "offer.ready")
+    run = journey_kit.run("unopened-email", "reader-1")
+    # Apple Mail Privacy Protection fetches the pixel: a machine's open, which does not count.
+    assert await journey_kit.open(run, "offer", user_agent="Mozilla/5.0") == 200
+    final = await run.finish()
+    assert await run.path() == ["offer", "wait-open", "push", "done"]
+    assert summary(await run.sent()) == [("offer", "sent", None), ("push", "sent", None)]
+    assert final.status == "completed"
+
+
+async def test_unopened_email_opened_and_clicked_sends_nothing_more(
+    journey_kit: JourneyKit,
+) -> None:
+    await journey_kit.examples()
+    await journey_kit.profile("reader-2", email="reader-2@test.example", push_tokens=["tok-r2"])
+    await journey_kit.event("reader-2", "offer.ready")
+    run = journey_kit.run("unopened-email", "reader-2")
+    [email] = journey_kit.emails("reader-2@test.example")
+    assert "https://shop.example/offer" not in email.text()  # the link is tracked
+    await run.advance(DAY)
+    assert await journey_kit.open(run, "offer") == 200
+    await run.advance(DAY)
+    assert await journey_kit.click(run, "offer") == 302
+    await run.finish()
+    assert await run.path() == ["offer", "wait-open", "wait-click", "done"]
+    assert len(await run.sent()) == 1
+
+
+async def test_unopened_email_bounced_is_never_mailed_again(journey_kit: JourneyKit) -> None:
+    await journey_kit.examples()
+    await journey_kit.profile("reader-3", email="reader-3@test.example")
+    await journey_kit.event("reader-3", "offer.ready")
+    run = journey_kit.run("unopened-email", "reader-3")
+    await journey_kit.bounce(run, "offer")
+    await run.finish()
+    await journey_kit.event("reader-3", "offer.ready")  # re-entry after the exit
+    await journey_kit.run("unopened-email", "reader-3").finish()
+    offers = [s for s in await journey_kit.sent("reader-3") if s.step == "offer"]
+    assert [(s.status, s.reason) for s in offers] == [
+        ("sent", None), ("suppressed", "suppressed_hard_bounce")
+    ]  # fmt: skip
