@@ -232,7 +232,9 @@ async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncCl
     wait = re.search(r'<tr data-step="wait">(.*?)</tr>', dom)
     assert wait is not None, dom[-3000:]
     assert '<a href="http://127.0.0.1:' in wait.group(1) and "JourneyStep" in wait.group(1)
-    assert wait.group(1).endswith("<td>2</td>")  # converted there
+    assert wait.group(1).endswith("<td>2</td><td></td>")  # converted there; sends nothing
+    mail = re.search(r'<tr data-step="mail">(.*?)</tr>', dom)
+    assert mail is not None and " sent" in mail.group(1)  # the send step's messages
 
 
 async def test_enrollments_at_their_first_step_count_as_reaching_it(

@@ -59,13 +59,13 @@ async function refresh() {
     const goal = funnel.goal ? [`converted (${funnel.goal})`] : [];
     // A send step's messages: sent, then what became of them (people's opens and clicks,
     // a machine's apart), with rates over the messages sent.
-    const pct = (r) => r === null || r === undefined ? "" : ` (${(r * 100).toFixed(1)}%)`;
+    const share = (r) => r === null || r === undefined ? "" : ` (${(r * 100).toFixed(1)}%)`;
     const reacted = (s) => {
       const r = s.reactions;
       if (!r) return s.sent ? `${s.sent} sent` : "";
-      return `${s.sent} sent; opened ${r.opened}${pct(r.open_rate)} (+${r.opened_machine} machine), ` +
-        `clicked ${r.clicked}${pct(r.click_rate)}, bounced ${r.bounced}${pct(r.bounce_rate)}, ` +
-        `complained ${r.complained}${pct(r.complaint_rate)}, delivered ${r.delivered}, replied ${r.replied}`;
+      return `${s.sent} sent; opened ${r.opened}${share(r.open_rate)} (+${r.opened_machine} machine), ` +
+        `clicked ${r.clicked}${share(r.click_rate)}, bounced ${r.bounced}${share(r.bounce_rate)}, ` +
+        `complained ${r.complained}${share(r.complaint_rate)}, delivered ${r.delivered}, replied ${r.replied}`;
     };
     const stepHead = el("tr", ["step", "reached", "here now", ...goal, "messages"].map(h => el("th", h)));
     const stepRows = funnel.steps.map(s => el("tr", [
