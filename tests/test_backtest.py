@@ -40,7 +40,7 @@ from journeys.workflows.simulation import Simulation, World
 from tests.conftest import eventually, own_settings, unique
 from tests.helpers import journeys_ok, state
 
-N = 180  # customers, 30 of each kind
+N = 120  # customers, 20 of each kind
 SCALE = 4320.0  # a day of the journey's clock is 20 s
 HOUR = 3600 / SCALE
 PRO = Comparison(

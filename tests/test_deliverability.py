@@ -157,7 +157,7 @@ async def test_sns_refuses_what_it_did_not_sign_and_answers_the_handshake(
         assert refused.status_code == 401, refused.text
     assert (
         await anonymous.post("/v1/providers/ses", content=b"{", headers=headers)
-    ).status_code == 400
+    ).status_code == 401
     assert all(i["address"] != address for i in await suppressions(api, limit=1000))
     # The genuine one, twice: applied once (no message of ours: kept for the operator).
     genuine = json.dumps(sandbox.sns("Notification", json.dumps(note)))

@@ -160,7 +160,10 @@ async def ses(
     (its SubscribeURL fetched, on an SNS host); a `Notification` from a topic in
     `JOURNEYS_SES_TOPIC_ARNS` carries a bounce, a complaint or a delivery. Both must carry
     SNS's signature, by a certificate from an SNS host."""
-    message = _json(await request.body(), "message")
+    try:
+        message = json.loads(await request.body())
+    except ValueError:
+        message = None  # (not JSON: no message SNS signed)
     if not isinstance(message, dict) or not await request.app.state.sns.verify(message):
         raise problem(401, "not a message SNS signed for a topic taken here", "body", "Signature")
     done = Applied()
