@@ -295,18 +295,21 @@ class DeliveryLedger:
             row = (await session.exec(query)).first()
             return _sent(row) if row is not None else None
 
-    async def provider_update(self, provider_id: str, status: str, detail: str | None) -> bool:
-        """A provider's later word on a message (a delivery receipt); False if unknown."""
+    async def provider_update(
+        self, provider_id: str, status: str, detail: str | None
+    ) -> Sent | None:
+        """A provider's later word on a message (a delivery receipt): the message it is
+        about, or None if unknown. (The row's `updated_at` stays the send's: tracking
+        links age from it.)"""
         async with self._sessions() as session:
             query = select(DeliveryRow).where(DeliveryRow.provider_id == provider_id)
             row = (await session.exec(query)).first()
             if row is None:
-                return False
+                return None
             row.provider_status = f"{status} ({detail})" if detail else status
-            row.updated_at = utcnow()
             session.add(row)
             await session.commit()
-            return True
+            return _sent(row)
 
     async def slots_held(
         self, customer_ids: Sequence[str], since: datetime, *, besides: str

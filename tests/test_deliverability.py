@@ -326,3 +326,29 @@ async def test_the_app_reports_in_app_reactions_and_callers_cannot_forge_them(
     assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "seen"
     again = await api.post(f"/v1/customers/{cid}/messages/{row['id']}/dismissed")
     assert again.status_code == 204
+
+
+async def test_twilios_delivery_receipt_is_the_sms_reaction(api: httpx.AsyncClient) -> None:
+    spec = JourneySpec(
+        id="sms-delivered",
+        name="SMS delivered",
+        entry={"event": "go"},  # type: ignore[arg-type]
+        steps=[
+            SendStep(id="text", channel="sms", content={"body": "Hi"}, next="w"),  # type: ignore[arg-type]
+            WaitForReactionStep(
+                id="w",
+                send="text",
+                reaction="delivered",
+                timeout=timedelta(days=1),
+                on_reaction="delivered",
+                on_timeout="lost",
+            ),  # fmt: skip
+            ExitStep(id="delivered"),
+            ExitStep(id="lost"),
+        ],
+    )
+    copy = await publish_copy(api, spec)
+    cid = await customer(api, phone="+15551230001")
+    await event(api, cid, copy.entry)
+    # The Twilio sandbox calls the status callback (signed): sent, then delivered.
+    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "delivered"

@@ -23,6 +23,7 @@ from journeys.api.pages import Cursor, Limit, Page, decode, encode
 from journeys.schemas.access import KB, public, requires
 from journeys.schemas.base import Schema
 from journeys.schemas.feedback import from_sendgrid, from_ses
+from journeys.schemas.reactions import CAN_REACT
 from journeys.schemas.signatures import (
     SENDGRID_SIGNATURE,
     SENDGRID_TIMESTAMP,
@@ -32,9 +33,17 @@ from journeys.schemas.signatures import (
 )
 from journeys.storage.secrets import twilio_token
 from journeys.usecases.feedback import apply
+from journeys.usecases.reactions import react
 from journeys.usecases.replies import replied
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
+TWILIO_REACTIONS = {
+    "delivered": "delivered",
+    "read": "opened",
+    "undelivered": "failed",
+    "failed": "failed",
+}
+"""Twilio's message statuses that are reactions."""
 UNSIGNED: dict[int | str, dict[str, Any]] = {
     401: {"description": "The provider's signature is missing or does not match."}
 }
@@ -59,6 +68,7 @@ async def _twilio_form(request: Request, settings: Any, signature: str | None) -
 async def twilio_status(
     request: Request,
     stores: StoresDep,
+    events: RouterDep,
     settings: SettingsDep,
     message_sid: Annotated[
         str,
@@ -78,11 +88,22 @@ async def twilio_status(
     ] = None,
     signature: Annotated[str | None, Header(alias=TWILIO_HEADER)] = None,
 ) -> None:
-    """Twilio's status callback (signed: see the module)."""
+    """Twilio's status callback (signed: see the module). `delivered`, `read` (WhatsApp's
+    read receipt) and `undelivered` or `failed` are the message's `message.delivered`,
+    `message.opened` and `message.failed`."""
     await _twilio_form(request, settings, signature)
     detail = f"error {error_code}" if error_code else None
-    if not await stores.ledger.provider_update(message_sid, message_status, detail):
+    sent = await stores.ledger.provider_update(message_sid, message_status, detail)
+    if sent is None:
         raise problem(404, "no message with this sid", "body", "MessageSid")
+    reaction = TWILIO_REACTIONS.get(message_status)
+    if reaction is not None and reaction in CAN_REACT.get(sent.channel, ()):
+        at = datetime.now(UTC)
+        extra = {"error_code": error_code} if error_code else None
+        await react(
+            stores, events, sent, reaction, at,
+            max_bytes=settings.max_event_bytes, source="twilio", extra=extra,
+        )  # fmt: skip
 
 
 @router.post(
