@@ -109,6 +109,7 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         allow_headers=["content-type", "content-encoding", "authorization"],
     )
     routes = (
+        tracking,  # first: customers' mail clients call it most, and routes match in order
         backtests,  # before journeys: /v1/journeys/backtests is not a journey
         journeys,
         events,
@@ -121,7 +122,6 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         migrations,
         funnels,
         unsubscribe,
-        tracking,
         suppressions,
         decisioning,
         keys,
