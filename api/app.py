@@ -108,6 +108,8 @@ def create_app(settings: Settings, stores: Stores, client: Client) -> FastAPI:
         allow_methods=["POST"],
         allow_headers=["content-type", "content-encoding", "authorization"],
     )
+    # Outermost: a live message's pixel and links answered before any of the above.
+    app.add_middleware(tracking.FastTracking, state=app.state)
     routes = (
         tracking,  # first: customers' mail clients call it most, and routes match in order
         backtests,  # before journeys: /v1/journeys/backtests is not a journey

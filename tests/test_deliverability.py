@@ -6,13 +6,20 @@ Through the real SMTP server (which answers as SES's mailbox simulator), API and
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from journeys.schemas.journey import ExitStep, JourneySpec, SendStep, WaitForReactionStep
+from journeys.schemas.journey import (
+    ExitStep,
+    JourneySpec,
+    MessageContent,
+    SendStep,
+    WaitForReactionStep,
+)
 from journeys.schemas.signatures import TWILIO_HEADER, sign_twilio
 from journeys.schemas.suppression import refusal
 from journeys.services.email_sandbox import SendGridSandbox, SesSandbox
@@ -352,3 +359,43 @@ async def test_twilios_delivery_receipt_is_the_sms_reaction(api: httpx.AsyncClie
     await event(api, cid, copy.entry)
     # The Twilio sandbox calls the status callback (signed): sent, then delivered.
     assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "delivered"
+
+
+async def test_the_apis_pixel_and_link_answer_in_front_and_count(
+    api: httpx.AsyncClient, anonymous: httpx.AsyncClient, mailbox: Any
+) -> None:
+    link = "https://shop.example/deal?id=9"
+    content = MessageContent(subject="Deal", body="x", html=f'<a href="{link}">deal</a>')
+    sends = one_send("tracked", channel="email")
+    sends.steps[0] = SendStep(id="send", channel="email", content=content, next="end")
+    spec = await publish_copy(api, sends)
+    address = f"{unique('tr')}@example.com"
+    cid = await customer(api, email=address)
+    await event(api, cid, spec.entry)
+    await ended(api, spec.id, cid)
+    [received] = await eventually(lambda: _async(mailbox[0].to(address)), bool)
+    html = received.message.get_body(("html",)).get_content()
+    click = re.search(r'href="(http[^"]+/v1/track/click/[^"]+)"', html)[1]
+    pixel = re.search(r'src="(http[^"]+/v1/track/open/[^"]+)"', html)[1]
+    browser = {"user-agent": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Version/17.0 Safari"}
+    opened = await anonymous.get(pixel, headers=browser)
+    assert opened.status_code == 200 and opened.headers["content-type"] == "image/gif"
+    assert (
+        opened.headers["x-frame-options"] == "DENY"
+        and "no-store" in opened.headers["cache-control"]
+    )
+    went = await anonymous.get(click, headers=browser)
+    assert went.status_code == 302 and went.headers["location"] == link
+    forged = await anonymous.get(click[:-3] + "AAA")
+    assert forged.status_code == 404 and "location" not in forged.headers
+
+    async def counted() -> dict[str, Any]:
+        found = (await api.get(f"/v1/journeys/{spec.id}/funnel")).json()
+        return next(s for s in found["steps"] if s["id"] == "send")["reactions"] or {}
+
+    seen = await eventually(counted, lambda r: r.get("opened") == 1)
+    assert seen["clicked"] + seen["clicked_machine"] == 1  # (a click this soon may be a scanner's)
+
+
+async def _async(value: Any) -> Any:
+    return value

@@ -8,15 +8,20 @@ records nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
 from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from journeys.api.deps import RouterDep, SettingsDep, StoresDep
 from journeys.api.errors import problem
+from journeys.api.headers import HEADERS
 from journeys.schemas import reactions
 from journeys.schemas.access import public
 from journeys.schemas.settings import Settings
@@ -32,9 +37,56 @@ Token = Annotated[
     str, Path(min_length=5, max_length=64, pattern=r"^[0-9]+\.[0-9o]+\.[A-Za-z0-9_-]+$")
 ]
 NO_STORE = {"Cache-Control": "no-store, private"}
+PREFIX = "/v1/track/"
+_FIXED = [(b"cache-control", b"no-store, private"), *HEADERS.items()]
 
 
 NOT_FOUND = "unknown, tampered or expired tracking link"
+
+
+TOKEN = re.compile(r"^[0-9]+\.[0-9o]+\.[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A live message's pixel or link, as a token names it."""
+
+    sent: reactions.Sent
+    age: float
+    """Seconds since the send."""
+    link: str | None
+
+
+async def _tracked(
+    key: bytes, stores: Stores, settings: Settings, token: str, reaction: str
+) -> Tracked | None:
+    """What a token names, or None for any token that is not a live message's (forged,
+    altered, erased, expired, or a click past the message's links)."""
+    verified = reactions.verify(key, token)
+    if verified is None or (verified[1] == reactions.OPEN) != (reaction == "opened"):
+        return None
+    delivery_id, target = verified
+    found = await stores.ledger.recent_message(delivery_id)
+    if found is None:
+        return None
+    sent, sent_at, links = found
+    age = (datetime.now(UTC) - sent_at).total_seconds()
+    link = links[target] if isinstance(target, int) and target < len(links) else None
+    if age > settings.tracking_ttl.total_seconds() or (reaction == "clicked" and link is None):
+        return None
+    return Tracked(sent, age, link)
+
+
+async def _record(
+    stores: Stores, events: EventRouter, settings: Settings, tracked: Tracked, reaction: str,
+    agent: str,
+) -> None:  # fmt: skip
+    """Record the reaction (run once the answer is out)."""
+    machine = reactions.is_machine(agent, tracked.age, reaction, settings.tracking_scanner_seconds)
+    await react(
+        stores, events, tracked.sent, reaction, datetime.now(UTC),
+        max_bytes=settings.max_event_bytes, machine=machine, link=tracked.link,
+    )  # fmt: skip
 
 
 async def _react(
@@ -49,31 +101,60 @@ async def _react(
     """Check the token, and record the reaction once the answer is out: for a click, the
     link it leads to (the message's own, as rendered). 404 for any token that is not a
     live message's, before anything is recorded."""
-    verified = reactions.verify(request.app.state.tracking_key, token)
-    if verified is None or (verified[1] == reactions.OPEN) != (reaction == "opened"):
-        raise problem(404, NOT_FOUND, "path", "token")
-    delivery_id, target = verified
-    found = await stores.ledger.recent_message(delivery_id)
-    if found is None:
-        raise problem(404, NOT_FOUND, "path", "token")
-    sent, sent_at, links = found
-    age = (datetime.now(UTC) - sent_at).total_seconds()
-    link = links[target] if isinstance(target, int) and target < len(links) else None
-    if age > settings.tracking_ttl.total_seconds() or (reaction == "clicked" and link is None):
+    tracked = await _tracked(request.app.state.tracking_key, stores, settings, token, reaction)
+    if tracked is None:
         raise problem(404, NOT_FOUND, "path", "token")
     agent = request.headers.get("user-agent", "")
-    background.add_task(
-        react,
-        stores,
-        events,
-        sent,
-        reaction,
-        datetime.now(UTC),
-        max_bytes=settings.max_event_bytes,
-        machine=reactions.is_machine(agent, age, reaction, settings.tracking_scanner_seconds),
-        link=link,
-    )
-    return link
+    background.add_task(_record, stores, events, settings, tracked, reaction, agent)
+    return tracked.link
+
+
+class FastTracking:
+    """The pixel and links, answered in front of the API's middleware: customers' mail
+    clients fetch them by the million, and a redirect should cost about what a bare one
+    does. Only a live message's token is answered here (with the same answer and the
+    security headers); anything else goes on to the routes below, which refuse it as
+    documented. Not rate-limited per address: a forged token costs one HMAC, and a real
+    one at most one read in 10 seconds (`DeliveryLedger.recent_message`)."""
+
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self.state = state
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope.get("method") != "GET" or not path.startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        kind, _, token = path[len(PREFIX) :].partition("/")
+        reaction = {"open": "opened", "click": "clicked"}.get(kind)
+        tracked = None
+        if reaction is not None and 5 <= len(token) <= 64 and TOKEN.match(token):
+            state = self.state
+            tracked = await _tracked(
+                state.tracking_key, state.stores, state.settings, token, reaction
+            )
+        if tracked is None or reaction is None:
+            await self.app(scope, receive, send)
+            return
+        if reaction == "opened":
+            headers = [(b"content-type", b"image/gif"), *_FIXED]
+            status, body = 200, PIXEL
+        else:
+            assert tracked.link is not None
+            headers = [(b"location", tracked.link.encode()), *_FIXED]
+            status, body = 302, b""
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "")
+        state = self.state
+        task = asyncio.ensure_future(
+            _record(state.stores, state.router, state.settings, tracked, reaction, agent)
+        )
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
 
 @router.get(
