@@ -29,6 +29,29 @@ from tests.conftest import eventually, unique
 from tests.helpers import customer, deliveries, ended, event, one_send, publish_copy, state
 
 
+def awaiting(channel: str, reaction: str, **content: str) -> JourneySpec:
+    """Send one message, then wait a day for its reaction: the path ends at `reacted` or
+    at `timeout`."""
+    return JourneySpec(
+        id=f"await-{reaction}",
+        name=f"Await {reaction}",
+        entry={"event": "go"},  # type: ignore[arg-type]
+        steps=[
+            SendStep(id="send", channel=channel, content={"body": "x", **content}, next="w"),  # type: ignore[arg-type]
+            WaitForReactionStep(
+                id="w",
+                send="send",
+                reaction=reaction,
+                timeout=timedelta(days=1),  # type: ignore[arg-type]
+                on_reaction="reacted",
+                on_timeout="timeout",
+            ),  # fmt: skip
+            ExitStep(id="reacted"),
+            ExitStep(id="timeout"),
+        ],
+    )
+
+
 async def suppressions(api: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
     answer = await api.get("/v1/suppressions", params=params)
     assert answer.status_code == 200, answer.text
@@ -111,29 +134,12 @@ async def test_a_complaint_stops_marketing_email_but_not_transactional(
 
 
 async def test_a_journey_waits_for_the_bounce_and_takes_its_edge(api: httpx.AsyncClient) -> None:
-    spec = JourneySpec(
-        id="bounce-edge",
-        name="Bounce edge",
-        entry={"event": "go"},  # type: ignore[arg-type]
-        steps=[
-            SendStep(id="mail", channel="email", content={"subject": "Hi", "body": "x"}, next="w"),  # type: ignore[arg-type]
-            WaitForReactionStep(
-                id="w",
-                send="mail",
-                reaction="bounced",
-                timeout=timedelta(days=1),
-                on_reaction="bounced",
-                on_timeout="fine",
-            ),  # fmt: skip
-            ExitStep(id="bounced"),
-            ExitStep(id="fine"),
-        ],
-    )
+    spec = awaiting("email", "bounced", subject="Hi")
     copy = await publish_copy(api, spec)
     cid = await customer(api, email=f"{unique('wb')}+bounce@example.com")
     await event(api, cid, copy.entry)
     done = await ended(api, copy.id, cid)
-    assert done["path"][-1]["step"] == "bounced", done
+    assert done["path"][-1]["step"] == "reacted", done
 
 
 async def test_sns_refuses_what_it_did_not_sign_and_answers_the_handshake(
@@ -244,24 +250,7 @@ async def test_a_journey_waits_for_a_yes_reply(
     api: httpx.AsyncClient, anonymous: httpx.AsyncClient, stack: Stack
 ) -> None:
     phone = "+1555" + str(abs(hash(unique("p"))))[:7]
-    spec = JourneySpec(
-        id="confirm",
-        name="Reply YES",
-        entry={"event": "go"},  # type: ignore[arg-type]
-        steps=[
-            SendStep(id="ask", channel="sms", content={"body": "Reply YES"}, next="w"),  # type: ignore[arg-type]
-            WaitForReactionStep(
-                id="w",
-                send="ask",
-                reaction="replied",
-                timeout=timedelta(days=1),
-                on_reaction="yes",
-                on_timeout="no",
-            ),  # fmt: skip
-            ExitStep(id="yes"),
-            ExitStep(id="no"),
-        ],
-    )
+    spec = awaiting("sms", "replied", body="Reply YES")
     copy = await publish_copy(api, spec)
     cid = await customer(api, phone=phone)
     await event(api, cid, copy.entry)
@@ -277,7 +266,7 @@ async def test_a_journey_waits_for_a_yes_reply(
     assert (
         await anonymous.post("/v1/providers/twilio/inbound", data=form, headers=headers)
     ).status_code == 200
-    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "yes"
+    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "reacted"
 
 
 async def test_the_funnel_counts_each_send_steps_reactions(api: httpx.AsyncClient) -> None:
@@ -299,24 +288,7 @@ async def test_the_funnel_counts_each_send_steps_reactions(api: httpx.AsyncClien
 async def test_the_app_reports_in_app_reactions_and_callers_cannot_forge_them(
     api: httpx.AsyncClient,
 ) -> None:
-    spec = JourneySpec(
-        id="in-app-read",
-        name="In-app read",
-        entry={"event": "go"},  # type: ignore[arg-type]
-        steps=[
-            SendStep(id="card", channel="in_app", content={"body": "Hi"}, next="w"),  # type: ignore[arg-type]
-            WaitForReactionStep(
-                id="w",
-                send="card",
-                reaction="opened",
-                timeout=timedelta(days=1),
-                on_reaction="seen",
-                on_timeout="unseen",
-            ),  # fmt: skip
-            ExitStep(id="seen"),
-            ExitStep(id="unseen"),
-        ],
-    )
+    spec = awaiting("in_app", "opened")
     copy = await publish_copy(api, spec)
     cid = await customer(api)
     forged = await api.post("/v1/events", json={"customer_id": cid, "name": "message.opened"})
@@ -330,35 +302,18 @@ async def test_the_app_reports_in_app_reactions_and_callers_cannot_forge_them(
     other = await api.post(f"/v1/customers/someone-else/messages/{row['id']}/opened")
     assert other.status_code == 404
     assert (await api.post(f"/v1/customers/{cid}/inbox/{card['id']}/read")).status_code == 200
-    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "seen"
+    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "reacted"
     again = await api.post(f"/v1/customers/{cid}/messages/{row['id']}/dismissed")
     assert again.status_code == 204
 
 
 async def test_twilios_delivery_receipt_is_the_sms_reaction(api: httpx.AsyncClient) -> None:
-    spec = JourneySpec(
-        id="sms-delivered",
-        name="SMS delivered",
-        entry={"event": "go"},  # type: ignore[arg-type]
-        steps=[
-            SendStep(id="text", channel="sms", content={"body": "Hi"}, next="w"),  # type: ignore[arg-type]
-            WaitForReactionStep(
-                id="w",
-                send="text",
-                reaction="delivered",
-                timeout=timedelta(days=1),
-                on_reaction="delivered",
-                on_timeout="lost",
-            ),  # fmt: skip
-            ExitStep(id="delivered"),
-            ExitStep(id="lost"),
-        ],
-    )
+    spec = awaiting("sms", "delivered", body="Hi")
     copy = await publish_copy(api, spec)
     cid = await customer(api, phone="+15551230001")
     await event(api, cid, copy.entry)
     # The Twilio sandbox calls the status callback (signed): sent, then delivered.
-    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "delivered"
+    assert (await ended(api, copy.id, cid))["path"][-1]["step"] == "reacted"
 
 
 async def test_the_apis_pixel_and_link_answer_in_front_and_count(

@@ -47,6 +47,9 @@ TWILIO_REACTIONS = {
 UNSIGNED: dict[int | str, dict[str, Any]] = {
     401: {"description": "The provider's signature is missing or does not match."}
 }
+MessageSid = Annotated[
+    str, Form(alias="MessageSid", min_length=1, max_length=64, description="Twilio's message id.")
+]
 SENDGRID_TOLERANCE = 600
 """Seconds a SendGrid signature's timestamp may be off (a replay outside it is refused)."""
 
@@ -70,10 +73,7 @@ async def twilio_status(
     stores: StoresDep,
     events: RouterDep,
     settings: SettingsDep,
-    message_sid: Annotated[
-        str,
-        Form(alias="MessageSid", min_length=1, max_length=64, description="Twilio's message id."),
-    ],
+    message_sid: MessageSid,
     message_status: Annotated[
         str,
         Form(
@@ -117,10 +117,7 @@ async def twilio_inbound(
     stores: StoresDep,
     events: RouterDep,
     settings: SettingsDep,
-    message_sid: Annotated[
-        str,
-        Form(alias="MessageSid", min_length=1, max_length=64, description="Twilio's message id."),
-    ],
+    message_sid: MessageSid,
     sender: Annotated[
         str,
         Form(
