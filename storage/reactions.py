@@ -48,13 +48,9 @@ class ReactionStore:
         common case: proxies and people open a message again) of a kind known here is
         added up in memory (see the module); otherwise it is one UPDATE, the first an
         INSERT, and a first that raced another becomes a repeat."""
-        kind = (sent.delivery_id, reaction, machine)
-        if kind in self._known:
-            n, _ = self._pending.get(kind, (0, at))
-            self._pending[kind] = (n + 1, at)
-            if self._flushing is None or self._flushing.done():
-                self._flushing = asyncio.get_running_loop().create_task(self._flush_later())
+        if self.held(sent, reaction, machine, at):
             return False
+        kind = (sent.delivery_id, reaction, machine)
         if len(self._known) > 100_000:
             self._known.clear()
         self._known[kind] = sent.customer_id
@@ -78,6 +74,18 @@ class ReactionStore:
             return True
         except IntegrityError:  # the same first, counted meanwhile by another request
             return not await self._again(sent, reaction, machine, at)
+
+    def held(self, sent: Sent, reaction: str, machine: bool, at: datetime) -> bool:
+        """Count a repeat of a kind this process has counted, in memory (no I/O); False
+        when the kind is not known here (`count` it)."""
+        kind = (sent.delivery_id, reaction, machine)
+        if kind not in self._known:
+            return False
+        n, _ = self._pending.get(kind, (0, at))
+        self._pending[kind] = (n + 1, at)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_later())
+        return True
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(FLUSH_SECONDS)

@@ -12,6 +12,17 @@ from journeys.storage.stores import Stores
 from journeys.usecases.routing import EventRouter, Routed, ingest
 
 
+def held(
+    stores: Stores, router: EventRouter, sent: Sent, reaction: str, at: datetime, machine: bool
+) -> bool:
+    """Count a repeat the store knows is one, without I/O (the tracking routes' common
+    case, done before the answer returns); False when `react` must count it."""
+    if not stores.reactions.held(sent, reaction, machine, at):
+        return False
+    router.counts.reaction(reaction, sent.channel, machine=machine, first=False)
+    return True
+
+
 async def react(
     stores: Stores,
     router: EventRouter,

@@ -26,7 +26,7 @@ from journeys.schemas import reactions
 from journeys.schemas.access import public
 from journeys.schemas.settings import Settings
 from journeys.storage.stores import Stores
-from journeys.usecases.reactions import react
+from journeys.usecases.reactions import held, react
 from journeys.usecases.routing import EventRouter
 
 router = APIRouter(prefix="/v1/track", tags=["tracking"])
@@ -150,6 +150,11 @@ class FastTracking:
         await send({"type": "http.response.body", "body": body})
         agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "")
         state = self.state
+        machine = reactions.is_machine(
+            agent, tracked.age, reaction, state.settings.tracking_scanner_seconds
+        )
+        if held(state.stores, state.router, tracked.sent, reaction, datetime.now(UTC), machine):
+            return  # a repeat, counted in memory
         task = asyncio.ensure_future(
             _record(state.stores, state.router, state.settings, tracked, reaction, agent)
         )
