@@ -68,7 +68,7 @@ def up(
 ) -> None:
     """Start everything: Temporal dev server with UI, mailbox, worker, API and the example
     journeys. Ctrl-C stops it; starting it again resumes every enrollment in flight."""
-    from journeys.services.email_sandbox import SesSandbox, hook
+    from journeys.services.email_sandbox import SendGridSandbox, SesSandbox, hook
     from journeys.services.mailbox import start_smtp
     from journeys.stack.embedded import (
         dev_server,
@@ -157,7 +157,7 @@ def up(
     api_key = asyncio.run(embedded_admin_key(settings))
     settings.api_url_file.write_text(f"http://127.0.0.1:{api_port}\n")  # where the CLI calls
     mailbox = mailbox_for(settings)
-    mailbox.listeners.append(hook(SesSandbox(settings)))
+    mailbox.listeners += [hook(SesSandbox(settings)), hook(SendGridSandbox(settings))]
     smtp = start_smtp(mailbox, port=smtp_port)
     try:
         with (

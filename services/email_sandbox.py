@@ -13,9 +13,11 @@ simulator does, by recipient:
 
 Each notification is an SNS `Notification` for the sandbox's topic, signed (SignatureVersion
 1) with a key kept in the data folder, whose certificate the sandbox serves at
-`/sandbox/sns/SimpleNotificationService-sandbox.pem`; `subscribe` sends the
-`SubscriptionConfirmation` handshake first. SendGrid: `SendGridSandbox.post` signs and
-posts a batch of events with an ECDSA key whose public half the API checks with."""
+`/sandbox/sns/SimpleNotificationService-sandbox.pem`; `subscription` makes the
+`SubscriptionConfirmation` handshake. SendGrid (`JOURNEYS_EMAIL_PROVIDER=sendgrid`): the
+mailbox hands every email carrying unique args (`X-SMTPAPI`) to `SendGridSandbox.mailed`,
+which posts the Event Webhook's batch (processed, then delivered, bounce or spam report, by
+the same addresses), signed with an ECDSA key whose public half the API checks with."""
 
 from __future__ import annotations
 
@@ -244,6 +246,7 @@ class SesSandbox:
 
 class SendGridSandbox:
     def __init__(self, settings: Settings):
+        self.settings = settings
         self.base = settings.public_url.rstrip("/")
         self.key: ec.EllipticCurvePrivateKey = _key(
             settings, "sandbox-sendgrid", lambda: ec.generate_private_key(ec.SECP256R1())
@@ -279,6 +282,42 @@ class SendGridSandbox:
             SENDGRID_SIGNATURE: sign_sendgrid(self.key, timestamp, body),
         }
 
+    def events_for(self, received: Received) -> list[dict[str, Any]]:
+        """The events SendGrid would post about one email, by recipient as SES's
+        simulator decides (`outcome`): processed, then delivered, a bounce (`blocked`:
+        soft) or a delivery and a spam report."""
+        try:
+            args = json.loads(str(received.message.get("X-SMTPAPI", "{}"))).get("unique_args", {})
+        except ValueError:
+            return []
+        delivery = args.get(TAG)
+        row = int(delivery) if isinstance(delivery, str) and delivery.isdigit() else None
+        out = []
+        for address in received.recipients:
+            out.append(self.event("processed", address, row))
+            match outcome(address):
+                case "bounce":
+                    why = {"status": "5.1.1", "reason": "550 5.1.1 user unknown"}
+                    out.append(self.event("bounce", address, row, type="bounce", **why))
+                case "softbounce":
+                    why = {"status": "4.2.2", "reason": "452 4.2.2 mailbox full"}
+                    out.append(self.event("bounce", address, row, type="blocked", **why))
+                case "complaint":
+                    out += [self.event("delivered", address, row),
+                            self.event("spamreport", address, row)]  # fmt: skip
+                case _:
+                    out.append(self.event("delivered", address, row))
+        return out
+
+    async def mailed(self, received: Received) -> None:
+        """The mailbox's hook, with `JOURNEYS_EMAIL_PROVIDER=sendgrid`: the Event Webhook's
+        batch about an email that carries this deployment's unique args."""
+        if self.settings.email_provider != "sendgrid" or "X-SMTPAPI" not in received.message:
+            return
+        events = self.events_for(received)
+        if events:
+            await self.post(events)
+
     async def post(self, events: list[dict[str, Any]]) -> int:
         body, headers = self.signed(events)
         async with httpx.AsyncClient(timeout=10) as http:
@@ -288,7 +327,7 @@ class SendGridSandbox:
             return answer.status_code
 
 
-def hook(sandbox: SesSandbox) -> Any:
+def hook(sandbox: SesSandbox | SendGridSandbox) -> Any:
     """The mailbox listener that runs `sandbox.mailed` without holding up the SMTP reply."""
 
     def listen(received: Received) -> None:

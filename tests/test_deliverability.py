@@ -354,3 +354,29 @@ async def test_the_apis_pixel_and_link_answer_in_front_and_count(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+def test_an_email_through_sendgrid_comes_back_as_its_signed_events(tmp_path: Any) -> None:
+    from journeys.activities.channels import EmailChannel, Outbound
+    from journeys.schemas.feedback import from_sendgrid
+    from journeys.schemas.settings import Settings
+    from journeys.schemas.signatures import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP, verify_sendgrid
+    from journeys.services.mailbox import Received
+
+    settings = Settings(data_dir=tmp_path, generate_secrets=True, email_provider="sendgrid")
+    address = "ann+bounce@example.com"
+    outbound = Outbound(
+        key="k", customer_id="c", journey_id="j", step_id="s", addresses=[address],
+        content={"subject": "Hi", "body": "x"}, delivery_id=42,
+    )  # fmt: skip
+    email = EmailChannel(settings).compose(outbound)
+    assert "X-SES-MESSAGE-TAGS" not in email
+    sandbox = SendGridSandbox(settings)
+    events = sandbox.events_for(Received(settings.email_from, (address,), email))
+    assert [e["event"] for e in events] == ["processed", "bounce"]
+    body, headers = sandbox.signed(events)
+    signature, timestamp = headers[SENDGRID_SIGNATURE], headers[SENDGRID_TIMESTAMP]
+    assert verify_sendgrid(sandbox.public_key(), timestamp, body, signature)
+    assert not verify_sendgrid(sandbox.public_key(), timestamp, body + b" ", signature)
+    [bounce] = from_sendgrid(json.loads(body))
+    assert (bounce.kind, bounce.bounce, bounce.delivery_id) == ("bounced", "hard", 42)
