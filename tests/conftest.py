@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
@@ -30,6 +32,12 @@ from journeys.services.email_sandbox import SesSandbox, hook
 from journeys.services.mailbox import Mailbox, start_smtp
 from journeys.stack.embedded import Stack, free_port, running_stack, wait_for_temporal
 from journeys.testkit.kit import temporal_server
+
+# The same examples on every run, so CI gives one answer for one commit (a property that
+# fails does so every time); JOURNEYS_HYPOTHESIS=explore draws new ones for a long hunt.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("explore", max_examples=2000)
+hypothesis_settings.load_profile(os.environ.get("JOURNEYS_HYPOTHESIS", "ci"))
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")

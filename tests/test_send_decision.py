@@ -237,20 +237,25 @@ def requests(draw: st.DrawFn) -> Any:
 
 @given(
     rule_caps=st.lists(caps, max_size=3),
+    journey_caps=st.lists(caps, max_size=1),
     wanted=st.lists(st.tuples(hours, requests()), min_size=1, max_size=25),
     quiet=st.sampled_from([None, QUIET]),
 )
 @settings(max_examples=200, deadline=None)
 def test_sends_granted_one_after_another_never_exceed_any_cap(
-    rule_caps: list[FrequencyCap], wanted: list[tuple[int, Any]], quiet: QuietHours | None
+    rule_caps: list[FrequencyCap],
+    journey_caps: list[FrequencyCap],
+    wanted: list[tuple[int, Any]],
+    quiet: QuietHours | None,
 ) -> None:
     """Replaying random requests through `decide`, the granted marketing sends stay within
-    every cap that applies to them, in every window."""
+    every cap that applies to them, in every window. (The requests are one journey's, so
+    they carry its caps: the journey's own.)"""
     rules = Rules(rule_caps, quiet)
     granted: list[tuple[datetime, Slot, Any]] = []
     for i, (hour, req) in enumerate(sorted(wanted, key=lambda w: w[0])):
         at = NOON + timedelta(hours=hour)
-        req = req.model_copy(update={"idempotency_key": f"k{i}"})
+        req = req.model_copy(update={"idempotency_key": f"k{i}", "journey_caps": journey_caps})
         slots = [s for _, s, r in granted if r.topic == "marketing"]
         verdict = decide(snap(ALICE, slots), req, rules, at)
         if verdict.kind == "grant":
