@@ -32,7 +32,7 @@ from journeys.schemas.backtest import (
     TopCustomer,
 )
 from journeys.schemas.enrollment import EnrollmentInput, EnrollmentOptions
-from journeys.schemas.events import CustomerEvent
+from journeys.schemas.events import RESERVED_PREFIX, CustomerEvent
 from journeys.schemas.funnel import StepFunnel
 from journeys.schemas.guardrails import FrequencyCap
 from journeys.schemas.journey import JourneySpec
@@ -70,7 +70,8 @@ async def recorded(
     while True:
         page = await stores.events.recorded(since, until, customers, after_id=after)
         for _, event in page:
-            by_customer[event.customer_id].append(event)
+            if not event.name.startswith(RESERVED_PREFIX):  # (see ASSUMPTIONS)
+                by_customer[event.customer_id].append(event)
         if len(page) < 5000:
             break
         after = page[-1][0]

@@ -53,6 +53,9 @@ ASSUMPTIONS = (
     "decide step gets no offers and an action step succeeds with no output.",
     "Events are replayed up to the range's end; an enrollment still waiting then is "
     "reported as waiting at its step.",
+    "Messages' own reactions (message.opened, .clicked, .bounced...) name real sends, so "
+    "they are not replayed: a wait_for_reaction in a backtest takes its timeout edge, and "
+    "the suppression list is not consulted.",
 )
 
 
