@@ -64,8 +64,11 @@ async def replied(
         )
         await ingest([event], router, stores, settings.max_event_bytes, source="reactions")
         return outcome
-    common = {"max_bytes": settings.max_event_bytes, "source": "twilio"}
-    await react(stores, router, sent, "replied", at, distinct=sid, extra=properties, **common)  # type: ignore[arg-type]
+    limit = settings.max_event_bytes
+    await react(
+        stores, router, sent, "replied", at,
+        max_bytes=limit, source="twilio", distinct=sid, extra=properties,
+    )  # fmt: skip
     if word in STOP:
-        await react(stores, router, sent, "unsubscribed", at, **common)  # type: ignore[arg-type]
+        await react(stores, router, sent, "unsubscribed", at, max_bytes=limit, source="twilio")
     return outcome

@@ -12,6 +12,7 @@ operator (`GET /v1/providers/callbacks`)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,8 +23,9 @@ from journeys.api.errors import problem
 from journeys.api.pages import Cursor, Limit, Page, decode, encode
 from journeys.schemas.access import KB, public, requires
 from journeys.schemas.base import Schema
-from journeys.schemas.feedback import from_sendgrid, from_ses
+from journeys.schemas.feedback import Feedback, from_sendgrid, from_ses
 from journeys.schemas.reactions import CAN_REACT
+from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import (
     SENDGRID_SIGNATURE,
     SENDGRID_TIMESTAMP,
@@ -32,9 +34,11 @@ from journeys.schemas.signatures import (
     verify_twilio,
 )
 from journeys.storage.secrets import twilio_token
+from journeys.storage.stores import Stores
 from journeys.usecases.feedback import apply
 from journeys.usecases.reactions import react
 from journeys.usecases.replies import replied
+from journeys.usecases.routing import EventRouter
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 TWILIO_REACTIONS = {
@@ -152,6 +156,14 @@ class Applied(Schema):
     """Events seen before: nothing changed."""
 
 
+async def _applied(
+    feedback: list[Feedback], stores: Stores, events: EventRouter, settings: Settings
+) -> Applied:
+    """Apply each feedback event once, in order; what they came to."""
+    outcomes: Counter[str] = Counter([await apply(f, stores, events, settings) for f in feedback])
+    return Applied(**outcomes)
+
+
 def _json(raw: bytes, where: str) -> Any:
     try:
         return json.loads(raw)
@@ -184,20 +196,17 @@ async def ses(
         message = None  # (not JSON: no message SNS signed)
     if not isinstance(message, dict) or not await request.app.state.sns.verify(message):
         raise problem(401, "not a message SNS signed for a topic taken here", "body", "Signature")
-    done = Applied()
     if message.get("Type") == "SubscriptionConfirmation":
         if not await request.app.state.sns.confirm(message):
             raise problem(422, "the subscription could not be confirmed", "body", "SubscribeURL")
-        return done
+        return Applied()
     if message.get("Type") != "Notification":
-        return done
+        return Applied()
     notification = _json(str(message.get("Message", "")).encode(), "Message")
     if not isinstance(notification, dict):
         raise problem(422, "the notification is not a JSON object", "body", "Message")
-    for feedback in from_ses(str(message.get("MessageId")), notification):
-        outcome = await apply(feedback, stores, events, settings)
-        setattr(done, outcome, getattr(done, outcome) + 1)
-    return done
+    feedback = from_ses(str(message.get("MessageId")), notification)
+    return await _applied(feedback, stores, events, settings)
 
 
 @router.post(
@@ -237,11 +246,7 @@ async def sendgrid(
     batch = _json(raw, "events")
     if not isinstance(batch, list) or len(batch) > 1000:
         raise problem(422, "not a list of at most 1,000 events", "body", "events")
-    done = Applied()
-    for feedback in from_sendgrid(batch):
-        outcome = await apply(feedback, stores, events, settings)
-        setattr(done, outcome, getattr(done, outcome) + 1)
-    return done
+    return await _applied(from_sendgrid(batch), stores, events, settings)
 
 
 class Unmatched(Schema):
