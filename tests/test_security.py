@@ -192,7 +192,7 @@ async def test_errors_are_problems_that_echo_nothing(api: httpx.AsyncClient) -> 
 
 
 async def test_writes_are_rate_limited_per_key(stack: Stack, admin_key: str) -> None:
-    async with app(stack, rate_limit_per_second=0.5, rate_limit_burst=2) as limited:
+    async with app(stack, rate_limit_per_second=0.01, rate_limit_burst=2) as limited:
         auth = {"Authorization": f"Bearer {admin_key}"}
         body = {"customer_id": unique("c"), "name": "rate"}
         codes = [(await limited.post("/v1/events", json=body, headers=auth)).status_code]

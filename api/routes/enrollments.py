@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.api.commands import enrollment_of, not_found, send
@@ -18,6 +18,7 @@ from journeys.schemas.base import Schema
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
 from journeys.schemas.journey import SLUG
 from journeys.usecases.controls import control, for_each, running
+from journeys.workflows.search_attributes import JOURNEY_VERSION
 
 T = TypeVar("T", bound=BaseModel)
 ENDED_OUTSIDE = frozenset(
@@ -40,7 +41,12 @@ async def get_enrollment(
     """Status, version, current step, what it waits for and until when, the path so far."""
     enrollment = enrollment_of(client, journey_id, customer_id)
     try:
-        state = await enrollment.state()
+        try:
+            state = await enrollment.state()
+        except RPCError as err:  # ended before its first workflow task: nothing to query
+            if err.status != RPCStatusCode.FAILED_PRECONDITION:
+                raise
+            return await _never_ran(enrollment.handle, journey_id, customer_id)
         if state.status == "active":  # unless the run was ended in Temporal itself
             described = await enrollment.handle.describe()
             if described.status in ENDED_OUTSIDE:
@@ -56,6 +62,27 @@ async def get_enrollment(
         raise
     except WorkflowQueryFailedError as err:
         raise problem(409, f"enrollment cannot be read: {err}") from err
+
+
+async def _never_ran(
+    handle: WorkflowHandle[Any, Any], journey_id: str, customer_id: str
+) -> EnrollmentState:
+    """The state of a run ended in Temporal before it took a step, from its description."""
+    described = await handle.describe()
+    how = described.status.name.lower().replace("_", " ") if described.status else "ended"
+    attributes = described.typed_search_attributes
+    return EnrollmentState(
+        journey_id=journey_id,
+        version=attributes.get(JOURNEY_VERSION) or 0,
+        customer_id=customer_id,
+        status="stopped",
+        step=None,
+        waiting=None,
+        entered_at=described.start_time,
+        ended_reason=f"{how} in Temporal",
+        path=[],
+        context={},
+    )
 
 
 def _one(action: Control, doc: str) -> Any:
