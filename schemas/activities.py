@@ -20,6 +20,7 @@ from journeys.schemas.audience import AudiencePage, AudiencePageRequest, Enrolle
 from journeys.schemas.base import Schema
 from journeys.schemas.decision import DecisionRequest, DecisionResult
 from journeys.schemas.delivery import SendRequest, SendResult
+from journeys.schemas.experiments import SplitWeights, WeightsRequest
 from journeys.schemas.journey import Audience, HttpCall, RateLimit
 
 INVALID_REQUEST = "InvalidRequest"
@@ -90,6 +91,7 @@ class ActionRequest(Schema):
     """The trigger event, the last event and the enrollment's context."""
 
 
+SPLIT_WEIGHTS = "journeys.split_weights"
 AUDIENCE_COUNT = "journeys.audience_count"
 AUDIENCE_PAGE = "journeys.audience_page"
 AUDIENCE_ENROLL = "journeys.audience_enroll"
@@ -149,6 +151,16 @@ class Actions:
         raise NotImplementedError
 
 
+class Experiments:
+    """A bandit split's weights."""
+
+    @activity.defn(name=SPLIT_WEIGHTS)
+    async def weights(self, request: WeightsRequest) -> SplitWeights:
+        """Thompson sampling's weights from the arms' counts (cached up to a minute), or
+        the operator's frozen weights or winner."""
+        raise NotImplementedError
+
+
 class Audiences:
     """Audience entry: count, page and enrol."""
 
@@ -168,4 +180,4 @@ class Audiences:
         raise NotImplementedError
 
 
-CONTRACTS: tuple[type, ...] = (Profiles, Sends, Decisions, Actions, Audiences)
+CONTRACTS: tuple[type, ...] = (Profiles, Sends, Decisions, Actions, Experiments, Audiences)

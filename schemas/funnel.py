@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from journeys.schemas.base import Schema
+from journeys.schemas.experiments import Experiment
 
 
 class StepReactions(Schema):
@@ -133,7 +134,10 @@ class Funnel(Schema):
     steps: list[StepFunnel]
     """Counts per step."""
     arms: list[ArmFunnel]
-    """Conversion per split arm."""
+    """Conversion per split arm (and per holdout group, as split `holdout`)."""
+    experiments: list[Experiment] = Field(default_factory=list)
+    """Each split's and the holdout's statistics: intervals, an always-valid p-value, the
+    probability to be best and a sample-ratio check."""
     goal: str | None = None
     """The event that converts (the journey's goal), if it has one."""
     ui_entered: str | None = None

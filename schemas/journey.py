@@ -25,6 +25,10 @@ SLUG = r"^[a-z0-9][a-z0-9_\-]{0,79}$"
 StepId = Annotated[str, Field(pattern=SLUG)]
 BEST_CHANNEL = "best_channel"
 MAX_STEPS = 1000
+MAX_ARMS = 10
+"""Arms a split may have (MoEngage stops at 5; more dilutes every arm's sample)."""
+HOLDOUT = "holdout"
+"""The experiment name of a journey's holdout (`holdout:control` in `JourneyReached`)."""
 """Steps a journey may have: the longest journey tested end to end (tests/test_long_journeys.py);
 each step costs its funnel a count, and validation a walk."""
 SendChannel = Literal[Channel, "best_channel"]
@@ -288,20 +292,35 @@ class SplitPath(_Model):
 
 class SplitStep(_Step):
     """Weighted paths (experiments, holdouts), assigned by a stable hash of
-    (journey, step, customer) so assignment is reproducible."""
+    (journey, step, customer) so assignment is reproducible.
+
+    `mode: bandit` moves traffic to the arm that converts best (the journey's goal) by
+    Thompson sampling: the weights come from one activity, recomputed from the arms'
+    exposures and conversions at least every minute, and recorded in the enrollment's
+    history, so a replay or a worker crash never re-rolls an arm. Every arm keeps at least
+    `exploration` of the traffic, and the weights hold until each arm has `min_sample`
+    exposures."""
 
     type: Literal["split"] = "split"
     """`split`: a random, sticky A/B split."""
-    paths: list[SplitPath] = Field(min_length=1)
+    paths: list[SplitPath] = Field(min_length=1, max_length=MAX_ARMS)
     """The arms."""
+    mode: Literal["fixed", "bandit"] = "fixed"
+    """`fixed`: the weights as written; `bandit`: Thompson sampling on the goal."""
+    exploration: float = Field(default=0.05, ge=0, le=0.5)
+    """For a bandit: the least share each arm keeps."""
+    min_sample: int = Field(default=100, ge=1, le=1_000_000)
+    """For a bandit: exposures every arm needs before the weights move."""
+    control: str | None = Field(default=None, pattern=SLUG)
+    """The arm the others are compared with (default: the first)."""
 
     def edges(self) -> list[tuple[str, str]]:
         """Each arm's target."""
         return [(f"paths.{i}.next", p.next) for i, p in enumerate(self.paths)]
 
     def instant(self) -> bool:
-        """A split decides from the customer id alone."""
-        return True
+        """A fixed split decides from the customer id alone; a bandit asks for weights."""
+        return self.mode == "fixed"
 
 
 class SendStep(_Step):
@@ -507,6 +526,17 @@ Step = Annotated[
 Reentry = Literal["never", "after_exit"]
 
 
+class Holdout(_Model):
+    """A control group: a share of entrants who enter (and are counted) but get nothing,
+    kept for `window`, so the journey's lift over sending nothing can be measured."""
+
+    share: float = Field(gt=0, le=0.5)
+    """The share of entrants held out (0.1 is 10%)."""
+    window: Duration = Field(gt=timedelta(0), le=timedelta(days=365))
+    """How long a held-out customer stays enrolled, converting or not: the attribution
+    window. Set it to the journey's length, so both groups have the same time to convert."""
+
+
 class JourneySpec(_Model):
     """A whole journey. The first step listed is where an enrollment starts."""
 
@@ -555,6 +585,8 @@ class JourneySpec(_Model):
     """The event that converts a customer (the enrollment ends as converted)."""
     exit_when: list[EventCondition] = Field(default_factory=list)
     """Events that end the enrollment wherever it is (an unsubscribe)."""
+    holdout: Holdout | None = None
+    """A control group that gets nothing (needs a `goal`)."""
     reentry: Reentry = "never"
     """`never` or `after_exit`."""
     priority: int = 0

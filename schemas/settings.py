@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, le=100)
     """Soft bounces in a row (no delivery between) that put an address on the suppression
     list; a hard bounce does at once."""
+    bandit_refresh_seconds: float = Field(default=60, ge=1, le=86_400)
+    """How old a bandit split's arm counts may be before its weights are computed again
+    (per worker; Braze re-weights twice a day)."""
 
     webhook_url: str | None = None
     """Where `webhook` sends are POSTed unless the message names a `url`; default: the

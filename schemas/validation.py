@@ -13,9 +13,11 @@ from journeys.schemas import reactions, templating
 from journeys.schemas.egress import Policy
 from journeys.schemas.journey import (
     BEST_CHANNEL,
+    HOLDOUT,
     ActionStep,
     JourneySpec,
     SendStep,
+    SplitStep,
     WaitForReactionStep,
 )
 from journeys.schemas.predicates import fields
@@ -79,6 +81,7 @@ def check_journey(
                     f"an audience selects profiles: '{field}' must start with 'profile.'",
                 )
             )
+    problems += _experiments(spec)
     problems += _unreachable(spec, index)
     problems += _reactions(spec, index)
     problems += _loops_without_wait(spec, index)
@@ -109,6 +112,45 @@ def check_journey(
                 )
             )
         problems += _references(spec, i, step, templates)
+    return problems
+
+
+def _experiments(spec: JourneySpec) -> list[Problem]:
+    """A holdout and a bandit measure the goal, so they need one; arm names are unique."""
+    problems = []
+    if spec.holdout is not None:
+        if spec.goal is None:
+            problems.append(Problem(("holdout",), "a holdout measures the goal: add a 'goal'"))
+        if any(s.id == HOLDOUT for s in spec.steps):
+            problems.append(
+                Problem(("holdout",), f"with a holdout, no step may be named '{HOLDOUT}'")
+            )
+    for i, step in enumerate(spec.steps):
+        if not isinstance(step, SplitStep):
+            continue
+        names = [p.name for p in step.paths]
+        if len(set(names)) != len(names):
+            problems.append(
+                Problem(_loc(i, "paths"), f"step '{step.id}': an arm name is used twice")
+            )
+        if step.control is not None and step.control not in names:
+            problems.append(
+                Problem(_loc(i, "control"), f"step '{step.id}': 'control' names no arm")
+            )
+        if step.mode == "bandit" and spec.goal is None:
+            problems.append(
+                Problem(
+                    _loc(i, "mode"),
+                    f"step '{step.id}': a bandit learns from the goal: add a 'goal'",
+                )
+            )
+        if step.mode == "bandit" and len(step.paths) * step.exploration > 1:
+            problems.append(
+                Problem(
+                    _loc(i, "exploration"),
+                    f"step '{step.id}': the arms' exploration shares add up to more than 1",
+                )
+            )
     return problems
 
 

@@ -23,6 +23,7 @@ from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.offers import OfferStore
 from journeys.storage.profiles import ProfileStore
 from journeys.storage.reactions import ReactionStore
+from journeys.storage.splits import SplitDecisions
 from journeys.storage.suppressions import SuppressionStore
 from journeys.storage.templates import TemplateStore
 
@@ -40,6 +41,7 @@ class Stores:
     reactions: ReactionStore
     suppressions: SuppressionStore
     callbacks: CallbackLog
+    splits: SplitDecisions
     erasures: Erasures
     audiences: AudienceStore
     keys: KeyStore
@@ -85,6 +87,7 @@ class Stores:
             reactions=ReactionStore(factory),
             suppressions=SuppressionStore(factory),
             callbacks=CallbackLog(factory),
+            splits=SplitDecisions(factory),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),

@@ -270,3 +270,17 @@ class AuditRow(SQLModel, table=True):
     target: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: int
     client: str | None = Field(default=None, max_length=64)
+
+
+class SplitDecisionRow(SQLModel, table=True):
+    """An operator's word on a bandit split (`schemas.experiments.Decision`): its frozen
+    weights, or its winner. Released, the row goes."""
+
+    __tablename__ = "split_decisions"
+    journey_id: str = Field(primary_key=True, max_length=80)
+    split_id: str = Field(primary_key=True, max_length=80)
+    action: str = Field(max_length=10)
+    weights: list[float] | None = Field(default=None, sa_column=Column(JSON))
+    arm: str | None = Field(default=None, max_length=80)
+    reason: str = Field(max_length=200)
+    decided_at: datetime = Field(default_factory=utcnow)

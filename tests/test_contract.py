@@ -16,6 +16,7 @@ from journeys.activities.actions import ActionActivities
 from journeys.activities.audiences import AudienceActivities
 from journeys.activities.decisioning import DecisioningActivities
 from journeys.activities.delivery import DeliveryActivities
+from journeys.activities.experiments import ExperimentActivities
 from journeys.activities.profiles import ProfileActivities
 from journeys.schemas import activities as contract
 from journeys.workflows import audience, journey
@@ -26,6 +27,7 @@ IMPLEMENTATIONS = [
     AudienceActivities,
     DecisioningActivities,
     DeliveryActivities,
+    ExperimentActivities,
     ProfileActivities,
 ]
 

@@ -13,10 +13,14 @@ from urllib.parse import quote
 
 from temporalio.client import Client
 
+from journeys.clients.arms import CONVERTED, runs_of, took
 from journeys.schemas.funnel import ArmFunnel, Funnel, StepFunnel, StepReactions
-from journeys.schemas.journey import JourneySpec, SplitStep
+from journeys.schemas.journey import HOLDOUT, JourneySpec, SplitStep
 from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.reactions import ReactionStore
+from journeys.storage.stores import Stores
+from journeys.storage.tables import SplitDecisionRow
+from journeys.usecases.experiments import experiments
 from journeys.workflows import search_attributes as sa
 
 STATUSES = ("active", "paused", "completed", "converted", "exited")
@@ -34,6 +38,12 @@ class Shared:
     def __init__(self, fresh: float = 2.0) -> None:
         self.fresh = fresh
         self._counts: dict[tuple[str, int], tuple[float, asyncio.Task[Funnel]]] = {}
+
+    def forget(self, key: tuple[str, int]) -> None:
+        """Count it again next time (an operator changed what it shows)."""
+        held = self._counts.get(key)
+        if held is not None and held[1].done():
+            del self._counts[key]
 
     async def get(self, key: tuple[str, int], count: Callable[[], Awaitable[Funnel]]) -> Funnel:
         now = time.monotonic()
@@ -65,13 +75,12 @@ async def funnel(
     version: int,
     versions: list[int],
     ui: str | None = None,
+    decisions: dict[str, SplitDecisionRow] | None = None,
 ) -> Funnel:
-    """`ui`: the Temporal UI's address, for the links to each step's list of enrollments."""
-    base = (
-        f"WorkflowType = 'Journey' AND {sa.JOURNEY_ID.name} = {sa.quoted(spec.id)}"
-        f" AND {sa.JOURNEY_VERSION.name} = {version}"
-        " AND ExecutionStatus != 'ContinuedAsNew'"
-    )
+    """`ui`: the Temporal UI's address, for the links to each step's list of enrollments;
+    `decisions`: operators' words on its bandit splits."""
+    decisions = decisions or {}
+    base = runs_of(spec.id, version)
 
     at_once = asyncio.Semaphore(COUNTS_AT_ONCE)
 
@@ -85,7 +94,9 @@ async def funnel(
     live = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND {running}"
     stopped = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND ExecutionStatus != 'Running'"
     arms = [(s.id, p.name) for s in spec.steps if isinstance(s, SplitStep) for p in s.paths]
-    converted = f"{sa.JOURNEY_STATUS.name} = 'converted'"
+    if spec.holdout is not None:
+        arms += [(HOLDOUT, "control"), (HOLDOUT, "treated")]
+    converted = CONVERTED
     reaching = {
         s.id: reached + sa.quoted(s.id) if i else
         f"({reached}{sa.quoted(s.id)} OR {sa.JOURNEY_REACHED.name} IS NULL)"
@@ -102,8 +113,8 @@ async def funnel(
         *(count(reaching[s.id]) for s in spec.steps),
         *(count(at_step[s.id], live) for s in spec.steps),
         *(count(at_step[s.id], converted) for s in goal_steps),
-        *(count(reached + sa.quoted(sa.arm(*a))) for a in arms),
-        *(count(reached + sa.quoted(sa.arm(*a)), converted) for a in arms),
+        *(count(took(*a)) for a in arms),
+        *(count(took(*a), converted) for a in arms),
     )
     it = iter(counts)
     entered = next(it)
@@ -157,10 +168,36 @@ async def funnel(
         conversion=_rate(by_status["converted"], entered),
         steps=steps,
         arms=arm_funnels,
+        experiments=experiments(spec, arm_funnels, decisions),
         goal=spec.goal.event if spec.goal else None,
         ui_entered=_list(ui, base) if ui else None,
         mermaid=mermaid(spec, steps, arm_funnels),
     )
+
+
+async def counted(
+    shared: Shared,
+    stores: Stores,
+    client: Client,
+    journey_id: str,
+    version: int | None,
+    ui: str | None = None,
+) -> tuple[JourneySpec, Funnel]:
+    """The version's spec (the latest by default) and its funnel, counted lately or now.
+    LookupError when there is no such journey or version."""
+    found = await stores.journeys.get(journey_id, version)
+    if found is None:
+        raise LookupError("no such journey" + (" version" if version else ""))
+    spec, number = found
+    versions = await stores.journeys.versions(journey_id)
+    decisions = await stores.splits.of_journey(journey_id)
+    counted = await shared.get(
+        (journey_id, number),
+        lambda: funnel(
+            client, stores.ledger, stores.reactions, spec, number, versions, ui, decisions
+        ),
+    )
+    return spec, counted
 
 
 def _list(ui: str, *clauses: str) -> str:

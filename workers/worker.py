@@ -16,6 +16,7 @@ from journeys.activities.audiences import AudienceActivities
 from journeys.activities.channels import channels_for
 from journeys.activities.decisioning import DecisioningActivities
 from journeys.activities.delivery import DeliveryActivities
+from journeys.activities.experiments import ExperimentActivities
 from journeys.activities.profiles import ProfileActivities
 from journeys.schemas.settings import Settings
 from journeys.storage.stores import Stores
@@ -49,6 +50,7 @@ def build_worker(
     actions = ActionActivities(http)
     queue = task_queue or settings.task_queue
     audiences = AudienceActivities(client, stores.audiences, stores.profiles, task_queue=queue)
+    experiments = ExperimentActivities(client, stores.splits, settings.bandit_refresh_seconds)
     return Worker(
         client,
         task_queue=queue,
@@ -61,6 +63,7 @@ def build_worker(
             profiles.update_profile,
             decisioning.decide,
             actions.run,
+            experiments.weights,
             audiences.count,
             audiences.page,
             audiences.enroll,

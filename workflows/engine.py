@@ -24,6 +24,7 @@ from journeys.schemas.activities import (
     ActionRequest,
     Actions,
     Decisions,
+    Experiments,
     LocalTimeRequest,
     ProfileRequest,
     Profiles,
@@ -41,13 +42,16 @@ from journeys.schemas.enrollment import (
     Waiting,
 )
 from journeys.schemas.events import CustomerEvent
+from journeys.schemas.experiments import WeightsRequest
 from journeys.schemas.journey import (
     BEST_CHANNEL,
+    HOLDOUT,
     ActionStep,
     BranchStep,
     DecideStep,
     EventCondition,
     ExitStep,
+    Holdout,
     SendStep,
     SplitStep,
     Step,
@@ -60,7 +64,7 @@ from journeys.schemas.predicates import AllOf, Comparison, Predicate, evaluate
 from journeys.workflows import patches
 from journeys.workflows.clock import local_time
 from journeys.workflows.controls import Controls
-from journeys.workflows.split import bucket, choose
+from journeys.workflows.split import bucket, choose, weighted
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -99,6 +103,7 @@ class Interpreter:
         "_shown",
         "_details",
         "_count_sent",
+        "_held_out",
     )
     """What a runtime supplies; no runtime overrides any other method (a test checks)."""
 
@@ -167,6 +172,9 @@ class Interpreter:
     def _count_sent(self, step_id: str, channel: str, result: SendResult) -> None:
         """A send's outcome, for metrics."""
 
+    def _held_out(self) -> None:
+        """The enrollment joined the journey's holdout: what an operator sees of it."""
+
     # -- events -----------------------------------------------------------------------------
 
     def _on_event(self, event: CustomerEvent) -> None:
@@ -189,6 +197,8 @@ class Interpreter:
 
     async def _take_step(self) -> None:
         """Enter the current step, run it, and move to the one it leads to (or end)."""
+        if self._spec.holdout is not None and await self._hold_out(self._spec.holdout):
+            return
         step = self._steps[self._carry.step]
         self._enter(step)
         following = await self._execute(step)
@@ -228,7 +238,7 @@ class Interpreter:
             case BranchStep():
                 return await self._branch(step)
             case SplitStep():
-                return self._split(step)
+                return await self._split(step)
             case SendStep():
                 return await self._send(step)
             case DecideStep():
@@ -366,11 +376,53 @@ class Interpreter:
         self._record("default")
         return step.default
 
-    def _split(self, step: SplitStep) -> str:
-        path = choose(step.paths, bucket(self._spec.id, step.id, self._input.customer_id))
+    async def _split(self, step: SplitStep) -> str:
+        """A fixed split weighs its arms as written; a bandit by the weights one activity
+        gives it, recorded in history. Either way the customer's place in [0, 1) is a hash,
+        so a replay, a retry or a crash never re-rolls an arm."""
+        point = bucket(self._spec.id, step.id, self._input.customer_id)
+        if step.mode == "fixed":
+            path = choose(step.paths, point)
+            outcome = f"path {path.name}"
+        else:
+            weights = await self._activity(
+                Experiments.weights,
+                WeightsRequest(
+                    journey_id=self._spec.id,
+                    version=self._input.version,
+                    split_id=step.id,
+                    paths=[(p.name, p.weight) for p in step.paths],
+                    exploration=step.exploration,
+                    min_sample=step.min_sample,
+                ),
+                timeout=timedelta(seconds=30),
+                retry=LOOKUP_RETRY,
+                summary=f"{step.id}: bandit weights",
+            )
+            path = step.paths[weighted(weights.weights, point)]
+            share = weights.weights[step.paths.index(path)]
+            outcome = f"path {path.name} ({weights.basis}, weight {share:.2f})"
         self._carry.context.setdefault("splits", {})[step.id] = path.name
-        self._record(f"path {path.name}")
+        self._record(outcome)
         return path.next
+
+    async def _hold_out(self, holdout: Holdout) -> bool:
+        """Assign the journey's holdout at entry. A held-out customer gets nothing: they
+        stay enrolled for the window (so a goal still converts them), then complete.
+        Whether the enrollment was held out (and so takes no step)."""
+        splits = self._carry.context.setdefault("splits", {})
+        if HOLDOUT not in splits:
+            point = bucket(self._spec.id, HOLDOUT, self._input.customer_id)
+            splits[HOLDOUT] = "control" if point < holdout.share else "treated"
+            if splits[HOLDOUT] == "control":
+                self._held_out()
+        if splits[HOLDOUT] != "control":
+            return False
+        until = self._carry.entered_at + self._spec.scaled(holdout.window)
+        await self._until(Waiting(event=None, until=until), what="held out: no messages")
+        if self._ending is None and self._controls.migration is None:
+            self._ending = ("completed", "holdout window over")
+        return True
 
     async def _send(self, step: SendStep) -> str | None:
         """One send, through the guardrails. A deferred send (quiet hours, a cap) waits

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PathEntry,
     )
     from journeys.schemas.events import CustomerEvent
-    from journeys.schemas.journey import ExitStep, Step
+    from journeys.schemas.journey import HOLDOUT, ExitStep, Step
     from journeys.workflows import metrics, patches
     from journeys.workflows import search_attributes as sa
     from journeys.workflows.engine import (
@@ -376,6 +376,18 @@ class JourneyWorkflow(Interpreter):
         if updates:
             workflow.upsert_search_attributes(updates)
 
+    def _held_out(self) -> None:
+        """A held-out enrollment is at no step: it shows `holdout` as its step, and the
+        funnel counts it by `holdout:control`, not at the first step."""
+        self._passed = []
+        workflow.upsert_search_attributes(
+            [
+                sa.JOURNEY_STEP.value_set(HOLDOUT),
+                sa.JOURNEY_REACHED.value_set([sa.arm(HOLDOUT, "control")]),
+            ]
+        )
+        workflow.set_current_details("held out: no messages until the window ends")
+
     def _step_updates(self, step_id: str | None) -> list[SearchAttributeUpdate[Any]]:
         """The upserts that show `step_id` (None: the last instant step passed) as the
         current step, with the steps passed since the last upsert on the reached list.
@@ -387,10 +399,12 @@ class JourneyWorkflow(Interpreter):
         step_id = step_id or (passed[-1] if passed else None)
         current = workflow.info().typed_search_attributes
         at = current.get(sa.JOURNEY_STEP)
-        if step_id is None or (at == step_id and not passed):
-            return []
         reached = list(current.get(sa.JOURNEY_REACHED) or [])
         arms = [sa.arm(s, p) for s, p in self._carry.context.get("splits", {}).items()]
+        # (A holdout's treated group is listed at its first step, so it is counted from
+        # the start; with no new arm, an unchanged step writes nothing.)
+        if step_id is None or (at == step_id and not passed and set(arms) <= set(reached)):
+            return []
         left = [at] if at and not reached else []
         new = [r for r in dict.fromkeys([*left, *passed, step_id, *arms]) if r not in reached]
         updates: list[SearchAttributeUpdate[Any]] = []

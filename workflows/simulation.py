@@ -32,6 +32,7 @@ from journeys.schemas.decision import DecisionRequest, DecisionResult
 from journeys.schemas.delivery import FINAL, SendRequest, SendResult
 from journeys.schemas.enrollment import EnrollmentInput, PathEntry
 from journeys.schemas.events import CustomerEvent
+from journeys.schemas.experiments import SplitWeights, WeightsRequest
 from journeys.schemas.guardrails import best_hour, next_local_time
 from journeys.schemas.journey import BEST_CHANNEL
 from journeys.schemas.profile import Profile
@@ -212,6 +213,11 @@ class Simulation(Interpreter):
                 answer = DecisionResult(placement=arg.placement, offers=[])
             case ActionRequest():
                 answer = {}
+            case WeightsRequest():  # a backtest has no arm counts: the written weights
+                total = sum(w for _, w in arg.paths)
+                answer = SplitWeights(
+                    weights=[w / total for _, w in arg.paths], basis="prior", computed_at=self._at
+                )
             case _:
                 raise TypeError(f"a simulation has no activity for {type(arg).__name__}")
         return answer  # type: ignore[no-any-return]

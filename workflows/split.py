@@ -22,3 +22,14 @@ def choose(paths: list[SplitPath], point: float) -> SplitPath:
         if mark < running:
             return path
     return paths[-1]
+
+
+def weighted(weights: list[float], point: float) -> int:
+    """The index `point` falls in, with `weights` laid end to end over [0, 1)."""
+    mark = point * sum(weights)
+    running = 0.0
+    for i, weight in enumerate(weights):
+        running += weight
+        if mark < running:
+            return i
+    return len(weights) - 1

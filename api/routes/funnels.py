@@ -35,18 +35,14 @@ async def get_funnel(
     Mermaid diagram with those counts, its goal's conversions per step, and links to each
     step's enrollments in the Temporal UI. Counts are live: visibility lags by about a
     second."""
-    found = await stores.journeys.get(journey_id, version)
-    if found is None:
-        what = "no such journey" + (" version" if version else "")
-        raise problem(404, what, "path", "journey_id")
-    spec, number = found
-    versions = await stores.journeys.versions(journey_id)
     ui = f"{settings.temporal_ui().rstrip('/')}/namespaces/{client.namespace}"
-    shared: funnels.Shared = request.app.state.funnels
-    return await shared.get(
-        (journey_id, number),
-        lambda: funnels.funnel(client, stores.ledger, stores.reactions, spec, number, versions, ui),
-    )
+    try:
+        _, counted = await funnels.counted(
+            request.app.state.funnels, stores, client, journey_id, version, ui
+        )
+    except LookupError as err:
+        raise problem(404, str(err), "path", "journey_id") from err
+    return counted
 
 
 @router.get("/journeys/{journey_id}/funnel", response_class=HTMLResponse, include_in_schema=False)

@@ -1,0 +1,68 @@
+"""The bandit split's weights: Thompson sampling on each arm's exposures and conversions
+(visibility counts, read at most once a minute per split), unless an operator froze them or
+declared a winner. The result goes into the enrollment's history, so its arm never moves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.client import Client
+
+from journeys.clients.arms import arm_counts
+from journeys.schemas.activities import SPLIT_WEIGHTS, Experiments
+from journeys.schemas.experiments import ArmCounts, SplitWeights, WeightsRequest, thompson_weights
+from journeys.storage.splits import SplitDecisions
+
+Key = tuple[str, int, str]
+
+
+class ExperimentActivities(Experiments):
+    def __init__(self, client: Client, decisions: SplitDecisions, refresh_seconds: float = 60):
+        """`refresh_seconds`: how old a split's counts may be before they are read again."""
+        self._client = client
+        self._decisions = decisions
+        self._refresh = refresh_seconds
+        self._counted: dict[Key, tuple[float, datetime, list[tuple[int, int]]]] = {}
+        self._counting: dict[Key, asyncio.Lock] = {}
+
+    @activity.defn(name=SPLIT_WEIGHTS)
+    async def weights(self, request: WeightsRequest) -> SplitWeights:
+        names = [name for name, _ in request.paths]
+        decision = await self._decisions.get(request.journey_id, request.split_id)
+        if decision is not None and decision.action == "winner" and decision.arm in names:
+            one_hot = [1.0 if n == decision.arm else 0.0 for n in names]
+            return SplitWeights(weights=one_hot, basis="winner", computed_at=decision.decided_at)
+        if decision is not None and decision.weights and len(decision.weights) == len(names):
+            held = decision.weights
+            return SplitWeights(weights=held, basis="frozen", computed_at=decision.decided_at)
+        at, counts = await self._counts(request)
+        arms = [
+            ArmCounts(name=name, weight=weight, exposures=n, conversions=c)
+            for (name, weight), (n, c) in zip(request.paths, counts, strict=True)
+        ]
+        weights = thompson_weights(arms, floor=request.exploration, min_sample=request.min_sample)
+        ready = all(a.exposures >= request.min_sample for a in arms)
+        return SplitWeights(weights=weights, basis="thompson" if ready else "prior", computed_at=at)
+
+    async def _counts(self, request: WeightsRequest) -> tuple[datetime, list[tuple[int, int]]]:
+        """The split's counts, read again when older than `refresh_seconds` (one read at a
+        time per split: the enrollments arriving meanwhile wait for it)."""
+        key = (request.journey_id, request.version, request.split_id)
+        lock = self._counting.setdefault(key, asyncio.Lock())
+        async with lock:
+            held = self._counted.get(key)
+            if held is not None and time.monotonic() - held[0] < self._refresh:
+                return held[1], held[2]
+            at = datetime.now(UTC)
+            counts = await arm_counts(
+                self._client,
+                request.journey_id,
+                request.version,
+                request.split_id,
+                [name for name, _ in request.paths],
+            )
+            self._counted[key] = (time.monotonic(), at, counts)
+            return at, counts

@@ -1,0 +1,44 @@
+"""Each experiment arm's exposures and conversions, counted in visibility: an enrollment
+that took an arm lists `split:arm` in `JourneyReached` (the holdout's control group
+`holdout:control`), and a conversion is `JourneyStatus = 'converted'`. No table and no
+activity per exposure: the funnel and the bandit read the same counts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+
+from journeys.workflows import search_attributes as sa
+
+CONVERTED = f"{sa.JOURNEY_STATUS.name} = 'converted'"
+
+
+def runs_of(journey_id: str, version: int) -> str:
+    """A version's enrollments, one record each (not the runs continued as new)."""
+    return (
+        f"WorkflowType = 'Journey' AND {sa.JOURNEY_ID.name} = {sa.quoted(journey_id)}"
+        f" AND {sa.JOURNEY_VERSION.name} = {version}"
+        " AND ExecutionStatus != 'ContinuedAsNew'"
+    )
+
+
+def took(experiment: str, arm: str) -> str:
+    """The enrollments that took `arm` of `experiment` (a split's id, or the holdout)."""
+    return f"{sa.JOURNEY_REACHED.name} = {sa.quoted(sa.arm(experiment, arm))}"
+
+
+async def arm_counts(
+    client: Client, journey_id: str, version: int, experiment: str, arms: list[str]
+) -> list[tuple[int, int]]:
+    """(exposures, conversions) per arm, in order."""
+    base = runs_of(journey_id, version)
+
+    async def count(*clauses: str) -> int:
+        return (await client.count_workflows(" AND ".join((base, *clauses)))).count
+
+    counts = await asyncio.gather(
+        *(count(took(experiment, a)) for a in arms),
+        *(count(took(experiment, a), CONVERTED) for a in arms),
+    )
+    return list(zip(counts[: len(arms)], counts[len(arms) :], strict=True))
