@@ -48,15 +48,16 @@ class ExperimentActivities(Experiments):
         return SplitWeights(weights=weights, basis="thompson" if ready else "prior", computed_at=at)
 
     async def _counts(self, request: WeightsRequest) -> tuple[datetime, list[tuple[int, int]]]:
-        """The split's counts, read again when older than `refresh_seconds` (one read at a
-        time per split: the enrollments arriving meanwhile wait for it)."""
+        """The split's counts as of at most `refresh_seconds` before this call. One read at
+        a time per split: calls made while one is under way share the next one."""
+        asked = time.monotonic()
         key = (request.journey_id, request.version, request.split_id)
         lock = self._counting.setdefault(key, asyncio.Lock())
         async with lock:
             held = self._counted.get(key)
-            if held is not None and time.monotonic() - held[0] < self._refresh:
+            if held is not None and held[0] >= asked - self._refresh:
                 return held[1], held[2]
-            at = datetime.now(UTC)
+            started, at = time.monotonic(), datetime.now(UTC)
             counts = await arm_counts(
                 self._client,
                 request.journey_id,
@@ -64,5 +65,5 @@ class ExperimentActivities(Experiments):
                 request.split_id,
                 [name for name, _ in request.paths],
             )
-            self._counted[key] = (time.monotonic(), at, counts)
+            self._counted[key] = (started, at, counts)
             return at, counts

@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, le=100)
     """Soft bounces in a row (no delivery between) that put an address on the suppression
     list; a hard bounce does at once."""
-    bandit_refresh_seconds: float = Field(default=60, ge=1, le=86_400)
+    bandit_refresh_seconds: float = Field(default=60, ge=0, le=86_400)
     """How old a bandit split's arm counts may be before its weights are computed again
     (per worker; Braze re-weights twice a day)."""
 

@@ -193,6 +193,7 @@ def settings(
         # Emails go "through SES": the mailbox answers each with SES's notifications.
         email_provider="ses",
         ses_configuration_set=f"journeys-{request.param}",
+        bandit_refresh_seconds=0,  # a bandit's weights from the latest counts, every time
     )
     if request.param == "sqlite":
         yield _hearing(Settings(**common), mailbox[0])

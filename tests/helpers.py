@@ -92,6 +92,13 @@ async def event(api: httpx.AsyncClient, customer_id: str, name: str, **kw: Any) 
     return response.json()["results"][0]
 
 
+async def get_json(api: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    response = await api.get(url)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
 async def state(api: httpx.AsyncClient, journey_id: str, customer_id: str) -> dict[str, Any]:
     response = await api.get(f"/v1/journeys/{journey_id}/enrollments/{customer_id}")
     assert response.status_code == 200, response.text

@@ -29,7 +29,7 @@ from journeys.stack.embedded import Stack
 from journeys.usecases.funnels import mermaid
 from journeys.workflows.split import bucket, choose
 from tests.conftest import eventually, unique
-from tests.helpers import customer, event, journeys_ok, state, wait_then_end
+from tests.helpers import customer, event, get_json, journeys_ok, state, wait_then_end
 
 pytestmark = pytest.mark.both_databases
 
@@ -202,13 +202,6 @@ async def test_each_step_links_to_its_enrollments_and_the_goal_is_drawn(
             assert (await stack.client.count_workflows(query)).count == step[field], link
     everyone = parse_qs(urlsplit(funnel["ui_entered"]).query)["query"][0]
     assert (await stack.client.count_workflows(everyone)).count == 8
-
-
-async def get_json(api: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await api.get(url)
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev installs it)")

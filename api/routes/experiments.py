@@ -128,7 +128,7 @@ async def export_exposures(
 
 
 @router.post("/{split_id}/decision")
-@requires("operate")
+@requires("operate", audit="action")
 async def decide(
     request: Request,
     journey_id: JourneyId,
