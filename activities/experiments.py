@@ -64,6 +64,7 @@ class ExperimentActivities(Experiments):
                 request.version,
                 request.split_id,
                 [name for name, _ in request.paths],
+                windowed=request.windowed,
             )
             self._counted[key] = (started, at, counts)
             return at, counts

@@ -117,6 +117,8 @@ class WeightsRequest(Schema):
     """Each arm's name and written weight, in order."""
     exploration: float
     min_sample: int
+    windowed: bool = False
+    """Count conversions within the split's attribution window only."""
 
 
 class SplitWeights(Schema):

@@ -313,6 +313,10 @@ class SplitStep(_Step):
     """For a bandit: exposures every arm needs before the weights move."""
     control: str | None = Field(default=None, pattern=SLUG)
     """The arm the others are compared with (default: the first)."""
+    window: Duration | None = Field(default=None, gt=timedelta(0), le=timedelta(days=365))
+    """The attribution window: a conversion counts for the arm only within this time of
+    taking it, and an enrollment that ends sooner keeps watching for the goal until it is
+    over, so every arm has the same time to convert. None: while enrolled."""
 
     def edges(self) -> list[tuple[str, str]]:
         """Each arm's target."""
@@ -533,8 +537,9 @@ class Holdout(_Model):
     share: float = Field(gt=0, le=0.5)
     """The share of entrants held out (0.1 is 10%)."""
     window: Duration = Field(gt=timedelta(0), le=timedelta(days=365))
-    """How long a held-out customer stays enrolled, converting or not: the attribution
-    window. Set it to the journey's length, so both groups have the same time to convert."""
+    """The attribution window, from entry: a held-out customer stays enrolled this long,
+    converting or not; a treated one who ends the journey sooner keeps watching for the
+    goal until it is over. Either group's conversion counts only within it."""
 
 
 class JourneySpec(_Model):
@@ -625,6 +630,11 @@ class JourneySpec(_Model):
         """Reaction event names its `wait_for_reaction` steps wait for: only reactions to
         this journey's own messages need reach its enrollments for those."""
         return {s.event for s in self.steps if isinstance(s, WaitForReactionStep)}
+
+    def windowed(self) -> set[str]:
+        """The experiments with an attribution window: the holdout, and splits with one."""
+        found = {s.id for s in self.steps if isinstance(s, SplitStep) and s.window is not None}
+        return found | ({HOLDOUT} if self.holdout is not None else set())
 
     def sends_marketing(self) -> bool:
         """Whether any of its sends counts against frequency caps (and so contends)."""

@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.testing import TimeSkipper
 from temporalio.worker import Replayer
 
-from journeys.schemas.enrollment import enrollment_workflow_id
+from journeys.schemas.enrollment import EnrollmentInput, enrollment_workflow_id
+from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import (
     Entry,
     EventCondition,
@@ -30,6 +32,7 @@ from journeys.schemas.journey import (
     WaitForEventStep,
 )
 from journeys.services.mailbox import Mailbox
+from journeys.stack.embedded import Stack
 from journeys.workflows.journey import JourneyWorkflow
 from journeys.workflows.split import bucket
 from tests.conftest import eventually, unique
@@ -68,9 +71,8 @@ async def test_a_holdout_gets_nothing_and_is_counted(
                 id="send",
                 channel="email",
                 content=MessageContent(subject="Hi", body="Hi"),
-                next="wait",
+                next="end",
             ),
-            _wait("wait"),
             ExitStep(id="end"),
         ],
     )
@@ -91,6 +93,9 @@ async def test_a_holdout_gets_nothing_and_is_counted(
         assert held["waiting"] is not None  # for the window, converting or not
         assert await deliveries(api, cid) == []
         assert mailbox[0].to(f"{cid}@test.example") == []
+    for cid in groups["treated"]:  # past its exit step, watching for the goal for the window
+        watching = await eventually(lambda c=cid: state(api, spec.id, c), lambda s: s["waiting"])  # type: ignore[misc]
+        assert watching["status"] == "active" and watching["waiting"]["event"] == goal
     await event(api, groups["control"][0], goal)
     await event(api, groups["treated"][0], goal)
 
@@ -134,6 +139,61 @@ def _basis(enrollment: dict[str, Any]) -> str:
     """What the split's weights were (`prior`, `thompson`, ...), from the path's outcome."""
     outcome = str(enrollment["path"][0]["outcome"])
     return outcome.split("(")[1].split(",")[0]
+
+
+def _held(spec: JourneySpec, control: bool) -> str:
+    """A customer id the holdout puts in the control group (or not)."""
+    assert spec.holdout is not None
+    while True:
+        cid = unique("cust")
+        if (bucket(spec.id, "holdout", cid) < spec.holdout.share) == control:
+            return cid
+
+
+async def test_both_groups_are_watched_for_exactly_the_window_in_virtual_time(
+    stack: Stack, skipper: TimeSkipper
+) -> None:
+    """A held-out customer and a treated one who finished the journey at once both end
+    when the week is over, neither converted; one who converts on day 6 counts."""
+    spec = JourneySpec(
+        id=unique("window"),
+        name="Window",
+        entry=Entry(event="go"),
+        goal=EventCondition(event=unique("bought")),
+        holdout=Holdout(share=0.5, window=timedelta(days=7)),
+        steps=[
+            _wait("wait", then="end").model_copy(update={"timeout": timedelta(hours=1)}),
+            ExitStep(id="end"),
+        ],
+    )
+    version, _ = await stack.stores.journeys.publish(spec)
+    handles = {}
+    for name, control in [("control", True), ("treated", False), ("buyer", False)]:
+        cid = _held(spec, control)
+        handles[name] = await skipper.client.start_workflow(
+            JourneyWorkflow.run,
+            EnrollmentInput(
+                journey=spec,
+                version=version,
+                customer_id=cid,
+                trigger=CustomerEvent.create(cid, "go"),
+            ),
+            id=enrollment_workflow_id(spec.id, cid),
+            task_queue=stack.settings.task_queue,
+        )
+    for handle in handles.values():
+        await skipper.fast_forward(handle, timedelta(days=6))
+    buyer = handles["buyer"]
+    await buyer.signal(
+        JourneyWorkflow.event, CustomerEvent.create(buyer.id.rsplit("/", 1)[1], spec.goal.event)
+    )  # type: ignore[union-attr]
+    for handle in (handles["control"], handles["treated"]):
+        await skipper.fast_forward(handle, timedelta(days=1, hours=1))
+    control, treated, bought = [await h.result() for h in handles.values()]
+    assert (control.status, control.ended_reason) == ("completed", "holdout window over")
+    assert (treated.status, treated.ended_reason) == ("completed", "exit step end")
+    assert [p.step for p in treated.path] == ["wait", "end"]
+    assert bought.status == "converted"
 
 
 def _bandit(goal: str) -> JourneySpec:

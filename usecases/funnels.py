@@ -14,6 +14,7 @@ from urllib.parse import quote
 from temporalio.client import Client
 
 from journeys.clients.arms import CONVERTED, runs_of, took
+from journeys.clients.arms import converted as converted_in
 from journeys.schemas.funnel import ArmFunnel, Funnel, StepFunnel, StepReactions
 from journeys.schemas.journey import HOLDOUT, JourneySpec, SplitStep
 from journeys.storage.ledger import DeliveryLedger
@@ -96,6 +97,7 @@ async def funnel(
     arms = [(s.id, p.name) for s in spec.steps if isinstance(s, SplitStep) for p in s.paths]
     if spec.holdout is not None:
         arms += [(HOLDOUT, "control"), (HOLDOUT, "treated")]
+    windowed = spec.windowed()
     converted = CONVERTED
     reaching = {
         s.id: reached + sa.quoted(s.id) if i else
@@ -114,7 +116,7 @@ async def funnel(
         *(count(at_step[s.id], live) for s in spec.steps),
         *(count(at_step[s.id], converted) for s in goal_steps),
         *(count(took(*a)) for a in arms),
-        *(count(took(*a), converted) for a in arms),
+        *(count(took(*a), converted_in(a[0], a[0] in windowed)) for a in arms),
     )
     it = iter(counts)
     entered = next(it)

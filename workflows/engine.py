@@ -394,6 +394,7 @@ class Interpreter:
                     paths=[(p.name, p.weight) for p in step.paths],
                     exploration=step.exploration,
                     min_sample=step.min_sample,
+                    windowed=step.window is not None,
                 ),
                 timeout=timedelta(seconds=30),
                 retry=LOOKUP_RETRY,
@@ -403,8 +404,52 @@ class Interpreter:
             share = weights.weights[step.paths.index(path)]
             outcome = f"path {path.name} ({weights.basis}, weight {share:.2f})"
         self._carry.context.setdefault("splits", {})[step.id] = path.name
+        if step.window is not None:
+            self._carry.context.setdefault("exposed_at", {})[step.id] = self._now().isoformat()
         self._record(outcome)
         return path.next
+
+    def _windows(self) -> list[tuple[str, datetime]]:
+        """(experiment, when its attribution window ends) for each experiment with a
+        window that this enrollment is in: the holdout (from entry), windowed splits (from
+        the split)."""
+        found = []
+        if self._spec.holdout is not None:
+            found.append(
+                (HOLDOUT, self._carry.entered_at + self._spec.scaled(self._spec.holdout.window))
+            )
+        exposed = self._carry.context.get("exposed_at", {})
+        for step in self._spec.steps:
+            if isinstance(step, SplitStep) and step.window is not None and step.id in exposed:
+                at = datetime.fromisoformat(exposed[step.id])
+                found.append((step.id, at + self._spec.scaled(step.window)))
+        return found
+
+    async def _watch_goal(self) -> None:
+        """After its exit step, an enrollment in an experiment with an attribution window
+        keeps watching for the goal until the window is over (as a held-out customer does),
+        so every group has the same time to convert. Nothing else happens meanwhile."""
+        if self._ending is None or self._ending[0] != "completed" or self._spec.goal is None:
+            return
+        windows = self._windows()
+        until = max((end for _, end in windows), default=None)
+        if until is None or until <= self._now():
+            return
+        ending, self._ending = self._ending, None
+        await self._until(
+            Waiting(event=self._spec.goal.event, until=until),
+            what="watching for the goal (attribution window)",
+        )
+        if self._ending is None or self._ending[0] != "converted":
+            self._ending = ending
+
+    def _attributed(self) -> list[str]:
+        """The experiments whose window this conversion came within (none unless it
+        converted)."""
+        if self._ending is None or self._ending[0] != "converted":
+            return []
+        now = self._now()
+        return [experiment for experiment, end in self._windows() if now <= end]
 
     async def _hold_out(self, holdout: Holdout) -> bool:
         """Assign the journey's holdout at entry. A held-out customer gets nothing: they

@@ -275,12 +275,13 @@ class JourneyWorkflow(Interpreter):
                 )
                 continue
             await self._take_step()
+        await self._watch_goal()
         self._status, self._ended_reason = self._ending
         self._waiting = None
         self._controls.ended(self._status)
         metrics.ended(self._spec.id, self._input.version, self._status)
         shown = workflow.info().typed_search_attributes.get(sa.JOURNEY_STATUS)
-        updates = self._step_updates(None)
+        updates = self._step_updates(None, also=[sa.attributed(e) for e in self._attributed()])
         if shown != self._status:  # (the exit step's upsert may have said it already)
             updates.append(sa.JOURNEY_STATUS.value_set(self._status))
         if updates:
@@ -388,7 +389,9 @@ class JourneyWorkflow(Interpreter):
         )
         workflow.set_current_details("held out: no messages until the window ends")
 
-    def _step_updates(self, step_id: str | None) -> list[SearchAttributeUpdate[Any]]:
+    def _step_updates(
+        self, step_id: str | None, also: list[str] | None = None
+    ) -> list[SearchAttributeUpdate[Any]]:
         """The upserts that show `step_id` (None: the last instant step passed) as the
         current step, with the steps passed since the last upsert on the reached list.
         The start (and a continue-as-new) already carries the step; re-writing an unchanged
@@ -396,17 +399,19 @@ class JourneyWorkflow(Interpreter):
         out (a list costs the dev server ~15% of its start rate): the first step change
         writes the step it leaves too."""
         passed, self._passed = self._passed, []
-        step_id = step_id or (passed[-1] if passed else None)
         current = workflow.info().typed_search_attributes
         at = current.get(sa.JOURNEY_STEP)
+        step_id = step_id or (passed[-1] if passed else None) or (at if also else None)
         reached = list(current.get(sa.JOURNEY_REACHED) or [])
         arms = [sa.arm(s, p) for s, p in self._carry.context.get("splits", {}).items()]
+        arms += also or []  # (conversions within an experiment's window, at the end)
         # (A holdout's treated group is listed at its first step, so it is counted from
         # the start; with no new arm, an unchanged step writes nothing.)
         if step_id is None or (at == step_id and not passed and set(arms) <= set(reached)):
             return []
         left = [at] if at and not reached else []
-        new = [r for r in dict.fromkeys([*left, *passed, step_id, *arms]) if r not in reached]
+        listing = dict.fromkeys([*left, *passed, step_id, *arms])
+        new = [r for r in listing if r not in reached and r != HOLDOUT]  # (no step's name)
         updates: list[SearchAttributeUpdate[Any]] = []
         if at != step_id:  # (a loop back through instant steps only adds to the list)
             updates.append(sa.JOURNEY_STEP.value_set(step_id))

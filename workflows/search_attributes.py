@@ -48,6 +48,12 @@ def arm(split_id: str, path: str) -> str:
     return f"{split_id}:{path}"
 
 
+def attributed(experiment: str) -> str:
+    """The `JourneyReached` entry of a conversion within `experiment`'s attribution window
+    (`!` is in no step id or arm name)."""
+    return f"{experiment}!converted"
+
+
 def reached(listed: list[str], new: list[str]) -> list[str] | None:
     """`listed` with as many of `new` as fit in `VALUE_BYTES` (then `MORE`), or None when
     nothing changes (the list was already full)."""

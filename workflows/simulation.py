@@ -134,6 +134,8 @@ class Simulation(Interpreter):
         try:
             while self._ending is None:
                 await self._take_step()
+            await self._watch_goal()
+            assert self._ending is not None
             status = self._ending[0]
         except StillWaiting:
             status = "waiting"

@@ -155,7 +155,8 @@ async def decide(
             raise problem(422, f"the winner must be one of {', '.join(names)}", "body", "arm")
         await stores.splits.decide(journey_id, split_id, "winner", body.reason, arm=body.arm)
     else:
-        counts = await arm_counts(client, journey_id, number, split_id, names)
+        windowed = step.window is not None
+        counts = await arm_counts(client, journey_id, number, split_id, names, windowed=windowed)
         arms = [
             ArmCounts(name=p.name, weight=p.weight, exposures=n, conversions=c)
             for p, (n, c) in zip(step.paths, counts, strict=True)
