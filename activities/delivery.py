@@ -14,7 +14,7 @@ import dataclasses
 import time
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Never
+from typing import Any, Never
 
 from temporalio import activity
 
@@ -138,10 +138,13 @@ class DeliveryActivities(Sends):
                 reason = f"{err} (gave up after {activity.info().attempt} attempts)"
                 return await self._fail(key, reason[:500], rendered)
             raise
+        kept: dict[str, Any] = {**rendered, "links": links} if links else dict(rendered)
+        if request.variant is not None:
+            kept["variant"] = request.variant
         return await self._ledger.settle(
             key,
             SendResult(status="sent"),
-            {**rendered, "links": links} if links else rendered,
+            kept,
             delivered.rows,
             (delivered.provider_id, delivered.provider_status),
         )

@@ -109,6 +109,8 @@ class SendRequest(Schema):
     fallbacks: list[Channel] = Field(default_factory=list)
     template: str | None = None
     content: MessageContent | None = None
+    variant: str | None = None
+    """A content experiment's arm this message is (kept with the ledger's content)."""
     event: CustomerEvent
     last_event: CustomerEvent | None = None
     context: dict[str, Any] = Field(default_factory=dict)

@@ -149,9 +149,13 @@ class Experiment(Verdict):
     """One experiment of a journey version: a split (fixed or bandit) or the holdout."""
 
     id: str
-    """The split step's id, or `holdout`."""
-    kind: Literal["split", "bandit", "holdout"]
-    """What assigns the arms."""
+    """The split (or send) step's id, or `holdout`."""
+    kind: Literal["split", "bandit", "holdout", "content"]
+    """What assigns the arms: a split, a bandit split, the holdout, or a send step's
+    content variants."""
+    metric: Literal["goal", "opened", "clicked"] = "goal"
+    """What counts as a conversion: the journey's goal, or (for content) the message's
+    opens or clicks by people, over the messages sent."""
     decision: str | None = None
     """An operator's word on a bandit: `frozen`, or `winner: <arm>`."""
 

@@ -27,6 +27,8 @@ BEST_CHANNEL = "best_channel"
 MAX_STEPS = 1000
 MAX_ARMS = 10
 """Arms a split may have (MoEngage stops at 5; more dilutes every arm's sample)."""
+CONTROL = "control"
+"""The arm a send step's own content is, in a content experiment."""
 HOLDOUT = "holdout"
 """The experiment name of a journey's holdout (`holdout:control` in `JourneyReached`)."""
 """Steps a journey may have: the longest journey tested end to end (tests/test_long_journeys.py);
@@ -327,6 +329,25 @@ class SplitStep(_Step):
         return self.mode == "fixed"
 
 
+class ContentVariant(_Model):
+    """One version of a send's message, in a content experiment."""
+
+    name: str = Field(pattern=SLUG)
+    """The variant's name, as reports show it."""
+    weight: float = Field(default=1.0, gt=0)
+    """Its share of customers, relative to the control's 1."""
+    template: str | None = Field(default=None, pattern=SLUG)
+    """A stored template's id (or `content`)."""
+    content: MessageContent | None = None
+    """The message itself (or `template`)."""
+
+    @model_validator(mode="after")
+    def _template_or_content(self) -> ContentVariant:
+        if (self.template is None) == (self.content is None):
+            raise ValueError("a variant needs exactly one of 'template' or 'content'")
+        return self
+
+
 class SendStep(_Step):
     """Send one message. `next` is taken when sent; `on_suppressed` / `on_failed` default
     to `next` so a journey continues unless it says otherwise.
@@ -364,15 +385,32 @@ class SendStep(_Step):
     """The step after a suppression; default: `next`."""
     on_failed: StepId | None = None
     """The step after a failure; default: `next`."""
+    variants: list[ContentVariant] = Field(default_factory=list, max_length=MAX_ARMS - 1)
+    """A content experiment: other versions of the message (a subject line, a body). The
+    step's own `template` or `content` is the arm named `control` (weight 1); each customer
+    gets one, by a stable hash, and keeps it."""
+    metric: Literal["goal", "opened", "clicked"] = "goal"
+    """What the variants are judged on: the journey's goal, or the message's opens or
+    clicks (by people; machines' are apart)."""
 
     def edges(self) -> list[tuple[str, str]]:
         """`next`, and `on_failed` where set."""
         return _next_and(self.next, on_suppressed=self.on_suppressed, on_failed=self.on_failed)
 
+    def arms(self) -> list[ContentVariant]:
+        """The content experiment's arms, the control first (none without variants)."""
+        if not self.variants:
+            return []
+        own = ContentVariant(name=CONTROL, template=self.template, content=self.content)
+        return [own, *self.variants]
+
     @model_validator(mode="after")
     def _template_or_content(self) -> SendStep:
         if (self.template is None) == (self.content is None):
             raise ValueError("a send needs exactly one of 'template' or 'content'")
+        names = [v.name for v in self.variants]
+        if CONTROL in names or len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique and not '{CONTROL}'")
         if self.channel == BEST_CHANNEL and not self.fallbacks:
             raise ValueError("'best_channel' needs 'fallbacks' for customers without a preference")
         return self

@@ -16,6 +16,7 @@ from journeys.schemas.journey import (
     HOLDOUT,
     ActionStep,
     JourneySpec,
+    MessageContent,
     SendStep,
     SplitStep,
     WaitForReactionStep,
@@ -104,13 +105,17 @@ def check_journey(
                         f"(available: {', '.join(sorted(known_channels))})",
                     )
                 )
-        if step.template and known_templates is not None and step.template not in known_templates:
-            problems.append(
-                Problem(
-                    ("steps", i, "template"),
-                    f"step '{step.id}': template '{step.template}' does not exist",
+        used: list[tuple[tuple[str | int, ...], str | None]]
+        used = [(("steps", i, "template"), step.template)]
+        used += [
+            (("steps", i, "variants", k, "template"), v.template)
+            for k, v in enumerate(step.variants)
+        ]
+        for at, template in used:
+            if template and known_templates is not None and template not in known_templates:
+                problems.append(
+                    Problem(at, f"step '{step.id}': template '{template}' does not exist")
                 )
-            )
         problems += _references(spec, i, step, templates)
     return problems
 
@@ -126,6 +131,13 @@ def _experiments(spec: JourneySpec) -> list[Problem]:
                 Problem(("holdout",), f"with a holdout, no step may be named '{HOLDOUT}'")
             )
     for i, step in enumerate(spec.steps):
+        if isinstance(step, SendStep) and step.variants and step.metric == "goal" and not spec.goal:
+            problems.append(
+                Problem(
+                    _loc(i, "metric"),
+                    f"step '{step.id}': its variants are judged on the goal: add a 'goal'",
+                )
+            )
         if not isinstance(step, SplitStep):
             continue
         names = [p.name for p in step.paths]
@@ -157,24 +169,33 @@ def _experiments(spec: JourneySpec) -> list[Problem]:
 def _references(
     spec: JourneySpec, index: int, step: SendStep, templates: Iterable[str] | None
 ) -> list[Problem]:
-    """Variables a send's content refers to that would not exist at send time."""
-    if step.content is not None:
-        sources = step.content.model_dump(exclude_none=True)
-        located: dict[str, tuple[str | int, ...]]
-        located = {f: ("steps", index, "content", f) for f in sources}
-        named = {f: f"content {f}" for f in sources}
-    elif isinstance(templates, Mapping) and step.template in templates:
-        sources = templates[step.template].sources()
-        located = {f: ("steps", index, "template") for f in sources}
-        named = {f: f"template '{step.template}' {f}" for f in sources}
-    else:
-        return []
+    """Variables a send's content (and its variants') refers to that would not exist at
+    send time."""
     kinds = {s.id: s.type for s in spec.steps}
-    return [
-        Problem(located[field], f"step '{step.id}': {named[field]}: {problem}")
-        for field, source in sources.items()
-        for problem in templating.problems(source, kinds)
+    own: list[tuple[tuple[str | int, ...], str | None, MessageContent | None]]
+    own = [(("steps", index), step.template, step.content)]
+    own += [
+        (("steps", index, "variants", k), v.template, v.content)
+        for k, v in enumerate(step.variants)
     ]
+    problems = []
+    for at, template, content in own:
+        if content is not None:
+            sources = content.model_dump(exclude_none=True)
+            located = {f: (*at, "content", f) for f in sources}
+            named = {f: f"content {f}" for f in sources}
+        elif isinstance(templates, Mapping) and template in templates:
+            sources = templates[template].sources()
+            located = {f: (*at, "template") for f in sources}
+            named = {f: f"template '{template}' {f}" for f in sources}
+        else:
+            continue
+        problems += [
+            Problem(located[field], f"step '{step.id}': {named[field]}: {problem}")
+            for field, source in sources.items()
+            for problem in templating.problems(source, kinds)
+        ]
+    return problems
 
 
 def _reactions(spec: JourneySpec, index: dict[str, int]) -> list[Problem]:

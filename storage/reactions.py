@@ -20,7 +20,7 @@ from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from journeys.schemas.reactions import Sent
-from journeys.storage.tables import ReactionRow
+from journeys.storage.tables import DeliveryRow, ReactionRow
 
 FLUSH_SECONDS = 1.0
 Kind = tuple[int, str, bool]
@@ -151,3 +151,31 @@ class ReactionStore:
             )
             rows = (await session.exec(query)).all()
             return [(s, r, bool(m), int(n), int(total or 0)) for s, r, m, n, total in rows]
+
+    async def variant_counts(
+        self, journey_id: str, version: int, step_id: str, reaction: str
+    ) -> dict[str, tuple[int, int]]:
+        """A content experiment's (messages sent, messages with a person's `reaction`) per
+        variant, the variant as the ledger's content keeps it."""
+        await self.flush()
+        variant = col(DeliveryRow.content)["variant"].as_string()
+        step = (
+            col(DeliveryRow.journey_id) == journey_id,
+            col(DeliveryRow.version) == version,
+            col(DeliveryRow.step_id) == step_id,
+        )
+        async with self._sessions() as session:
+            sent = await session.exec(
+                select(variant, func.count(col(DeliveryRow.id)))
+                .where(*step, col(DeliveryRow.status) == "sent")
+                .group_by(variant)
+            )
+            sends = {str(v): int(n) for v, n in sent.all() if v is not None}
+            reacted = await session.exec(
+                select(variant, func.count(col(ReactionRow.id)))
+                .join(DeliveryRow, col(DeliveryRow.id) == col(ReactionRow.delivery_id))
+                .where(*step, col(ReactionRow.reaction) == reaction, ~col(ReactionRow.machine))
+                .group_by(variant)
+            )
+            reactions = {str(v): int(n) for v, n in reacted.all() if v is not None}
+        return {v: (n, reactions.get(v, 0)) for v, n in sends.items()}

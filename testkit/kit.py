@@ -36,6 +36,7 @@ from journeys.schemas.backtest import BacktestComparison, BacktestReport
 from journeys.schemas.delivery import Delivery, Template
 from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
 from journeys.schemas.events import CustomerEvent
+from journeys.schemas.experiments import Experiment
 from journeys.schemas.journey import JourneySpec, SendStep
 from journeys.schemas.profile import Profile
 from journeys.schemas.send_decision import Rules
@@ -56,6 +57,7 @@ from journeys.stack.embedded import (
 from journeys.storage.secrets import tracking_key, twilio_token
 from journeys.storage.stores import Stores
 from journeys.usecases.backtest import backtest, compare, recorded
+from journeys.usecases.funnels import funnel
 from journeys.usecases.routing import EventRouter, Routed, ingest
 from journeys.workers.worker import build_worker
 
@@ -359,6 +361,23 @@ class JourneyKit:
             self.stores, candidate, events, since, end, rules=rules, label="candidate"
         )
         return compare(old, new)
+
+    async def experiments(self, journey_id: str, version: int | None = None) -> list[Experiment]:
+        """The journey version's experiments (splits, the holdout, content variants) with
+        their statistics, as `GET /v1/journeys/{id}/experiments` gives them."""
+        found = await self.stores.journeys.get(journey_id, version)
+        assert found is not None, f"no journey {journey_id} (version {version})"
+        spec, number = found
+        counted = await funnel(
+            self.client,
+            self.stores.ledger,
+            self.stores.reactions,
+            spec,
+            number,
+            await self.stores.journeys.versions(journey_id),
+            decisions=await self.stores.splits.of_journey(journey_id),
+        )
+        return counted.experiments
 
     async def open(self, run: Run, step: str, *, user_agent: str = BROWSER) -> int:
         """Open the email a send step sent, through its open pixel as a mail client

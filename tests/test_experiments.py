@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 from journeys.schemas.enrollment import EnrollmentInput, enrollment_workflow_id
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import (
+    ContentVariant,
     Entry,
     EventCondition,
     ExitStep,
@@ -33,6 +34,7 @@ from journeys.schemas.journey import (
 )
 from journeys.services.mailbox import Mailbox
 from journeys.stack.embedded import Stack
+from journeys.testing import JourneyKit
 from journeys.workflows.journey import JourneyWorkflow
 from journeys.workflows.split import bucket
 from tests.conftest import eventually, unique
@@ -316,3 +318,51 @@ async def test_operators_declare_a_winner_or_freeze_a_bandit(api: httpx.AsyncCli
         and e["status"] == 200
     ]
     assert sorted(decided) == ["freeze", "release", "winner"]  # each decision is on record
+
+
+async def test_content_variants_are_judged_on_opens_per_message(journey_kit: JourneyKit) -> None:
+    """Issue 31, item 4: a send step tests a subject line; each customer gets one variant
+    by a stable hash and keeps it; opens by people count, a machine's do not."""
+    spec = JourneySpec(
+        id=unique("subject"),
+        name="Subject line test",
+        entry=Entry(event="go"),
+        steps=[
+            SendStep(
+                id="mail",
+                channel="email",
+                content=MessageContent(subject="Your cart", body="<p>Come back</p>"),
+                variants=[
+                    ContentVariant(
+                        name="urgent",
+                        content=MessageContent(subject="Last day!", body="<p>Come back</p>"),
+                    )
+                ],
+                metric="opened",
+                next="end",
+            ),
+            ExitStep(id="end"),
+        ],
+    )
+    await journey_kit.publish(spec)
+    got: dict[str, list[str]] = {"control": [], "urgent": []}
+    for _ in range(12):
+        cid = unique("c")
+        await journey_kit.profile(cid, email=f"{cid}@example.com")
+        await journey_kit.event(cid, "go")
+        run = journey_kit.run(spec.id, cid)
+        state = await run.finish()
+        [email] = journey_kit.emails(f"{cid}@example.com")
+        variant = state.context["splits"]["mail"]
+        assert email.subject == ("Last day!" if variant == "urgent" else "Your cart")
+        got[variant].append(cid)
+        if variant == "urgent" or len(got["control"]) == 1:  # all urgent ones, one control
+            assert await journey_kit.open(run, "mail") == 200
+        else:
+            assert await journey_kit.open(run, "mail", user_agent="Mozilla/5.0") == 200
+    assert got["control"] and got["urgent"]
+    [found] = await journey_kit.experiments(spec.id)
+    assert (found.kind, found.metric) == ("content", "opened")
+    counts = {a.name: (a.exposures, a.conversions) for a in found.arms}
+    assert counts == {"control": (len(got["control"]), 1), "urgent": (len(got["urgent"]),) * 2}
+    assert found.arms[0].control and found.sample_ratio_p is None  # (messages, not customers)

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from journeys.clients.arms import runs_of, took
 from journeys.schemas.experiments import ArmCounts, Experiment, compare
 from journeys.schemas.funnel import ArmFunnel
-from journeys.schemas.journey import HOLDOUT, JourneySpec, SplitStep
+from journeys.schemas.journey import CONTROL, HOLDOUT, JourneySpec, SendStep, SplitStep
 from journeys.storage.tables import SplitDecisionRow
 from journeys.workflows import search_attributes as sa
 
@@ -30,15 +30,23 @@ CSV_ROWS = 1_000_000
 """Rows one export holds at most (a bigger one is cut, and says so in its last row)."""
 
 
+Reacted = dict[str, dict[str, tuple[int, int]]]
+"""Per send step judged on opens or clicks: per variant, (messages sent, reacted)."""
+
+
 def experiments(
     spec: JourneySpec,
     arms: list[ArmFunnel],
     decisions: dict[str, SplitDecisionRow],
+    reacted: Reacted | None = None,
 ) -> list[Experiment]:
-    """Every experiment's statistics, from the funnel's arm counts."""
+    """Every experiment's statistics, from the funnel's arm counts (and for content judged
+    on opens or clicks, the ledger's)."""
     counted = {(a.split, a.arm): a for a in arms}
     found = []
     for step in spec.steps:
+        if isinstance(step, SendStep) and step.variants:
+            found.append(_content(step, counted, (reacted or {}).get(step.id, {})))
         if not isinstance(step, SplitStep) or len(step.paths) < 2:
             continue
         counts = [
@@ -84,6 +92,22 @@ def experiments(
         verdict = compare(counts, "control")
         found.append(Experiment(id=HOLDOUT, kind="holdout", **verdict.model_dump()))
     return found
+
+
+def _content(
+    step: SendStep, counted: dict[tuple[str, str], ArmFunnel], reacted: dict[str, tuple[int, int]]
+) -> Experiment:
+    """A send step's variants, on the goal (per enrollment) or on opens or clicks (per
+    message sent)."""
+    counts = []
+    for arm in step.arms():
+        if step.metric == "goal":
+            n, c = counted[step.id, arm.name].entered, counted[step.id, arm.name].converted
+        else:
+            n, c = reacted.get(arm.name, (0, 0))
+        counts.append(ArmCounts(name=arm.name, weight=arm.weight, exposures=n, conversions=c))
+    verdict = compare(counts, CONTROL, check_ratio=step.metric == "goal")
+    return Experiment(id=step.id, kind="content", metric=step.metric, **verdict.model_dump())
 
 
 async def exposures_csv(
@@ -133,6 +157,11 @@ def _arms(spec: JourneySpec) -> list[tuple[str, list[str]]]:
         (s.id, [p.name for p in s.paths])
         for s in spec.steps
         if isinstance(s, SplitStep) and len(s.paths) > 1
+    ]
+    found += [
+        (s.id, [a.name for a in s.arms()])
+        for s in spec.steps
+        if isinstance(s, SendStep) and s.variants
     ]
     if spec.holdout is not None:
         found.append((HOLDOUT, ["control", "treated"]))

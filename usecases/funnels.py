@@ -16,7 +16,7 @@ from temporalio.client import Client
 from journeys.clients.arms import CONVERTED, runs_of, took
 from journeys.clients.arms import converted as converted_in
 from journeys.schemas.funnel import ArmFunnel, Funnel, StepFunnel, StepReactions
-from journeys.schemas.journey import HOLDOUT, JourneySpec, SplitStep
+from journeys.schemas.journey import HOLDOUT, JourneySpec, SendStep, SplitStep
 from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.reactions import ReactionStore
 from journeys.storage.stores import Stores
@@ -95,6 +95,7 @@ async def funnel(
     live = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND {running}"
     stopped = f"{sa.JOURNEY_STATUS.name} IN ('active', 'paused') AND ExecutionStatus != 'Running'"
     arms = [(s.id, p.name) for s in spec.steps if isinstance(s, SplitStep) for p in s.paths]
+    arms += [(s.id, a.name) for s in spec.steps if isinstance(s, SendStep) for a in s.arms()]
     if spec.holdout is not None:
         arms += [(HOLDOUT, "control"), (HOLDOUT, "treated")]
     windowed = spec.windowed()
@@ -157,6 +158,12 @@ async def funnel(
     for step in steps:
         if step.reactions is not None:
             step.reactions = step.reactions.rated(step.sent)
+    judged = [
+        s for s in spec.steps if isinstance(s, SendStep) and s.variants and s.metric != "goal"
+    ]
+    reacted = {
+        s.id: await reactions.variant_counts(spec.id, version, s.id, s.metric) for s in judged
+    }
     return Funnel(
         journey_id=spec.id,
         name=spec.name,
@@ -170,7 +177,7 @@ async def funnel(
         conversion=_rate(by_status["converted"], entered),
         steps=steps,
         arms=arm_funnels,
-        experiments=experiments(spec, arm_funnels, decisions),
+        experiments=experiments(spec, arm_funnels, decisions, reacted),
         goal=spec.goal.event if spec.goal else None,
         ui_entered=_list(ui, base) if ui else None,
         mermaid=mermaid(spec, steps, arm_funnels),

@@ -48,6 +48,7 @@ from journeys.schemas.journey import (
     HOLDOUT,
     ActionStep,
     BranchStep,
+    ContentVariant,
     DecideStep,
     EventCondition,
     ExitStep,
@@ -490,9 +491,14 @@ class Interpreter:
             )
             await self._until_clock(best, "the customer's usual active hour")
         deadline = self._clock() + step.max_delay + (best_within or timedelta(0))
+        variant = self._variant(step)
         while True:
             result = await self._send_once(
-                step, deadline, abandon=self._ending is not None, best_within=best_within
+                step,
+                deadline,
+                abandon=self._ending is not None,
+                best_within=best_within,
+                variant=variant,
             )
             best_within = None  # the best hour is asked once; then only the guardrails hold
             if result.status != "deferred" or self._ending is not None:
@@ -520,6 +526,7 @@ class Interpreter:
         *,
         abandon: bool,
         best_within: timedelta | None = None,
+        variant: ContentVariant | None = None,
     ) -> SendResult:
         request = SendRequest(
             idempotency_key=self._step_key(step.id),
@@ -529,8 +536,9 @@ class Interpreter:
             customer_id=self._input.customer_id,
             channel=step.channel,
             fallbacks=step.fallbacks,
-            template=step.template,
-            content=step.content,
+            template=variant.template if variant else step.template,
+            content=variant.content if variant else step.content,
+            variant=variant.name if variant else None,
             event=self._input.trigger,
             last_event=self._carry.last_event,
             context=self._carry.context,
@@ -554,6 +562,17 @@ class Interpreter:
             summary=f"{step.id}: {self._channels(step)}",
         )
         return result if result is not None else SendResult(status="failed", reason=error)
+
+    def _variant(self, step: SendStep) -> ContentVariant | None:
+        """A content experiment's arm for this customer: a stable hash, as a split's, and
+        listed as the split's arms are (`send:variant`)."""
+        arms = step.arms()
+        if not arms:
+            return None
+        point = bucket(self._spec.id, step.id, self._input.customer_id)
+        arm = arms[weighted([a.weight for a in arms], point)]
+        self._carry.context.setdefault("splits", {})[step.id] = arm.name
+        return arm
 
     @staticmethod
     def _channels(step: SendStep) -> str:
