@@ -38,7 +38,7 @@ from journeys.testing import JourneyKit
 from journeys.workflows.journey import JourneyWorkflow
 from journeys.workflows.split import bucket
 from tests.conftest import eventually, unique
-from tests.helpers import customer, deliveries, event, get_json, state
+from tests.helpers import customer, deliveries, event, get_json, journeys_ok, state
 
 LONG = timedelta(days=30)
 
@@ -124,6 +124,11 @@ async def test_a_holdout_gets_nothing_and_is_counted(
         holdout["arms"][1]["difference"] is not None and holdout["arms"][1]["interval"] is not None
     )
 
+    cli = ("--api-url", str(api.base_url).rstrip("/"))
+    out = await journeys_ok("experiments", spec.id, *cli)
+    assert "holdout (holdout)" in out and "treated converts" in out, out
+    exported_cli = await journeys_ok("experiments", spec.id, "--export", "holdout", *cli)
+    assert exported_cli.splitlines()[0].startswith("experiment,arm,enrollment,customer_id")
     exported = await api.get(f"/v1/journeys/{spec.id}/experiments/holdout/exposures.csv")
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
@@ -303,6 +308,11 @@ async def test_operators_declare_a_winner_or_freeze_a_bandit(api: httpx.AsyncCli
     released = await api.post(url, json={"action": "release"})
     assert released.status_code == 200 and released.json()["decision"] is None
 
+    cli = ("--api-url", str(api.base_url).rstrip("/"))
+    out = await journeys_ok("bandit", spec.id, "split", "winner", "--arm", "a", *cli)
+    assert "split (bandit), winner: a" in out, out
+    released_cli = await journeys_ok("bandit", spec.id, "split", "release", *cli)
+    assert "winner" not in released_cli
     wrong = await api.post(url, json={"action": "winner", "arm": "zzz"})
     assert wrong.status_code == 422
     missing = await api.post(
@@ -317,7 +327,13 @@ async def test_operators_declare_a_winner_or_freeze_a_bandit(api: httpx.AsyncCli
         and e["target"]["journey_id"] == spec.id
         and e["status"] == 200
     ]
-    assert sorted(decided) == ["freeze", "release", "winner"]  # each decision is on record
+    assert sorted(decided) == [
+        "freeze",
+        "release",
+        "release",
+        "winner",
+        "winner",
+    ]  # each decision is on record
 
 
 async def test_content_variants_are_judged_on_opens_per_message(journey_kit: JourneyKit) -> None:

@@ -228,6 +228,14 @@ async def test_funnel_page_draws_the_journey_with_live_counts(api: httpx.AsyncCl
     assert wait.group(1).endswith("<td>2</td><td></td>")  # converted there; sends nothing
     mail = re.search(r'<tr data-step="mail">(.*?)</tr>', dom)
     assert mail is not None and " sent" in mail.group(1)  # the send step's messages
+    # The split as an experiment: per arm, the interval and the verdict in words.
+    experiment = re.search(r'<section data-experiment="ab">(.*?)</section>', dom)
+    assert experiment is not None, dom[-3000:]
+    assert "<h2>ab (split)</h2>" in experiment.group(1)
+    assert '<tr data-arm="inbox">' in experiment.group(1)
+    if all(expected["arms"][arm][0] for arm in ("email", "inbox")):  # (8 customers, by hash)
+        assert " pts (" in experiment.group(1)
+        assert 'class="verdict">inbox converts' in experiment.group(1)
 
 
 async def test_enrollments_at_their_first_step_count_as_reaching_it(

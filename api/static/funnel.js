@@ -75,11 +75,30 @@ async function refresh() {
       ...(funnel.goal ? [el("td", String(s.converted))] : []),
       el("td", reacted(s))], { "data-step": s.id }));
     document.getElementById("steps").replaceChildren(stepHead, ...stepRows);
-    const rows = funnel.arms.map(a => el("tr", [
-      el("td", `${a.split} / ${a.arm}`), el("td", String(a.entered)), el("td", String(a.converted)),
-      el("td", a.conversion === null ? "-" : (a.conversion * 100).toFixed(1) + "%")]));
-    const head = el("tr", ["split arm", "entered", "converted", "conversion"].map(h => el("th", h)));
-    document.getElementById("arms").replaceChildren(...(rows.length ? [head, ...rows] : []));
+    // Each experiment: per arm its rate, the difference from the control with its 95%
+    // interval, the always-valid p-value and the chance to be best; the verdict in words
+    // and, when the arms did not get their promised shares, the warning first.
+    const pctOf = (x) => x === null || x === undefined ? "-" : `${(x * 100).toFixed(1)}%`;
+    const pts = (x) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}`;
+    const sections = funnel.experiments.map(x => {
+      const metric = x.metric === "goal" ? "" : `, on ${x.metric}`;
+      const title = `${x.id} (${x.kind}${metric})` + (x.decision ? `, ${x.decision}` : "");
+      const head = el("tr", ["arm", "exposures", "conversions", "rate", "difference (95%)",
+        "lift", "always-valid p", "P(best)"].map(h => el("th", h)));
+      const rows = x.arms.map(a => el("tr", [
+        el("td", a.name), el("td", String(a.exposures)), el("td", String(a.conversions)),
+        el("td", pctOf(a.rate)),
+        el("td", a.control ? "control" : a.difference === null ? "-"
+          : `${pts(a.difference)} pts (${pts(a.interval.low)} to ${pts(a.interval.high)})`),
+        el("td", pctOf(a.lift)),
+        el("td", a.always_valid_p === null ? "-" : a.always_valid_p.toPrecision(3)),
+        el("td", pctOf(a.probability_best))], { "data-arm": a.name }));
+      const warning = x.sample_ratio_mismatch
+        ? [el("p", `Sample-ratio mismatch (p = ${x.sample_ratio_p.toPrecision(2)})`, { class: "srm" })] : [];
+      return el("section", [el("h2", title), ...warning, el("table", [head, ...rows]),
+        el("p", x.words, { class: "verdict" })], { "data-experiment": x.id });
+    });
+    document.getElementById("experiments").replaceChildren(...sections);
     text("error", "");
     text("updated", `updated ${new Date().toLocaleTimeString()}`);
     document.body.dataset.ready = "true";
