@@ -27,6 +27,7 @@ from rich.table import Table
 
 from bench import (
     backtest,
+    bandit,
     ingestion,
     operations,
     parked,
@@ -244,6 +245,7 @@ def main() -> None:
             "parked",
             "backtest",
             "tracking",
+            "bandit",
             "all",
         ],
         default="all",
@@ -258,7 +260,8 @@ def main() -> None:
         "parked: --audience N enrollments parked at a wait, the worker's and API's memory; "
         "backtest: --customers N (100,000) over 30 days simulated, beside -n of them in "
         "real Temporal; tracking: the tracked link and pixel vs a bare Starlette app, and a "
-        "reaction's cost through the router",
+        "reaction's cost through the router; bandit: a bandit split's actions and latency "
+        "to the first send vs a fixed split's",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
@@ -288,6 +291,8 @@ def main() -> None:
         rows += asyncio.run(backtest.measure(args.customers, args.n, console))
     if args.suite in ("tracking", "all"):
         rows += asyncio.run(tracking.measure(max(args.n, 2000), args.concurrency, console))
+    if args.suite in ("bandit", "all"):
+        rows += asyncio.run(bandit.measure(args.n, args.concurrency, console))
     if args.suite in ("sizing", "all"):
         asyncio.run(sizing.measure(args.n, args.concurrency, console))
     if rows:

@@ -150,9 +150,11 @@ class Interpreter:
         timeout: timedelta,
         retry: RetryPolicy,
         summary: str,
+        local: bool = False,
     ) -> T:
         """Call one activity of the contract (schemas/activities.py); `ActivityError` when
-        it failed for good."""
+        it failed for good. `local`: a short lookup the worker runs in the workflow task
+        itself (no round trip through the server; its result is still in history)."""
         raise NotImplementedError
 
     async def _wait_condition(
@@ -397,9 +399,10 @@ class Interpreter:
                     min_sample=step.min_sample,
                     windowed=step.window is not None,
                 ),
-                timeout=timedelta(seconds=30),
+                timeout=timedelta(seconds=10),
                 retry=LOOKUP_RETRY,
                 summary=f"{step.id}: bandit weights",
+                local=True,  # (cached counts, mostly: one marker, no activity task)
             )
             path = step.paths[weighted(weights.weights, point)]
             share = weights.weights[step.paths.index(path)]

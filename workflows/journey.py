@@ -341,7 +341,12 @@ class JourneyWorkflow(Interpreter):
         timeout: timedelta,
         retry: RetryPolicy,
         summary: str,
+        local: bool = False,
     ) -> T:
+        if local:
+            return await workflow.execute_local_activity_method(
+                method, arg, start_to_close_timeout=timeout, retry_policy=retry, summary=summary
+            )
         return await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=timeout, retry_policy=retry, summary=summary
         )

@@ -187,6 +187,7 @@ class Simulation(Interpreter):
         timeout: timedelta,
         retry: RetryPolicy,
         summary: str,
+        local: bool = False,
     ) -> T:
         self._calls += 1
         if self._calls > MAX_CALLS:
