@@ -57,6 +57,8 @@ ASSUMPTIONS = (
     "Messages' own reactions (message.opened, .clicked, .bounced...) name real sends, so "
     "they are not replayed: a wait_for_reaction in a backtest takes its timeout edge, and "
     "the suppression list is not consulted.",
+    "A bandit split takes its written weights (the past has no counts for it); a holdout, "
+    "a split and content variants assign customers as the real ones do (by the same hash).",
 )
 
 
