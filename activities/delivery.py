@@ -28,6 +28,7 @@ from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
+from journeys.schemas.templating import reads_sends
 from journeys.storage.journeys import JourneyStore
 from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.secrets import tracking_key, unsubscribe_key
@@ -99,11 +100,15 @@ class DeliveryActivities(Sends):
         unsubscribe_url = unsubscribe.link(
             self._settings, self._key, request.customer_id, channel.name
         )
+        context = request.context
+        if "steps" not in context and reads_sends(content.model_dump(exclude_none=True)):
+            earlier = await self._ledger.results_of(request.customer_id, key)
+            context = {**context, "steps": earlier}
         scope = {
             "profile": profile.scope(),
             "event": request.event.scope(),
             "last_event": request.last_event.scope() if request.last_event else None,
-            "context": request.context,
+            "context": context,
             "unsubscribe_url": unsubscribe_url,
         }
         try:

@@ -45,6 +45,17 @@ def problems(source: str, steps: Mapping[str, str]) -> list[str]:
     return found
 
 
+def reads_sends(sources: Mapping[str, str]) -> bool:
+    """Whether any of a message's fields refers to `context.steps` (earlier sends'
+    outcomes), which a send's request leaves out (it would grow with every send)."""
+    for source in sources.values():
+        if syntax_error(source) is None and "steps" in source:
+            paths = _paths(_env.parse(source))
+            if any(p[:2] == ["context", "steps"] for p in paths):
+                return True
+    return False
+
+
 def _check(path: list[str], steps: Mapping[str, str]) -> str | None:
     root, rest = path[0], path[1:]
     if root not in ROOTS:

@@ -339,6 +339,29 @@ class DeliveryLedger:
             rows = (await session.exec(query)).all()
             return [Delivery.model_validate(r, from_attributes=True) for r in rows]
 
+    async def results_of(self, customer_id: str, key: str) -> dict[str, dict[str, Any]]:
+        """The latest outcome of each earlier send of the enrollment whose send `key` is
+        (its keys share `workflow/enrollment/`), as `context.steps` shows them to a
+        template: the enrollment does not carry them in every send's request."""
+        prefix = key.rsplit("/", 2)[0] + "/"
+        async with self._sessions() as session:
+            query = (
+                select(DeliveryRow)
+                .where(
+                    col(DeliveryRow.customer_id) == customer_id,
+                    col(DeliveryRow.idempotency_key).startswith(prefix, autoescape=True),
+                    col(DeliveryRow.idempotency_key) != key,
+                )
+                .order_by(col(DeliveryRow.id))
+            )
+            rows = (await session.exec(query)).all()
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:  # (the later visit of a step wins)
+            result = {"status": row.status, "reason": row.reason, "delivery_id": row.id}
+            result["channel"] = row.channel
+            found[row.step_id] = {k: v for k, v in result.items() if v is not None}
+        return found
+
     async def step_counts(self, journey_id: str, version: int) -> list[tuple[str, str, str, int]]:
         """(step, status, reason, sends) for a journey version: the funnel's send figures."""
         async with self._sessions() as session:

@@ -544,7 +544,10 @@ class Interpreter:
             variant=variant.name if variant else None,
             event=self._input.trigger,
             last_event=self._carry.last_event,
-            context=self._carry.context,
+            # Without the earlier sends' outcomes (`steps`): they would make a journey's
+            # history grow with the square of its sends; a template that reads them gets
+            # them from the ledger.
+            context={k: v for k, v in self._carry.context.items() if k != "steps"},
             dry_run=self._input.options.dry_run,
             topic=step.topic,
             priority=self._spec.priority,
