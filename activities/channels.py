@@ -107,7 +107,7 @@ class EmailChannel:
         email["From"] = self._settings.email_from
         email["To"] = message.address
         email["Subject"] = c.get("subject") or c.get("title") or ""
-        email["Date"] = formatdate(localtime=False)
+        email["Date"] = formatdate(usegmt=True)  # UTC ("-0000" says the zone is unknown)
         digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
         email["Message-ID"] = f"<{digest}@journeys>"
         email["X-Journey"] = f"{message.journey_id}/{message.step_id}"

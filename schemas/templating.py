@@ -67,7 +67,11 @@ def _check(path: list[str], steps: Mapping[str, str]) -> str | None:
         if kind is None:
             return f"'context.{rest[0]}' does not exist (context has {', '.join(CONTEXT_KINDS)})"
         if len(rest) > 1 and steps.get(rest[1]) != kind:
-            return f"'context.{rest[0]}.{rest[1]}' needs a {kind} step '{rest[1]}' in this journey"
+            article = "an" if kind[0] in "aeiou" else "a"
+            return (
+                f"'context.{rest[0]}.{rest[1]}' needs {article} {kind} step '{rest[1]}' "
+                "in this journey"
+            )
     return None
 
 

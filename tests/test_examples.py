@@ -154,6 +154,7 @@ async def test_subscription_renewal_across_channels_with_consent(
     [email] = kit.emails("opted-in@test.example")
     assert email.subject == "3 days left on your subscription"
     assert "List-Unsubscribe" not in email.message  # a service message, not marketing
+    assert str(email.message["Date"]).endswith("+0000")  # UTC, a known zone (not "-0000")
     whatsapp = [r for r in kit.received("twilio") if r["form"]["To"] == "whatsapp:+6281234567890"]
     assert whatsapp[-1]["form"]["Body"].startswith("Last day of your subscription")
     profile = await kit.stores.profiles.get("opted-in")

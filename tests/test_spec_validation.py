@@ -235,3 +235,12 @@ async def test_bad_customer_and_event_input(api: httpx.AsyncClient) -> None:
     assert bad_template.status_code == 422
     assert bad_template.json()["errors"][0]["loc"] == ["body", "body"]
     assert (await api.get("/v1/customers/nobody-at-all")).status_code == 404
+
+
+def test_a_missing_action_step_is_named_with_its_article() -> None:
+    """Issue 33's small things: "needs a action step" read wrong."""
+    from journeys.schemas.templating import problems
+
+    assert problems("{{ context.actions.coupon.code }}", {}) == [
+        "'context.actions.coupon' needs an action step 'coupon' in this journey"
+    ]
