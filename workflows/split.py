@@ -14,14 +14,8 @@ def bucket(journey_id: str, step_id: str, customer_id: str) -> float:
 
 
 def choose(paths: list[SplitPath], point: float) -> SplitPath:
-    total = sum(p.weight for p in paths)
-    mark = point * total
-    running = 0.0
-    for path in paths:
-        running += path.weight
-        if mark < running:
-            return path
-    return paths[-1]
+    """The arm `point` falls in, by the arms' written weights."""
+    return paths[weighted([p.weight for p in paths], point)]
 
 
 def weighted(weights: list[float], point: float) -> int:
