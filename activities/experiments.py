@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from journeys.clients.arms import arm_counts
 from journeys.schemas.activities import SPLIT_WEIGHTS, Experiments
-from journeys.schemas.experiments import ArmCounts, SplitWeights, WeightsRequest, thompson_weights
+from journeys.schemas.experiments import SplitWeights, WeightsRequest, bandit_weights
 from journeys.storage.splits import SplitDecisions
 
 Key = tuple[str, int, str]
@@ -39,12 +39,9 @@ class ExperimentActivities(Experiments):
             held = decision.weights
             return SplitWeights(weights=held, basis="frozen", computed_at=decision.decided_at)
         at, counts = await self._counts(request)
-        arms = [
-            ArmCounts(name=name, weight=weight, exposures=n, conversions=c)
-            for (name, weight), (n, c) in zip(request.paths, counts, strict=True)
-        ]
-        weights = thompson_weights(arms, floor=request.exploration, min_sample=request.min_sample)
-        ready = all(a.exposures >= request.min_sample for a in arms)
+        weights, ready = bandit_weights(
+            request.paths, counts, floor=request.exploration, min_sample=request.min_sample
+        )
         return SplitWeights(weights=weights, basis="thompson" if ready else "prior", computed_at=at)
 
     async def _counts(self, request: WeightsRequest) -> tuple[datetime, list[tuple[int, int]]]:

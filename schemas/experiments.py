@@ -324,3 +324,20 @@ def thompson_weights(arms: Sequence[ArmCounts], *, floor: float, min_sample: int
     best = probability_best(arms)
     floor = min(floor, 1 / len(arms))
     return [floor + (1 - floor * len(arms)) * p for p in best]
+
+
+def bandit_weights(
+    paths: Sequence[tuple[str, float]],
+    counts: Sequence[tuple[int, int]],
+    *,
+    floor: float,
+    min_sample: int,
+) -> tuple[list[float], bool]:
+    """A bandit split's weights from its arms' (name, written weight) and (exposures,
+    conversions); and whether every arm has its minimum sample (else the written ones)."""
+    arms = [
+        ArmCounts(name=name, weight=weight, exposures=n, conversions=c)
+        for (name, weight), (n, c) in zip(paths, counts, strict=True)
+    ]
+    ready = all(a.exposures >= min_sample for a in arms)
+    return thompson_weights(arms, floor=floor, min_sample=min_sample), ready

@@ -15,7 +15,7 @@ from journeys.api.errors import problem
 from journeys.clients.arms import arm_counts
 from journeys.schemas.access import requires
 from journeys.schemas.base import Schema
-from journeys.schemas.experiments import ArmCounts, Decision, Experiment, thompson_weights
+from journeys.schemas.experiments import Decision, Experiment, bandit_weights
 from journeys.schemas.journey import SLUG, JourneySpec, SplitStep
 from journeys.usecases import funnels
 from journeys.usecases.experiments import exposures_csv
@@ -157,11 +157,10 @@ async def decide(
     else:
         windowed = step.window is not None
         counts = await arm_counts(client, journey_id, number, split_id, names, windowed=windowed)
-        arms = [
-            ArmCounts(name=p.name, weight=p.weight, exposures=n, conversions=c)
-            for p, (n, c) in zip(step.paths, counts, strict=True)
-        ]
-        weights = thompson_weights(arms, floor=step.exploration, min_sample=step.min_sample)
+        paths = [(p.name, p.weight) for p in step.paths]
+        weights, _ = bandit_weights(
+            paths, counts, floor=step.exploration, min_sample=step.min_sample
+        )
         await stores.splits.decide(journey_id, split_id, "freeze", body.reason, weights=weights)
     request.app.state.funnels.forget((journey_id, number))
     return await get_experiment(request, journey_id, split_id, stores, client, number)
