@@ -15,18 +15,20 @@ import smtplib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate
-from typing import Literal, Protocol
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any, Literal, Protocol
 
 import httpx
 from sqlmodel import SQLModel
 
-from journeys.activities.http import Permanent, ServiceRefused, call
+from journeys.activities.http import Permanent, ServiceRefused, Throttled, call
 from journeys.schemas import feedback
 from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import WEBHOOK_HEADER, sign_webhook
+from journeys.storage.devices import token_hash
 from journeys.storage.secrets import fcm_token, twilio_token, webhook_key
 from journeys.storage.tables import InboxRow
 
@@ -45,6 +47,13 @@ class Outbound:
     """Set for marketing messages: email puts it in List-Unsubscribe (RFC 8058)."""
     delivery_id: int | None = None
     """The ledger row: what an email provider's feedback about the message names."""
+    sender: str | None = None
+    """The number it goes from (an SMS pool's, as its paced slot was booked); None: the
+    channel's own."""
+    retry: bool = False
+    """An earlier attempt may have reached the provider (it timed out or was cut off)."""
+    since: datetime | None = None
+    """When the send was first asked for: where a lookup of the provider's log begins."""
 
     @property
     def address(self) -> str:
@@ -140,6 +149,8 @@ class EmailChannel:
         except smtplib.SMTPRecipientsRefused as err:
             raise PermanentDeliveryError(f"smtp refused recipient: {err.recipients}") from err
         except smtplib.SMTPResponseException as err:
+            if err.smtp_code in (421, 454) and "throttl" in str(err.smtp_error).lower():
+                raise Throttled("smtp", 1.0) from err  # SES: "454 Throttling failure"
             if err.smtp_code >= 500:
                 raise PermanentDeliveryError(f"smtp {err.smtp_code}: {err.smtp_error!r}") from err
             raise
@@ -161,9 +172,14 @@ class TwilioChannel:
     (`/v1/providers/twilio/status`, which updates the ledger)."""
 
     def __init__(
-        self, name: Literal["sms", "whatsapp"], settings: Settings, http: httpx.AsyncClient
+        self,
+        name: Literal["sms", "whatsapp"],
+        settings: Settings,
+        http: httpx.AsyncClient,
+        claimed: Claimed,
     ):
         self.name: str = name
+        self._claimed = claimed
         base = settings.service_url(settings.twilio_api_url, "/sandbox/twilio")
         self._url = f"{base}/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
         token = twilio_token(settings)
@@ -174,12 +190,17 @@ class TwilioChannel:
 
     async def deliver(self, message: Outbound) -> Delivered:
         to = message.address if self.name == "sms" else f"whatsapp:{message.address}"
+        sender = self._from
+        if message.sender:
+            sender = message.sender if self.name == "sms" else f"whatsapp:{message.sender}"
         form = {
             "To": to,
-            "From": self._from,
+            "From": sender,
             "Body": message.content.get("body", ""),
             "StatusCallback": self._callback,
         }
+        if message.retry and (taken := await self._already_taken(form, message.since)):
+            return Delivered(provider_id=taken["sid"], provider_status=taken.get("status"))
         response = await call(
             self._http,
             "POST",
@@ -192,8 +213,49 @@ class TwilioChannel:
         sent = response.json()
         return Delivered(provider_id=sent.get("sid"), provider_status=sent.get("status"))
 
+    async def _already_taken(
+        self, form: dict[str, str], since: datetime | None
+    ) -> dict[str, Any] | None:
+        """The message an earlier, timed-out attempt left at Twilio, if it did: Twilio's
+        list of messages to this `To` from this `From` (newest first), one made since the
+        send was first asked for, with this body, and not already another send's (no
+        ledger row names its sid). Twilio keeps no idempotency key, so this is the check."""
+        params = {"To": form["To"], "From": form["From"], "PageSize": "50"}
+        response = await call(
+            self._http,
+            "GET",
+            self._url,
+            what=f"twilio {self.name} lookup",
+            params=params,
+            auth=self._auth,
+        )
+        floor = (since or datetime.now(UTC)) - LOOKUP_SLACK
+        for found in response.json().get("messages", []):
+            if not isinstance(found, dict) or found.get("body") != form["Body"]:
+                continue
+            try:
+                created = parsedate_to_datetime(str(found.get("date_created")))
+            except (TypeError, ValueError):
+                continue
+            sid = str(found.get("sid", ""))
+            if created >= floor and sid and not await self._claimed(sid):
+                return found
+        return None
+
 
 ForgetTokens = Callable[[str, list[str]], Awaitable[object]]
+Claimed = Callable[[str], Awaitable[bool]]
+"""Whether a ledger row names a provider message id already (`DeliveryLedger.claimed`)."""
+LOOKUP_SLACK = timedelta(minutes=1)
+"""How much earlier than the send's first ask a provider's clock may stamp its message."""
+
+
+class Devices(Protocol):
+    """The devices a push message was accepted for (`storage.devices.DeviceSends`)."""
+
+    async def accepted(self, key: str) -> dict[str, str]: ...
+
+    async def accept(self, key: str, token: str, name: str) -> None: ...
 
 
 class PushChannel:
@@ -203,13 +265,16 @@ class PushChannel:
 
     name = "push"
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, forget: ForgetTokens):
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, forget: ForgetTokens, devices: Devices
+    ):
         base = settings.service_url(settings.fcm_api_url, "/sandbox/fcm")
         self._url = f"{base}/v1/projects/{settings.fcm_project_id}/messages:send"
         token = fcm_token(settings)
         self._headers = {"Authorization": f"Bearer {token.decode() if token else ''}"}
         self._http = http
         self._forget = forget
+        self._devices = devices
 
     def payload(self, message: Outbound, token: str) -> dict[str, object]:
         """One device's message. Its collapse key derives from the idempotency key, so a
@@ -238,9 +303,12 @@ class PushChannel:
         }
 
     async def deliver(self, message: Outbound) -> Delivered:
-        accepted: list[str] = []
+        earlier = await self._devices.accepted(message.key)
+        accepted: list[str] = [n for n in earlier.values()]
         invalid: list[str] = []
         for token in message.addresses:
+            if token_hash(token) in earlier:  # a retry: that device has it
+                continue
             try:
                 response = await call(
                     self._http,
@@ -255,7 +323,9 @@ class PushChannel:
                     raise
                 invalid.append(token)
                 continue
-            accepted.append(response.json().get("name", ""))
+            name = str(response.json().get("name", ""))
+            await self._devices.accept(message.key, token, name)
+            accepted.append(name)
         if invalid:
             await self._forget(message.customer_id, invalid)
         removed = f", {len(invalid)} invalid token(s) removed" if invalid else ""
@@ -319,15 +389,19 @@ class WebhookChannel:
 
 
 def channels_for(
-    settings: Settings, http: httpx.AsyncClient, forget_tokens: ForgetTokens
+    settings: Settings,
+    http: httpx.AsyncClient,
+    forget_tokens: ForgetTokens,
+    devices: Devices,
+    claimed: Claimed,
 ) -> list[Channel]:
     """The channels this deployment delivers on."""
     return [
         InAppChannel(),
         EmailChannel(settings),
-        TwilioChannel("sms", settings, http),
-        TwilioChannel("whatsapp", settings, http),
-        PushChannel(settings, http, forget_tokens),
+        TwilioChannel("sms", settings, http, claimed),
+        TwilioChannel("whatsapp", settings, http, claimed),
+        PushChannel(settings, http, forget_tokens, devices),
         WebhookChannel(settings, http),
     ]
 

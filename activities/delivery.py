@@ -12,27 +12,42 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Never
 
 from temporalio import activity
 
 from journeys.activities.channels import Channel, Outbound
-from journeys.activities.http import Permanent
+from journeys.activities.http import Permanent, Throttled
 from journeys.activities.templates import Limits, RenderError, render_off_loop
 from journeys.schemas import activities as names
 from journeys.schemas import reactions, unsubscribe
-from journeys.schemas.activities import Sends, invalid_request
+from journeys.schemas.activities import GiveUp, Sends, invalid_request
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
+from journeys.schemas.pace import PROVIDERS, STALE
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.schemas.templating import reads_sends
 from journeys.storage.journeys import JourneyStore
 from journeys.storage.ledger import DeliveryLedger
+from journeys.storage.pace import PaceBook, queued_reason
 from journeys.storage.secrets import tracking_key, unsubscribe_key
+from journeys.storage.tables import utcnow
 from journeys.storage.templates import TemplateStore
+
+
+@dataclass
+class Paced:
+    """Where a paced send goes: the number it goes from (an SMS pool's), the provider's
+    bucket it was paced in, and every slot it booked."""
+
+    booked: dict[str, datetime]
+    provider: str | None = None
+    sender: str | None = None
+
 
 TOP_PRIORITY_SECONDS = 2.0
 """How long the top priority read from the catalogue is kept (the router's refresh)."""
@@ -47,10 +62,14 @@ class DeliveryActivities(Sends):
         channels: Iterable[Channel],
         settings: Settings,
         journeys: JourneyStore | None = None,
+        pace: PaceBook | None = None,
     ):
         """`journeys`: the catalogue, for the top priority a journey has (a send at it
-        skips the arbitration window); without it every capped send waits the window."""
+        skips the arbitration window); without it every capped send waits the window.
+        `pace`: the pace book that holds providers' ceilings and journeys' paces across
+        workers; without it nothing is paced."""
         self._ledger = ledger
+        self._pace = pace
         self._journeys = journeys
         self._top: tuple[float, int | None] = (-TOP_PRIORITY_SECONDS, None)
         self._templates = templates
@@ -94,6 +113,9 @@ class DeliveryActivities(Sends):
         channel = self._channels.get(reservation.channel)
         if channel is None:
             return await self._fail(key, f"channel {reservation.channel} unavailable")
+        paced = await self._paced(request, channel.name, reservation.since)
+        if isinstance(paced, SendResult):
+            return paced
         content = await self._content(request, channel.name, profile.locale)
         if content is None:
             return await self._fail(key, f"template {request.template} not found")
@@ -133,9 +155,14 @@ class DeliveryActivities(Sends):
             content=rendered,
             unsubscribe_url=unsubscribe_url if request.topic == "marketing" else None,
             delivery_id=reservation.delivery_id,
+            sender=paced.sender,
+            retry=activity.info().attempt > 1,
+            since=reservation.since,
         )
         try:
             delivered = await channel.deliver(message)
+        except Throttled as err:  # the provider's ceiling: wait as asked, no attempt used
+            return await self._throttled(request, paced, err)
         except Permanent as err:
             return await self._fail(key, str(err), rendered)
         except Exception as err:  # worth retrying, unless this was the last attempt
@@ -153,6 +180,85 @@ class DeliveryActivities(Sends):
             delivered.rows,
             (delivered.provider_id, delivered.provider_status),
         )
+
+    async def _paced(
+        self, request: SendRequest, channel: str, since: datetime | None
+    ) -> SendResult | Paced:
+        """Wait for the send's paced slots, in turn: the journey's (or step's) pace, then
+        the provider's ceiling (the SMS number that frees first). A slot further off than
+        `pace_poll_seconds` queues the send (the enrollment waits on a timer and comes back
+        with its booking); one that would come after the pace's TTL skips it, `expired`.
+        Returns that result, or where the send goes and what it booked."""
+        paced = Paced(booked=dict(request.slots))
+        if self._pace is None:
+            return paced
+        levels: list[tuple[list[str], Callable[[str], float | None]]] = []
+        pace = request.pace
+        if pace is not None and request.pace_bucket:
+            levels.append(([request.pace_bucket], lambda _: pace.per_minute / 60))
+        if channel in PROVIDERS:
+            limit = self._settings.pace_limit
+            levels.append((self._settings.senders(channel), lambda b: limit(b.split(":")[0])))
+        deadline = since + pace.ttl if pace is not None and pace.ttl and since else None
+        poll = timedelta(seconds=self._settings.pace_poll_seconds)
+        go = utcnow()
+        for buckets, limit_of in levels:
+            bucket = next((b for b in buckets if b in paced.booked), None)
+            slot = paced.booked.get(bucket or "")
+            if bucket is None or slot is None or slot < utcnow() - STALE:
+                booking = await self._pace.book(buckets, limit_of, deadline=deadline)
+                if booking is None:
+                    continue
+                if booking.expired:
+                    ttl = pace.ttl if pace is not None else None
+                    reason = f"expired: its turn would come after its ttl ({ttl})"
+                    return await self._expire(request.idempotency_key, reason)
+                bucket, slot = booking.bucket, booking.slot
+                paced.booked[bucket] = slot
+            if slot - utcnow() > poll:
+                return await self._queue(request.idempotency_key, bucket, slot, paced.booked)
+            go = max(go, slot)
+            if buckets[0] != request.pace_bucket:
+                paced.provider = bucket
+        if (wait := (go - utcnow()).total_seconds()) > 0:
+            await asyncio.sleep(wait)
+        if paced.provider and channel in ("sms", "whatsapp"):
+            paced.sender = paced.provider.partition(":")[2] or None
+        return paced
+
+    async def _queue(
+        self, key: str, bucket: str, slot: datetime, booked: dict[str, datetime]
+    ) -> SendResult:
+        reason = queued_reason(bucket)
+        await self._ledger.queue(key, reason, slot)
+        wait = max(slot - utcnow(), timedelta(0))
+        activity.logger.info("send %s: queued %.1f s for %s", key, wait.total_seconds(), bucket)
+        return SendResult(status="deferred", reason=reason, wait=wait, slots=booked)
+
+    async def _expire(self, key: str, reason: str) -> SendResult:
+        return await self._ledger.settle(key, SendResult(status="suppressed", reason=reason))
+
+    async def _throttled(self, request: SendRequest, paced: Paced, err: Throttled) -> SendResult:
+        """The provider said wait: every worker's next slot in its bucket waits with this
+        send, which is queued (its booked slot spent: it books again when it is back)."""
+        until = utcnow() + timedelta(seconds=err.retry_after)
+        bucket = paced.provider
+        slots = {b: s for b, s in paced.booked.items() if b != bucket}
+        if bucket is not None and self._pace is not None:
+            await self._pace.hold(bucket, until)
+        reason = f"throttled by {bucket or 'the provider'}"
+        await self._ledger.queue(request.idempotency_key, reason, until)
+        wait = timedelta(seconds=err.retry_after)
+        return SendResult(status="deferred", reason=reason, wait=wait, slots=slots)
+
+    @activity.defn(name=names.GIVE_UP)
+    async def give_up(self, request: GiveUp) -> SendResult:
+        """The workflow's word that a send's activity gave up (its last attempt timed out):
+        settle its ledger row, or learn the outcome it reached after all."""
+        found = await self._ledger.give_up(request.idempotency_key, request.status, request.reason)
+        if found is None:
+            return SendResult(status="failed", reason=request.reason)
+        return found
 
     def _tracks(self, request: SendRequest, channel: str) -> bool:
         """Whether this message gets an open pixel and tracked links: an email, with the

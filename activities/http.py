@@ -1,8 +1,9 @@
 """Calls to services and providers over HTTP (through the worker's one client, made by
 `activities.egress.shared_client`), and one rule for what a failure means to Temporal.
 
-- timeouts, connection errors, 5xx, 408 and 429: `ServiceUnavailable`, retried by the
+- timeouts, connection errors, 5xx and 408: `ServiceUnavailable`, retried by the
   activity's retry policy with backoff;
+- 429: `Throttled`, with the provider's `Retry-After` (a send waits it out on a timer);
 - any other 4xx: `ServiceRefused`, never retried (the request itself is wrong).
 
 A failure keeps the status only, never the provider's body (which may echo the message or
@@ -15,6 +16,8 @@ providers that support one (and the built-in services) use to drop a retried req
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -43,6 +46,35 @@ class ServiceUnavailable(Exception):
     """A timeout, a connection failure or a 5xx/408/429 answer: worth retrying later."""
 
 
+class Throttled(ServiceUnavailable):
+    """The provider is at its ceiling and said how long to wait (a 429's `Retry-After`,
+    SES's `Throttling`): a send waits that long without using up an attempt."""
+
+    def __init__(self, what: str, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(f"{what}: throttled, retry after {retry_after:g} s")
+
+
+MAX_RETRY_AFTER = 3600.0
+"""The longest wait a provider's Retry-After is taken at (an hour)."""
+
+
+def retry_after(response: httpx.Response, default: float = 1.0) -> float:
+    """A 429's `Retry-After` in seconds (a number or an HTTP date), bounded."""
+    value = response.headers.get("Retry-After", "").strip()
+    seconds = default
+    if value.isdigit():
+        seconds = float(value)
+    elif value:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
 async def call(
     client: httpx.AsyncClient,
     method: str,
@@ -64,6 +96,8 @@ async def call(
         raise ServiceUnavailable(f"{what}: {type(err).__name__} {err}".strip()) from err
     if response.is_success:
         return response
+    if response.status_code == 429:  # Twilio 20429, FCM QUOTA_EXCEEDED, any rate limit
+        raise Throttled(what, retry_after(response))
     if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
         raise ServiceUnavailable(f"{what}: {status(response)}")
     raise ServiceRefused(response, what)

@@ -163,7 +163,14 @@ async def send_overhead(stack: Stack, n: int, concurrency: int) -> list[Row]:
     settings = stack.settings
     http = shared_client(settings)
     channels = {
-        c.name: c for c in channels_for(settings, http, stack.stores.profiles.forget_push_tokens)
+        c.name: c
+        for c in channels_for(
+            settings,
+            http,
+            stack.stores.profiles.forget_push_tokens,
+            stack.stores.devices,
+            stack.stores.ledger.claimed,
+        )
     }
     delivery = DeliveryActivities(
         ledger=stack.stores.ledger,

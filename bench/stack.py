@@ -21,6 +21,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from journeys.schemas.pace import UNPACED
 from journeys.schemas.settings import Settings
 from journeys.services.mailbox import Mailbox, start_smtp
 from journeys.stack.embedded import (
@@ -76,6 +77,9 @@ async def bench_stack(
                         "rate_limit_per_second": 0,
                         "read_rate_limit_per_second": 0,
                         "anonymous_rate_limit_per_second": 0,
+                        # Providers unpaced (the baseline has no ceilings either), unless
+                        # a suite measures pacing (bench/pace.py).
+                        **UNPACED,
                     }
                     | overrides
                 ),

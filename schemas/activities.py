@@ -10,7 +10,7 @@ imports `activities/` (which does I/O). Each class in `activities/` implements o
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from temporalio import activity
@@ -38,6 +38,7 @@ def invalid_request(message: str) -> ApplicationError:
 
 
 SEND = "journeys.send"
+GIVE_UP = "journeys.give_up_send"
 GET_PROFILE = "journeys.get_profile"
 NEXT_LOCAL_TIME = "journeys.next_local_time"
 BEST_SEND_TIME = "journeys.best_send_time"
@@ -60,6 +61,15 @@ class SendTimeRequest(Schema):
     customer_id: str
     at: datetime
     within: timedelta
+
+
+class GiveUp(Schema):
+    """A send whose activity gave up: its ledger row is settled as `status` (`unknown` after
+    a timeout: the provider may have taken it; `failed` otherwise) unless it settled."""
+
+    idempotency_key: str
+    status: Literal["unknown", "failed"]
+    reason: str = Field(max_length=500)
 
 
 class ProfileRequest(Schema):
@@ -130,6 +140,11 @@ class Sends:
     @activity.defn(name=SEND)
     async def send(self, request: SendRequest) -> SendResult:
         """Send once per idempotency key (or say why not)."""
+        raise NotImplementedError
+
+    @activity.defn(name=GIVE_UP)
+    async def give_up(self, request: GiveUp) -> SendResult:
+        """Settle a send its activity gave up on; the outcome it has."""
         raise NotImplementedError
 
 

@@ -11,12 +11,17 @@ from journeys.schemas.base import Schema
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.guardrails import FrequencyCap, QuietHours, Topic
 from journeys.schemas.journey import Channel, MessageContent, SendChannel
+from journeys.schemas.pace import Pace
 
-DeliveryStatus = Literal["pending", "contending", "deferred", "sent", "suppressed", "failed"]
+DeliveryStatus = Literal[
+    "pending", "contending", "deferred", "queued", "sent", "suppressed", "failed", "unknown"
+]
 """`pending`: reserved, being delivered (counts against caps); `contending`: waiting to be
 arbitrated by priority for a contended cap slot; `deferred`: waiting for quiet hours or a
-cap to free (the enrollment retries it); the rest are final."""
-FINAL: tuple[str, ...] = ("sent", "suppressed", "failed")
+cap to free (the enrollment retries it); `queued`: granted, waiting for its paced slot (a
+provider's ceiling, the journey's pace; it holds its cap slot); the rest are final.
+`unknown`: the last attempt timed out, and whether the provider took it cannot be told."""
+FINAL: tuple[str, ...] = ("sent", "suppressed", "failed", "unknown")
 
 
 VARIANT_KEY = r"^(?:[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*(?:/[a-z_]+)?|[a-z_]+)$"
@@ -129,6 +134,12 @@ class SendRequest(Schema):
     best_time_within: timedelta | None = None
     """`send_at: best_time`, first attempt: defer (reason `best_time`) to the customer's
     usual active hour when it is within this and not now; at it, send."""
+    pace: Pace | None = None
+    """The journey's (or the step's) own pace, in `pace_bucket`."""
+    pace_bucket: str | None = None
+    slots: dict[str, datetime] = Field(default_factory=dict)
+    """The paced slots this send booked when it was queued, by bucket: honoured, not
+    booked again."""
 
     def contested(self) -> bool:
         """Whether another journey's send may race this one from the same cause: the
@@ -138,12 +149,17 @@ class SendRequest(Schema):
 
 
 class SendResult(Schema):
-    status: Literal["sent", "suppressed", "failed", "deferred"]
+    status: Literal["sent", "suppressed", "failed", "deferred", "unknown"]
     reason: str | None = None
     delivery_id: int | None = None
     channel: str | None = None
     until: datetime | None = None
     """For `deferred`: when to try again (on the enrollment's clock)."""
+    wait: timedelta | None = None
+    """For a send queued for its paced slot (or told to wait by a provider's 429): how
+    long until it (real time), instead of `until`."""
+    slots: dict[str, datetime] = Field(default_factory=dict)
+    """For a queued send: the slots it booked, to present when it comes back."""
 
 
 class Delivery(Schema):
@@ -168,7 +184,7 @@ class Delivery(Schema):
     priority: int
     """The journey's priority (arbitration between rival sends)."""
     status: DeliveryStatus
-    """`pending`, `sent`, `suppressed`, `deferred` or `failed`."""
+    """`pending`, `queued`, `sent`, `suppressed`, `deferred`, `failed` or `unknown`."""
     reason: str | None
     """Why it was suppressed, deferred or failed."""
     attempts: int

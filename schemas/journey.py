@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, model_validator
 from journeys.schemas.base import Schema
 from journeys.schemas.formula import parse
 from journeys.schemas.guardrails import Channel, FrequencyCap, QuietHours, Topic
+from journeys.schemas.pace import Pace
 from journeys.schemas.predicates import Predicate, fields
 from journeys.schemas.reactions import Reaction, event_name
 from journeys.schemas.wire import Duration
@@ -389,6 +390,8 @@ class SendStep(_Step):
     """A content experiment: other versions of the message (a subject line, a body). The
     step's own `template` or `content` is the arm named `control` (weight 1); each customer
     gets one, by a stable hash, and keeps it."""
+    pace: Pace | None = None
+    """This step's own send rate, instead of the journey's `pace`."""
     metric: Literal["goal", "opened", "clicked"] = "goal"
     """What the variants are judged on: the journey's goal, or the message's opens or
     clicks (by people; machines' are apart)."""
@@ -639,6 +642,9 @@ class JourneySpec(_Model):
     """Overrides the deployment's quiet hours (JOURNEYS_QUIET_HOURS) for this journey."""
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     """Caps on this journey's own marketing sends, on top of the global caps."""
+    pace: Pace | None = None
+    """The journey's own send rate (Braze's Canvas rate limit): sends over it wait their
+    turn, across every worker; a send step's `pace` paces that step alone instead."""
     time_scale: float = Field(default=1.0, gt=0)
     """Test mode: every duration divided by this (1 in production)."""
     tracking: bool = True

@@ -145,7 +145,9 @@ def decide(snapshot: Snapshot, request: SendRequest, rules: Rules, at: datetime)
     earlier = snapshot.earlier
     if earlier is not None and earlier.status in FINAL:
         return Verdict("earlier", earlier.channel)
-    if earlier is not None and earlier.status == "pending":
+    if earlier is not None and earlier.status == "queued" and request.abandon:
+        return Verdict("suppress", earlier.channel, "ended")
+    if earlier is not None and earlier.status in ("pending", "queued"):
         return Verdict("again", earlier.channel)
     if request.abandon:
         return Verdict("suppress", reason="ended")

@@ -115,7 +115,26 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     """Basic-auth password for Twilio and the key its status callbacks are signed with."""
     sms_from: str = "+15005550006"
+    sms_numbers: list[str] = Field(default_factory=list, max_length=1000)
+    """More SMS `From` numbers (a pool): a send goes from the one whose next free slot
+    comes first, each number paced at `pace_sms_per_second`."""
     whatsapp_from: str = "whatsapp:+14155238886"
+
+    pace_email_per_second: float | None = Field(default=14.0, gt=0)
+    """The email provider's send ceiling across every worker: SES starts production
+    accounts at 14 a second. None: unpaced (an SMTP relay of your own)."""
+    pace_sms_per_second: float | None = Field(default=1.0, gt=0)
+    """Per SMS number: a Twilio long code sends 1 segment a second (toll-free 3, short
+    code 100)."""
+    pace_whatsapp_per_second: float | None = Field(default=80.0, gt=0)
+    """Per WhatsApp number: Cloud API's 80 messages a second."""
+    pace_push_per_second: float | None = Field(default=10_000.0, gt=0)
+    """The FCM project's ceiling: 600,000 a minute."""
+    pace_webhook_per_second: float | None = Field(default=None, gt=0)
+    """The brand's webhook receiver; None: unpaced."""
+    pace_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    """A slot at most this far ahead is waited for inside the send; a later one queues the
+    send on a timer (no worker held) until its slot."""
 
     fcm_api_url: str | None = None
     """FCM HTTP v1 (https://fcm.googleapis.com in production); default: the sandbox."""
@@ -297,6 +316,26 @@ class Settings(BaseSettings):
         """This process's environment with these settings in it: what a process started
         from this one (a worker beside an API) runs with."""
         return {**os.environ, **self.as_environment()}
+
+    def pace_limit(self, channel: str) -> float | None:
+        """A provider's send ceiling a second (per number for SMS and WhatsApp)."""
+        limits = {
+            "email": self.pace_email_per_second,
+            "sms": self.pace_sms_per_second,
+            "whatsapp": self.pace_whatsapp_per_second,
+            "push": self.pace_push_per_second,
+            "webhook": self.pace_webhook_per_second,
+        }
+        return limits.get(channel)
+
+    def senders(self, channel: str) -> list[str]:
+        """The provider buckets a channel's sends are paced in: one per sending number
+        where the provider limits per number, else the channel's one account."""
+        if channel == "sms":
+            return [f"sms:{n}" for n in dict.fromkeys([self.sms_from, *self.sms_numbers])]
+        if channel == "whatsapp":
+            return [f"whatsapp:{self.whatsapp_from.removeprefix('whatsapp:')}"]
+        return [channel]
 
     def service_url(self, configured: str | None, path: str) -> str:
         """`configured`, else the built-in service at `path` on this deployment's API."""

@@ -32,7 +32,7 @@ from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import (
     HTTPAuthorizationCredentials,
@@ -64,6 +64,21 @@ class Fault(BaseModel):
     """The HTTP status they answer."""
     times: int = Field(default=1, ge=1, le=100)
     """How many calls fail before they succeed again."""
+    retry_after: int | None = Field(default=None, ge=0, le=3600)
+    """With status 429: the `Retry-After` seconds the answer carries."""
+    delay_seconds: float = Field(default=0, ge=0, le=120)
+    """Answer this late, after doing the work (Twilio creates the message): a caller that
+    times out cannot tell whether its message was taken. Status is then ignored."""
+
+
+class Ceiling(BaseModel):
+    """A provider's send rate ceiling, enforced as the real one is: over it, a 429."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+    provider: Literal["twilio", "fcm"]
+    """Twilio (per `From` number) or FCM (per project)."""
+    per_second: float | None = Field(gt=0, le=100_000)
+    """Requests a second at most (in any one-second window); None: no ceiling."""
 
 
 class Sandbox:
@@ -74,7 +89,15 @@ class Sandbox:
         self.received: dict[str, deque[dict[str, Any]]] = {
             p: deque(maxlen=KEPT) for p in ("twilio", "fcm", "webhooks")
         }
-        self.faults: dict[str, list[int]] = {}
+        self.faults: dict[str, list[Fault]] = {}
+        self.ceilings: dict[str, float] = {}
+        self.arrivals: dict[str, deque[float]] = {}
+        self.over: dict[str, int] = {}
+        """Requests answered 429 for being over a ceiling, by sender."""
+        self.accepted: dict[str, list[str]] = {}
+        """FCM: the messages accepted for each device token (what reached the device)."""
+        self.messages: deque[dict[str, Any]] = deque(maxlen=KEPT)
+        """The Twilio message resources made, newest last (what its list call reads)."""
         self.webhook_secret = webhook_key(settings)  # the one the webhook channel signs with
         self.twilio_token = twilio_token(settings) or b""  # (the sandbox on: never None)
         self.fcm_token = fcm_token(settings) or b""
@@ -84,10 +107,39 @@ class Sandbox:
 
     def fault(self, provider: str) -> JSONResponse | None:
         pending = self.faults.get(provider)
-        if not pending:
+        if not pending or pending[0].delay_seconds:
             return None
-        status = pending.pop(0)
-        return JSONResponse({"error": f"injected fault {status}"}, status_code=status)
+        fault = pending.pop(0)
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        if fault.status == 429 and provider == "twilio":
+            return _twilio_error(429, 20429, "Too Many Requests", headers)
+        if fault.status == 429 and provider == "fcm":
+            return _fcm_error(
+                429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", headers
+            )
+        body = {"error": f"injected fault {fault.status}"}
+        return JSONResponse(body, status_code=fault.status, headers=headers)
+
+    async def delay(self, provider: str) -> None:
+        """Hold the answer, if a fault says to (after the work is done)."""
+        pending = self.faults.get(provider)
+        if pending and pending[0].delay_seconds:
+            await asyncio.sleep(pending.pop(0).delay_seconds)
+
+    def over_ceiling(self, sender: str, provider: str) -> bool:
+        """Whether a request from `sender` now goes over its ceiling (counted if so)."""
+        ceiling = self.ceilings.get(provider)
+        if ceiling is None:
+            return False
+        now = time.monotonic()
+        seen = self.arrivals.setdefault(sender, deque())
+        while seen and seen[0] <= now - 1.0:
+            seen.popleft()
+        if len(seen) >= ceiling:
+            self.over[sender] = self.over.get(sender, 0) + 1
+            return True
+        seen.append(now)
+        return False
 
     def record(self, provider: str, **entry: Any) -> None:
         self.received[provider].append({"at": datetime.now(UTC).isoformat(), **entry})
@@ -98,20 +150,24 @@ class Sandbox:
         task.add_done_callback(self._callbacks.discard)
 
 
-def _twilio_error(status: int, code: int, message: str) -> JSONResponse:
+def _twilio_error(
+    status: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {
         "code": code,
         "message": message,
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _fcm_error(status: int, state: str, message: str, code: str) -> JSONResponse:
+def _fcm_error(
+    status: int, state: str, message: str, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     detail = {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
     body = {"error": {"code": status, "message": message, "status": state, "details": [detail]}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def build_router(sandbox: Sandbox) -> APIRouter:
@@ -145,6 +201,8 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if number == "+15005550009":
             return _twilio_error(400, 21614, f"'To' number {to} is not a mobile number")
+        if sandbox.over_ceiling(f"twilio:{sender}", "twilio"):
+            return _twilio_error(429, 20429, "Too Many Requests", {"Retry-After": "1"})
         sid = "SM" + uuid.uuid4().hex
         now = format_datetime(datetime.now(UTC))
         callback = form.get("StatusCallback")
@@ -155,7 +213,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": account_sid, "From": sender}
             params |= {"To": to, "ApiVersion": "2010-04-01"}
             sandbox.later(_status_callbacks(sandbox, callback, params, final))
-        return {
+        resource = {
             "sid": sid,
             "account_sid": account_sid,
             "to": to,
@@ -173,6 +231,32 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             "api_version": "2010-04-01",
             "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
         }
+        sandbox.messages.append(resource)
+        await sandbox.delay("twilio")
+        return resource
+
+    @router.get("/twilio/2010-04-01/Accounts/{account_sid}/Messages.json")
+    @public()
+    async def twilio_messages(
+        account_sid: str,
+        auth: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+        to: Annotated[str | None, Query(alias="To", max_length=40)] = None,
+        sender: Annotated[str | None, Query(alias="From", max_length=40)] = None,
+        page_size: Annotated[int, Query(alias="PageSize", ge=1, le=1000)] = 50,
+    ) -> Any:
+        """Twilio's Messages list call: newest first, filtered by `To` and `From`."""
+        user, password = (auth.username, auth.password) if auth else ("", "")
+        if user != account_sid or not hmac.compare_digest(password.encode(), sandbox.twilio_token):
+            return _twilio_error(401, 20003, "Authenticate")
+        found = [
+            m
+            for m in reversed(sandbox.messages)
+            if m["account_sid"] == account_sid
+            and (to is None or m["to"] == to)
+            and (sender is None or m["from"] == sender)
+        ][:page_size]
+        uri = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+        return {"messages": found, "page": 0, "page_size": page_size, "uri": uri}
 
     @router.post("/fcm/v1/projects/{project}/messages:send")
     @public(max_body=256 * KB)
@@ -217,7 +301,14 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         device = str(message.get("token", ""))
         if device.startswith(("invalid-", "expired-")):
             return _fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
-        return {"name": f"projects/{project}/messages/{uuid.uuid4().int % 10**19}"}
+        if sandbox.over_ceiling(f"fcm:{project}", "fcm"):
+            return _fcm_error(
+                429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", {"Retry-After": "1"}
+            )
+        name = f"projects/{project}/messages/{uuid.uuid4().int % 10**19}"
+        sandbox.accepted.setdefault(device, []).append(name)
+        await sandbox.delay("fcm")
+        return {"name": name}
 
     @router.post("/webhooks")
     @public(max_body=256 * KB)
@@ -255,7 +346,22 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     @requires("operate")
     async def add_fault(fault: Fault) -> None:
         """Fail the provider's next `times` requests with `status`."""
-        sandbox.faults.setdefault(fault.provider, []).extend([fault.status] * fault.times)
+        sandbox.faults.setdefault(fault.provider, []).extend([fault] * fault.times)
+
+    @router.put("/ceilings", status_code=204)
+    @requires("operate")
+    async def set_ceiling(ceiling: Ceiling) -> None:
+        """Enforce a provider's send ceiling (per Twilio number, per FCM project)."""
+        if ceiling.per_second is None:
+            sandbox.ceilings.pop(ceiling.provider, None)
+        else:
+            sandbox.ceilings[ceiling.provider] = ceiling.per_second
+
+    @router.get("/ceilings")
+    @requires("read")
+    async def ceilings() -> dict[str, Any]:
+        """The ceilings, and the requests answered 429 for going over one, by sender."""
+        return {"ceilings": sandbox.ceilings, "over": sandbox.over}
 
     return router
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from journeys.schemas.delivery import Delivery, SendRequest, SendResult
+from journeys.schemas.delivery import FINAL, Delivery, SendRequest, SendResult
 from journeys.schemas.profile import Profile
 from journeys.schemas.reactions import Sent
 from journeys.schemas.send_decision import (
@@ -44,7 +44,8 @@ from journeys.storage.profiles import load, stored_profile
 from journeys.storage.suppressions import SUPPRESSED
 from journeys.storage.tables import DeliveryRow, ProfileRow, utcnow
 
-COUNTED = ("pending", "sent")
+COUNTED = ("pending", "queued", "sent", "unknown")
+"""The statuses that hold a cap slot: a send that went, may have gone, or is going."""
 STALE_CONTENDER = timedelta(seconds=60)
 
 
@@ -59,6 +60,9 @@ class Reservation:
     result: SendResult | None = None
     delivery_id: int | None = None
     """The ledger row's id: what a sent message's tracking tokens name."""
+    since: datetime | None = None
+    """When the send was first asked for (its ledger row made): a paced send's TTL runs
+    from it."""
 
 
 def _slot(row: Any) -> Slot:
@@ -256,6 +260,33 @@ class DeliveryLedger:
             await session.commit()
             return result.model_copy(update={"delivery_id": row.id, "channel": row.channel})
 
+    async def queue(self, key: str, reason: str, until: datetime) -> None:
+        """A granted send waits for its paced slot: `queued` (still holding its cap slot)."""
+        async with write_turn(self._sessions), self._sessions() as session:
+            row = await self._row(session, key)
+            if row is None or row.status not in ("pending", "queued"):
+                return
+            row.status, row.reason, row.until, row.updated_at = "queued", reason, until, utcnow()
+            await self._write(session, row)
+            await session.commit()
+
+    async def give_up(self, key: str, status: str, reason: str) -> SendResult | None:
+        """Settle a send whose activity gave up (its last attempt timed out or failed) as
+        `status`, unless it settled meanwhile (the timed-out attempt finished after all):
+        then its outcome. None: it was never reserved."""
+        async with write_turn(self._sessions), self._sessions() as session:
+            await session.exec(
+                update(DeliveryRow)
+                .where(
+                    col(DeliveryRow.idempotency_key) == key,
+                    col(DeliveryRow.status).not_in(FINAL),
+                )
+                .values(status=status, reason=reason[:500], updated_at=utcnow())
+            )
+            row = await self._row(session, key)
+            await session.commit()
+            return self._result(row) if row is not None else None
+
     async def sent_message(
         self, delivery_id: int, *, in_flight: bool = False
     ) -> SentMessage | None:
@@ -294,6 +325,12 @@ class DeliveryLedger:
             )
             row = (await session.exec(query)).first()
             return _sent(row) if row is not None else None
+
+    async def claimed(self, provider_id: str) -> bool:
+        """Whether a ledger row names this provider message id already."""
+        async with self._sessions() as session:
+            query = select(DeliveryRow.id).where(DeliveryRow.provider_id == provider_id)
+            return (await session.exec(query)).first() is not None
 
     async def provider_update(
         self, provider_id: str, status: str, detail: str | None
@@ -510,7 +547,7 @@ class DeliveryLedger:
     async def _commit(cls, session: AsyncSession, row: _Entry, outcome: Reservation) -> Reservation:
         await cls._write(session, row)
         await session.commit()  # the customer lock serialises every attempt at one key
-        outcome.delivery_id = row.id
+        outcome.delivery_id, outcome.since = row.id, row.created_at
         if outcome.result is not None:
             outcome.result.delivery_id = row.id
         return outcome

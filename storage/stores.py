@@ -15,12 +15,14 @@ from journeys.storage.access import AuditLog, KeyStore
 from journeys.storage.audiences import AudienceStore
 from journeys.storage.callbacks import CallbackLog
 from journeys.storage.db import Transactions, checkpoints, make_engine, sessions
+from journeys.storage.devices import DeviceSends
 from journeys.storage.erase import Erasures
 from journeys.storage.events import EventLog
 from journeys.storage.inbox import Inbox
 from journeys.storage.journeys import JourneyStore
 from journeys.storage.ledger import DeliveryLedger
 from journeys.storage.offers import OfferStore
+from journeys.storage.pace import PaceBook
 from journeys.storage.profiles import ProfileStore
 from journeys.storage.reactions import ReactionStore
 from journeys.storage.splits import SplitDecisions
@@ -42,6 +44,8 @@ class Stores:
     suppressions: SuppressionStore
     callbacks: CallbackLog
     splits: SplitDecisions
+    pace: PaceBook
+    devices: DeviceSends
     erasures: Erasures
     audiences: AudienceStore
     keys: KeyStore
@@ -88,6 +92,8 @@ class Stores:
             suppressions=SuppressionStore(factory),
             callbacks=CallbackLog(factory),
             splits=SplitDecisions(factory),
+            pace=PaceBook(factory),
+            devices=DeviceSends(factory),
             erasures=Erasures(factory),
             audiences=AudienceStore(factory),
             keys=KeyStore(factory),

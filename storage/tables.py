@@ -80,6 +80,7 @@ class DeliveryRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("idempotency_key", name="uq_deliveries_key"),
         Index("ix_deliveries_caps", "customer_id", "status", "reserved_at"),
+        Index("ix_deliveries_status", "status", "updated_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=600)
@@ -284,3 +285,24 @@ class SplitDecisionRow(SQLModel, table=True):
     arm: str | None = Field(default=None, max_length=80)
     reason: str = Field(max_length=200)
     decided_at: datetime = Field(default_factory=utcnow)
+
+
+class PaceRow(SQLModel, table=True):
+    """A paced bucket (a provider account, an SMS number, a journey): when its next send
+    may go (`tat`, the GCRA's theoretical arrival time) and the ceiling an operator set at
+    run time, which wins over the settings' (`schemas.pace`)."""
+
+    __tablename__ = "pace_buckets"
+    bucket: str = Field(primary_key=True, max_length=120)
+    tat: datetime | None = None
+    per_second: float | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeviceSendRow(SQLModel, table=True):
+    """A device a push message was accepted for: a retry of the send skips it."""
+
+    __tablename__ = "device_sends"
+    delivery_key: str = Field(primary_key=True, max_length=600)
+    token_hash: str = Field(primary_key=True, max_length=64)
+    message_name: str = Field(default="", max_length=300)

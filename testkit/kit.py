@@ -38,6 +38,7 @@ from journeys.schemas.enrollment import Control, ControlRequest, EnrollmentState
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.experiments import Experiment
 from journeys.schemas.journey import JourneySpec, SendStep
+from journeys.schemas.pace import UNPACED
 from journeys.schemas.profile import Profile
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
@@ -240,6 +241,7 @@ class JourneyKit:
                 arbitration_seconds=0,
                 tracking_scanner_seconds=0,  # (a test clicks at once; no scanner is that)
                 metrics_address=None,  # (two test sessions must not want one port)
+                **UNPACED,  # (provider ceilings pace in real time; a kit test skips time)
             )
             config = Settings(**{**defaults, **settings})
             stores = await open_stores(config)

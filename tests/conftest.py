@@ -27,6 +27,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from journeys.runtime.codec import new_key
 from journeys.runtime.telemetry import install_tracing
+from journeys.schemas.pace import UNPACED
 from journeys.schemas.settings import Settings
 from journeys.services.email_sandbox import SesSandbox, hook
 from journeys.services.mailbox import Mailbox, start_smtp
@@ -194,6 +195,8 @@ def settings(
         email_provider="ses",
         ses_configuration_set=f"journeys-{request.param}",
         bandit_refresh_seconds=0,  # a bandit's weights from the latest counts, every time
+        # Providers unpaced on the shared stack: the pace tests use buckets of their own.
+        **UNPACED,
     )
     if request.param == "sqlite":
         yield _hearing(Settings(**common), mailbox[0])

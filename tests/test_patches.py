@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from datetime import date, timedelta
 
-from journeys.workflows import journey, patches
+from journeys.workflows import engine, journey, patches
 from journeys.workflows.patches import Patch, may_deprecate
 from tests.conftest import repo_root
 
@@ -28,7 +28,7 @@ def test_every_patch_has_its_day_and_reason_and_is_asked_for() -> None:
         and node.args
         and isinstance(node.args[0], ast.Name)
     }
-    live = {getattr(journey, name) for name in asked}
+    live = {getattr(journey, name, None) or getattr(engine, name) for name in asked}
     assert live == set(ids) - patches.DEPRECATED, "each live patch has a patched branch"
 
 

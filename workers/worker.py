@@ -40,9 +40,16 @@ def build_worker(
     delivery = DeliveryActivities(
         ledger=stores.ledger,
         templates=stores.templates,
-        channels=channels_for(settings, http, stores.profiles.forget_push_tokens),
+        channels=channels_for(
+            settings,
+            http,
+            stores.profiles.forget_push_tokens,
+            stores.devices,
+            stores.ledger.claimed,
+        ),
         settings=settings,
         journeys=stores.journeys,
+        pace=stores.pace,
     )
     profiles = ProfileActivities(stores.profiles)
     decisioning = DecisioningActivities(settings, http)
@@ -57,6 +64,7 @@ def build_worker(
         workflows=list(workflows),
         activities=[
             delivery.send,
+            delivery.give_up,
             profiles.get_profile,
             profiles.next_local_time,
             profiles.best_send_time,

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, assert_never
+from typing import Any, Literal, TypeVar, assert_never
 
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from journeys.schemas.activities import (
     INVALID_REQUEST,
@@ -25,6 +26,7 @@ from journeys.schemas.activities import (
     Actions,
     Decisions,
     Experiments,
+    GiveUp,
     LocalTimeRequest,
     ProfileRequest,
     Profiles,
@@ -61,6 +63,7 @@ from journeys.schemas.journey import (
     WaitForReactionStep,
     WaitStep,
 )
+from journeys.schemas.pace import journey_bucket
 from journeys.schemas.predicates import AllOf, Comparison, Predicate, evaluate
 from journeys.workflows import patches
 from journeys.workflows.clock import local_time
@@ -73,6 +76,7 @@ DEDUP_WINDOW = 1000
 EVENTS_BETWEEN_WAITS = patches.EVENTS_BETWEEN_WAITS.id
 EVENTS_DURING_HOLDS = patches.EVENTS_DURING_HOLDS.id
 BEST_TIME_IN_SEND = patches.BEST_TIME_IN_SEND.id
+SETTLE_GIVEN_UP_SENDS = patches.SETTLE_GIVEN_UP_SENDS.id
 PATH_KEPT = 200
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -495,6 +499,7 @@ class Interpreter:
             await self._until_clock(best, "the customer's usual active hour")
         deadline = self._clock() + step.max_delay + (best_within or timedelta(0))
         variant = self._variant(step)
+        slots: dict[str, datetime] = {}
         while True:
             result = await self._send_once(
                 step,
@@ -502,10 +507,16 @@ class Interpreter:
                 abandon=self._ending is not None,
                 best_within=best_within,
                 variant=variant,
+                slots=slots,
             )
             best_within = None  # the best hour is asked once; then only the guardrails hold
             if result.status != "deferred" or self._ending is not None:
                 break
+            if result.wait is not None:  # queued for a paced slot: real time, not scaled
+                slots = result.slots
+                queued = Waiting(event=None, until=self._now() + result.wait)
+                await self._until(queued, what=f"send queued: {result.reason}")
+                continue
             assert result.until is not None
             await self._until_clock(result.until, f"send deferred: {result.reason}")
         self._carry.context.setdefault("steps", {})[step.id] = result.model_dump(
@@ -530,7 +541,9 @@ class Interpreter:
         abandon: bool,
         best_within: timedelta | None = None,
         variant: ContentVariant | None = None,
+        slots: dict[str, datetime] | None = None,
     ) -> SendResult:
+        pace = step.pace or self._spec.pace
         request = SendRequest(
             idempotency_key=self._step_key(step.id),
             journey_id=self._spec.id,
@@ -559,13 +572,42 @@ class Interpreter:
             abandon=abandon,
             best_time_within=best_within,
             tracking=self._spec.tracking,
+            pace=pace,
+            pace_bucket=journey_bucket(self._spec.id, step.id if step.pace else None)
+            if pace
+            else None,
+            slots=slots or {},
+        )
+        try:
+            return await self._activity(
+                Sends.send,
+                request,
+                timeout=timedelta(seconds=self._input.options.send_timeout),
+                retry=SEND_RETRY,
+                summary=f"{step.id}: {self._channels(step)}",
+            )
+        except ActivityError as err:
+            return await self._gave_up(step, request.idempotency_key, err)
+
+    async def _gave_up(self, step: SendStep, key: str, err: ActivityError) -> SendResult:
+        """The send's activity failed for good. One that settled its own row (a refusal
+        retrying cannot mend) is `failed`; otherwise the ledger row is settled now, as
+        `unknown` after a timeout (the provider may have taken it) or `failed`, unless the
+        last attempt settled it after all: then its outcome."""
+        cause = err.cause
+        reason = str(cause or err)
+        own = isinstance(cause, ApplicationError) and cause.type == INVALID_REQUEST
+        if own or not self._patched(SETTLE_GIVEN_UP_SENDS):
+            return SendResult(status="failed", reason=reason)
+        status: Literal["unknown", "failed"] = (
+            "unknown" if isinstance(cause, ActivityTimeout) else "failed"
         )
         result, error = await self._call(
-            Sends.send,
-            request,
-            timeout=timedelta(seconds=self._input.options.send_timeout),
-            retry=SEND_RETRY,
-            summary=f"{step.id}: {self._channels(step)}",
+            Sends.give_up,
+            GiveUp(idempotency_key=key, status=status, reason=f"gave up: {reason}"[:500]),
+            timeout=timedelta(seconds=10),
+            retry=LOOKUP_RETRY,
+            summary=f"{step.id}: settle the send",
         )
         return result if result is not None else SendResult(status="failed", reason=error)
 

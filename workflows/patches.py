@@ -49,12 +49,20 @@ ONE_UPSERT_PER_TASK = Patch(
     "an instant step upserted its own search attributes (one billable action more each)",
 )
 
+SETTLE_GIVEN_UP_SENDS = Patch(
+    "settle-given-up-sends",
+    date(2026, 12, 7),
+    "a send whose activity gave up (its last attempt timed out) left its ledger row "
+    "`pending`, and the enrollment took `failed` without asking the ledger",
+)
+
 PATCHES: tuple[Patch, ...] = (
     EVENTS_BETWEEN_WAITS,
     EVENTS_DURING_HOLDS,
     BEST_TIME_IN_SEND,
     ONE_FINAL_UPSERT,
     ONE_UPSERT_PER_TASK,
+    SETTLE_GIVEN_UP_SENDS,
 )
 """Every patch still in the code, in the order it came; a new one goes on the end."""
 DEPRECATED: frozenset[str] = frozenset()

@@ -1,0 +1,162 @@
+"""The pace book: each paced bucket's next free slot, booked under the bucket's lock so
+that the ceiling holds across every worker process (the rule is `schemas.pace.book`).
+
+Why not Temporal's `max_task_queue_activities_per_second`: it paces a whole task queue,
+set by whichever worker polled last, while a send's provider is chosen inside its atomic
+reservation (best channel, fallbacks, consent) and an SMS pool has a ceiling per number.
+A provider queue of its own would cost each send one more activity; a booking is one
+short transaction, and a queued send waits on a timer, holding no worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from journeys.schemas.pace import Booking, QueueView, book, drain
+from journeys.storage.db import serialize, write_turn
+from journeys.storage.tables import DeliveryRow, PaceRow, utcnow
+
+QUEUED = "queued"
+"""The ledger status of a granted send waiting for its paced slot (it holds its cap slot)."""
+
+
+def queued_reason(bucket: str) -> str:
+    """What a queued ledger row says it waits for: the queue views group by it."""
+    return f"pace {bucket}"
+
+
+class PaceBook:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+
+    async def book(
+        self,
+        buckets: Sequence[str],
+        limit: Callable[[str], float | None],
+        *,
+        deadline: datetime | None = None,
+    ) -> Booking | None:
+        """A slot in whichever of `buckets` (a pool of numbers) frees first, at its ceiling
+        (an operator's, else `limit(bucket)`); None when none of them is paced."""
+        rates = await self._rates(buckets, limit)
+        if not rates:
+            return None
+        bucket = await self._soonest(list(rates))
+        async with write_turn(self._sessions), self._sessions() as session:
+            await serialize(session, f"pace:{bucket}")
+            row = await session.get(PaceRow, bucket) or PaceRow(bucket=bucket)
+            rate = row.per_second or rates[bucket]
+            now = utcnow()
+            slot, tat = book(row.tat, now, rate, deadline)
+            if tat is None:
+                return Booking(bucket, slot, expired=True)
+            row.tat, row.updated_at = tat, now
+            session.add(row)
+            await session.commit()
+            return Booking(bucket, slot)
+
+    async def hold(self, bucket: str, until: datetime) -> None:
+        """The provider asked to wait (a 429's Retry-After): no slot before `until`."""
+        async with write_turn(self._sessions), self._sessions() as session:
+            await serialize(session, f"pace:{bucket}")
+            row = await session.get(PaceRow, bucket) or PaceRow(bucket=bucket)
+            row.tat = max(row.tat, until) if row.tat is not None else until
+            row.updated_at = utcnow()
+            session.add(row)
+            await session.commit()
+
+    async def set_limit(self, bucket: str, per_second: float | None) -> None:
+        """An operator's ceiling for `bucket`, at once on every worker (None: the settings')."""
+        async with write_turn(self._sessions), self._sessions() as session:
+            await serialize(session, f"pace:{bucket}")
+            row = await session.get(PaceRow, bucket) or PaceRow(bucket=bucket)
+            row.per_second, row.updated_at = per_second, utcnow()
+            session.add(row)
+            await session.commit()
+
+    async def queues(
+        self, limit: Callable[[str], float | None], buckets: Sequence[str] = ()
+    ) -> list[QueueView]:
+        """Every bucket with a row or a queued send (and `buckets`), with its queue."""
+        now = utcnow()
+        async with self._sessions() as session:
+            rows = {r.bucket: r for r in (await session.exec(select(PaceRow))).all()}
+            waiting = (
+                await session.exec(
+                    select(DeliveryRow.reason, func.count(), func.min(DeliveryRow.created_at))
+                    .where(DeliveryRow.status == QUEUED)
+                    .group_by(DeliveryRow.reason)
+                )
+            ).all()
+            recent = (
+                await session.exec(
+                    select(DeliveryRow.channel, DeliveryRow.journey_id, func.count())
+                    .where(
+                        DeliveryRow.status == "sent",
+                        col(DeliveryRow.updated_at) > now - timedelta(minutes=1),
+                    )
+                    .group_by(DeliveryRow.channel, DeliveryRow.journey_id)
+                )
+            ).all()
+        queued = {str(reason).removeprefix("pace "): (n, oldest) for reason, n, oldest in waiting}
+        names = sorted(set(rows) | set(queued) | set(buckets))
+        views = []
+        for name in names:
+            row = rows.get(name)
+            n, oldest = queued.get(name, (0, None))
+            operator = row.per_second if row is not None else None
+            views.append(
+                QueueView(
+                    bucket=name,
+                    per_second=operator or limit(name),
+                    limit_from="operator" if operator else "settings",
+                    waiting=n,
+                    oldest_wait_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+                    drain_seconds=drain(row.tat if row else None, now).total_seconds(),
+                    sent_last_minute=_sent_in(name, recent),
+                )
+            )
+        return views
+
+    async def _rates(
+        self, buckets: Sequence[str], limit: Callable[[str], float | None]
+    ) -> dict[str, float]:
+        """The paced ones of `buckets`, with their settings' ceilings (an operator's may
+        pace a bucket the settings leave unpaced)."""
+        rates = {b: r for b in buckets if (r := limit(b)) is not None}
+        if len(rates) < len(buckets):
+            async with self._sessions() as session:
+                found = await session.exec(
+                    select(PaceRow).where(
+                        col(PaceRow.bucket).in_(list(buckets)),
+                        col(PaceRow.per_second).is_not(None),
+                    )
+                )
+                rates |= {r.bucket: r.per_second for r in found.all() if r.per_second}
+        return rates
+
+    async def _soonest(self, buckets: list[str]) -> str:
+        """The bucket of a pool whose next slot comes first (read without a lock: a
+        rival's booking meanwhile only makes the pick a little worse)."""
+        if len(buckets) == 1:
+            return buckets[0]
+        async with self._sessions() as session:
+            found = await session.exec(select(PaceRow).where(col(PaceRow.bucket).in_(buckets)))
+            tats = {r.bucket: r.tat for r in found.all()}
+        floor = datetime.min.replace(tzinfo=utcnow().tzinfo)
+        return min(buckets, key=lambda b: tats.get(b) or floor)
+
+
+def _sent_in(bucket: str, recent: Sequence[tuple[str, str, int]]) -> int:
+    """Sends in the last minute that went through `bucket`: a provider's by channel (all
+    of an SMS pool's numbers together), a journey's by journey."""
+    if bucket.startswith("journey:"):
+        journey = bucket.removeprefix("journey:").split("/")[0]
+        return sum(n for _, j, n in recent if j == journey)
+    channel = bucket.split(":")[0]
+    return sum(n for c, _, n in recent if c == channel)
