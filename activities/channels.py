@@ -199,7 +199,7 @@ class TwilioChannel:
             "Body": message.content.get("body", ""),
             "StatusCallback": self._callback,
         }
-        if message.retry and (taken := await self._already_taken(form, message.since)):
+        if message.retry and (taken := await self._already_taken(message, form)):
             return Delivered(provider_id=taken["sid"], provider_status=taken.get("status"))
         response = await call(
             self._http,
@@ -214,7 +214,7 @@ class TwilioChannel:
         return Delivered(provider_id=sent.get("sid"), provider_status=sent.get("status"))
 
     async def _already_taken(
-        self, form: dict[str, str], since: datetime | None
+        self, message: Outbound, form: dict[str, str]
     ) -> dict[str, Any] | None:
         """The message an earlier, timed-out attempt left at Twilio, if it did: Twilio's
         list of messages to this `To` from this `From` (newest first), one made since the
@@ -229,7 +229,7 @@ class TwilioChannel:
             params=params,
             auth=self._auth,
         )
-        floor = (since or datetime.now(UTC)) - LOOKUP_SLACK
+        floor = (message.since or datetime.now(UTC)) - LOOKUP_SLACK
         for found in response.json().get("messages", []):
             if not isinstance(found, dict) or found.get("body") != form["Body"]:
                 continue
@@ -238,14 +238,15 @@ class TwilioChannel:
             except (TypeError, ValueError):
                 continue
             sid = str(found.get("sid", ""))
-            if created >= floor and sid and not await self._claimed(sid):
+            if created >= floor and sid and not await self._claimed(sid, message.key):
                 return found
         return None
 
 
 ForgetTokens = Callable[[str, list[str]], Awaitable[object]]
-Claimed = Callable[[str], Awaitable[bool]]
-"""Whether a ledger row names a provider message id already (`DeliveryLedger.claimed`)."""
+Claimed = Callable[[str, str], Awaitable[bool]]
+"""Whether a ledger row other than the send's own (its key) names a provider message id
+(`DeliveryLedger.claimed`)."""
 LOOKUP_SLACK = timedelta(minutes=1)
 """How much earlier than the send's first ask a provider's clock may stamp its message."""
 

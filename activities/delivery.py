@@ -27,7 +27,7 @@ from journeys.schemas import reactions, unsubscribe
 from journeys.schemas.activities import GiveUp, Sends, invalid_request
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
-from journeys.schemas.pace import PROVIDERS, STALE
+from journeys.schemas.pace import PROVIDERS, STALE, Booking
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.schemas.templating import reads_sends
@@ -215,6 +215,7 @@ class DeliveryActivities(Sends):
                     return await self._expire(request.idempotency_key, reason)
                 bucket, slot = booking.bucket, booking.slot
                 paced.booked[bucket] = slot
+                _measure(booking)
             if slot - utcnow() > poll:
                 return await self._queue(request.idempotency_key, bucket, slot, paced.booked)
             go = max(go, slot)
@@ -278,6 +279,23 @@ class DeliveryActivities(Sends):
             return request.content
         template = await self._templates.get(request.template or "")
         return template.content(channel, locale) if template else None
+
+
+def _measure(booking: Booking) -> None:
+    """A paced bucket's queue, as Prometheus sees it (the SDK's metrics): how long until
+    this booking's slot (the queue's drain time), the sends booked ahead, the ceiling."""
+    meter, labels = activity.metric_meter(), {"bucket": booking.bucket}
+    ahead = max((booking.slot - utcnow()).total_seconds(), 0.0)
+    meter.create_gauge_float(
+        "journey_pace_drain_seconds", "Seconds until a paced queue's last booked slot"
+    ).set(ahead, labels)
+    meter.create_gauge_float(
+        "journey_pace_backlog", "Sends booked ahead in a paced queue (waiting their slot)"
+    ).set(ahead * booking.per_second, labels)
+    meter.create_gauge_float(
+        "journey_pace_ceiling_per_second", "A paced queue's ceiling, sends a second"
+    ).set(booking.per_second, labels)
+    meter.create_counter("journey_pace_booked", "Paced slots booked").add(1, labels)
 
 
 def _last_attempt() -> bool:

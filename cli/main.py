@@ -18,7 +18,7 @@ from pydantic import SecretStr, ValidationError
 from rich.panel import Panel
 from rich.table import Table
 
-from journeys.cli import db, experiments, keys, suppressions
+from journeys.cli import db, experiments, keys, pace, suppressions
 from journeys.cli.http import (
     ApiUrl,
     CliError,
@@ -46,6 +46,7 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(suppressions.app, name="suppressions")
+app.add_typer(pace.app, name="pace")
 app.command()(experiments.experiments)
 app.command()(experiments.bandit)
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from journeys.schemas.base import Schema
 from journeys.schemas.experiments import Experiment
+from journeys.schemas.pace import QueueView
 
 
 class StepReactions(Schema):
@@ -77,6 +78,10 @@ class StepFunnel(Schema):
     """Sends that failed here."""
     deferred: int = 0
     """Sends waiting for quiet hours or a cap to free."""
+    queued: int = 0
+    """Sends waiting for their paced slot (a provider's ceiling, the journey's pace)."""
+    unknown: int = 0
+    """Sends whose last attempt timed out: the provider may or may not have them."""
     converted: int = 0
     """Enrollments that reached the journey's goal while at this step."""
     reactions: StepReactions | None = None
@@ -136,6 +141,9 @@ class Funnel(Schema):
     arms: list[ArmFunnel]
     """Conversion per split arm (and per holdout group, as split `holdout`)."""
     experiments: list[Experiment] = Field(default_factory=list)
+    queues: list[QueueView] = Field(default_factory=list)
+    """The send queues its sends wait in: its own pace's, and each provider's (read now,
+    not with the counts)."""
     """Each split's and the holdout's statistics: intervals, an always-valid p-value, the
     probability to be best and a sample-ratio check."""
     goal: str | None = None

@@ -48,6 +48,7 @@ class Booking:
 
     bucket: str
     slot: datetime
+    per_second: float
     expired: bool = False
 
 
@@ -91,7 +92,7 @@ class QueueView(Schema):
     per_second: float | None
     """The ceiling (None: unpaced)."""
     limit_from: str
-    """`settings` or `operator` (set at run time)."""
+    """`settings`, `journey` (its spec's pace) or `operator` (set at run time)."""
     waiting: int
     """Sends queued for a slot."""
     oldest_wait_seconds: float

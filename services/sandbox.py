@@ -12,7 +12,11 @@ what it received, as Twilio's test credentials and FCM's `validate_only` would.
 
 `GET /sandbox/{provider}/received` lists the recorded requests (newest last; a `read` key:
 they hold phone numbers and message bodies); `POST /sandbox/faults` makes the next N
-requests to a provider fail with a status (to see retries; an `operate` key). The Twilio
+requests to a provider fail with a status, a 429 with `Retry-After`, or answer late after
+doing the work (to see retries; an `operate` key); `PUT /sandbox/ceilings` enforces a
+send rate ceiling per Twilio number or FCM project as the real ones do (429 over it), and
+`GET /sandbox/ceilings` counts the requests that went over. Twilio's list call
+(`GET .../Messages.json?To=&From=`) answers what was created, newest first. The Twilio
 and FCM endpoints want the credentials the channels send (`storage.secrets.twilio_token`,
 `fcm_token`), and a status callback goes only to this deployment's own callback route: the
 sandbox calls nothing a caller names. Off unless turned on (`JOURNEYS_SANDBOX`): the
@@ -66,6 +70,8 @@ class Fault(BaseModel):
     """How many calls fail before they succeed again."""
     retry_after: int | None = Field(default=None, ge=0, le=3600)
     """With status 429: the `Retry-After` seconds the answer carries."""
+    after: int = Field(default=0, ge=0, le=100)
+    """Let this many calls through first (a failure midway through a customer's devices)."""
     delay_seconds: float = Field(default=0, ge=0, le=120)
     """Answer this late, after doing the work (Twilio creates the message): a caller that
     times out cannot tell whether its message was taken. Status is then ignored."""
@@ -78,7 +84,7 @@ class Ceiling(BaseModel):
     provider: Literal["twilio", "fcm"]
     """Twilio (per `From` number) or FCM (per project)."""
     per_second: float | None = Field(gt=0, le=100_000)
-    """Requests a second at most (in any one-second window); None: no ceiling."""
+    """Requests a second at most (a token bucket holding one second's); None: none."""
 
 
 class Sandbox:
@@ -90,8 +96,10 @@ class Sandbox:
             p: deque(maxlen=KEPT) for p in ("twilio", "fcm", "webhooks")
         }
         self.faults: dict[str, list[Fault]] = {}
+        self.passes: dict[str, int] = {}
         self.ceilings: dict[str, float] = {}
-        self.arrivals: dict[str, deque[float]] = {}
+        self.buckets: dict[str, tuple[float, float]] = {}
+        """Each sender's token bucket: (tokens, when last filled)."""
         self.over: dict[str, int] = {}
         """Requests answered 429 for being over a ceiling, by sender."""
         self.accepted: dict[str, list[str]] = {}
@@ -108,6 +116,9 @@ class Sandbox:
     def fault(self, provider: str) -> JSONResponse | None:
         pending = self.faults.get(provider)
         if not pending or pending[0].delay_seconds:
+            return None
+        if self.passes.get(provider, 0) > 0:
+            self.passes[provider] -= 1
             return None
         fault = pending.pop(0)
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -127,18 +138,20 @@ class Sandbox:
             await asyncio.sleep(pending.pop(0).delay_seconds)
 
     def over_ceiling(self, sender: str, provider: str) -> bool:
-        """Whether a request from `sender` now goes over its ceiling (counted if so)."""
+        """Whether a request from `sender` now goes over its ceiling (counted if so): a
+        token bucket holding one second of sends, refilled at the ceiling, as SES's
+        maximum send rate and FCM's quota are enforced."""
         ceiling = self.ceilings.get(provider)
         if ceiling is None:
             return False
         now = time.monotonic()
-        seen = self.arrivals.setdefault(sender, deque())
-        while seen and seen[0] <= now - 1.0:
-            seen.popleft()
-        if len(seen) >= ceiling:
+        tokens, filled = self.buckets.get(sender, (max(ceiling, 1.0), now))
+        tokens = min(max(ceiling, 1.0), tokens + (now - filled) * ceiling)
+        if tokens < 1.0:
+            self.buckets[sender] = (tokens, now)
             self.over[sender] = self.over.get(sender, 0) + 1
             return True
-        seen.append(now)
+        self.buckets[sender] = (tokens - 1.0, now)
         return False
 
     def record(self, provider: str, **entry: Any) -> None:
@@ -347,6 +360,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     async def add_fault(fault: Fault) -> None:
         """Fail the provider's next `times` requests with `status`."""
         sandbox.faults.setdefault(fault.provider, []).extend([fault] * fault.times)
+        sandbox.passes[fault.provider] = fault.after
 
     @router.put("/ceilings", status_code=204)
     @requires("operate")

@@ -326,10 +326,12 @@ class DeliveryLedger:
             row = (await session.exec(query)).first()
             return _sent(row) if row is not None else None
 
-    async def claimed(self, provider_id: str) -> bool:
-        """Whether a ledger row names this provider message id already."""
+    async def claimed(self, provider_id: str, key: str) -> bool:
+        """Whether a ledger row other than `key`'s names this provider message id."""
         async with self._sessions() as session:
-            query = select(DeliveryRow.id).where(DeliveryRow.provider_id == provider_id)
+            query = select(DeliveryRow.id).where(
+                DeliveryRow.provider_id == provider_id, DeliveryRow.idempotency_key != key
+            )
             return (await session.exec(query)).first() is not None
 
     async def provider_update(

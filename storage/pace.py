@@ -54,11 +54,11 @@ class PaceBook:
             now = utcnow()
             slot, tat = book(row.tat, now, rate, deadline)
             if tat is None:
-                return Booking(bucket, slot, expired=True)
+                return Booking(bucket, slot, rate, expired=True)
             row.tat, row.updated_at = tat, now
             session.add(row)
             await session.commit()
-            return Booking(bucket, slot)
+            return Booking(bucket, slot, rate)
 
     async def hold(self, bucket: str, until: datetime) -> None:
         """The provider asked to wait (a 429's Retry-After): no slot before `until`."""

@@ -293,7 +293,7 @@ class PaceRow(SQLModel, table=True):
     run time, which wins over the settings' (`schemas.pace`)."""
 
     __tablename__ = "pace_buckets"
-    bucket: str = Field(primary_key=True, max_length=120)
+    bucket: str = Field(primary_key=True, max_length=200)
     tat: datetime | None = None
     per_second: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)

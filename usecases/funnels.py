@@ -146,7 +146,7 @@ async def funnel(
         if status == "suppressed":
             why = reason or "unknown"
             at.suppressed[why] = at.suppressed.get(why, 0) + n
-        elif status in ("sent", "failed", "deferred"):
+        elif status in ("sent", "failed", "deferred", "queued", "unknown"):
             setattr(at, status, getattr(at, status) + n)
     for step_id, reaction, machine, messages, _ in await reactions.step_counts(spec.id, version):
         at = by_id.get(step_id)

@@ -13,7 +13,7 @@ from journeys.api.deps import MAX_INT, ClientDep, JourneyId, SettingsDep, Stores
 from journeys.api.errors import problem
 from journeys.schemas.access import public, requires
 from journeys.schemas.funnel import Funnel
-from journeys.usecases import funnels
+from journeys.usecases import funnels, pace
 
 router = APIRouter(tags=["funnels"])
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -42,7 +42,8 @@ async def get_funnel(
         )
     except LookupError as err:
         raise problem(404, str(err), "path", "journey_id") from err
-    return counted
+    queues = await pace.journey_queues(stores, settings, journey_id)
+    return counted.model_copy(update={"queues": queues})
 
 
 @router.get("/journeys/{journey_id}/funnel", response_class=HTMLResponse, include_in_schema=False)

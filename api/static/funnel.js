@@ -63,7 +63,7 @@ async function refresh() {
     const reacted = (s) => {
       const r = s.reactions;
       if (!r) return s.sent ? `${s.sent} sent` : "";
-      return `${s.sent} sent; opened ${r.opened}${share(r.open_rate)} (+${r.opened_machine} machine), ` +
+      return `${s.sent} sent${s.queued ? `, ${s.queued} queued` : ""}; opened ${r.opened}${share(r.open_rate)} (+${r.opened_machine} machine), ` +
         `clicked ${r.clicked}${share(r.click_rate)}, bounced ${r.bounced}${share(r.bounce_rate)}, ` +
         `complained ${r.complained}${share(r.complaint_rate)}, delivered ${r.delivered}, replied ${r.replied}`;
     };
@@ -99,6 +99,17 @@ async function refresh() {
         el("p", x.words, { class: "verdict" })], { "data-experiment": x.id });
     });
     document.getElementById("experiments").replaceChildren(...sections);
+    // The send queues: what waits for a provider's ceiling or the journey's pace.
+    const secs = (x) => x < 60 ? `${x.toFixed(0)} s` : `${(x / 60).toFixed(1)} min`;
+    const queued = funnel.queues.filter(q => q.waiting || q.drain_seconds || q.bucket.startsWith("journey:"));
+    const queueHead = el("tr", ["queue", "ceiling /s", "waiting", "oldest wait", "drains in",
+      "sent last minute"].map(h => el("th", h)));
+    const queueRows = queued.map(q => el("tr", [
+      el("td", q.bucket), el("td", q.per_second === null ? "none" : `${q.per_second} (${q.limit_from})`),
+      el("td", String(q.waiting)), el("td", secs(q.oldest_wait_seconds)),
+      el("td", secs(q.drain_seconds)), el("td", String(q.sent_last_minute))], { "data-queue": q.bucket }));
+    document.getElementById("queues").replaceChildren(
+      ...(queued.length ? [el("h2", "Send queues"), el("table", [queueHead, ...queueRows])] : []));
     text("error", "");
     text("updated", `updated ${new Date().toLocaleTimeString()}`);
     document.body.dataset.ready = "true";

@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "pace_buckets",
-        sa.Column("bucket", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("bucket", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("tat", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("per_second", sa.Float(), nullable=True),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
