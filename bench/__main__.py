@@ -30,6 +30,7 @@ from bench import (
     bandit,
     ingestion,
     operations,
+    pace,
     parked,
     reservations,
     services,
@@ -246,6 +247,7 @@ def main() -> None:
             "backtest",
             "tracking",
             "bandit",
+            "pace",
             "all",
         ],
         default="all",
@@ -261,10 +263,14 @@ def main() -> None:
         "backtest: --customers N (100,000) over 30 days simulated, beside -n of them in "
         "real Temporal; tracking: the tracked link and pixel vs a bare Starlette app, and a "
         "reaction's cost through the router; bandit: a bandit split's actions and latency "
-        "to the first send vs a fixed split's",
+        "to the first send vs a fixed split's; pace: --pace-audience N (100,000) through "
+        "the providers' ceilings (not part of all: it takes as long as the ceilings say)",
     )
     parser.add_argument(
         "--audience", type=int, default=20_000, help="customers in the audience entry figure"
+    )
+    parser.add_argument(
+        "--pace-audience", type=int, default=100_000, help="pace: customers in the audience"
     )
     parser.add_argument("--journey", help="versus: only the journeys whose name contains this")
     parser.add_argument(
@@ -293,6 +299,8 @@ def main() -> None:
         rows += asyncio.run(tracking.measure(max(args.n, 2000), args.concurrency, console))
     if args.suite in ("bandit", "all"):
         rows += asyncio.run(bandit.measure(args.n, args.concurrency, console))
+    if args.suite == "pace":  # (long: not part of "all")
+        rows += asyncio.run(pace.measure(args.pace_audience, console))
     if args.suite in ("sizing", "all"):
         asyncio.run(sizing.measure(args.n, args.concurrency, console))
     if rows:

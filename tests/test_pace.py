@@ -16,6 +16,7 @@ timers); the paced ones in real time, as the pace is a rate in real time.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from datetime import datetime, timedelta
@@ -42,7 +43,7 @@ from journeys.schemas.profile import Profile
 from journeys.stack.embedded import Stack, spawn
 from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import eventually, unique
-from tests.helpers import one_send, received
+from tests.helpers import journeys_ok, one_send, received
 
 
 def phone() -> str:
@@ -288,3 +289,32 @@ async def test_a_providers_ceiling_holds_across_two_worker_processes(
             w.terminate()
         for w in workers:
             w.wait(30)
+
+
+async def test_an_operator_changes_a_ceiling_at_run_time(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """`journeys pace set` writes the bucket's ceiling where every worker's next booking
+    reads it; `reset` puts the settings' (here, the journey's own pace) back. A bucket that
+    is none of the kinds is a 422 naming the field, and is not echoed."""
+    spec = one_send(unique("ceiling")).model_copy(update={"pace": Pace(per_minute=120)})
+    assert (await api.post("/v1/journeys", json=spec.model_dump(mode="json"))).status_code == 201
+    bucket = f"journey:{spec.id}"
+    url = f"http://127.0.0.1:{stack.settings.api_port}"
+    shown = await journeys_ok("pace", "set", bucket, "5", "--api-url", url)
+    assert bucket in shown and "operator" in shown
+    listed = json.loads(await journeys_ok("pace", "--json", "--api-url", url))
+    [queue] = [q for q in listed["queues"] if q["bucket"] == bucket]
+    assert (queue["per_second"], queue["limit_from"]) == (5.0, "operator")
+    assert (await stack.stores.pace.book([bucket], lambda _: 2.0)) is not None
+    booked = await stack.stores.pace.book([bucket], lambda _: 2.0)
+    assert booked is not None and booked.per_second == 5.0  # the operator's, not 2/s
+
+    await journeys_ok("pace", "reset", bucket, "--api-url", url)
+    listed = (await api.get("/v1/pace")).json()
+    [queue] = [q for q in listed["queues"] if q["bucket"] == bucket]
+    assert (queue["per_second"], queue["limit_from"]) == (2.0, "journey")
+
+    bad = await api.put("/v1/pace", json={"bucket": "sms:<script>", "per_second": 1})
+    assert bad.status_code == 422 and "<script>" not in bad.text
+    assert bad.json()["errors"][0]["loc"][-1] == "bucket"
