@@ -141,11 +141,11 @@ class Funnel(Schema):
     arms: list[ArmFunnel]
     """Conversion per split arm (and per holdout group, as split `holdout`)."""
     experiments: list[Experiment] = Field(default_factory=list)
+    """Each split's and the holdout's statistics: intervals, an always-valid p-value, the
+    probability to be best and a sample-ratio check."""
     queues: list[QueueView] = Field(default_factory=list)
     """The send queues its sends wait in: its own pace's, and each provider's (read now,
     not with the counts)."""
-    """Each split's and the holdout's statistics: intervals, an always-valid p-value, the
-    probability to be best and a sample-ratio check."""
     goal: str | None = None
     """The event that converts (the journey's goal), if it has one."""
     ui_entered: str | None = None

@@ -63,7 +63,7 @@ from journeys.schemas.predicates import Comparison
 from journeys.testkit.kit import settled
 from journeys.workers.replay import recorded_patches
 from journeys.workers.sandbox import sandbox
-from journeys.workflows.journey import PATCH_SET, PATCHES, JourneyWorkflow
+from journeys.workflows.journey import PATCH_SET, PATCH_SET_MEMBERS, JourneyWorkflow
 from journeys.workflows.split import bucket, choose
 from tests.helpers import keep_history
 
@@ -387,7 +387,7 @@ async def test_an_enrollment_from_an_older_starter_records_one_patch_marker_for_
     replaying."""
     history = await through_patched_points(interpreter, patch_set=None)
     assert markers(history) == ["core_patch"]  # the set's, which stands for every patch
-    assert set(recorded_patches(history)) == set(PATCHES)
+    assert set(recorded_patches(history)) == set(PATCH_SET_MEMBERS)
 
 
 async def test_an_enrollment_whose_input_names_the_patch_set_records_no_marker(
@@ -403,7 +403,7 @@ async def test_an_enrollment_whose_input_names_the_patch_set_records_no_marker(
         if e.HasField("upsert_workflow_search_attributes_event_attributes")
     ]
     assert upserted and all("TemporalChangeVersion" not in u for u in upserted)
-    assert set(recorded_patches(history)) == set(PATCHES)
+    assert set(recorded_patches(history)) == set(PATCH_SET_MEMBERS)
 
 
 async def test_a_patch_set_the_worker_lacks_fails_the_task_not_the_enrollment(
