@@ -27,7 +27,7 @@ from journeys.schemas import reactions, unsubscribe
 from journeys.schemas.activities import GiveUp, Sends, invalid_request
 from journeys.schemas.delivery import SendRequest, SendResult
 from journeys.schemas.journey import MessageContent
-from journeys.schemas.pace import PROVIDERS, STALE, Booking
+from journeys.schemas.pace import PROVIDERS, Booking
 from journeys.schemas.send_decision import Rules
 from journeys.schemas.settings import Settings
 from journeys.schemas.templating import reads_sends
@@ -45,6 +45,9 @@ class Paced:
     bucket it was paced in, and every slot it booked."""
 
     booked: dict[str, datetime]
+    """Tickets held, by bucket."""
+    passed: list[str]
+    """Buckets whose turn the send took."""
     provider: str | None = None
     sender: str | None = None
 
@@ -189,7 +192,7 @@ class DeliveryActivities(Sends):
         `pace_poll_seconds` queues the send (the enrollment waits on a timer and comes back
         with its booking); one that would come after the pace's TTL skips it, `expired`.
         Returns that result, or where the send goes and what it booked."""
-        paced = Paced(booked=dict(request.slots))
+        paced = Paced(booked=dict(request.slots), passed=list(request.passed))
         if self._pace is None:
             return paced
         levels: list[tuple[list[str], Callable[[str], float | None]]] = []
@@ -203,54 +206,62 @@ class DeliveryActivities(Sends):
         poll = timedelta(seconds=self._settings.pace_poll_seconds)
         go = utcnow()
         for buckets, limit_of in levels:
-            bucket = next((b for b in buckets if b in paced.booked), None)
-            slot = paced.booked.get(bucket or "")
-            if bucket is None or slot is None or slot < utcnow() - STALE:
-                booking = await self._pace.book(buckets, limit_of, deadline=deadline)
-                if booking is None:
-                    continue
-                if booking.expired:
-                    ttl = pace.ttl if pace is not None else None
-                    reason = f"expired: its turn would come after its ttl ({ttl})"
-                    return await self._expire(request.idempotency_key, reason)
-                bucket, slot = booking.bucket, booking.slot
-                paced.booked[bucket] = slot
-                _measure(booking)
-            if slot - utcnow() > poll:
-                return await self._queue(request.idempotency_key, bucket, slot, paced.booked)
-            go = max(go, slot)
+            if any(b in paced.passed for b in buckets):
+                continue  # its turn was taken when the send last came this far
+            held = next((b for b in buckets if b in paced.booked), None)
+            booking = await self._pace.book(
+                [held] if held else buckets,
+                limit_of,
+                poll=poll,
+                ticket=held is not None,
+                deadline=deadline,
+            )
+            if booking is None:
+                continue
+            _measure(booking)
+            if booking.kind == "expired":
+                ttl = pace.ttl if pace is not None else None
+                reason = f"expired: its turn would come after its ttl ({ttl})"
+                return await self._expire(request.idempotency_key, reason)
+            if booking.kind == "queue":
+                paced.booked[booking.bucket] = booking.slot
+                return await self._queue(request.idempotency_key, booking.bucket, paced)
+            paced.booked.pop(booking.bucket, None)
+            paced.passed.append(booking.bucket)
+            go = max(go, booking.slot)
             if buckets[0] != request.pace_bucket:
-                paced.provider = bucket
+                paced.provider = booking.bucket
         if (wait := (go - utcnow()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         if paced.provider and channel in ("sms", "whatsapp"):
             paced.sender = paced.provider.partition(":")[2] or None
         return paced
 
-    async def _queue(
-        self, key: str, bucket: str, slot: datetime, booked: dict[str, datetime]
-    ) -> SendResult:
-        reason = queued_reason(bucket)
+    async def _queue(self, key: str, bucket: str, paced: Paced) -> SendResult:
+        reason, slot = queued_reason(bucket), paced.booked[bucket]
         await self._ledger.queue(key, reason, slot)
         wait = max(slot - utcnow(), timedelta(0))
         activity.logger.info("send %s: queued %.1f s for %s", key, wait.total_seconds(), bucket)
-        return SendResult(status="deferred", reason=reason, wait=wait, slots=booked)
+        return SendResult(
+            status="deferred", reason=reason, wait=wait, slots=paced.booked, passed=paced.passed
+        )
 
     async def _expire(self, key: str, reason: str) -> SendResult:
         return await self._ledger.settle(key, SendResult(status="suppressed", reason=reason))
 
     async def _throttled(self, request: SendRequest, paced: Paced, err: Throttled) -> SendResult:
         """The provider said wait: every worker's next slot in its bucket waits with this
-        send, which is queued (its booked slot spent: it books again when it is back)."""
+        send, which is queued with a ticket for the first slot after the wait."""
         until = utcnow() + timedelta(seconds=err.retry_after)
         bucket = paced.provider
-        slots = {b: s for b, s in paced.booked.items() if b != bucket}
+        slots, passed = dict(paced.booked), [b for b in paced.passed if b != bucket]
         if bucket is not None and self._pace is not None:
             await self._pace.hold(bucket, until)
+            slots[bucket] = until
         reason = f"throttled by {bucket or 'the provider'}"
         await self._ledger.queue(request.idempotency_key, reason, until)
         wait = timedelta(seconds=err.retry_after)
-        return SendResult(status="deferred", reason=reason, wait=wait, slots=slots)
+        return SendResult(status="deferred", reason=reason, wait=wait, slots=slots, passed=passed)
 
     @activity.defn(name=names.GIVE_UP)
     async def give_up(self, request: GiveUp) -> SendResult:

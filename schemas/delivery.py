@@ -138,8 +138,11 @@ class SendRequest(Schema):
     """The journey's (or the step's) own pace, in `pace_bucket`."""
     pace_bucket: str | None = None
     slots: dict[str, datetime] = Field(default_factory=dict)
-    """The paced slots this send booked when it was queued, by bucket: honoured, not
+    """The tickets this send holds from when it was queued, by bucket: honoured, not
     booked again."""
+    passed: list[str] = Field(default_factory=list)
+    """The paced buckets whose turn this send already took (a journey's pace, before the
+    provider's queued it)."""
 
     def contested(self) -> bool:
         """Whether another journey's send may race this one from the same cause: the
@@ -159,7 +162,9 @@ class SendResult(Schema):
     """For a send queued for its paced slot (or told to wait by a provider's 429): how
     long until it (real time), instead of `until`."""
     slots: dict[str, datetime] = Field(default_factory=dict)
-    """For a queued send: the slots it booked, to present when it comes back."""
+    """For a queued send: its tickets, to present when it comes back."""
+    passed: list[str] = Field(default_factory=list)
+    """For a queued send: the buckets whose turn it took already."""
 
 
 class Delivery(Schema):

@@ -1,28 +1,29 @@
 """Send pace: provider ceilings and a journey's own cap, as one booking rule (GCRA).
 
-Every paced bucket (a provider account, an SMS number, a journey) keeps one number, its
-theoretical arrival time `tat`: the moment its next send may go. Booking a send takes
-`max(tat, now)` and moves `tat` on by one interval (1 / rate), so bookings are spaced at
-exactly the rate whatever the number of workers: the bucket's row is locked while it is
-booked (storage/pace.py). A send booked further ahead than `pace_poll_seconds` is *queued*: the
-enrollment waits for its slot on a timer (no worker holds it) and comes back with the
-booking, which is honoured instead of booking again. Pure data and pure functions here.
+Every paced bucket (a provider account, an SMS number, a journey) keeps two moments: `tat`,
+when its next send may go (the GCRA's theoretical arrival time: sends are exactly 1 / rate
+apart, whatever the number of workers, as the bucket's row is locked while it is booked,
+storage/pace.py), and `tail`, where its queue ends. A send whose turn is further off than
+`pace_poll_seconds` gets a *ticket* at the queue's end instead: the enrollment waits for it
+on a timer (no worker held) and comes back with it, and only then takes its send slot, so a
+crowd of enrollments woken late still goes out at the rate, never in a burst. Pure data and
+pure functions here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from journeys.schemas.base import Schema
 from journeys.schemas.wire import Duration
 
-STALE = timedelta(seconds=30)
-"""A booked slot this far in the past is given up (the enrollment was held up) and the send
-books again, at the back of the queue: a late crowd must not burst past the ceiling."""
+TICKET_WAIT = timedelta(seconds=10)
+"""How long a send back with its ticket may wait inside its activity for its send slot (a
+crowd woken together is spaced out there); a longer wait (a provider's hold) queues it again."""
 PROVIDERS: tuple[str, ...] = ("email", "sms", "whatsapp", "push", "webhook")
 """The channels whose provider has a send ceiling (in-app writes a table)."""
 UNPACED: dict[str, None] = {f"pace_{c}_per_second": None for c in PROVIDERS}
@@ -44,27 +45,61 @@ class Pace(Schema):
 
 @dataclass(frozen=True)
 class Booking:
-    """A slot taken in `bucket`, or refused (`expired`: it would come after the deadline)."""
+    """What booking decided in `bucket`: `go` at `slot`, `queue` until `slot` (a ticket),
+    or `expired` (its turn would come after its deadline)."""
 
+    kind: Literal["go", "queue", "expired"]
     bucket: str
     slot: datetime
     per_second: float
-    expired: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A bucket's booking, decided: its kind and slot, and the bucket's new moments."""
+
+    kind: Literal["go", "queue", "expired"]
+    slot: datetime
+    tat: datetime | None
+    tail: datetime | None
 
 
 def interval(per_second: float) -> timedelta:
     return timedelta(seconds=1 / per_second)
 
 
-def book(
-    tat: datetime | None, now: datetime, per_second: float, deadline: datetime | None = None
-) -> tuple[datetime, datetime | None]:
-    """(the slot, the bucket's new tat), or (the slot it would get, None) when that slot is
-    after `deadline`: a send that cannot make its deadline takes nothing from the queue."""
-    slot = max(tat, now) if tat is not None else now
-    if deadline is not None and slot > deadline:
-        return slot, None
-    return slot, slot + interval(per_second)
+def take(
+    tat: datetime | None,
+    tail: datetime | None,
+    now: datetime,
+    per_second: float,
+    *,
+    ticket: bool,
+    poll: timedelta,
+    deadline: datetime | None = None,
+) -> Turn:
+    """A send's turn in a bucket whose next send slot is `tat` and whose queue ends at `tail`.
+
+    A fresh send goes at the next send slot when neither that nor the queue's end is more
+    than `poll` away; else it gets a ticket at the end of the queue. A send back with its
+    ticket takes the next send slot if it is within `TICKET_WAIT`, else waits again until
+    it (a provider's hold). One whose slot comes after `deadline` takes nothing."""
+    step = interval(per_second)
+    free = max(tat or now, now)
+    if ticket:
+        if free - now > TICKET_WAIT:
+            return Turn("queue", free, tat, tail)
+        if deadline is not None and free > deadline:
+            return Turn("expired", free, tat, tail)
+        return Turn("go", free, free + step, tail)
+    start = max(tail or now, free)
+    if start - now <= poll:
+        if deadline is not None and free > deadline:
+            return Turn("expired", free, tat, tail)
+        return Turn("go", free, free + step, tail)
+    if deadline is not None and start > deadline:
+        return Turn("expired", start, tat, tail)
+    return Turn("queue", start, tat, start + step)
 
 
 def journey_bucket(journey_id: str, step_id: str | None = None) -> str:
@@ -72,9 +107,10 @@ def journey_bucket(journey_id: str, step_id: str | None = None) -> str:
     return f"journey:{journey_id}" + (f"/{step_id}" if step_id else "")
 
 
-def drain(tat: datetime | None, now: datetime) -> timedelta:
+def drain(tat: datetime | None, tail: datetime | None, now: datetime) -> timedelta:
     """How long until everything booked in a bucket has gone out."""
-    return max(tat - now, timedelta(0)) if tat is not None else timedelta(0)
+    last = max(tat or now, tail or now)
+    return max(last - now, timedelta(0))
 
 
 class PaceLimit(Schema):

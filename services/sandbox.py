@@ -201,6 +201,8 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _twilio_error(401, 20003, "Authenticate")
         form = {k: str(v) for k, v in (await request.form()).items()}
         to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        if sandbox.over_ceiling(f"twilio:{sender}", "twilio"):  # (it took nothing)
+            return _twilio_error(429, 20429, "Too Many Requests", {"Retry-After": "1"})
         sandbox.record("twilio", account_sid=account_sid, form=form)
         channel = "whatsapp:" if to.startswith("whatsapp:") else ""
         number = to.removeprefix("whatsapp:")
@@ -214,8 +216,6 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if number == "+15005550009":
             return _twilio_error(400, 21614, f"'To' number {to} is not a mobile number")
-        if sandbox.over_ceiling(f"twilio:{sender}", "twilio"):
-            return _twilio_error(429, 20429, "Too Many Requests", {"Retry-After": "1"})
         sid = "SM" + uuid.uuid4().hex
         now = format_datetime(datetime.now(UTC))
         callback = form.get("StatusCallback")
@@ -294,6 +294,10 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _fcm_error(
                 400, "INVALID_ARGUMENT", "Invalid JSON payload received.", "INVALID_ARGUMENT"
             )
+        if sandbox.over_ceiling(f"fcm:{project}", "fcm"):  # (it took nothing)
+            return _fcm_error(
+                429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", {"Retry-After": "1"}
+            )
         sandbox.record("fcm", project=project, message=message)
         targets = [k for k in ("token", "topic", "condition") if k in message]
         if len(targets) != 1:
@@ -314,10 +318,6 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         device = str(message.get("token", ""))
         if device.startswith(("invalid-", "expired-")):
             return _fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
-        if sandbox.over_ceiling(f"fcm:{project}", "fcm"):
-            return _fcm_error(
-                429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", {"Retry-After": "1"}
-            )
         name = f"projects/{project}/messages/{uuid.uuid4().int % 10**19}"
         sandbox.accepted.setdefault(device, []).append(name)
         await sandbox.delay("fcm")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from journeys.schemas.pace import Booking, QueueView, book, drain
+from journeys.schemas.pace import Booking, QueueView, drain, take
 from journeys.storage.db import serialize, write_turn
 from journeys.storage.tables import DeliveryRow, PaceRow, utcnow
 
@@ -39,10 +39,14 @@ class PaceBook:
         buckets: Sequence[str],
         limit: Callable[[str], float | None],
         *,
+        poll: timedelta,
+        ticket: bool = False,
         deadline: datetime | None = None,
     ) -> Booking | None:
-        """A slot in whichever of `buckets` (a pool of numbers) frees first, at its ceiling
-        (an operator's, else `limit(bucket)`); None when none of them is paced."""
+        """The send's turn (`schemas.pace.take`) in whichever of `buckets` (a pool of
+        numbers) frees first, at its ceiling (an operator's, else `limit(bucket)`); None
+        when none of them is paced. `ticket`: the send is back with its ticket, in the one
+        bucket given."""
         rates = await self._rates(buckets, limit)
         if not rates:
             return None
@@ -52,13 +56,12 @@ class PaceBook:
             row = await session.get(PaceRow, bucket) or PaceRow(bucket=bucket)
             rate = row.per_second or rates[bucket]
             now = utcnow()
-            slot, tat = book(row.tat, now, rate, deadline)
-            if tat is None:
-                return Booking(bucket, slot, rate, expired=True)
-            row.tat, row.updated_at = tat, now
-            session.add(row)
-            await session.commit()
-            return Booking(bucket, slot, rate)
+            turn = take(row.tat, row.tail, now, rate, ticket=ticket, poll=poll, deadline=deadline)
+            if (turn.tat, turn.tail) != (row.tat, row.tail):
+                row.tat, row.tail, row.updated_at = turn.tat, turn.tail, now
+                session.add(row)
+                await session.commit()
+            return Booking(turn.kind, bucket, turn.slot, rate)
 
     async def hold(self, bucket: str, until: datetime) -> None:
         """The provider asked to wait (a 429's Retry-After): no slot before `until`."""
@@ -117,7 +120,9 @@ class PaceBook:
                     limit_from="operator" if operator else "settings",
                     waiting=n,
                     oldest_wait_seconds=(now - oldest).total_seconds() if oldest else 0.0,
-                    drain_seconds=drain(row.tat if row else None, now).total_seconds(),
+                    drain_seconds=drain(
+                        row.tat if row else None, row.tail if row else None, now
+                    ).total_seconds(),
                     sent_last_minute=_sent_in(name, recent),
                 )
             )
@@ -147,7 +152,9 @@ class PaceBook:
             return buckets[0]
         async with self._sessions() as session:
             found = await session.exec(select(PaceRow).where(col(PaceRow.bucket).in_(buckets)))
-            tats = {r.bucket: r.tat for r in found.all()}
+            tats = {
+                r.bucket: max(r.tat or r.updated_at, r.tail or r.updated_at) for r in found.all()
+            }
         floor = datetime.min.replace(tzinfo=utcnow().tzinfo)
         return min(buckets, key=lambda b: tats.get(b) or floor)
 

@@ -295,6 +295,8 @@ class PaceRow(SQLModel, table=True):
     __tablename__ = "pace_buckets"
     bucket: str = Field(primary_key=True, max_length=200)
     tat: datetime | None = None
+    tail: datetime | None = None
+    """Where the bucket's queue of tickets ends."""
     per_second: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -306,8 +306,10 @@ async def test_an_operator_changes_a_ceiling_at_run_time(
     listed = json.loads(await journeys_ok("pace", "--json", "--api-url", url))
     [queue] = [q for q in listed["queues"] if q["bucket"] == bucket]
     assert (queue["per_second"], queue["limit_from"]) == (5.0, "operator")
-    assert (await stack.stores.pace.book([bucket], lambda _: 2.0)) is not None
-    booked = await stack.stores.pace.book([bucket], lambda _: 2.0)
+    assert (
+        await stack.stores.pace.book([bucket], lambda _: 2.0, poll=timedelta(seconds=1))
+    ) is not None
+    booked = await stack.stores.pace.book([bucket], lambda _: 2.0, poll=timedelta(seconds=1))
     assert booked is not None and booked.per_second == 5.0  # the operator's, not 2/s
 
     await journeys_ok("pace", "reset", bucket, "--api-url", url)

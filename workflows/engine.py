@@ -499,7 +499,7 @@ class Interpreter:
             await self._until_clock(best, "the customer's usual active hour")
         deadline = self._clock() + step.max_delay + (best_within or timedelta(0))
         variant = self._variant(step)
-        slots: dict[str, datetime] = {}
+        queued: SendResult | None = None
         while True:
             result = await self._send_once(
                 step,
@@ -507,15 +507,15 @@ class Interpreter:
                 abandon=self._ending is not None,
                 best_within=best_within,
                 variant=variant,
-                slots=slots,
+                queued=queued,
             )
             best_within = None  # the best hour is asked once; then only the guardrails hold
             if result.status != "deferred" or self._ending is not None:
                 break
             if result.wait is not None:  # queued for a paced slot: real time, not scaled
-                slots = result.slots
-                queued = Waiting(event=None, until=self._now() + result.wait)
-                await self._until(queued, what=f"send queued: {result.reason}")
+                queued = result
+                turn = Waiting(event=None, until=self._now() + result.wait)
+                await self._until(turn, what=f"send queued: {result.reason}")
                 continue
             assert result.until is not None
             await self._until_clock(result.until, f"send deferred: {result.reason}")
@@ -541,7 +541,7 @@ class Interpreter:
         abandon: bool,
         best_within: timedelta | None = None,
         variant: ContentVariant | None = None,
-        slots: dict[str, datetime] | None = None,
+        queued: SendResult | None = None,
     ) -> SendResult:
         pace = step.pace or self._spec.pace
         request = SendRequest(
@@ -576,7 +576,8 @@ class Interpreter:
             pace_bucket=journey_bucket(self._spec.id, step.id if step.pace else None)
             if pace
             else None,
-            slots=slots or {},
+            slots=queued.slots if queued else {},
+            passed=queued.passed if queued else [],
         )
         try:
             return await self._activity(

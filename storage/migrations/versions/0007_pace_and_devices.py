@@ -23,6 +23,7 @@ def upgrade() -> None:
         "pace_buckets",
         sa.Column("bucket", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("tat", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("tail", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("per_second", sa.Float(), nullable=True),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("bucket"),
