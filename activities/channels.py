@@ -305,7 +305,7 @@ class PushChannel:
 
     async def deliver(self, message: Outbound) -> Delivered:
         earlier = await self._devices.accepted(message.key)
-        accepted: list[str] = [n for n in earlier.values()]
+        accepted = list(earlier.values())
         invalid: list[str] = []
         for token in message.addresses:
             if token_hash(token) in earlier:  # a retry: that device has it

@@ -200,8 +200,7 @@ class DeliveryActivities(Sends):
         if pace is not None and request.pace_bucket:
             levels.append(([request.pace_bucket], lambda _: pace.per_minute / 60))
         if channel in PROVIDERS:
-            limit = self._settings.pace_limit
-            levels.append((self._settings.senders(channel), lambda b: limit(b.split(":")[0])))
+            levels.append((self._settings.senders(channel), self._settings.bucket_limit))
         deadline = since + pace.ttl if pace is not None and pace.ttl and since else None
         poll = timedelta(seconds=self._settings.pace_poll_seconds)
         go = utcnow()

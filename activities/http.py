@@ -1,7 +1,7 @@
 """Calls to services and providers over HTTP (through the worker's one client, made by
 `activities.egress.shared_client`), and one rule for what a failure means to Temporal.
 
-- timeouts, connection errors, 5xx and 408: `ServiceUnavailable`, retried by the
+- timeouts, connection errors, 5xx, 408 and 425: `ServiceUnavailable`, retried by the
   activity's retry policy with backoff;
 - 429: `Throttled`, with the provider's `Retry-After` (a send waits it out on a timer);
 - any other 4xx: `ServiceRefused`, never retried (the request itself is wrong).
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-RETRYABLE_STATUS = frozenset({408, 425, 429})
+RETRYABLE_STATUS = frozenset({408, 425})
 
 
 class Permanent(Exception):
@@ -43,7 +43,8 @@ class InvalidTarget(Permanent):
 
 
 class ServiceUnavailable(Exception):
-    """A timeout, a connection failure or a 5xx/408/429 answer: worth retrying later."""
+    """A timeout, a connection failure or a 5xx/408/425 answer (a 429: `Throttled`):
+    worth retrying later."""
 
 
 class Throttled(ServiceUnavailable):

@@ -328,6 +328,12 @@ class Settings(BaseSettings):
         }
         return limits.get(channel)
 
+    def bucket_limit(self, bucket: str) -> float | None:
+        """The settings' ceiling of a provider's bucket (`email`, `sms:+1...`); a journey's
+        bucket has none here (its spec's pace is its ceiling)."""
+        channel = bucket.split(":")[0]
+        return None if channel == "journey" else self.pace_limit(channel)
+
     def senders(self, channel: str) -> list[str]:
         """The provider buckets a channel's sends are paced in: one per sending number
         where the provider limits per number, else the channel's one account."""

@@ -10,6 +10,7 @@ short transaction, and a queued send waits on a timer, holding no worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -21,6 +22,8 @@ from journeys.schemas.pace import Booking, QueueView, drain, take
 from journeys.storage.db import serialize, write_turn
 from journeys.storage.tables import DeliveryRow, PaceRow, utcnow
 
+OPERATOR_SECONDS = 2.0
+"""How old this process's copy of the operators' ceilings may be (for unpaced buckets)."""
 QUEUED = "queued"
 """The ledger status of a granted send waiting for its paced slot (it holds its cap slot)."""
 
@@ -33,6 +36,7 @@ def queued_reason(bucket: str) -> str:
 class PaceBook:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
+        self._operator: tuple[float, dict[str, float]] = (-OPERATOR_SECONDS, {})
 
     async def book(
         self,
@@ -74,13 +78,16 @@ class PaceBook:
             await session.commit()
 
     async def set_limit(self, bucket: str, per_second: float | None) -> None:
-        """An operator's ceiling for `bucket`, at once on every worker (None: the settings')."""
+        """An operator's ceiling for `bucket` (None: the settings'). A paced bucket's next
+        booking on any worker uses it (it is read under the bucket's lock); an unpaced one's
+        within `OPERATOR_SECONDS`."""
         async with write_turn(self._sessions), self._sessions() as session:
             await serialize(session, f"pace:{bucket}")
             row = await session.get(PaceRow, bucket) or PaceRow(bucket=bucket)
             row.per_second, row.updated_at = per_second, utcnow()
             session.add(row)
             await session.commit()
+        self._operator = (-OPERATOR_SECONDS, {})
 
     async def queues(
         self, limit: Callable[[str], float | None], buckets: Sequence[str] = ()
@@ -135,15 +142,22 @@ class PaceBook:
         pace a bucket the settings leave unpaced)."""
         rates = {b: r for b in buckets if (r := limit(b)) is not None}
         if len(rates) < len(buckets):
-            async with self._sessions() as session:
-                found = await session.exec(
-                    select(PaceRow).where(
-                        col(PaceRow.bucket).in_(list(buckets)),
-                        col(PaceRow.per_second).is_not(None),
-                    )
-                )
-                rates |= {r.bucket: r.per_second for r in found.all() if r.per_second}
+            operator = await self._operator_ceilings()
+            rates |= {b: operator[b] for b in buckets if b not in rates and b in operator}
         return rates
+
+    async def _operator_ceilings(self) -> dict[str, float]:
+        """Every ceiling an operator set, read at most every `OPERATOR_SECONDS`: an unpaced
+        bucket's send (an unpaced webhook, a test stack's providers) costs no query."""
+        read_at, found = self._operator
+        if time.monotonic() - read_at >= OPERATOR_SECONDS:
+            async with self._sessions() as session:
+                rows = await session.exec(
+                    select(PaceRow).where(col(PaceRow.per_second).is_not(None))
+                )
+                found = {r.bucket: r.per_second for r in rows.all() if r.per_second}
+            self._operator = (time.monotonic(), found)
+        return found
 
     async def _soonest(self, buckets: list[str]) -> str:
         """The bucket of a pool whose next slot comes first (read without a lock: a

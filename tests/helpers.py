@@ -11,8 +11,15 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
+from journeys.schemas.enrollment import (
+    EnrollmentInput,
+    EnrollmentOptions,
+    EnrollmentState,
+    enrollment_workflow_id,
+)
+from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import (
     Entry,
     ExitStep,
@@ -21,6 +28,7 @@ from journeys.schemas.journey import (
     SendStep,
     WaitForEventStep,
 )
+from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import API_KEYS, eventually, repo_root, unique
 
 HISTORIES = repo_root() / "tests" / "histories"
@@ -160,3 +168,22 @@ async def journeys_ok(*args: str, **env: str) -> str:
     done = await asyncio.to_thread(journeys_cli, *args, **env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+async def start_enrollment(
+    client: Client, spec: JourneySpec, cid: str, task_queue: str, **options: Any
+) -> WorkflowHandle[JourneyWorkflow, EnrollmentState]:
+    """An enrollment of `cid` in `spec` (version 1, entered on a `go` event), started
+    straight in Temporal on `task_queue`; `options` are its `EnrollmentOptions`."""
+    return await client.start_workflow(
+        JourneyWorkflow.run,
+        EnrollmentInput(
+            journey=spec,
+            version=1,
+            customer_id=cid,
+            trigger=CustomerEvent.create(cid, "go"),
+            options=EnrollmentOptions(**options),
+        ),
+        id=enrollment_workflow_id(spec.id, cid),
+        task_queue=task_queue,
+    )

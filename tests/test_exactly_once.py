@@ -17,10 +17,7 @@ from journeys.activities.channels import EmailChannel
 from journeys.activities.delivery import DeliveryActivities
 from journeys.schemas.delivery import SendRequest
 from journeys.schemas.enrollment import (
-    EnrollmentInput,
-    EnrollmentOptions,
     EnrollmentState,
-    enrollment_workflow_id,
 )
 from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import MessageContent
@@ -29,7 +26,7 @@ from journeys.services.mailbox import Mailbox, start_smtp
 from journeys.stack.embedded import Stack, spawn
 from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import free_port, unique
-from tests.helpers import one_send
+from tests.helpers import one_send, start_enrollment
 
 
 def delivery(stack: Stack, channel: Any) -> DeliveryActivities:
@@ -108,18 +105,7 @@ async def mail_once(
 ) -> WorkflowHandle[JourneyWorkflow, EnrollmentState]:
     """An enrollment in a one-email journey, run by the worker on `task_queue`."""
     spec = one_send(unique("mail"), id="mail", channel="email", subject="Once", body="b")
-    return await stack.client.start_workflow(
-        JourneyWorkflow.run,
-        EnrollmentInput(
-            journey=spec,
-            version=1,
-            customer_id=cid,
-            trigger=CustomerEvent.create(cid, "go"),
-            options=EnrollmentOptions(**options),
-        ),
-        id=enrollment_workflow_id(spec.id, cid),
-        task_queue=task_queue,
-    )
+    return await start_enrollment(stack.client, spec, cid, task_queue, **options)
 
 
 @pytest.mark.slow

@@ -31,40 +31,19 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from journeys.schemas.enrollment import (
-    EnrollmentInput,
-    EnrollmentOptions,
     EnrollmentState,
-    enrollment_workflow_id,
 )
-from journeys.schemas.events import CustomerEvent
 from journeys.schemas.journey import JourneySpec
 from journeys.schemas.pace import Pace
 from journeys.schemas.profile import Profile
 from journeys.stack.embedded import Stack, spawn
 from journeys.workflows.journey import JourneyWorkflow
 from tests.conftest import eventually, unique
-from tests.helpers import journeys_ok, one_send, received
+from tests.helpers import journeys_ok, one_send, received, start_enrollment
 
 
 def phone() -> str:
     return f"+1555{time.time_ns() // 1000 % 10_000_000:07d}"
-
-
-async def start(
-    client: Any, spec: JourneySpec, cid: str, queue: str, **options: Any
-) -> WorkflowHandle[JourneyWorkflow, EnrollmentState]:
-    return await client.start_workflow(
-        JourneyWorkflow.run,
-        EnrollmentInput(
-            journey=spec,
-            version=1,
-            customer_id=cid,
-            trigger=CustomerEvent.create(cid, "go"),
-            options=EnrollmentOptions(**options),
-        ),
-        id=enrollment_workflow_id(spec.id, cid),
-        task_queue=queue,
-    )
 
 
 async def in_virtual_time(
@@ -72,7 +51,7 @@ async def in_virtual_time(
 ) -> WorkflowHandle[JourneyWorkflow, EnrollmentState]:
     """Run one enrollment to its end with its clock skipping (backoffs, timers)."""
     skipper = TimeSkipper(stack.client, config=TimeSkippingConfig(enabled=True))
-    handle = await start(skipper.client, spec, cid, stack.settings.task_queue, **options)
+    handle = await start_enrollment(skipper.client, spec, cid, stack.settings.task_queue, **options)
     final = await asyncio.wait_for(handle.result(), 120)
     assert final.status == "completed", final
     return handle
@@ -203,7 +182,9 @@ async def test_a_journeys_pace_spaces_its_sends_and_expires_the_stale(
     customers = [unique("paced") for _ in range(4)]
     for cid in customers:
         await stack.stores.profiles.put(Profile(customer_id=cid))
-    handles = [await start(stack.client, spec, c, stack.settings.task_queue) for c in customers]
+    handles = [
+        await start_enrollment(stack.client, spec, c, stack.settings.task_queue) for c in customers
+    ]
     view = await eventually(
         lambda: api.get("/v1/pace"),
         lambda r: any(
@@ -255,7 +236,7 @@ async def test_a_providers_ceiling_holds_across_two_worker_processes(
         customers = [unique("pace") for _ in range(12)]
         for cid in customers:
             await stack.stores.profiles.put(Profile(customer_id=cid, phone=phone()))
-        handles = [await start(stack.client, spec, c, queue) for c in customers]
+        handles = [await start_enrollment(stack.client, spec, c, queue) for c in customers]
         await eventually(
             lambda: api.get("/v1/pace"),
             lambda r: any(

@@ -9,18 +9,11 @@ from journeys.schemas.settings import Settings
 from journeys.storage.stores import Stores
 
 
-def limit_of(settings: Settings, bucket: str) -> float | None:
-    """The settings' ceiling of a provider bucket (a journey's comes from its spec)."""
-    if bucket.startswith("journey:"):
-        return None
-    return settings.pace_limit(bucket.split(":")[0])
-
-
 async def queues(stores: Stores, settings: Settings) -> list[QueueView]:
     """Every provider bucket this deployment sends through, and every bucket with a row
     or a queued send (journeys' paces among them, at their latest version's pace)."""
     senders = [b for c in PROVIDERS for b in settings.senders(c)]
-    found = await stores.pace.queues(lambda b: limit_of(settings, b), senders)
+    found = await stores.pace.queues(settings.bucket_limit, senders)
     for view in found:
         if view.per_second is None and view.bucket.startswith("journey:"):
             view.per_second = await _journey_pace(stores, view.bucket)
