@@ -14,6 +14,7 @@ import json
 import smtplib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -96,6 +97,12 @@ class InAppChannel:
         return Delivered(rows=[row], provider_status="in inbox")
 
 
+SMTP_SESSIONS = 32
+"""SMTP sessions at once per worker, each in a thread of the channel's own pool (smtplib
+blocks): the loop's default pool (a few threads) is shared with template rendering, and
+sends queued behind each other there reach the provider in bursts, over its rate."""
+
+
 class EmailChannel:
     """Email over SMTP. The Message-ID is derived from the idempotency key, so anything
     downstream can recognise a message it has seen; with SES or SendGrid taking the
@@ -106,6 +113,7 @@ class EmailChannel:
 
     def __init__(self, settings: Settings):
         self._settings = settings
+        self._threads = ThreadPoolExecutor(SMTP_SESSIONS, thread_name_prefix="smtp")
 
     def compose(self, message: Outbound) -> EmailMessage:
         c = message.content
@@ -145,7 +153,7 @@ class EmailChannel:
         except ValueError as err:  # a CR or LF in a header (a rendered subject): for good
             raise PermanentDeliveryError(f"the message cannot be composed: {err}") from err
         try:
-            await asyncio.to_thread(self._send, email)
+            await asyncio.get_running_loop().run_in_executor(self._threads, self._send, email)
         except smtplib.SMTPRecipientsRefused as err:
             raise PermanentDeliveryError(f"smtp refused recipient: {err.recipients}") from err
         except smtplib.SMTPResponseException as err:

@@ -50,6 +50,21 @@ class Paced:
     """Buckets whose turn the send took."""
     provider: str | None = None
     sender: str | None = None
+    go: datetime | None = None
+    """The send slot it took: the provider call waits for it (right before the call, after
+    rendering, so the provider sees the sends as far apart as the slots are)."""
+    spacing: float = 0.0
+    """The provider bucket's interval, seconds (1 / its ceiling)."""
+
+
+@dataclass
+class Gate:
+    """A provider bucket's door in this process: its calls at least one interval apart,
+    whenever their slots came (a worker stalled for a moment wakes every send whose slot
+    passed at once; through the gate they still reach the provider one interval apart)."""
+
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    last: float = float("-inf")
 
 
 TOP_PRIORITY_SECONDS = 2.0
@@ -82,6 +97,7 @@ class DeliveryActivities(Sends):
         self._key = unsubscribe_key(settings)
         self._tracking_key = tracking_key(settings)
         self._limits = Limits(settings.template_render_seconds, settings.template_max_chars)
+        self._gates: dict[str, Gate] = {}
 
     async def _rules_now(self) -> Rules:
         """The deployment's rules with the catalogue's top priority (read at most every
@@ -162,6 +178,7 @@ class DeliveryActivities(Sends):
             retry=activity.info().attempt > 1,
             since=reservation.since,
         )
+        await self._turn(paced)
         try:
             delivered = await channel.deliver(message)
         except Throttled as err:  # the provider's ceiling: wait as asked, no attempt used
@@ -187,11 +204,12 @@ class DeliveryActivities(Sends):
     async def _paced(
         self, request: SendRequest, channel: str, since: datetime | None
     ) -> SendResult | Paced:
-        """Wait for the send's paced slots, in turn: the journey's (or step's) pace, then
+        """Book the send's paced slots, in turn: the journey's (or step's) pace, then
         the provider's ceiling (the SMS number that frees first). A slot further off than
         `pace_poll_seconds` queues the send (the enrollment waits on a timer and comes back
         with its booking); one that would come after the pace's TTL skips it, `expired`.
-        Returns that result, or where the send goes and what it booked."""
+        Returns that result, or where the send goes, the slot it waits for, and what it
+        booked."""
         paced = Paced(booked=dict(request.slots), passed=list(request.passed))
         if self._pace is None:
             return paced
@@ -214,6 +232,7 @@ class DeliveryActivities(Sends):
                 poll=poll,
                 ticket=held is not None,
                 deadline=deadline,
+                priority=request.priority,
             )
             if booking is None:
                 continue
@@ -229,12 +248,23 @@ class DeliveryActivities(Sends):
             paced.passed.append(booking.bucket)
             go = max(go, booking.slot)
             if buckets[0] != request.pace_bucket:
-                paced.provider = booking.bucket
-        if (wait := (go - utcnow()).total_seconds()) > 0:
-            await asyncio.sleep(wait)
+                paced.provider, paced.spacing = booking.bucket, 1 / booking.per_second
+        paced.go = go
         if paced.provider and channel in ("sms", "whatsapp"):
             paced.sender = paced.provider.partition(":")[2] or None
         return paced
+
+    async def _turn(self, paced: Paced) -> None:
+        """Wait for the send's slot, then through its provider bucket's gate."""
+        if paced.go is not None and (wait := (paced.go - utcnow()).total_seconds()) > 0:
+            await asyncio.sleep(wait)
+        if paced.provider is None or paced.spacing <= 0:
+            return
+        gate = self._gates.setdefault(paced.provider, Gate())
+        async with gate.lock:
+            if (wait := gate.last + paced.spacing - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            gate.last = time.monotonic()
 
     async def _queue(self, key: str, bucket: str, paced: Paced) -> SendResult:
         reason, slot = queued_reason(bucket), paced.booked[bucket]

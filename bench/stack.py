@@ -40,14 +40,20 @@ Row = tuple[str, float, float, str]
 
 @contextlib.asynccontextmanager
 async def bench_stack(
-    *, examples: bool = False, worker: bool = True, server_on_disk: bool = False, **overrides: Any
+    *,
+    examples: bool = False,
+    worker: bool = True,
+    server_on_disk: bool = False,
+    mailbox: Mailbox | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[Stack, str, int]]:
     """(the stack, its API's base URL, the dev server's pid); `examples` loads the
     example journeys' templates and offers; without `worker`, start one with
     `worker_process`; `server_on_disk`: the dev server keeps its state in a SQLite file
-    (WAL, no fsync: a benchmark's server need not survive a power cut) instead of memory."""
+    (WAL, no fsync: a benchmark's server need not survive a power cut) instead of memory;
+    `mailbox`: the SMTP server's, to read what arrived."""
     port = free_port()
-    smtp = start_smtp(Mailbox(), port=free_port())
+    smtp = start_smtp(mailbox or Mailbox(), port=free_port())
     try:
         with (
             tempfile.TemporaryDirectory() as data,

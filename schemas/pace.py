@@ -3,7 +3,8 @@
 Every paced bucket (a provider account, an SMS number, a journey) keeps two moments: `tat`,
 when its next send may go (the GCRA's theoretical arrival time: sends are exactly 1 / rate
 apart, whatever the number of workers, as the bucket's row is locked while it is booked,
-storage/pace.py), and `tail`, where its queue ends. A send whose turn is further off than
+storage/pace.py), and where its queue ends for each journey priority (a send queues after
+the sends of its priority or higher, ahead of the lower ones). A send whose turn is further off than
 `pace_poll_seconds` gets a *ticket* at the queue's end instead: the enrollment waits for it
 on a timer (no worker held) and comes back with it, and only then takes its send slot, so a
 crowd of enrollments woken late still goes out at the rate, never in a burst. Pure data and
@@ -61,45 +62,68 @@ class Turn:
     kind: Literal["go", "queue", "expired"]
     slot: datetime
     tat: datetime | None
-    tail: datetime | None
+    tails: dict[int, datetime]
+    """Where the queue ends for a send of each priority (the priorities with sends queued)."""
+
+    @property
+    def tail(self) -> datetime | None:
+        """Where the whole queue ends."""
+        return max(self.tails.values(), default=None)
 
 
 def interval(per_second: float) -> timedelta:
     return timedelta(seconds=1 / per_second)
 
 
+def queue_end(tails: dict[int, datetime], priority: int) -> datetime | None:
+    """Where a send of `priority` joins the queue: after every queued send of its
+    priority or a higher one, ahead of the lower ones."""
+    return max((t for p, t in tails.items() if p >= priority), default=None)
+
+
 def take(
     tat: datetime | None,
-    tail: datetime | None,
+    tails: dict[int, datetime],
     now: datetime,
     per_second: float,
     *,
     ticket: bool,
     poll: timedelta,
     deadline: datetime | None = None,
+    priority: int = 0,
 ) -> Turn:
-    """A send's turn in a bucket whose next send slot is `tat` and whose queue ends at `tail`.
+    """A send's turn in a bucket whose next send slot is `tat` and whose queue ends at
+    `tails` (by priority).
 
-    A fresh send goes at the next send slot when neither that nor the queue's end is more
-    than `poll` away; else it gets a ticket at the end of the queue. A send back with its
-    ticket takes the next send slot if it is within `TICKET_WAIT`, else waits again until
-    it (a provider's hold). One whose slot comes after `deadline` takes nothing."""
+    A fresh send goes at the next send slot when that is at most `poll` away and no send
+    of its priority or higher is queued; else it gets a ticket at its place in the queue
+    (after those), and every queued lower priority's end moves one slot back. A send back
+    with its ticket waits again while sends of a higher priority are queued (until the
+    last of them is called back), else takes the next send slot if it is within
+    `TICKET_WAIT`, else waits again until it (a provider's hold). One whose slot comes
+    after `deadline` takes nothing."""
     step = interval(per_second)
     free = max(tat or now, now)
+    live = {p: t for p, t in tails.items() if t > now}
     if ticket:
+        ahead = max((t for p, t in live.items() if p > priority), default=None)
+        if ahead is not None:  # sends of a higher priority are queued: they go first
+            return Turn("queue", ahead, tat, live)
         if free - now > TICKET_WAIT:
-            return Turn("queue", free, tat, tail)
+            return Turn("queue", free, tat, live)
         if deadline is not None and free > deadline:
-            return Turn("expired", free, tat, tail)
-        return Turn("go", free, free + step, tail)
-    start = max(tail or now, free)
-    if start - now <= poll:
+            return Turn("expired", free, tat, live)
+        return Turn("go", free, free + step, live)
+    end = queue_end(live, priority)
+    start = max(end or now, free)
+    if end is None and start - now <= poll:
         if deadline is not None and free > deadline:
-            return Turn("expired", free, tat, tail)
-        return Turn("go", free, free + step, tail)
+            return Turn("expired", free, tat, live)
+        return Turn("go", free, free + step, live)
     if deadline is not None and start > deadline:
-        return Turn("expired", start, tat, tail)
-    return Turn("queue", start, tat, start + step)
+        return Turn("expired", start, tat, live)
+    behind = {p: t + step if p < priority and t > start else t for p, t in live.items()}
+    return Turn("queue", start, tat, behind | {priority: start + step})
 
 
 def journey_bucket(journey_id: str, step_id: str | None = None) -> str:

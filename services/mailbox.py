@@ -4,8 +4,9 @@ provider, and the SMTP server the tests deliver to."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +22,8 @@ class Received:
     message: EmailMessage
     raw: bytes = b""
     """The message as it came over SMTP (headers as written, not decoded)."""
+    at: float = field(default_factory=time.time)
+    """When it arrived (epoch seconds): the provider's side of a send's time."""
 
     @property
     def subject(self) -> str:
@@ -42,6 +45,13 @@ class Mailbox:
         self.on_data: Callable[[Any], None] | None = None
         self.listeners: list[Callable[[Received], None]] = []
         """Called with each accepted message, on the SMTP server's loop (the SES sandbox)."""
+        self.ceiling: float | None = None
+        """Messages a second at most, kept as SES keeps an account's maximum send rate: a
+        token bucket holding one second's (SES allows short bursts), `454 Throttling` over
+        it. None: no ceiling."""
+        self.throttled = 0
+        """Messages answered 454 for going over the ceiling."""
+        self._tokens = (0.0, 0.0)
         self._lock = threading.Lock()
         self._next: int | None = None
         if folder:
@@ -50,6 +60,8 @@ class Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.on_data is not None:
             self.on_data(envelope)
+        if self._over_ceiling():
+            return "454 Throttling failure: Maximum sending rate exceeded."
         raw: bytes = envelope.original_content or envelope.content
         message = message_from_bytes(raw, policy=policy.default)
         entry = Received(envelope.mail_from, tuple(envelope.rcpt_tos), message, raw)  # type: ignore[arg-type]
@@ -60,6 +72,19 @@ class Mailbox:
         for listen in self.listeners:
             listen(entry)
         return "250 Message accepted for delivery"
+
+    def _over_ceiling(self) -> bool:
+        if self.ceiling is None:
+            return False
+        now, burst = time.monotonic(), max(self.ceiling, 1.0)
+        with self._lock:
+            tokens, filled = self._tokens if self._tokens[1] else (burst, now)
+            tokens = min(burst, tokens + (now - filled) * self.ceiling)
+            if tokens < 1.0:
+                self._tokens, self.throttled = (tokens, now), self.throttled + 1
+                return True
+            self._tokens = (tokens - 1.0, now)
+            return False
 
     def _keep(self, raw: bytes) -> None:
         """Write the next numbered file, never over one already there (the folder outlives

@@ -13,8 +13,9 @@ what it received, as Twilio's test credentials and FCM's `validate_only` would.
 `GET /sandbox/{provider}/received` lists the recorded requests (newest last; a `read` key:
 they hold phone numbers and message bodies); `POST /sandbox/faults` makes the next N
 requests to a provider fail with a status, a 429 with `Retry-After`, or answer late after
-doing the work (to see retries; an `operate` key); `PUT /sandbox/ceilings` enforces a
-send rate ceiling per Twilio number or FCM project as the real ones do (429 over it), and
+doing the work (to see retries; an `operate` key); `PUT /sandbox/ceilings` sets a
+send rate ceiling per Twilio number or FCM project, kept as the real ones keep it (FCM
+answers 429 over it; Twilio queues the message, as a number does up to 10 hours), and
 `GET /sandbox/ceilings` counts the requests that went over. Twilio's list call
 (`GET .../Messages.json?To=&From=`) answers what was created, newest first. The Twilio
 and FCM endpoints want the credentials the channels send (`storage.secrets.twilio_token`,
@@ -78,7 +79,8 @@ class Fault(BaseModel):
 
 
 class Ceiling(BaseModel):
-    """A provider's send rate ceiling, enforced as the real one is: over it, a 429."""
+    """A provider's send rate ceiling, kept as the real one keeps it: over it FCM answers
+    429 and Twilio queues the message; both count it."""
 
     model_config = ConfigDict(use_attribute_docstrings=True)
     provider: Literal["twilio", "fcm"]
@@ -101,7 +103,12 @@ class Sandbox:
         self.buckets: dict[str, tuple[float, float]] = {}
         """Each sender's token bucket: (tokens, when last filled)."""
         self.over: dict[str, int] = {}
-        """Requests answered 429 for being over a ceiling, by sender."""
+        """Requests over a ceiling, by sender: FCM answered them 429; Twilio queued them
+        longer than one send's interval."""
+        self.free_at: dict[str, float] = {}
+        """Twilio: when each number's queue sends its next message (monotonic seconds)."""
+        self.longest_wait: dict[str, float] = {}
+        """Twilio: the longest a message waited in a number's queue, seconds."""
         self.accepted: dict[str, list[str]] = {}
         """FCM: the messages accepted for each device token (what reached the device)."""
         self.messages: deque[dict[str, Any]] = deque(maxlen=KEPT)
@@ -132,15 +139,19 @@ class Sandbox:
         return JSONResponse(body, status_code=fault.status, headers=headers)
 
     async def delay(self, provider: str) -> None:
-        """Hold the answer, if a fault says to (after the work is done)."""
+        """Hold the answer, if a fault says to (after the work is done; past its `after`)."""
         pending = self.faults.get(provider)
-        if pending and pending[0].delay_seconds:
-            await asyncio.sleep(pending.pop(0).delay_seconds)
+        if not pending or not pending[0].delay_seconds:
+            return
+        if self.passes.get(provider, 0) > 0:
+            self.passes[provider] -= 1
+            return
+        await asyncio.sleep(pending.pop(0).delay_seconds)
 
     def over_ceiling(self, sender: str, provider: str) -> bool:
         """Whether a request from `sender` now goes over its ceiling (counted if so): a
-        token bucket holding one second of sends, refilled at the ceiling, as SES's
-        maximum send rate and FCM's quota are enforced."""
+        token bucket holding one second of sends, refilled at the ceiling, as FCM's quota
+        is enforced."""
         ceiling = self.ceilings.get(provider)
         if ceiling is None:
             return False
@@ -153,6 +164,21 @@ class Sandbox:
             return True
         self.buckets[sender] = (tokens - 1.0, now)
         return False
+
+    def queue_at_twilio(self, sender: str) -> None:
+        """Queue a message at its number as Twilio does over the number's rate: it goes
+        when the messages ahead have gone, one interval apart. One that waits longer than
+        an interval (the queue held another whole message) counts as over the ceiling."""
+        ceiling = self.ceilings.get("twilio")
+        if ceiling is None:
+            return
+        now, step = time.monotonic(), 1 / ceiling
+        goes = max(now, self.free_at.get(sender, now))
+        self.free_at[sender] = goes + step
+        wait = goes - now
+        self.longest_wait[sender] = max(self.longest_wait.get(sender, 0.0), wait)
+        if wait > step:
+            self.over[sender] = self.over.get(sender, 0) + 1
 
     def record(self, provider: str, **entry: Any) -> None:
         self.received[provider].append({"at": datetime.now(UTC).isoformat(), **entry})
@@ -201,8 +227,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             return _twilio_error(401, 20003, "Authenticate")
         form = {k: str(v) for k, v in (await request.form()).items()}
         to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
-        if sandbox.over_ceiling(f"twilio:{sender}", "twilio"):  # (it took nothing)
-            return _twilio_error(429, 20429, "Too Many Requests", {"Retry-After": "1"})
+        sandbox.queue_at_twilio(f"twilio:{sender}")  # (over its rate, a number queues)
         sandbox.record("twilio", account_sid=account_sid, form=form)
         channel = "whatsapp:" if to.startswith("whatsapp:") else ""
         number = to.removeprefix("whatsapp:")
@@ -368,14 +393,20 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         """Enforce a provider's send ceiling (per Twilio number, per FCM project)."""
         if ceiling.per_second is None:
             sandbox.ceilings.pop(ceiling.provider, None)
+            sandbox.free_at.clear()
         else:
             sandbox.ceilings[ceiling.provider] = ceiling.per_second
 
     @router.get("/ceilings")
     @requires("read")
     async def ceilings() -> dict[str, Any]:
-        """The ceilings, and the requests answered 429 for going over one, by sender."""
-        return {"ceilings": sandbox.ceilings, "over": sandbox.over}
+        """The ceilings, the requests over one by sender (FCM: answered 429; Twilio:
+        queued longer than a send's interval), and Twilio's longest queue wait by number."""
+        return {
+            "ceilings": sandbox.ceilings,
+            "over": sandbox.over,
+            "longest_wait_seconds": sandbox.longest_wait,
+        }
 
     return router
 

@@ -46,11 +46,12 @@ class PaceBook:
         poll: timedelta,
         ticket: bool = False,
         deadline: datetime | None = None,
+        priority: int = 0,
     ) -> Booking | None:
         """The send's turn (`schemas.pace.take`) in whichever of `buckets` (a pool of
         numbers) frees first, at its ceiling (an operator's, else `limit(bucket)`); None
         when none of them is paced. `ticket`: the send is back with its ticket, in the one
-        bucket given."""
+        bucket given. `priority`: the journey's (a queued send goes ahead of lower ones)."""
         rates = await self._rates(buckets, limit)
         if not rates:
             return None
@@ -60,9 +61,20 @@ class PaceBook:
             row = await session.get(PaceRow, bucket) or PaceRow(bucket=bucket)
             rate = row.per_second or rates[bucket]
             now = utcnow()
-            turn = take(row.tat, row.tail, now, rate, ticket=ticket, poll=poll, deadline=deadline)
-            if (turn.tat, turn.tail) != (row.tat, row.tail):
+            tails = _tails(row)
+            turn = take(
+                row.tat,
+                tails,
+                now,
+                rate,
+                ticket=ticket,
+                poll=poll,
+                deadline=deadline,
+                priority=priority,
+            )
+            if (turn.tat, turn.tails) != (row.tat, tails):
                 row.tat, row.tail, row.updated_at = turn.tat, turn.tail, now
+                row.tails = {str(p): t.isoformat() for p, t in turn.tails.items()}
                 session.add(row)
                 await session.commit()
             return Booking(turn.kind, bucket, turn.slot, rate)
@@ -171,6 +183,13 @@ class PaceBook:
             }
         floor = datetime.min.replace(tzinfo=utcnow().tzinfo)
         return min(buckets, key=lambda b: tats.get(b) or floor)
+
+
+def _tails(row: PaceRow) -> dict[int, datetime]:
+    """A bucket's queue ends by priority (a row from before priorities: its one tail)."""
+    if row.tails is None:
+        return {0: row.tail} if row.tail is not None else {}
+    return {int(p): datetime.fromisoformat(t) for p, t in row.tails.items()}
 
 
 def _sent_in(bucket: str, recent: Sequence[tuple[str, str, int]]) -> int:

@@ -297,6 +297,8 @@ class PaceRow(SQLModel, table=True):
     tat: datetime | None = None
     tail: datetime | None = None
     """Where the bucket's queue of tickets ends."""
+    tails: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Where it ends for a send of each priority (ISO times by priority; schemas.pace)."""
     per_second: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 

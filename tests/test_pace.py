@@ -2,8 +2,8 @@
 
 - a journey's pace spaces its sends across the cluster, and a send that would wait past
   its TTL is skipped `expired`;
-- a provider's ceiling holds across two worker processes (the sandbox enforces it as the
-  provider would, answering 429 over it, and counts none);
+- a provider's ceiling holds across two worker processes (the sandbox keeps it as the
+  provider would, counting each request over it, and counts none);
 - a 429 with Retry-After waits on a timer and costs no attempt;
 - a send whose last attempt times out is settled `unknown`, not left `pending`;
 - a push retry goes only to the devices that have not got it;
@@ -211,10 +211,10 @@ async def test_a_providers_ceiling_holds_across_two_worker_processes(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
     """Two worker processes share one SMS number paced at 2 a second. The sandbox
-    enforces that ceiling as a provider does (a token bucket of one second's sends; 429
-    over it) and counts no request over it; the twelve take at least 5.5 s from first to
-    last (2 a second overall, whichever worker sent). The queue shows meanwhile, and both
-    workers sent."""
+    keeps that ceiling as Twilio does (over a number's rate its queue holds the message;
+    one held longer than an interval is counted) and counts none over it; the twelve
+    take at least 5.5 s from first to last (2 a second overall, whichever worker sent).
+    The queue shows meanwhile, and both workers sent."""
     number, queue = phone(), unique("pace")
     settings = stack.settings.model_copy(
         update={
@@ -301,3 +301,78 @@ async def test_an_operator_changes_a_ceiling_at_run_time(
     bad = await api.put("/v1/pace", json={"bucket": "sms:<script>", "per_second": 1})
     assert bad.status_code == 422 and "<script>" not in bad.text
     assert bad.json()["errors"][0]["loc"][-1] == "bucket"
+
+
+async def _worker_for(stack: Stack, queue: str) -> subprocess.Popen[bytes]:
+    """A worker in its own process on `queue`, polling before this returns."""
+    settings = stack.settings.model_copy(
+        update={"task_queue": queue, "tracing": False, "metrics_address": None}
+    )
+    worker = spawn(settings)
+    await eventually(
+        lambda: pollers(stack, queue), lambda found: len(found) >= 1, timeout=90, interval=0.5
+    )
+    return worker
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_after_twilio_took_the_sms_sends_nothing_twice(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The worker dies (SIGKILL) while Twilio, which has the message, is slow to answer.
+    The send's attempt times out on the server; another worker's retry asks Twilio's
+    list first, finds the message and records it: one message, the ledger row `sent`."""
+    to, cid, queue = phone(), unique("killed"), unique("killed")
+    await stack.stores.profiles.put(Profile(customer_id=cid, phone=to))
+    first = await _worker_for(stack, queue)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        await fault(api, provider="twilio", status=500, delay_seconds=30)
+        spec = one_send(unique("killed"), channel="sms", topic="transactional", body="Code 42")
+        handle = await start_enrollment(stack.client, spec, cid, queue, send_timeout=3)
+        await eventually(lambda: received(api, "twilio", to), lambda r: len(r) == 1, timeout=30)
+        first.kill()
+        first.wait(10)
+        second = await _worker_for(stack, queue)
+        final = await asyncio.wait_for(handle.result(), 60)
+        assert final.status == "completed"
+        [row] = await stack.stores.ledger.for_customer(cid)
+        assert row.status == "sent" and row.attempts == 2, row
+        assert len(await received(api, "twilio", to)) == 1
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_push_sends_again_only_to_the_devices_not_reached(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Two devices; FCM accepts the first, and is slow to answer for the second, when the
+    worker dies (SIGKILL). The retry on another worker skips the first device (its
+    acceptance was recorded before the second call): it got the message once."""
+    cid, phone_token, tablet = unique("killed"), unique("phone"), unique("tablet")
+    queue = unique("killed")
+    await stack.stores.profiles.put(Profile(customer_id=cid, push_tokens=[phone_token, tablet]))
+    first = await _worker_for(stack, queue)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        await fault(api, provider="fcm", status=500, delay_seconds=30, after=1)
+        spec = one_send(unique("killed"), channel="push", topic="transactional")
+        handle = await start_enrollment(stack.client, spec, cid, queue, send_timeout=3)
+        await eventually(lambda: received(api, "fcm", tablet), lambda r: len(r) == 1, timeout=30)
+        first.kill()
+        first.wait(10)
+        second = await _worker_for(stack, queue)
+        final = await asyncio.wait_for(handle.result(), 60)
+        assert final.status == "completed"
+        [row] = await stack.stores.ledger.for_customer(cid)
+        assert row.status == "sent" and row.attempts == 2, row
+        assert len(await received(api, "fcm", phone_token)) == 1
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
