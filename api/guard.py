@@ -18,7 +18,7 @@ import time
 import zlib
 from array import array
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
@@ -30,6 +30,7 @@ from journeys.api.access import Matched, table
 from journeys.api.contract import Contract
 from journeys.api.errors import respond
 from journeys.schemas.access import Access, Caller
+from journeys.schemas.rates import Bucket
 from journeys.schemas.settings import Settings
 from journeys.storage.access import AuditLog, KeyStore
 
@@ -77,33 +78,6 @@ def lone_surrogate(raw: bytes) -> bool:
     if b"\\ud" not in raw.lower():
         return False
     return _LONE_SURROGATE.search(raw) is not None
-
-
-@dataclass
-class Bucket:
-    """A token bucket: `rate` a second, up to `burst` at once."""
-
-    rate: float
-    burst: int
-    tokens: float = field(init=False)
-    at: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = float(self.burst)
-
-    def take(self) -> float:
-        """0 when a request may go now (and it is counted), else the seconds until it may."""
-        wait = self.wait()
-        if wait == 0:
-            self.tokens -= 1
-        return wait
-
-    def wait(self) -> float:
-        """0 when a request may go now, else the seconds until it may (nothing counted)."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
 
 class Buckets:

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from journeys.schemas.rates import Bucket
+
 
 @dataclass(frozen=True)
 class Received:
@@ -45,13 +47,11 @@ class Mailbox:
         self.on_data: Callable[[Any], None] | None = None
         self.listeners: list[Callable[[Received], None]] = []
         """Called with each accepted message, on the SMTP server's loop (the SES sandbox)."""
-        self.ceiling: float | None = None
-        """Messages a second at most, kept as SES keeps an account's maximum send rate: a
-        token bucket holding one second's (SES allows short bursts), `454 Throttling` over
-        it. None: no ceiling."""
+        self.ceiling: Bucket | None = None
+        """Messages a second at most, kept as SES keeps an account's maximum send rate
+        (`throttle_at`): `454 Throttling` over it. None: no ceiling."""
         self.throttled = 0
         """Messages answered 454 for going over the ceiling."""
-        self._tokens = (0.0, 0.0)
         self._lock = threading.Lock()
         self._next: int | None = None
         if folder:
@@ -73,17 +73,18 @@ class Mailbox:
             listen(entry)
         return "250 Message accepted for delivery"
 
+    def throttle_at(self, per_second: float) -> None:
+        """Answer `454 Throttling` over `per_second`, a token bucket holding one second's
+        messages (SES allows short bursts)."""
+        self.ceiling = Bucket(per_second, max(per_second, 1.0))
+
     def _over_ceiling(self) -> bool:
         if self.ceiling is None:
             return False
-        now, burst = time.monotonic(), max(self.ceiling, 1.0)
         with self._lock:
-            tokens, filled = self._tokens if self._tokens[1] else (burst, now)
-            tokens = min(burst, tokens + (now - filled) * self.ceiling)
-            if tokens < 1.0:
-                self._tokens, self.throttled = (tokens, now), self.throttled + 1
+            if self.ceiling.take() > 0:
+                self.throttled += 1
                 return True
-            self._tokens = (tokens - 1.0, now)
             return False
 
     def _keep(self, raw: bytes) -> None:

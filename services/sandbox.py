@@ -48,6 +48,7 @@ from fastapi.security import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from journeys.schemas.access import KB, public, requires
+from journeys.schemas.rates import Bucket
 from journeys.schemas.settings import Settings
 from journeys.schemas.signatures import TWILIO_HEADER, WEBHOOK_HEADER, sign_twilio, verify_webhook
 from journeys.storage.secrets import fcm_token, twilio_token, webhook_key
@@ -100,8 +101,8 @@ class Sandbox:
         self.faults: dict[str, list[Fault]] = {}
         self.passes: dict[str, int] = {}
         self.ceilings: dict[str, float] = {}
-        self.buckets: dict[str, tuple[float, float]] = {}
-        """Each sender's token bucket: (tokens, when last filled)."""
+        self.buckets: dict[str, Bucket] = {}
+        """Each sender's token bucket (FCM's projects), at the ceiling when first asked."""
         self.over: dict[str, int] = {}
         """Requests over a ceiling, by sender: FCM answered them 429; Twilio queued them
         longer than one send's interval."""
@@ -155,14 +156,10 @@ class Sandbox:
         ceiling = self.ceilings.get(provider)
         if ceiling is None:
             return False
-        now = time.monotonic()
-        tokens, filled = self.buckets.get(sender, (max(ceiling, 1.0), now))
-        tokens = min(max(ceiling, 1.0), tokens + (now - filled) * ceiling)
-        if tokens < 1.0:
-            self.buckets[sender] = (tokens, now)
+        bucket = self.buckets.setdefault(sender, Bucket(ceiling, max(ceiling, 1.0)))
+        if bucket.take() > 0:
             self.over[sender] = self.over.get(sender, 0) + 1
             return True
-        self.buckets[sender] = (tokens - 1.0, now)
         return False
 
     def queue_at_twilio(self, sender: str) -> None:
@@ -393,9 +390,10 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         """Enforce a provider's send ceiling (per Twilio number, per FCM project)."""
         if ceiling.per_second is None:
             sandbox.ceilings.pop(ceiling.provider, None)
-            sandbox.free_at.clear()
         else:
             sandbox.ceilings[ceiling.provider] = ceiling.per_second
+        sandbox.buckets.clear()  # (each refills at the new ceiling)
+        sandbox.free_at.clear()
 
     @router.get("/ceilings")
     @requires("read")

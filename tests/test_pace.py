@@ -16,9 +16,11 @@ timers); the paced ones in real time, as the pace is a rate in real time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -315,6 +317,34 @@ async def _worker_for(stack: Stack, queue: str) -> subprocess.Popen[bytes]:
     return worker
 
 
+@contextlib.asynccontextmanager
+async def killable_worker(stack: Stack, queue: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A worker process on `queue`; what it yields kills it (SIGKILL) and starts another.
+    Every one started is killed at the end."""
+    running = [await _worker_for(stack, queue)]
+
+    async def kill_and_replace() -> None:
+        running[-1].kill()
+        running[-1].wait(10)
+        running.append(await _worker_for(stack, queue))
+
+    try:
+        yield kill_and_replace
+    finally:
+        for worker in running:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
+
+
+async def settled_once_retried(stack: Stack, handle: WorkflowHandle[Any, Any], cid: str) -> None:
+    """The enrollment ended, its one send `sent` on its second attempt."""
+    final = await asyncio.wait_for(handle.result(), 60)
+    assert final.status == "completed"
+    [row] = await stack.stores.ledger.for_customer(cid)
+    assert row.status == "sent" and row.attempts == 2, row
+
+
 @pytest.mark.slow
 async def test_a_worker_killed_after_twilio_took_the_sms_sends_nothing_twice(
     api: httpx.AsyncClient, stack: Stack
@@ -324,26 +354,14 @@ async def test_a_worker_killed_after_twilio_took_the_sms_sends_nothing_twice(
     list first, finds the message and records it: one message, the ledger row `sent`."""
     to, cid, queue = phone(), unique("killed"), unique("killed")
     await stack.stores.profiles.put(Profile(customer_id=cid, phone=to))
-    first = await _worker_for(stack, queue)
-    second: subprocess.Popen[bytes] | None = None
-    try:
+    async with killable_worker(stack, queue) as kill_and_replace:
         await fault(api, provider="twilio", status=500, delay_seconds=30)
         spec = one_send(unique("killed"), channel="sms", topic="transactional", body="Code 42")
         handle = await start_enrollment(stack.client, spec, cid, queue, send_timeout=3)
         await eventually(lambda: received(api, "twilio", to), lambda r: len(r) == 1, timeout=30)
-        first.kill()
-        first.wait(10)
-        second = await _worker_for(stack, queue)
-        final = await asyncio.wait_for(handle.result(), 60)
-        assert final.status == "completed"
-        [row] = await stack.stores.ledger.for_customer(cid)
-        assert row.status == "sent" and row.attempts == 2, row
-        assert len(await received(api, "twilio", to)) == 1
-    finally:
-        for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-                worker.wait(10)
+        await kill_and_replace()
+        await settled_once_retried(stack, handle, cid)
+    assert len(await received(api, "twilio", to)) == 1
 
 
 @pytest.mark.slow
@@ -356,23 +374,11 @@ async def test_a_worker_killed_mid_push_sends_again_only_to_the_devices_not_reac
     cid, phone_token, tablet = unique("killed"), unique("phone"), unique("tablet")
     queue = unique("killed")
     await stack.stores.profiles.put(Profile(customer_id=cid, push_tokens=[phone_token, tablet]))
-    first = await _worker_for(stack, queue)
-    second: subprocess.Popen[bytes] | None = None
-    try:
+    async with killable_worker(stack, queue) as kill_and_replace:
         await fault(api, provider="fcm", status=500, delay_seconds=30, after=1)
         spec = one_send(unique("killed"), channel="push", topic="transactional")
         handle = await start_enrollment(stack.client, spec, cid, queue, send_timeout=3)
         await eventually(lambda: received(api, "fcm", tablet), lambda r: len(r) == 1, timeout=30)
-        first.kill()
-        first.wait(10)
-        second = await _worker_for(stack, queue)
-        final = await asyncio.wait_for(handle.result(), 60)
-        assert final.status == "completed"
-        [row] = await stack.stores.ledger.for_customer(cid)
-        assert row.status == "sent" and row.attempts == 2, row
-        assert len(await received(api, "fcm", phone_token)) == 1
-    finally:
-        for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-                worker.wait(10)
+        await kill_and_replace()
+        await settled_once_retried(stack, handle, cid)
+    assert len(await received(api, "fcm", phone_token)) == 1
